@@ -1,0 +1,5 @@
+"""`python -m initcli` runs the command-line tool."""
+
+from initcli.cli import main
+
+main()

@@ -1,0 +1,23 @@
+"""The one exception family initcli raises for bad input; cli.py turns it into `Error: ...` + exit 2."""
+
+from __future__ import annotations
+
+
+class InitcliError(Exception):
+    """Bad input or usage. The message is one line that says what was wrong and how to fix it."""
+
+
+class TargetError(InitcliError):
+    """A TARGET could not be found, imported or built."""
+
+
+class SpecError(InitcliError):
+    """A YAML MLP spec is unreadable or invalid; the message names the key and the line."""
+
+
+class SchemeError(InitcliError):
+    """An init scheme string is unknown or has bad parameters."""
+
+
+class ArgError(InitcliError):
+    """A --arg or another command-line value is malformed or not accepted."""

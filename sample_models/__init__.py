@@ -1,0 +1,1 @@
+"""Small example models (.py and .yaml) used by the README and the test-suite."""
