@@ -1,0 +1,224 @@
+"""Resolve a TARGET (`pkg.mod:Name`, `file.py:Name`, `spec.yaml`) into a way to build the model."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import yaml
+from torch import nn
+
+from initcli.errors import ArgError, TargetError
+from initcli.spec import MLPSpec, build_mlp, load_spec
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved TARGET: `build()` constructs the model (seed first: constructors draw numbers)."""
+
+    target: str
+    build: Callable[[], nn.Module]
+    spec: MLPSpec | None = None
+    # An nn.Module instance was named: it was built at import time, before any seed was set.
+    prebuilt: bool = False
+    args: Mapping[str, object] = field(default_factory=dict)
+
+
+def parse_args(pairs: Sequence[str]) -> dict[str, object]:
+    """`--arg key=value` pairs, values read as YAML scalars (`5` int, `tanh` str, `[3,4]` list)."""
+    args: dict[str, object] = {}
+    for pair in pairs:
+        key, eq, raw = pair.partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier():
+            raise ArgError(f"--arg {pair!r} is not key=value; write e.g. --arg depth=5")
+        if key in args:
+            raise ArgError(f"--arg {key} is given twice; give each argument once")
+        try:
+            args[key] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0]
+            raise ArgError(
+                f"--arg {key}: {raw!r} is not a YAML value ({first}); "
+                "quote strings with special characters"
+            ) from None
+    return args
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _import_module(dotted: str) -> ModuleType:
+    # As uvicorn and gunicorn do: `pkg.mod` is looked for in the current directory first.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as exc:
+        if exc.name and (dotted == exc.name or dotted.startswith(exc.name + ".")):
+            raise TargetError(
+                f"cannot import '{dotted}': no module named '{exc.name}'; run initcli from the "
+                "folder that holds the package, install it, or give a file path (path/file.py:Name)"
+            ) from None
+        raise TargetError(f"importing '{dotted}' failed: {_first_line(exc)}") from None
+    except Exception as exc:
+        raise TargetError(f"importing '{dotted}' failed: {_first_line(exc)}") from None
+
+
+def _load_file(location: str) -> ModuleType:
+    path = Path(location)
+    if not path.exists():
+        raise TargetError(f"no such file: {location}; check the path")
+    if path.is_dir():
+        raise TargetError(
+            f"{location} is a directory; name a .py file in it, e.g. {path}/model.py:Name"
+        )
+    if path.suffix != ".py":
+        raise TargetError(
+            f"{location} is not a .py file; use file.py:Name, pkg.mod:Name or spec.yaml"
+        )
+    name = f"_initcli_target_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - .py files always get a loader
+        raise TargetError(f"cannot load {path} as Python source")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before running so dataclasses and pickling inside the file can find it; the
+    # file's folder goes on sys.path so it can import its neighbours.
+    sys.modules[name] = module
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise TargetError(f"running {path} failed: {_first_line(exc)}") from None
+    return module
+
+
+def _module_names(module: ModuleType) -> list[str]:
+    return sorted(
+        attr for attr, value in vars(module).items()
+        if not attr.startswith("_")
+        and (isinstance(value, nn.Module)
+             or (isinstance(value, type) and issubclass(value, nn.Module)
+                 and value.__module__ == module.__name__))
+    )  # fmt: skip
+
+
+def _check_signature(
+    label: str, factory: Callable[..., object], args: Mapping[str, object]
+) -> None:
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    params = list(sig.parameters.values())
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params)
+    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if not takes_kwargs:
+        unknown = [key for key in args if key not in {p.name for p in named}]
+        if unknown:
+            accepted = ", ".join(p.name for p in named) or "no arguments"
+            close = difflib.get_close_matches(unknown[0], [p.name for p in named], n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ArgError(
+                f"{label} does not accept --arg {unknown[0]}; {hint}(it takes: {accepted})"
+            )
+    positional_only = [
+        p.name for p in params if p.kind is p.POSITIONAL_ONLY and p.default is p.empty
+    ]
+    missing = [p.name for p in named if p.default is p.empty and p.name not in args]
+    if positional_only:
+        raise TargetError(
+            f"{label} needs positional-only arguments ({', '.join(positional_only)}), "
+            "which --arg cannot pass; wrap it in a factory function"
+        )
+    if missing:
+        example = " ".join(f"--arg {name}=..." for name in missing)
+        raise TargetError(
+            f"{label} needs constructor arguments: {', '.join(missing)}; pass them with {example}"
+        )
+
+
+def _builder(label: str, obj: object, args: Mapping[str, object]) -> Callable[[], nn.Module]:
+    if not callable(obj):
+        raise TargetError(
+            f"{label} is a {type(obj).__name__}, not an nn.Module class, "
+            "a factory returning one, or an nn.Module instance"
+        )
+    if isinstance(obj, type) and not issubclass(obj, nn.Module):
+        raise TargetError(f"{label} is a class but not an nn.Module subclass")
+    factory: Callable[..., object] = obj
+    _check_signature(label, factory, args)
+
+    def build() -> nn.Module:
+        try:
+            model = factory(**args)
+        except Exception as exc:
+            raise TargetError(f"building {label} failed: {_first_line(exc)}") from None
+        if not isinstance(model, nn.Module):
+            raise TargetError(f"{label} returned a {type(model).__name__}, not an nn.Module")
+        return model
+
+    return build
+
+
+def _split(target: str) -> tuple[str, str | None]:
+    # rpartition, so a Windows drive letter (C:\...) stays with the path.
+    left, sep, right = target.rpartition(":")
+    if not sep or not right or "/" in right or "\\" in right:
+        return target, None
+    return left, right
+
+
+def resolve(target: str, args: Mapping[str, object] | None = None) -> ModelSource:
+    """Find what TARGET names and check --arg against it; nothing is built yet."""
+    args = dict(args or {})
+    location, name = _split(target.strip())
+    if not location:
+        raise TargetError(
+            f"'{target}' names no module or file; use pkg.mod:Name, path/file.py:Name or spec.yaml"
+        )
+    if name is None and location.lower().endswith(SPEC_SUFFIXES):
+        if args:
+            raise ArgError(f"--arg does not apply to a YAML spec ({target}); edit the spec instead")
+        spec = load_spec(location)
+        return ModelSource(target, lambda: build_mlp(spec), spec=spec)
+    is_file = location.endswith(".py") or "/" in location or os.sep in location
+    module = _load_file(location) if is_file else _import_module(location)
+    if name is None:
+        found = _module_names(module)
+        hint = f" (nn.Module names there: {', '.join(found)})" if found else ""
+        example = f"{location}:{found[0] if found else 'Name'}"
+        raise TargetError(f"'{target}' names no model; add ':Name', e.g. {example}{hint}")
+    label = f"{location}:{name}"
+    if not hasattr(module, name):
+        candidates = [attr for attr in vars(module) if not attr.startswith("_")]
+        close = difflib.get_close_matches(name, candidates, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        found = _module_names(module)
+        listing = f"(nn.Module names there: {', '.join(found)})" if found else ""
+        raise TargetError(f"'{location}' has no attribute '{name}'; {hint}{listing}".rstrip("; "))
+    obj = getattr(module, name)
+    if isinstance(obj, nn.Module):
+        if args:
+            raise ArgError(
+                f"{label} is an nn.Module instance, already built: --arg cannot "
+                "apply; name its class or a factory instead"
+            )
+        return ModelSource(label, lambda: obj, prebuilt=True)
+    return ModelSource(label, _builder(label, obj, args), args=args)

@@ -1,0 +1,534 @@
+"""Init schemes: parse `name:key=value`, apply them with torch.nn.init, say what each implies."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn.parameter import UninitializedParameter
+
+from initcli.errors import SchemeError
+
+# Non-excess kurtosis of the distributions a scheme draws from: it sets how much a sample variance
+# may wander (stats.tolerance), so a uniform init gets a tighter band than a normal one.
+KURTOSIS_UNIFORM = 1.8
+KURTOSIS_NORMAL = 3.0
+
+# What torch.nn.init.calculate_gain accepts as a nonlinearity name.
+NONLINEARITIES = (
+    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu",
+)  # fmt: skip
+FAN_MODES = ("fan_in", "fan_out")
+
+ParamValue = float | str
+
+
+@dataclass(frozen=True)
+class SchemeParam:
+    """One parameter a scheme takes: `kind` is "number", "choice" or "gain" (a number or a name)."""
+
+    name: str
+    kind: str
+    default: ParamValue
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class SchemeInfo:
+    """A registry entry: how the scheme is named, parameterized and what it promises."""
+
+    name: str
+    aliases: tuple[str, ...]
+    params: tuple[SchemeParam, ...]
+    values: str
+    expected_var: str
+    # Fan-based schemes and orthogonal need a weight matrix; torch raises for fewer dimensions.
+    min_dims: int = 0
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A parsed scheme: canonical name plus every parameter resolved (defaults filled in)."""
+
+    name: str
+    params: tuple[tuple[str, ParamValue], ...] = ()
+
+    def get(self, key: str) -> ParamValue:
+        for name, value in self.params:
+            if name == key:
+                return value
+        raise KeyError(key)
+
+    def number(self, key: str) -> float:
+        value = self.get(key)
+        assert isinstance(value, float)
+        return value
+
+    def text(self, key: str) -> str:
+        value = self.get(key)
+        assert isinstance(value, str)
+        return value
+
+    @property
+    def info(self) -> SchemeInfo:
+        return SCHEMES[self.name]
+
+    @property
+    def is_default(self) -> bool:
+        return self.name == "default"
+
+    def describe(self) -> str:
+        """E.g. `kaiming_normal(mode=fan_in, nonlinearity=leaky_relu, a=0)`."""
+        if not self.params:
+            return self.name
+        inner = ", ".join(f"{key}={format_value(value)}" for key, value in self.params)
+        return f"{self.name}({inner})"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What an applied init implies for one tensor; None where no formula is known."""
+
+    init: str
+    mean: float | None = None
+    var: float | None = None
+    kurtosis: float | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+UNKNOWN = Expectation(init="unknown")
+
+
+def format_value(value: ParamValue) -> str:
+    return value if isinstance(value, str) else f"{value:g}"
+
+
+_GAIN = SchemeParam(
+    "gain", "gain", 1.0, doc="a number, or a nonlinearity whose calculate_gain is used"
+)
+_KAIMING_PARAMS = (
+    SchemeParam("mode", "choice", "fan_in", FAN_MODES),
+    SchemeParam("nonlinearity", "choice", "leaky_relu", NONLINEARITIES),
+    SchemeParam("a", "number", 0.0, doc="negative slope for leaky_relu"),
+)
+
+SCHEMES: dict[str, SchemeInfo] = {
+    info.name: info
+    for info in (
+        SchemeInfo("default", (), (), "what each module's constructor does",
+                   "per module type, e.g. Linear 1/(3·fan_in)",
+                   summary="the modules' own reset_parameters"),
+        SchemeInfo("zeros", (), (), "0", "0"),
+        SchemeInfo("ones", (), (), "1", "0"),
+        SchemeInfo("constant", (), (SchemeParam("val", "number", 0.0),), "val", "0"),
+        SchemeInfo("uniform", (),
+                   (SchemeParam("a", "number", 0.0), SchemeParam("b", "number", 1.0)),
+                   "U(a, b)", "(b−a)²/12"),
+        SchemeInfo("normal", (), (SchemeParam("mean", "number", 0.0),
+                                  SchemeParam("std", "number", 1.0)),
+                   "N(mean, std²)", "std²"),
+        SchemeInfo("trunc_normal", (), (SchemeParam("mean", "number", 0.0),
+                                        SchemeParam("std", "number", 1.0),
+                                        SchemeParam("a", "number", -2.0),
+                                        SchemeParam("b", "number", 2.0)),
+                   "N(mean, std²) truncated to [a, b]", "truncated-normal variance"),
+        SchemeInfo("xavier_uniform", ("xavier", "glorot_uniform"), (_GAIN,),
+                   "U(±gain·√(6/(fan_in+fan_out)))", "2·gain²/(fan_in+fan_out)", min_dims=2),
+        SchemeInfo("xavier_normal", ("glorot_normal",), (_GAIN,),
+                   "N(0, 2·gain²/(fan_in+fan_out))", "2·gain²/(fan_in+fan_out)", min_dims=2),
+        SchemeInfo("kaiming_uniform", ("he_uniform",), _KAIMING_PARAMS,
+                   "U(±gain·√(3/fan))", "gain²/fan", min_dims=2),
+        SchemeInfo("kaiming_normal", ("kaiming", "he", "he_normal"), _KAIMING_PARAMS,
+                   "N(0, gain²/fan)", "gain²/fan", min_dims=2),
+        SchemeInfo("orthogonal", (), (_GAIN,), "(semi-)orthogonal matrix × gain",
+                   "gain²/max(rows, cols)", min_dims=2),
+        SchemeInfo("lecun_normal", (), (), "N(0, 1/fan_in)", "1/fan_in", min_dims=2,
+                   summary="kaiming_normal(mode=fan_in, nonlinearity=linear)"),
+    )
+}  # fmt: skip
+
+ALIASES: dict[str, str] = {alias: info.name for info in SCHEMES.values() for alias in info.aliases}
+
+
+def _canonical_name(raw: str) -> str:
+    name = raw.strip().lower().replace("-", "_")
+    if name in SCHEMES:
+        return name
+    if name in ALIASES:
+        return ALIASES[name]
+    known = sorted([*SCHEMES, *ALIASES])
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise SchemeError(f"unknown scheme '{raw.strip()}'; {hint}run 'initcli schemes' to list them")
+
+
+def _parse_value(scheme: str, spec: SchemeParam, raw: str) -> ParamValue:
+    text = raw.strip()
+    if spec.kind == "choice":
+        if text not in spec.choices:
+            close = difflib.get_close_matches(text, spec.choices, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise SchemeError(
+                f"{scheme}: {spec.name}={text!r} is not allowed; {hint}"
+                f"choose one of: {', '.join(spec.choices)}"
+            )
+        return text
+    try:
+        number = float(text)
+    except ValueError:
+        if spec.kind == "gain" and text in NONLINEARITIES:
+            return text
+        extra = " or a nonlinearity name (e.g. tanh, relu)" if spec.kind == "gain" else ""
+        raise SchemeError(f"{scheme}: {spec.name} must be a number{extra}, got {text!r}") from None
+    if not math.isfinite(number):
+        raise SchemeError(f"{scheme}: {spec.name} must be a finite number, got {text!r}")
+    return number
+
+
+def _check_ranges(scheme: Scheme) -> None:
+    name = scheme.name
+    if name in ("uniform", "trunc_normal") and scheme.number("a") > scheme.number("b"):
+        raise SchemeError(
+            f"{name}: a must not exceed b (got a={format_value(scheme.get('a'))}, "
+            f"b={format_value(scheme.get('b'))})"
+        )
+    if name == "normal" and scheme.number("std") < 0:
+        raise SchemeError("normal: std must be ≥ 0")
+    if name == "trunc_normal":
+        if scheme.number("std") <= 0:
+            raise SchemeError("trunc_normal: std must be > 0")
+        if scheme.number("a") == scheme.number("b"):
+            raise SchemeError("trunc_normal: a must be below b")
+
+
+def parse_scheme(text: str) -> Scheme:
+    """Parse `name` or `name:key=value,key=value`; raise SchemeError that says how to fix it."""
+    if not text or not text.strip():
+        raise SchemeError(
+            "empty scheme; give a name such as kaiming_normal (initcli schemes lists them)"
+        )
+    raw_name, sep, raw_params = text.partition(":")
+    name = _canonical_name(raw_name)
+    info = SCHEMES[name]
+    given: dict[str, ParamValue] = {}
+    if sep and raw_params.strip():
+        by_name = {p.name: p for p in info.params}
+        for item in raw_params.split(","):
+            key, eq, value = item.partition("=")
+            key = key.strip()
+            if not eq or not key:
+                raise SchemeError(
+                    f"{name}: '{item.strip()}' is not key=value "
+                    f"(write e.g. {name}:{_example(info)})"
+                )
+            if key not in by_name:
+                if not info.params:
+                    raise SchemeError(f"{name} takes no parameters; drop ':{raw_params.strip()}'")
+                close = difflib.get_close_matches(key, list(by_name), n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise SchemeError(
+                    f"{name} has no parameter '{key}'; {hint}(it takes: {', '.join(by_name)})"
+                )
+            if key in given:
+                raise SchemeError(f"{name}: parameter '{key}' is given twice")
+            given[key] = _parse_value(name, by_name[key], value)
+    elif sep:
+        raise SchemeError(
+            f"{name}: nothing after ':'; write e.g. {name}:{_example(info)} or just {name}"
+        )
+    scheme = Scheme(name, tuple((p.name, given.get(p.name, p.default)) for p in info.params))
+    _check_ranges(scheme)
+    return scheme
+
+
+def _example(info: SchemeInfo) -> str:
+    if not info.params:
+        return "(no parameters)"
+    return ",".join(f"{p.name}={format_value(p.default)}" for p in info.params)
+
+
+def gain_of(value: ParamValue, slope: float | None = None) -> float:
+    """A gain parameter as a number: numbers pass through, names go through calculate_gain."""
+    if isinstance(value, float):
+        return value
+    return float(nn.init.calculate_gain(value, slope))  # type: ignore[arg-type]
+
+
+def gain_squared(value: ParamValue, slope: float | None = None) -> float:
+    """gain² computed from its closed form, so 2/fan_in comes out as exactly 0.5 for fan_in 4."""
+    if isinstance(value, float):
+        return value * value
+    if value == "relu":
+        return 2.0
+    if value == "leaky_relu":
+        negative_slope = 0.01 if slope is None else slope
+        return 2.0 / (1.0 + negative_slope**2)
+    if value == "tanh":
+        return 25.0 / 9.0
+    if value == "selu":
+        return 9.0 / 16.0
+    return gain_of(value, slope) ** 2  # linear, conv*, sigmoid: gain 1
+
+
+def fans(tensor: torch.Tensor) -> tuple[int, int] | None:
+    """torch's own fan_in/fan_out, or None below 2 dimensions (torch raises there)."""
+    if tensor.dim() < 2:
+        return None
+    fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(tensor)
+    return int(fan_in), int(fan_out)
+
+
+def _phi(x: float) -> float:
+    return math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi) if math.isfinite(x) else 0.0
+
+
+def _cdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2)))
+
+
+def trunc_normal_moments(mean: float, std: float, a: float, b: float) -> tuple[float, float]:
+    """Mean and variance of N(mean, std²) truncated to [a, b] (standard closed form)."""
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    z = _cdf(beta) - _cdf(alpha)
+    if z <= 0:  # the window lies far in a tail: torch clamps everything to an edge
+        edge = a if alpha > 0 else b
+        return edge, 0.0
+    pa, pb = _phi(alpha), _phi(beta)
+    a_term = alpha * pa if math.isfinite(alpha) else 0.0
+    b_term = beta * pb if math.isfinite(beta) else 0.0
+    shift = (pa - pb) / z
+    return mean + std * shift, std * std * (1.0 + (a_term - b_term) / z - shift * shift)
+
+
+def expectation(scheme: Scheme, tensor: torch.Tensor) -> Expectation:
+    """What a named scheme implies for this tensor's values (DESIGN §4 table)."""
+    name = scheme.name
+    label = name
+    if name == "zeros":
+        return Expectation(label, 0.0, 0.0)
+    if name == "ones":
+        return Expectation(label, 1.0, 0.0)
+    if name == "constant":
+        return Expectation(label, scheme.number("val"), 0.0)
+    if name == "uniform":
+        a, b = scheme.number("a"), scheme.number("b")
+        return Expectation(label, (a + b) / 2, (b - a) ** 2 / 12, KURTOSIS_UNIFORM)
+    if name == "normal":
+        return Expectation(label, scheme.number("mean"), scheme.number("std") ** 2, KURTOSIS_NORMAL)
+    if name == "trunc_normal":
+        m, v = trunc_normal_moments(
+            scheme.number("mean"), scheme.number("std"), scheme.number("a"), scheme.number("b")
+        )
+        # Truncation only thins the tails, so the normal's kurtosis is a safe upper bound.
+        return Expectation(label, m, v, KURTOSIS_NORMAL)
+    fan = fans(tensor)
+    if fan is None or tensor.numel() == 0:
+        return Expectation(label)
+    fan_in, fan_out = fan
+    if name in ("xavier_uniform", "xavier_normal"):
+        var = 2.0 * gain_squared(scheme.get("gain")) / (fan_in + fan_out)
+        kurt = KURTOSIS_UNIFORM if name == "xavier_uniform" else KURTOSIS_NORMAL
+        return Expectation(label, 0.0, var, kurt)
+    if name in ("kaiming_uniform", "kaiming_normal"):
+        gain2 = gain_squared(scheme.text("nonlinearity"), scheme.number("a"))
+        fan_used = fan_in if scheme.text("mode") == "fan_in" else fan_out
+        kurt = KURTOSIS_UNIFORM if name == "kaiming_uniform" else KURTOSIS_NORMAL
+        return Expectation(label, 0.0, gain2 / fan_used, kurt)
+    if name == "orthogonal":
+        rows = tensor.shape[0]
+        cols = tensor.numel() // rows
+        # Rows (or columns) of a semi-orthogonal matrix have unit norm, so the mean square is exact;
+        # the normal kurtosis only widens the band.
+        return Expectation(
+            label, 0.0, gain_squared(scheme.get("gain")) / max(rows, cols), KURTOSIS_NORMAL
+        )
+    if name == "lecun_normal":
+        return Expectation(label, 0.0, 1.0 / fan_in, KURTOSIS_NORMAL)
+    raise AssertionError(f"no expectation for {name}")  # pragma: no cover - registry is closed
+
+
+def apply(scheme: Scheme, tensor: torch.Tensor) -> None:
+    """Fill `tensor` in place with torch.nn.init's own function for the scheme."""
+    init = nn.init
+    name = scheme.name
+    calls: dict[str, Callable[[], object]] = {
+        "zeros": lambda: init.zeros_(tensor),
+        "ones": lambda: init.ones_(tensor),
+        "constant": lambda: init.constant_(tensor, scheme.number("val")),
+        "uniform": lambda: init.uniform_(tensor, scheme.number("a"), scheme.number("b")),
+        "normal": lambda: init.normal_(tensor, scheme.number("mean"), scheme.number("std")),
+        "trunc_normal": lambda: init.trunc_normal_(
+            tensor, scheme.number("mean"), scheme.number("std"),
+            scheme.number("a"), scheme.number("b")),
+        "xavier_uniform": lambda: init.xavier_uniform_(tensor, gain_of(scheme.get("gain"))),
+        "xavier_normal": lambda: init.xavier_normal_(tensor, gain_of(scheme.get("gain"))),
+        "kaiming_uniform": lambda: init.kaiming_uniform_(
+            tensor, a=scheme.number("a"), mode=scheme.text("mode"),  # type: ignore[arg-type]
+            nonlinearity=scheme.text("nonlinearity")),  # type: ignore[arg-type]
+        "kaiming_normal": lambda: init.kaiming_normal_(
+            tensor, a=scheme.number("a"), mode=scheme.text("mode"),  # type: ignore[arg-type]
+            nonlinearity=scheme.text("nonlinearity")),  # type: ignore[arg-type]
+        "orthogonal": lambda: init.orthogonal_(tensor, gain_of(scheme.get("gain"))),
+        # LeCun normal is Kaiming normal with gain 1 on fan_in; torch has no separate function.
+        "lecun_normal": lambda: init.kaiming_normal_(tensor, mode="fan_in", nonlinearity="linear"),
+    }  # fmt: skip
+    calls[name]()
+
+
+# --- which parameter gets which init -------------------------------------------------------------
+
+_NORM_TYPES: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm,
+)  # fmt: skip
+
+
+def is_norm(module: nn.Module) -> bool:
+    return isinstance(module, _NORM_TYPES)
+
+
+def owners(model: nn.Module) -> dict[int, tuple[str, nn.Module]]:
+    """Parameter identity → (full name, module that holds it directly), first holder wins.
+
+    named_modules() walks in the same order as named_parameters(), so the first holder's name is
+    the name named_parameters() reports for a tied tensor.
+    """
+    found: dict[int, tuple[str, nn.Module]] = {}
+    for prefix, module in model.named_modules():
+        for pname, param in module.named_parameters(recurse=False):
+            found.setdefault(id(param), (f"{prefix}.{pname}" if prefix else pname, module))
+    return found
+
+
+def is_uninitialized(tensor: torch.Tensor) -> bool:
+    return isinstance(tensor, UninitializedParameter)
+
+
+def initialize(model: nn.Module, weight: Scheme, bias: Scheme, seed: int) -> dict[str, Expectation]:
+    """Apply schemes per DESIGN §4 and return each parameter's expectation, by name.
+
+    Seeding contract: torch.manual_seed(seed) after the build, then one torch.nn.init call per
+    parameter in named_parameters() order — exactly what a training script would do.
+    """
+    defaults = default_expectations(model) if (weight.is_default or bias.is_default) else {}
+    held = owners(model)
+    result: dict[str, Expectation] = {}
+    torch.manual_seed(seed)
+    for name, param in model.named_parameters():
+        if is_uninitialized(param):
+            result[name] = Expectation("uninitialized (lazy)")
+            continue
+        module = held[id(param)][1]
+        if is_norm(module) and not weight.is_default:
+            # Normalization layers start as the identity map whatever the scheme.
+            leaf = name.rsplit(".", 1)[-1]
+            chosen = parse_scheme("ones" if leaf == "weight" else "zeros")
+        else:
+            chosen = weight if param.dim() >= 2 else bias
+        if chosen.is_default:
+            result[name] = defaults.get(name, UNKNOWN)
+            continue
+        apply(chosen, param)
+        result[name] = expectation(chosen, param)
+    return result
+
+
+# --- PyTorch's own default init, per module type ------------------------------------------------
+
+
+def _uniform(label: str, bound: float) -> Expectation:
+    return Expectation(label, 0.0, bound * bound / 3.0, KURTOSIS_UNIFORM)
+
+
+def _module_defaults(module: nn.Module) -> Iterator[tuple[str, Expectation]]:
+    """(direct parameter name, expectation) for the module types whose defaults are known."""
+    params = dict(module.named_parameters(recurse=False))
+    if isinstance(module, nn.MultiheadAttention):
+        for pname, param in params.items():
+            if pname in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                fan_in, fan_out = fans(param) or (1, 1)
+                yield (
+                    pname,
+                    Expectation("xavier_uniform", 0.0, 2.0 / (fan_in + fan_out), KURTOSIS_UNIFORM),
+                )
+            elif pname in ("bias_k", "bias_v"):
+                fan_in, fan_out = fans(param) or (1, 1)
+                yield (
+                    pname,
+                    Expectation("xavier_normal", 0.0, 2.0 / (fan_in + fan_out), KURTOSIS_NORMAL),
+                )
+            elif pname == "in_proj_bias":
+                yield pname, Expectation("zeros", 0.0, 0.0)
+        return
+    if isinstance(module, nn.Linear | nn.Bilinear | nn.modules.conv._ConvNd):
+        weight = params.get("weight")
+        if weight is None or is_uninitialized(weight) or weight.numel() == 0:
+            return
+        if isinstance(module, nn.Bilinear):
+            fan_in = weight.shape[1]
+        else:
+            fan_in = nn.init._calculate_fan_in_and_fan_out(weight)[0]
+        # kaiming_uniform_(a=√5) has bound gain·√(3/fan_in) with gain² = 2/(1+5): i.e. 1/√fan_in.
+        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        yield "weight", _uniform("kaiming_uniform(a=√5)", bound)
+        if "bias" in params:
+            yield "bias", _uniform("uniform(±1/√fan_in)", bound)
+        return
+    if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+        weight = params["weight"]
+        rows = weight.shape[0]
+        padded = getattr(module, "padding_idx", None) is not None
+        # The padding row is zeroed after the N(0, 1) draw, which scales the variance by (n-1)/n.
+        var = (rows - 1) / rows if padded and rows > 0 else 1.0
+        yield "weight", Expectation("normal(0, 1)", 0.0, var, KURTOSIS_NORMAL)
+        return
+    if isinstance(module, nn.RNNBase | nn.RNNCellBase):
+        bound = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0.0
+        for pname in params:
+            yield pname, _uniform("uniform(±1/√hidden_size)", bound)
+        return
+    if is_norm(module):
+        for pname in params:
+            yield (
+                pname,
+                Expectation(
+                    "ones" if pname == "weight" else "zeros", 1.0 if pname == "weight" else 0.0, 0.0
+                ),
+            )
+        return
+    if isinstance(module, nn.PReLU):
+        yield "weight", Expectation(f"constant({module.init:g})", float(module.init), 0.0)
+
+
+def default_expectations(model: nn.Module) -> dict[str, Expectation]:
+    """Per parameter name, what the module constructors' own init implies ('unknown' otherwise)."""
+    by_id: dict[int, Expectation] = {}
+    for _prefix, module in model.named_modules():
+        params = dict(module.named_parameters(recurse=False))
+        for pname, exp in _module_defaults(module):
+            by_id.setdefault(id(params[pname]), exp)
+    for _prefix, module in model.named_modules():
+        if isinstance(module, nn.MultiheadAttention) and module.out_proj.bias is not None:
+            # MultiheadAttention zeroes its output projection's bias after Linear's own init.
+            by_id[id(module.out_proj.bias)] = Expectation("zeros", 0.0, 0.0)
+        if isinstance(module, nn.Transformer):
+            # nn.Transformer re-initializes every matrix below it with xavier_uniform_.
+            for param in module.parameters():
+                if param.dim() > 1 and not is_uninitialized(param) and param.numel() > 0:
+                    fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(param)
+                    by_id[id(param)] = Expectation(
+                        "xavier_uniform", 0.0, 2.0 / (fan_in + fan_out), KURTOSIS_UNIFORM
+                    )
+    result: dict[str, Expectation] = {}
+    for name, param in model.named_parameters():
+        if is_uninitialized(param):
+            result[name] = Expectation("uninitialized (lazy)")
+        else:
+            result[name] = by_id.get(id(param), UNKNOWN)
+    return result

@@ -1,0 +1,64 @@
+"""Small odd models that the tests target by file path (not samples: they exist to break things)."""
+
+import torch
+from torch import nn
+
+
+class ScaledLinear(nn.Module):
+    """A Linear whose constructor multiplies the default weights by 1.5 (variance × 2.25)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(256, 256)
+        with torch.no_grad():
+            self.fc.weight.mul_(1.5)
+
+
+class NeedsArgs(nn.Module):
+    """A class whose constructor needs arguments."""
+
+    def __init__(self, width: int, depth: int, act: str = "relu") -> None:
+        super().__init__()
+        self.layers = nn.Sequential(*[nn.Linear(width, width) for _ in range(depth)])
+
+
+class Raises(nn.Module):
+    """A constructor that fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        raise RuntimeError("CUDA is required for this model\nsecond line")
+
+
+def not_a_module() -> int:
+    """A factory returning something else."""
+    return 3
+
+
+def lazy() -> nn.Module:
+    """A lazy model: its first layer has no shape until a forward pass."""
+    return nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.Linear(8, 2))
+
+
+def pruned() -> nn.Module:
+    """A Linear with 40% of its weights pruned by magnitude."""
+    from torch.nn.utils import prune
+
+    model = nn.Sequential(nn.Linear(10, 5))
+    prune.l1_unstructured(model[0], "weight", amount=0.4)
+    return model
+
+
+def empty() -> nn.Module:
+    """No parameters at all."""
+    return nn.Sequential(nn.ReLU())
+
+
+def shared() -> nn.Module:
+    """The same Linear used twice: one module under two names."""
+    layer = nn.Linear(3, 3)
+    return nn.Sequential(layer, nn.ReLU(), layer)
+
+
+INSTANCE = nn.Linear(2, 2)
+NUMBER = 42

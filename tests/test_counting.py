@@ -1,0 +1,110 @@
+"""Counting by identity, hand-count formulas, torchinfo's totals and why they differ."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from initcli import report
+from initcli.counting import count_model, formula
+
+ODD = "tests/models_for_tests.py"
+
+
+def test_tutorial_mlp_counts_51_and_agrees_with_torchinfo() -> None:
+    result = report.count("sample_models/mlp.yaml")
+    c = result.counts
+    assert (c.total, c.trainable, c.frozen, c.buffers) == (51, 51, 0, 0)
+    assert c.torchinfo is not None and (c.torchinfo.total, c.torchinfo.trainable) == (51, 51)
+    assert c.agree and c.notes == ()
+    assert [(m.name, m.type, m.params, m.formula) for m in c.modules] == [
+        ("fc1", "Linear", 25, "4×5 + 5"),
+        ("fc2", "Linear", 18, "5×3 + 3"),
+        ("fc3", "Linear", 8, "3×2 + 2"),
+    ]
+
+
+def test_tied_embedding_counts_once_and_names_both_tensors() -> None:
+    c = report.count("sample_models.tied_lm:TiedLM").counts
+    assert c.total == 68160
+    assert c.torchinfo is not None and c.torchinfo.total == 132160
+    assert not c.agree
+    assert len(c.notes) == 1
+    note = c.notes[0]
+    assert "embed.weight" in note and "head.weight" in note and "64,000" in note
+    # Each holder is listed with its own hand count.
+    assert [(m.name, m.params) for m in c.modules] == [
+        ("embed", 64000),
+        ("hidden", 4160),
+        ("head", 64000),
+    ]
+
+
+def test_frozen_and_buffers() -> None:
+    c = report.count("sample_models.frozen:PartlyFrozen").counts
+    assert (c.total, c.trainable, c.frozen) == (90, 18, 72)
+    c = report.count("sample_models.cnn_bn:SmallCNN").counts
+    assert (c.total, c.buffers) == (5466, 98)
+    assert c.agree
+
+
+def test_lenet_formulas() -> None:
+    c = report.count("sample_models.lenet:LeNet5").counts
+    assert c.total == 62006
+    assert {m.name: m.formula for m in c.modules} == {
+        "conv1": "6×3×5×5 + 6", "conv2": "16×6×5×5 + 16",
+        "fc1": "400×120 + 120", "fc2": "120×84 + 84", "fc3": "84×10 + 10",
+    }  # fmt: skip
+
+
+def test_formulas_for_other_layer_types() -> None:
+    assert formula(nn.Linear(4, 5, bias=False)) == "4×5"
+    assert formula(nn.LayerNorm(8)) == "8 + 8"
+    assert formula(nn.Embedding(10, 3)) == "10×3"
+    assert formula(nn.LSTM(4, 2)) == "8×4 + 8×2 + 8 + 8"
+
+
+def test_pruned_weights_note_the_mask() -> None:
+    c = report.count(f"{ODD}:pruned").counts
+    assert c.total == 55  # weight_orig (50) + bias (5)
+    assert c.buffers == 50  # the mask
+    assert c.torchinfo is not None and c.torchinfo.total == 35
+    assert not c.agree
+    assert len(c.notes) == 1
+    assert "0.weight_orig" in c.notes[0] and "0.weight_mask" in c.notes[0]
+    assert "30" in c.notes[0] and "−20" in c.notes[0]
+
+
+def test_lazy_parameters_are_noted_not_crashed() -> None:
+    c = report.count(f"{ODD}:lazy").counts
+    assert c.total == 18
+    assert c.uninitialized == ("0.weight", "0.bias")
+    assert c.agree  # torchinfo cannot count them either
+    assert any("0.weight, 0.bias" in note and "lazy" in note for note in c.notes)
+    lazy_module = next(m for m in c.modules if m.name == "0")
+    assert lazy_module.params == 0 and "uninitialized" in lazy_module.formula
+
+
+def test_shared_module_counts_once_everywhere() -> None:
+    c = report.count(f"{ODD}:shared").counts
+    assert c.total == 12 and c.agree and c.notes == ()
+
+
+def test_no_parameters_is_a_clean_zero() -> None:
+    c = report.count(f"{ODD}:empty").counts
+    assert (c.total, c.trainable, c.frozen, c.buffers, c.modules) == (0, 0, 0, 0, ())
+    assert c.agree
+
+
+def test_parameters_on_the_root_and_in_containers() -> None:
+    class Root(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.tensor(1.0))
+            self.plist = nn.ParameterList(
+                [nn.Parameter(torch.ones(3)), nn.Parameter(torch.ones(2, 2))]
+            )
+
+    c = count_model(Root())
+    assert c.total == 8 and c.agree
+    assert [(m.name, m.formula) for m in c.modules] == [("(root)", "1"), ("plist", "3 + 2×2")]
