@@ -1,4 +1,4 @@
-"""The one exception family initcli raises for bad input; cli.py turns it into `Error: ...` + exit 2."""
+"""The exception family initcli raises for bad input; cli.py turns it into `Error: ...`, exit 2."""
 
 from __future__ import annotations
 
