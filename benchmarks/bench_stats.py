@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -67,7 +68,11 @@ def main() -> None:
     parser.add_argument("--only", help="run only cases whose label contains this text")
     args = parser.parse_args()
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    # Each tensor_stats call runs a few small parallel kernels per chunk (~2000 for 200M elements),
+    # so it suffers far more than one big var_mean kernel when other processes hold the cores:
+    # the load average tells whether a run was contended.
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load}")
     header = (
         f"{'case':<28}{'var_mean':>10}{'f64 copy':>10}{'stats':>10}{'speed-up':>9}"
         f"{'err stats':>11}{'err var_mean':>13}{'err f64 copy':>13}"

@@ -289,12 +289,18 @@ def schemes_table(rows: Sequence[SchemeRow]) -> list[RenderableType]:
     )
     table.add_column("scheme", style="bold")
     table.add_column("aliases")
-    table.add_column("parameters", overflow="fold")
+    table.add_column("parameters", no_wrap=True)
     table.add_column("values", overflow="fold")
     table.add_column("expected variance", overflow="fold")
     for r in rows:
-        table.add_row(r.name, ", ".join(r.aliases), ", ".join(r.params), r.values, r.expected_var)
-    return [table]
+        table.add_row(r.name, "\n".join(r.aliases), "\n".join(r.params), r.values, r.expected_var)
+    note = Text(
+        "fan: fan_in or fan_out by mode; gain: a number, or a nonlinearity name turned into "
+        "torch.nn.init.calculate_gain (kaiming: of nonlinearity and a). A named scheme sets every "
+        "≥2-D weight; biases follow --bias-init (zeros); norm layers start at weight 1, bias 0.",
+        style="dim",
+    )
+    return [table, note]
 
 
 def print_report(

@@ -150,7 +150,7 @@ def test_schemes_lists_every_scheme() -> None:
     assert names[:3] == ["default", "zeros", "ones"]
     assert {"kaiming_normal", "xavier_uniform", "orthogonal", "lecun_normal"} <= set(names)
     code, out, _ = run("schemes")
-    assert "he_normal" in out and "gain²/fan" in out
+    assert "he_normal" in out and "gain² / fan" in out
 
 
 def test_expect() -> None:

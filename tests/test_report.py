@@ -203,4 +203,4 @@ def test_scheme_rows_cover_the_registry() -> None:
     kaiming = next(r for r in rows if r.name == "kaiming_normal")
     assert kaiming.aliases == ("kaiming", "he", "he_normal")
     assert kaiming.params == ("mode=fan_in", "nonlinearity=leaky_relu", "a=0")
-    assert kaiming.expected_var == "gain²/fan"
+    assert kaiming.expected_var == "gain² / fan"
