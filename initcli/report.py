@@ -10,7 +10,8 @@ from torch import nn
 
 from initcli import loading, schemes, stats
 from initcli.counting import Counts, count_model
-from initcli.errors import SchemeError
+from initcli.errors import SchemeError, TargetError
+from initcli.spec import parameter_count
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def _measure(
         name=name,
         module=type(module).__name__,
         shape=tuple(param.shape),
-        numel=measured.numel,
+        numel=param.numel(),
         fan_in=fan[0] if fan else None,
         fan_out=fan[1] if fan else None,
         mean=measured.mean,
@@ -108,9 +109,35 @@ def _measure(
     )
 
 
+def _available_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _check_spec_fits(source: loading.ModelSource, copies: int, hint: str) -> None:
+    """Refuse to build a spec that cannot fit in memory, before building a single layer."""
+    if source.spec is None:
+        return
+    params = parameter_count(source.spec)
+    needed = params * 4 * copies  # float32
+    available = _available_bytes()
+    if available is not None and needed > available * 0.8:
+        raise TargetError(
+            f"{source.target} has {params:,} parameters: building it needs about "
+            f"{needed / 2**30:,.1f} GiB, more than the {available / 2**30:,.1f} GiB free; {hint}"
+        )
+
+
 def count(target: str, args: Mapping[str, object] | None = None) -> CountReport:
     """`initcli count`: build TARGET and count its parameters."""
     source = loading.resolve(target, args)
+    _check_spec_fits(source, copies=1, hint="make the spec smaller")
     return CountReport(source.target, count_model(source.build()))
 
 
@@ -146,6 +173,7 @@ def inspect(
     if seed < 0:
         raise SchemeError(f"--seed must be ≥ 0, got {seed}")
     source = loading.resolve(target, args)
+    _check_spec_fits(source, copies=1, hint="'initcli count' counts it without inspecting")
     weight, bias = resolve_schemes(init, bias_init, source.spec.init if source.spec else None)
     if weight.is_default:
         # The constructors are the init, so the seed goes before the build (DESIGN §4).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -140,9 +141,11 @@ SCHEMES: dict[str, SchemeInfo] = {
                                         SchemeParam("b", "number", 2.0)),
                    "N(mean, std²) truncated to [a, b]", "truncated-normal variance"),
         SchemeInfo("xavier_uniform", ("xavier", "glorot_uniform"), (_GAIN,),
-                   "U(±gain·√(6 / (fan_in + fan_out)))", "2·gain² / (fan_in + fan_out)", min_dims=2),
+                   "U(±gain·√(6 / (fan_in + fan_out)))", "2·gain² / (fan_in + fan_out)",
+                   min_dims=2),
         SchemeInfo("xavier_normal", ("glorot_normal",), (_GAIN,),
-                   "N(0, 2·gain² / (fan_in + fan_out))", "2·gain² / (fan_in + fan_out)", min_dims=2),
+                   "N(0, 2·gain² / (fan_in + fan_out))", "2·gain² / (fan_in + fan_out)",
+                   min_dims=2),
         SchemeInfo("kaiming_uniform", ("he_uniform",), _KAIMING_PARAMS,
                    "U(±gain·√(3 / fan))", "gain² / fan", min_dims=2),
         SchemeInfo("kaiming_normal", ("kaiming", "he", "he_normal"), _KAIMING_PARAMS,
@@ -166,7 +169,7 @@ def _canonical_name(raw: str) -> str:
     known = sorted([*SCHEMES, *ALIASES])
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     hint = f"did you mean '{close[0]}'? " if close else ""
-    raise SchemeError(f"unknown scheme '{raw.strip()}'; {hint}run 'initcli schemes' to list them")
+    raise SchemeError(f"unknown scheme {raw.strip()!r}; {hint}run 'initcli schemes' to list them")
 
 
 def _parse_value(scheme: str, spec: SchemeParam, raw: str) -> ParamValue:
@@ -199,6 +202,9 @@ def _check_ranges(scheme: Scheme) -> None:
             f"{name}: a must not exceed b (got a={format_value(scheme.get('a'))}, "
             f"b={format_value(scheme.get('b'))})"
         )
+    gain = dict(scheme.params).get("gain")
+    if isinstance(gain, float) and gain < 0 and name != "orthogonal":
+        raise SchemeError(f"{name}: gain must be ≥ 0 (got {gain:g})")
     if name == "normal" and scheme.number("std") < 0:
         raise SchemeError("normal: std must be ≥ 0")
     if name == "trunc_normal":
@@ -225,19 +231,19 @@ def parse_scheme(text: str) -> Scheme:
             key = key.strip()
             if not eq or not key:
                 raise SchemeError(
-                    f"{name}: '{item.strip()}' is not key=value "
+                    f"{name}: {item.strip()!r} is not key=value "
                     f"(write e.g. {name}:{_example(info)})"
                 )
             if key not in by_name:
                 if not info.params:
-                    raise SchemeError(f"{name} takes no parameters; drop ':{raw_params.strip()}'")
+                    raise SchemeError(f"{name} takes no parameters; drop the ':' and what follows")
                 close = difflib.get_close_matches(key, list(by_name), n=1)
                 hint = f"did you mean '{close[0]}'? " if close else ""
                 raise SchemeError(
-                    f"{name} has no parameter '{key}'; {hint}(it takes: {', '.join(by_name)})"
+                    f"{name} has no parameter {key!r}; {hint}(it takes: {', '.join(by_name)})"
                 )
             if key in given:
-                raise SchemeError(f"{name}: parameter '{key}' is given twice")
+                raise SchemeError(f"{name}: parameter {key!r} is given twice")
             given[key] = _parse_value(name, by_name[key], value)
     elif sep:
         raise SchemeError(
@@ -375,11 +381,25 @@ def apply(scheme: Scheme, tensor: torch.Tensor) -> None:
         "kaiming_normal": lambda: init.kaiming_normal_(
             tensor, a=scheme.number("a"), mode=scheme.text("mode"),  # type: ignore[arg-type]
             nonlinearity=scheme.text("nonlinearity")),  # type: ignore[arg-type]
-        "orthogonal": lambda: init.orthogonal_(tensor, gain_of(scheme.get("gain"))),
+        "orthogonal": lambda: _orthogonal(tensor, gain_of(scheme.get("gain"))),
         # LeCun normal is Kaiming normal with gain 1 on fan_in; torch has no separate function.
         "lecun_normal": lambda: init.kaiming_normal_(tensor, mode="fan_in", nonlinearity="linear"),
     }  # fmt: skip
-    calls[name]()
+    with warnings.catch_warnings():
+        # torch warns that initializing a zero-element tensor is a no-op; the report says so.
+        warnings.simplefilter("ignore", UserWarning)
+        calls[name]()
+
+
+def _orthogonal(tensor: torch.Tensor, gain: float) -> None:
+    if tensor.dtype in (torch.float16, torch.bfloat16):
+        # torch's QR has no half-precision kernel: orthogonalize in float32, store rounded.
+        full = torch.empty(tensor.shape, dtype=torch.float32, device=tensor.device)
+        nn.init.orthogonal_(full, gain)
+        with torch.no_grad():
+            tensor.copy_(full)
+        return
+    nn.init.orthogonal_(tensor, gain)
 
 
 # --- which parameter gets which init -------------------------------------------------------------
@@ -434,7 +454,20 @@ def initialize(model: nn.Module, weight: Scheme, bias: Scheme, seed: int) -> dic
         if chosen.is_default:
             result[name] = defaults.get(name, UNKNOWN)
             continue
-        apply(chosen, param)
+        if param.is_complex():
+            # torch.nn.init has no complex semantics for most schemes (orthogonal and
+            # trunc_normal raise); such tensors are left as built and draw no random numbers.
+            result[name] = Expectation("left as built (complex)")
+            continue
+        try:
+            apply(chosen, param)
+        except (RuntimeError, NotImplementedError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            dtype = str(param.dtype).removeprefix("torch.")
+            raise SchemeError(
+                f"torch.nn.init cannot apply {chosen.name} to {name} "
+                f"({dtype}, shape {tuple(param.shape)}): {first}; choose another scheme"
+            ) from None
         result[name] = expectation(chosen, param)
     return result
 

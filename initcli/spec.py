@@ -432,6 +432,21 @@ def expand_layers(spec: MLPSpec) -> list[Layer]:
     return layers
 
 
+def parameter_count(spec: MLPSpec) -> int:
+    """Exact parameter count by arithmetic, without expanding `repeat:` or building anything."""
+    total = 0
+    in_features = spec.input
+    for layer in spec.layers:
+        bias = spec.bias if layer.bias is None else layer.bias
+        norm = 2 * layer.units if layer.norm is not None else 0  # weight and bias per unit
+        per_layer = (layer.units if bias else 0) + norm  # everything but the weight matrix
+        # The first repetition reads in_features, the others read units.
+        total += in_features * layer.units + per_layer
+        total += (layer.repeat - 1) * (layer.units * layer.units + per_layer)
+        in_features = layer.units
+    return total
+
+
 def build_mlp(spec: MLPSpec) -> torch.nn.Sequential:
     """Build the spec with the modules' own default init (seed before calling for determinism)."""
     children: OrderedDict[str, torch.nn.Module] = OrderedDict()

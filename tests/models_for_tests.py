@@ -62,3 +62,26 @@ def shared() -> nn.Module:
 
 INSTANCE = nn.Linear(2, 2)
 NUMBER = 42
+
+
+class Odd(nn.Module):
+    """Every odd parameter at once: 0-d, half/bfloat16/double, complex, zero-element, containers,
+    an integer buffer and NaN/Inf weights."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scalar = nn.Parameter(torch.tensor(0.5))
+        self.half = nn.Linear(8, 4).half()
+        self.bf = nn.Linear(8, 4).to(torch.bfloat16)
+        self.dbl = nn.Linear(8, 4).double()
+        self.cplx = nn.Parameter(torch.randn(4, 4, dtype=torch.complex64))
+        self.empty = nn.Parameter(torch.empty(0, 5))
+        self.plist = nn.ParameterList(
+            [nn.Parameter(torch.ones(3)), nn.Parameter(torch.randn(2, 2))]
+        )
+        self.pdict = nn.ParameterDict({"a": nn.Parameter(torch.randn(3, 3))})
+        self.register_buffer("steps", torch.zeros(3, dtype=torch.int64))
+        self.nanw = nn.Linear(3, 3)
+        with torch.no_grad():
+            self.nanw.weight[0, 0] = float("nan")
+            self.nanw.weight[1, 1] = float("inf")
