@@ -21,3 +21,7 @@ class SchemeError(InitcliError):
 
 class ArgError(InitcliError):
     """A --arg or another command-line value is malformed or not accepted."""
+
+
+class ProbeError(InitcliError):
+    """A probe could not run: no input shape, a forward pass that failed, an unfit model."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 import math
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -25,6 +25,12 @@ NONLINEARITIES = (
     "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu",
 )  # fmt: skip
 FAN_MODES = ("fan_in", "fan_out")
+# calculate_gain's closed forms, as `initcli gain` prints them.
+GAIN_FORMULAS = {
+    "linear": "1", "conv1d": "1", "conv2d": "1", "conv3d": "1", "conv_transpose1d": "1",
+    "conv_transpose2d": "1", "conv_transpose3d": "1", "sigmoid": "1", "tanh": "5/3",
+    "relu": "√2", "leaky_relu": "√(2/(1+slope²))", "selu": "3/4",
+}  # fmt: skip
 
 ParamValue = float | str
 
@@ -154,6 +160,12 @@ SCHEMES: dict[str, SchemeInfo] = {
                    "gain² / max(rows, cols)", min_dims=2),
         SchemeInfo("lecun_normal", (), (), "N(0, 1 / fan_in)", "1 / fan_in", min_dims=2,
                    summary="kaiming_normal(mode=fan_in, nonlinearity=linear)"),
+        SchemeInfo("auto", (), (),
+                   "per weight, from the activation after it: kaiming_normal for the ReLU "
+                   "family, GELU and SiLU; xavier_normal(gain) for tanh/sigmoid; lecun_normal "
+                   "for SELU; xavier_normal where none follows",
+                   "that of the scheme chosen", min_dims=2,
+                   summary="chosen per weight; inspect shows what and why"),
     )
 }  # fmt: skip
 
@@ -430,12 +442,23 @@ def is_uninitialized(tensor: torch.Tensor) -> bool:
     return isinstance(tensor, UninitializedParameter)
 
 
-def initialize(model: nn.Module, weight: Scheme, bias: Scheme, seed: int) -> dict[str, Expectation]:
+def initialize(
+    model: nn.Module,
+    weight: Scheme,
+    bias: Scheme,
+    seed: int,
+    choices: Mapping[str, tuple[Scheme, str]] | None = None,
+) -> dict[str, Expectation]:
     """Apply schemes per DESIGN §4 and return each parameter's expectation, by name.
 
     Seeding contract: torch.manual_seed(seed) after the build, then one torch.nn.init call per
-    parameter in named_parameters() order — exactly what a training script would do.
+    parameter in named_parameters() order — exactly what a training script would do. With
+    `auto`, `choices` (from auto_choices) gives each ≥2-D parameter its scheme and the reason.
     """
+    if weight.name == AUTO and choices is None:
+        raise SchemeError(
+            "auto needs the activation after each weight: from a YAML spec or a traced forward"
+        )
     defaults = default_expectations(model) if (weight.is_default or bias.is_default) else {}
     held = owners(model)
     result: dict[str, Expectation] = {}
@@ -459,6 +482,10 @@ def initialize(model: nn.Module, weight: Scheme, bias: Scheme, seed: int) -> dic
             # trunc_normal raise); such tensors are left as built and draw no random numbers.
             result[name] = Expectation("left as built (complex)")
             continue
+        why = None
+        if chosen.name == AUTO:
+            assert choices is not None
+            chosen, why = choices.get(name, (parse_scheme("xavier_normal"), NOT_SEEN))
         try:
             apply(chosen, param)
         except (RuntimeError, NotImplementedError, ValueError) as exc:
@@ -468,7 +495,126 @@ def initialize(model: nn.Module, weight: Scheme, bias: Scheme, seed: int) -> dic
                 f"torch.nn.init cannot apply {chosen.name} to {name} "
                 f"({dtype}, shape {tuple(param.shape)}): {first}; choose another scheme"
             ) from None
+        if why is not None:
+            exp = expectation(chosen, param)
+            result[name] = replace(exp, init=f"{short_label(chosen)} ← {why}")
+            continue
         result[name] = expectation(chosen, param)
+    return result
+
+
+# --- auto: the scheme each weight gets from the activation after it -----------------------------
+
+AUTO = "auto"
+NOT_SEEN = "no activation seen after it"
+
+# Module types → the activation kind auto and `defaults` reason about (the YAML spec's names).
+# First match wins: ReLU6 is a Hardtanh subclass, so it is listed before Hardtanh.
+_ACTIVATION_KINDS: tuple[tuple[type[nn.Module], str], ...] = (
+    (nn.ReLU, "relu"), (nn.ReLU6, "relu"), (nn.RReLU, "relu"), (nn.LeakyReLU, "leaky_relu"),
+    (nn.PReLU, "leaky_relu"), (nn.Tanh, "tanh"), (nn.Hardtanh, "tanh"), (nn.Softsign, "tanh"),
+    (nn.Sigmoid, "sigmoid"), (nn.Hardsigmoid, "sigmoid"), (nn.SELU, "selu"), (nn.GELU, "gelu"),
+    (nn.SiLU, "silu"), (nn.Mish, "silu"), (nn.Hardswish, "silu"), (nn.ELU, "elu"),
+    (nn.CELU, "elu"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Follower:
+    """The activation after a weight: its kind (None: none), slope, and where it was seen."""
+
+    kind: str | None
+    slope: float = 0.0
+    where: str = ""
+
+
+def activation_kind(module: nn.Module) -> tuple[str, float] | None:
+    """(kind, negative slope) for an activation module, None for anything else."""
+    for cls, kind in _ACTIVATION_KINDS:
+        if isinstance(module, cls):
+            if isinstance(module, nn.LeakyReLU):
+                return kind, float(module.negative_slope)
+            if isinstance(module, nn.PReLU):
+                return kind, float(module.init)
+            return kind, 0.0
+    return None
+
+
+def follower_label(kind: str, slope: float, where: str) -> str:
+    """E.g. `act1 ReLU`, `act2 LeakyReLU(0.2)`: how a reason names the activation."""
+    return f"{where}({slope:g})" if kind == "leaky_relu" and slope else where
+
+
+def auto_scheme(kind: str | None, slope: float = 0.0) -> Scheme:
+    """The scheme auto picks in front of an activation kind (None: no activation follows)."""
+    if kind in ("relu", "elu", "gelu", "silu"):
+        return parse_scheme("kaiming_normal:nonlinearity=relu")
+    if kind == "leaky_relu":
+        return parse_scheme(f"kaiming_normal:nonlinearity=leaky_relu,a={slope!r}")
+    if kind in ("tanh", "sigmoid"):
+        return parse_scheme(f"xavier_normal:gain={kind}")
+    if kind == "selu":
+        return parse_scheme("lecun_normal")
+    return parse_scheme("xavier_normal")
+
+
+def short_label(scheme: Scheme) -> str:
+    """A compact name for a chosen scheme: kaiming_normal(relu), xavier_normal(gain=tanh)."""
+    if scheme.name in ("kaiming_normal", "kaiming_uniform"):
+        nl = scheme.text("nonlinearity")
+        slope = f", a={scheme.number('a'):g}" if nl == "leaky_relu" else ""
+        return f"{scheme.name}({nl}{slope})"
+    if scheme.name in ("xavier_normal", "xavier_uniform", "orthogonal"):
+        gain = scheme.get("gain")
+        return scheme.name if gain == 1.0 else f"{scheme.name}(gain={format_value(gain)})"
+    return scheme.describe()
+
+
+def _module_choice(module: nn.Module, pname: str) -> tuple[Scheme, str] | None:
+    # Weights whose scale is not set by an activation after them.
+    if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+        return parse_scheme("normal:std=1"), "embedding rows are looked up, not summed"
+    if isinstance(module, nn.RNNBase):
+        if pname.startswith("weight_hh"):
+            return parse_scheme("orthogonal"), "recurrent matrix, applied at every step"
+        if getattr(module, "nonlinearity", "tanh") == "relu":
+            return parse_scheme("kaiming_normal:nonlinearity=relu"), f"{module.mode} relu"
+        return parse_scheme("xavier_normal"), f"{module.mode} input to sigmoid/tanh gates"
+    if isinstance(module, nn.MultiheadAttention):
+        return parse_scheme("xavier_normal"), "attention projection, no activation"
+    return None
+
+
+def auto_choices(
+    model: nn.Module, followers: Mapping[str, Follower]
+) -> dict[str, tuple[Scheme, str]]:
+    """Per ≥2-D parameter name: the scheme auto applies and why, from each module's follower.
+
+    `followers` maps module names (as in named_modules) to what follows them; a module missing
+    from it was not seen, and gets xavier_normal like a weight with nothing after it.
+    """
+    held = owners(model)
+    result: dict[str, tuple[Scheme, str]] = {}
+    modules = dict(model.named_modules())
+    names = {id(m): n for n, m in modules.items()}
+    for name, param in model.named_parameters():
+        if param.dim() < 2:
+            continue
+        module = held[id(param)][1]
+        special = _module_choice(module, name.rsplit(".", 1)[-1])
+        if special is not None:
+            result[name] = special
+            continue
+        follower = followers.get(names.get(id(module), ""))
+        if follower is None:
+            result[name] = (auto_scheme(None), NOT_SEEN)
+        elif follower.kind is None:
+            result[name] = (auto_scheme(None), follower.where or "no activation follows")
+        else:
+            result[name] = (
+                auto_scheme(follower.kind, follower.slope),
+                follower_label(follower.kind, follower.slope, follower.where),
+            )
     return result
 
 
@@ -565,3 +711,65 @@ def default_expectations(model: nn.Module) -> dict[str, Expectation]:
         else:
             result[name] = by_id.get(id(param), UNKNOWN)
     return result
+
+
+@dataclass(frozen=True)
+class DefaultRule:
+    """What a module type's own reset_parameters does to one of its parameters, as text."""
+
+    param: str
+    init: str  # the torch.nn.init call
+    values: str  # the distribution drawn from
+    variance: str  # its variance, as a formula
+
+
+_FAN_IN_RULES = (
+    DefaultRule("weight", "kaiming_uniform_(a=√5)", "U(±1/√fan_in)", "1/(3·fan_in)"),
+    DefaultRule("bias", "uniform_(-1/√fan_in, 1/√fan_in)", "U(±1/√fan_in)", "1/(3·fan_in)"),
+)
+
+
+def default_rules(module: nn.Module) -> tuple[DefaultRule, ...]:
+    """The rules behind _module_defaults, for the parameters this module holds directly.
+
+    The figures themselves come from default_expectations; these are the formulas they follow.
+    """
+    params = dict(module.named_parameters(recurse=False))
+    if isinstance(module, nn.MultiheadAttention):
+        rules = {
+            "in_proj_weight": DefaultRule(
+                "in_proj_weight", "xavier_uniform_", "U(±√(6/(fan_in+fan_out)))",
+                "2/(fan_in+fan_out)"),
+            "in_proj_bias": DefaultRule("in_proj_bias", "constant_(0)", "0", "0"),
+            "bias_k": DefaultRule("bias_k", "xavier_normal_", "N(0, 2/(fan_in+fan_out))",
+                                  "2/(fan_in+fan_out)"),
+        }  # fmt: skip
+        for qkv in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+            rules[qkv] = replace(rules["in_proj_weight"], param=qkv)
+        rules["bias_v"] = replace(rules["bias_k"], param="bias_v")
+        return tuple(rules[p] for p in params if p in rules)
+    if isinstance(module, nn.Linear | nn.Bilinear | nn.modules.conv._ConvNd):
+        fan = "in1_features" if isinstance(module, nn.Bilinear) else "fan_in"
+        return tuple(
+            DefaultRule(
+                r.param, r.init, r.values.replace("fan_in", fan), r.variance.replace("fan_in", fan)
+            )
+            for r in _FAN_IN_RULES
+            if r.param in params
+        )
+    if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+        padded = getattr(module, "padding_idx", None) is not None
+        var = "(n−1)/n: the padding_idx row is zeroed" if padded else "1"
+        return (DefaultRule("weight", "normal_(0, 1)", "N(0, 1)", var),)
+    if isinstance(module, nn.RNNBase | nn.RNNCellBase):
+        return tuple(
+            DefaultRule(p, "uniform_(-1/√hidden_size, 1/√hidden_size)", "U(±1/√hidden_size)",
+                        "1/(3·hidden_size)")
+            for p in params
+        )  # fmt: skip
+    if is_norm(module):
+        ones, zeros = DefaultRule("weight", "ones_", "1", "0"), DefaultRule("", "zeros_", "0", "0")
+        return tuple(ones if p == "weight" else replace(zeros, param=p) for p in params)
+    if isinstance(module, nn.PReLU):
+        return (DefaultRule("weight", f"constant_({module.init:g})", f"{module.init:g}", "0"),)
+    return ()
