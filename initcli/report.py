@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from initcli import loading, schemes, stats
+from initcli import loading, probe, schemes, stats
 from initcli.counting import Counts, count_model
-from initcli.errors import SchemeError, TargetError
-from initcli.spec import parameter_count
+from initcli.errors import ArgError, ProbeError, SchemeError, TargetError
+from initcli.spec import MLPSpec, expand_layers, parameter_count
+from initcli.verdict import DEFAULTS_MISMATCH
 
 
 @dataclass(frozen=True)
@@ -168,21 +170,19 @@ def inspect(
     bias_init: str | None = None,
     seed: int = 0,
     args: Mapping[str, object] | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> InspectReport:
-    """`initcli inspect`: build TARGET, apply the scheme under the seeding contract, measure."""
+    """`initcli inspect`: build TARGET, apply the scheme under the seeding contract, measure.
+
+    `input_shape` (one sample) is only used by `auto`, to trace which activation follows which
+    weight when TARGET is not a YAML spec.
+    """
     if seed < 0:
         raise SchemeError(f"--seed must be ≥ 0, got {seed}")
     source = loading.resolve(target, args)
     _check_spec_fits(source, copies=1, hint="'initcli count' counts it without inspecting")
     weight, bias = resolve_schemes(init, bias_init, source.spec.init if source.spec else None)
-    if weight.is_default:
-        # The constructors are the init, so the seed goes before the build (DESIGN §4).
-        torch.manual_seed(seed)
-        model = source.build()
-        expected = schemes.default_expectations(model)
-    else:
-        model = source.build()
-        expected = schemes.initialize(model, weight, bias, seed)
+    model, expected = _initialized(source, weight, bias, seed, input_shape)
     held = schemes.owners(model)
     params = tuple(
         _measure(name, held[id(param)][1], param, expected[name])
@@ -209,3 +209,304 @@ def scheme_rows() -> tuple[SchemeRow, ...]:
         )
         for info in schemes.SCHEMES.values()
     )
+
+
+# --- probe / compare -----------------------------------------------------------------------------
+
+# The batch that traces a forward pass for `auto` and `defaults`: only the order of calls matters.
+TRACE_BATCH = 4
+
+
+def spec_followers(spec: MLPSpec) -> dict[str, schemes.Follower]:
+    """What follows each fc{i} of a spec's MLP, read from the spec (no forward pass needed)."""
+    found: dict[str, schemes.Follower] = {}
+    for layer in expand_layers(spec):
+        act = layer.activation
+        if act is None or act == "identity":
+            found[f"fc{layer.index}"] = schemes.Follower(None, where="no activation in the spec")
+        else:
+            # build_mlp uses nn.LeakyReLU(), whose slope is 0.01.
+            slope = 0.01 if act == "leaky_relu" else 0.0
+            found[f"fc{layer.index}"] = schemes.Follower(
+                act, slope, f"act{layer.index} {act} (spec)"
+            )
+    return found
+
+
+def _followers(
+    source: loading.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None, seed: int
+) -> dict[str, schemes.Follower]:
+    if source.spec is not None:
+        return spec_followers(source.spec)
+    spec = probe.input_spec(model, None, input_shape)
+    return probe.trace_followers(model, probe.make_batch(spec, TRACE_BATCH, seed))
+
+
+def _initialized(
+    source: loading.ModelSource,
+    weight: schemes.Scheme,
+    bias: schemes.Scheme,
+    seed: int,
+    input_shape: tuple[int, ...] | None,
+) -> tuple[nn.Module, dict[str, schemes.Expectation]]:
+    """A freshly built model with the schemes applied under the seeding contract (DESIGN §4)."""
+    if weight.is_default:
+        # The constructors are the init, so the seed goes before the build (DESIGN §4).
+        torch.manual_seed(seed)
+        model = source.build()
+        return model, schemes.default_expectations(model)
+    model = source.build()
+    choices = None
+    if weight.name == schemes.AUTO:
+        # The trace runs before the seed is set, so it cannot shift the values drawn.
+        choices = schemes.auto_choices(model, _followers(source, model, input_shape, seed))
+    return model, schemes.initialize(model, weight, bias, seed, choices)
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    steps: int
+    lr: float
+    points: int
+    noise: float
+
+
+@dataclass(frozen=True)
+class SchemeProbe:
+    """One scheme's probe and, for `compare --train`, its training run."""
+
+    scheme: str
+    result: probe.ProbeResult
+    training: probe.TrainResult | None = None
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    target: str
+    seed: int
+    input_shape: tuple[int, ...]  # the whole batch, batch dimension first
+    input_kind: str  # "float32 N(0, 1)" or "token ids in [0, n)"
+    input_source: str
+    schemes: tuple[SchemeProbe, ...]
+    train: TrainSetup | None = None
+
+
+def probe_report(
+    target: str,
+    inits: Sequence[str],
+    bias_init: str | None = None,
+    seed: int = 0,
+    args: Mapping[str, object] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    batch_size: int = probe.DEFAULT_BATCH,
+    train: TrainSetup | None = None,
+) -> ProbeReport:
+    """`initcli probe` and `compare`: per scheme, a fresh model, one seeded batch, the verdict."""
+    if not inits:
+        raise SchemeError("give at least one --init SCHEME (e.g. --init kaiming_normal)")
+    if seed < 0:
+        raise SchemeError(f"--seed must be ≥ 0, got {seed}")
+    if batch_size < 1:
+        raise ArgError(f"--batch-size must be ≥ 1, got {batch_size}")
+    if train is not None:
+        _check_train(train)
+    source = loading.resolve(target, args)
+    # Every scheme is parsed before anything is built, so a typo fails fast.
+    parsed = [resolve_schemes(init, bias_init, None) for init in inits]
+    names = [w.describe() for w, _ in parsed]
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise SchemeError(f"--init {twice} is given twice; give each scheme once")
+    results: list[SchemeProbe] = []
+    spec: probe.InputSpec | None = None
+    batch: torch.Tensor | None = None
+    for weight, bias in parsed:
+        model, _ = _initialized(source, weight, bias, seed, input_shape)
+        if spec is None or batch is None:
+            spec = probe.input_spec(model, source.spec.input if source.spec else None, input_shape)
+            batch = probe.make_batch(spec, batch_size, seed)
+            if train is not None:
+                probe.check_moons_model(model)
+        # Training starts from the init, not from the probe's backward pass, so it gets its own
+        # fresh copy; both are built and initialized identically.
+        result = probe.probe(model, batch)
+        training = None
+        if train is not None:
+            fresh, _ = _initialized(source, weight, bias, seed, input_shape)
+            training = probe.train_moons(
+                fresh, train.steps, train.lr, seed, train.points, train.noise
+            )
+        results.append(SchemeProbe(weight.describe(), result, training))
+    assert spec is not None and batch is not None
+    kind = (
+        f"token ids in [0, {spec.token_ids})" if spec.token_ids is not None else "float32 N(0, 1)"
+    )
+    return ProbeReport(
+        source.target, seed, tuple(batch.shape), kind, spec.source, tuple(results), train
+    )
+
+
+def _check_train(train: TrainSetup) -> None:
+    if train.steps < 1:
+        raise ArgError(f"--train must be ≥ 1 step, got {train.steps}")
+    if not (math.isfinite(train.lr) and train.lr > 0):
+        raise ArgError(f"--lr must be a positive number, got {train.lr:g}")
+    if train.points < 2:
+        raise ArgError(f"--points must be ≥ 2, got {train.points}")
+    if not (math.isfinite(train.noise) and train.noise >= 0):
+        raise ArgError(f"--noise must be ≥ 0, got {train.noise:g}")
+
+
+# --- defaults ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DefaultType:
+    """A module type present in the model and what its reset_parameters does."""
+
+    type: str
+    modules: tuple[str, ...]
+    rules: tuple[schemes.DefaultRule, ...]
+
+
+@dataclass(frozen=True)
+class DefaultCheck:
+    """One weight under its default init, against what auto would pick for what follows it."""
+
+    name: str
+    module: str
+    type: str
+    fan_in: int | None
+    fan_out: int | None
+    init: str
+    expected_var: float | None
+    followed_by: str | None
+    recommended: str | None
+    recommended_var: float | None
+    ratio: float | None  # expected_var / recommended_var
+    warning: str | None
+
+
+@dataclass(frozen=True)
+class DefaultsReport:
+    target: str
+    types: tuple[DefaultType, ...]
+    checks: tuple[DefaultCheck, ...]
+    notes: tuple[str, ...]
+
+
+def _scheme_arg(scheme: schemes.Scheme) -> str:
+    """How to ask for a scheme on the command line: kaiming_normal:nonlinearity=relu."""
+    info = schemes.SCHEMES[scheme.name]
+    changed = [
+        f"{key}={schemes.format_value(value)}"
+        for (key, value), param in zip(scheme.params, info.params, strict=True)
+        if value != param.default
+    ]
+    return f"{scheme.name}:{','.join(changed)}" if changed else scheme.name
+
+
+def fraction(ratio: float) -> str:
+    """0.1667 → '1/6', 3.0 → '3×': how a variance ratio reads in a warning."""
+    if ratio <= 0 or not math.isfinite(ratio):
+        return f"{ratio:g}×"
+    return f"1/{1 / ratio:.3g}" if ratio < 1 else f"{ratio:.3g}×"
+
+
+def defaults(
+    target: str,
+    args: Mapping[str, object] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> DefaultsReport:
+    """`initcli defaults`: what PyTorch's own init does per module type, and where it mismatches."""
+    source = loading.resolve(target, args)
+    torch.manual_seed(0)
+    model = source.build()
+    notes: list[str] = []
+    try:
+        followers = _followers(source, model, input_shape, 0)
+    except ProbeError as exc:
+        followers = {}
+        notes.append(f"the activation after each layer is unknown, so nothing is checked: {exc}")
+    by_type: dict[str, tuple[list[str], tuple[schemes.DefaultRule, ...]]] = {}
+    for name, module in model.named_modules():
+        rules = schemes.default_rules(module)
+        if rules:
+            entry = by_type.setdefault(type(module).__name__, ([], rules))
+            entry[0].append(name or "(model)")
+    types = tuple(DefaultType(t, tuple(mods), rules) for t, (mods, rules) in by_type.items())
+    if any(isinstance(m, nn.Transformer) for m in model.modules()):
+        notes.append("nn.Transformer re-initializes every matrix below it with xavier_uniform_")
+
+    expected = schemes.default_expectations(model)
+    choices = schemes.auto_choices(model, followers) if followers else {}
+    held = schemes.owners(model)
+    module_names = {id(m): n for n, m in model.named_modules()}
+    checks: list[DefaultCheck] = []
+    for name, param in model.named_parameters():
+        if param.dim() < 2 or schemes.is_uninitialized(param):
+            continue
+        module = held[id(param)][1]
+        module_name = module_names[id(module)]
+        exp = expected[name]
+        fan = schemes.fans(param)
+        follower = followers.get(module_name)
+        followed_by = None if follower is None or follower.kind is None else follower.where
+        rec_label = rec_var = ratio = warning = None
+        if name in choices:
+            chosen, why = choices[name]
+            rec_label = f"{schemes.short_label(chosen)} ← {why}"
+            rec_var = schemes.expectation(chosen, param).var
+            if exp.var is not None and rec_var:
+                ratio = exp.var / rec_var
+        mismatched = ratio is not None and not 1 / DEFAULTS_MISMATCH <= ratio <= DEFAULTS_MISMATCH
+        if followed_by is not None and mismatched and ratio is not None and exp.var is not None:
+            chosen = choices[name][0]
+            warning = (
+                f"{module_name} ({type(module).__name__}) → {followed_by}: the default "
+                f"variance {exp.var:.3g} is {fraction(ratio)} of "
+                f"{schemes.short_label(chosen)}'s {rec_var:.3g}, so the signal's std "
+                f"changes ×{math.sqrt(ratio):.2f} per such layer; use --init auto or "
+                f"--init {_scheme_arg(chosen)}"
+            )
+        checks.append(
+            DefaultCheck(
+                name,
+                module_name,
+                type(module).__name__,
+                fan[0] if fan else None,
+                fan[1] if fan else None,
+                exp.init,
+                exp.var,
+                followed_by,
+                rec_label,
+                rec_var,
+                ratio,
+                warning,
+            )
+        )
+    return DefaultsReport(source.target, types, tuple(checks), tuple(notes))
+
+
+# --- gain ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GainRow:
+    nonlinearity: str
+    formula: str
+    gain: float
+
+
+def gains(slope: float = 0.01) -> tuple[GainRow, ...]:
+    """`initcli gain`: torch.nn.init.calculate_gain for every nonlinearity it knows."""
+    if not math.isfinite(slope):
+        raise ArgError(f"--slope must be a finite number, got {slope}")
+    rows = []
+    for nl in schemes.NONLINEARITIES:
+        formula = schemes.GAIN_FORMULAS[nl]
+        if nl == "leaky_relu":
+            formula = f"{formula}, slope={slope:g}"
+        value = nn.init.calculate_gain(nl, slope if nl == "leaky_relu" else None)  # type: ignore[arg-type]
+        rows.append(GainRow(nl, formula, float(value)))
+    return tuple(rows)

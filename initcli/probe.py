@@ -1,0 +1,572 @@
+"""Forward/backward probes at init: activation statistics by depth, gradients, a two-moons run."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from initcli import schemes, stats
+from initcli.errors import ArgError, ProbeError
+from initcli.verdict import SATURATION_LEVEL, Evidence, Verdict, decide, std_ratio
+
+DEFAULT_BATCH = 256
+# What an input shape inferred from a first Conv or Embedding assumes (--input-shape overrides).
+DEFAULT_SEQ_LEN = 16
+DEFAULT_SPATIAL = {1: (32,), 2: (32, 32), 3: (16, 16, 16)}
+# Histograms: bins, at most this many values per block (an even stride through the output), and
+# a shared x-range per scheme of the blocks' mean ± HIST_SIGMAS·std, clipped to their min/max.
+HIST_BINS = 50
+HIST_SAMPLES = 1 << 16
+HIST_SIGMAS = 4.0
+# The two-moons comparison (the tutorials' make_moons(500, noise=0.2) with Adam at lr 0.01).
+MOONS_POINTS = 500
+MOONS_NOISE = 0.2
+DEFAULT_LR = 0.01
+# Where the input batch's random stream starts, relative to the init's: the input must not be
+# drawn from the same stream as the weights, or x·Wᵀ picks up a spurious diagonal (measured: the
+# first ReLU layer's std doubles). A 64-bit LCG step turns the seed into a distinct one.
+_LCG_A = 6364136223846793005
+_LCG_C = 1442695040888963407
+
+
+def input_seed(seed: int) -> int:
+    """The seed of the input batch's generator: derived from --seed, never equal to it."""
+    return (seed * _LCG_A + _LCG_C) % (1 << 63)
+
+
+# --- input --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The per-sample input shape (no batch dimension) and how it was found."""
+
+    shape: tuple[int, ...]
+    token_ids: int | None  # integer ids in [0, token_ids) for an Embedding; None: N(0, 1) floats
+    source: str
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """`--input-shape 3,32,32` (also 3x32x32): the shape of one sample, batch dimension left out."""
+    parts = [p for p in re.split(r"[,x×\s]+", text.strip()) if p]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise ArgError(
+            f"--input-shape {text!r} is not a shape; give positive sizes of one sample without "
+            "the batch dimension, e.g. --input-shape 3,32,32 (the batch size is --batch-size)"
+        )
+    return shape
+
+
+def _weighted(module: nn.Module) -> bool:
+    """Whether the module holds a weight matrix (≥2-D parameter) itself: a layer an init shapes."""
+    return any(p.dim() >= 2 for p in module.parameters(recurse=False))
+
+
+def infer_input(model: nn.Module) -> InputSpec:
+    """From the first weighted module in registration order: Linear, Conv or Embedding."""
+    for name, module in model.named_modules():
+        if not _weighted(module):
+            continue
+        label = f"{name or 'the model'} ({type(module).__name__})"
+        if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+            return InputSpec(
+                (DEFAULT_SEQ_LEN,),
+                module.num_embeddings,
+                f"token ids for {label}, {DEFAULT_SEQ_LEN} per sample (assumed)",
+            )
+        if isinstance(module, nn.Linear) and module.in_features > 0:
+            return InputSpec((module.in_features,), None, f"in_features of {label}")
+        if isinstance(module, nn.modules.conv._ConvNd) and module.in_channels > 0:
+            spatial = DEFAULT_SPATIAL.get(len(module.kernel_size))
+            if spatial is not None:
+                size = "×".join(map(str, spatial))
+                return InputSpec(
+                    (module.in_channels, *spatial),
+                    None,
+                    f"in_channels of {label}, spatial size {size} (assumed)",
+                )
+        raise ProbeError(
+            f"cannot infer the input shape from the first layer, {label}; give it with "
+            "--input-shape (one sample, no batch dimension), e.g. --input-shape 3,32,32"
+        )
+    raise ProbeError(
+        "cannot infer the input shape: the model has no Linear, Conv or Embedding layer; give "
+        "it with --input-shape (one sample, no batch dimension)"
+    )
+
+
+def input_spec(
+    model: nn.Module, spec_input: int | None, input_shape: tuple[int, ...] | None
+) -> InputSpec:
+    """--input-shape, else the YAML spec's `input:`, else inferred from the first layer."""
+    token_ids = None
+    for module in model.modules():
+        if _weighted(module):
+            if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+                token_ids = module.num_embeddings
+            break
+    if input_shape is not None:
+        return InputSpec(input_shape, token_ids, "--input-shape")
+    if spec_input is not None:
+        return InputSpec((spec_input,), None, "the spec's input:")
+    return infer_input(model)
+
+
+def make_batch(spec: InputSpec, batch_size: int, seed: int) -> torch.Tensor:
+    """A seeded batch: N(0, 1) floats, or uniform token ids for an Embedding first layer."""
+    gen = torch.Generator().manual_seed(input_seed(seed))
+    shape = (batch_size, *spec.shape)
+    if spec.token_ids is not None:
+        return torch.randint(0, spec.token_ids, shape, generator=gen)
+    return torch.randn(shape, generator=gen)
+
+
+# --- hooks ---------------------------------------------------------------------------------------
+
+
+def _first_tensor(output: object) -> torch.Tensor | None:
+    """A module's output tensor: itself, or the first tensor of a tuple/list (LSTM, attention)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, tuple | list):
+        for item in output:
+            found = _first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+def _hooked(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    # Leaves, plus modules that hold a weight themselves but have children (MultiheadAttention
+    # holds in_proj_weight and an out_proj child its forward never calls).
+    return [
+        (name, module)
+        for name, module in model.named_modules()
+        if not any(True for _ in module.children()) or _weighted(module)
+    ]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+@dataclass
+class _Call:
+    """One call of a hooked module during the forward pass, in the order they were entered."""
+
+    name: str
+    module: nn.Module
+    output: torch.Tensor | None = None
+
+
+@contextmanager
+def _recording(model: nn.Module) -> Iterator[tuple[list[_Call], list[_Call]]]:
+    """Hooks that record every call (in entry order) and the calls entered but not yet left."""
+    calls: list[_Call] = []
+    stack: list[_Call] = []
+    seen: dict[str, int] = {}
+    handles = []
+
+    def pre_hook(name: str) -> Callable[[nn.Module, object], None]:
+        def hook(module: nn.Module, _args: object) -> None:
+            seen[name] = seen.get(name, 0) + 1
+            label = name if seen[name] == 1 else f"{name}#{seen[name]}"
+            call = _Call(label or "(model)", module)
+            calls.append(call)
+            stack.append(call)
+
+        return hook
+
+    def post_hook(module: nn.Module, _args: object, output: object) -> None:
+        # Pop the innermost call of this module; a leaf's call is always on top.
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i].module is module:
+                stack[i].output = _first_tensor(output)
+                del stack[i]
+                break
+
+    try:
+        for name, module in _hooked(model):
+            handles.append(module.register_forward_pre_hook(pre_hook(name)))
+            handles.append(module.register_forward_hook(post_hook))
+        yield calls, stack
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _forward(model: nn.Module, batch: torch.Tensor, stack: list[_Call], what: str) -> object:
+    try:
+        return model(batch)
+    except Exception as exc:
+        shape = "×".join(map(str, batch.shape))
+        where = (
+            f"in layer '{stack[-1].name}' ({type(stack[-1].module).__name__})"
+            if stack
+            else "outside any layer (in the model's own forward)"
+        )
+        raise ProbeError(
+            f"{what} on an input of shape {shape} failed {where}: {_first_line(exc)}; "
+            "check --input-shape (one sample, no batch dimension)"
+        ) from None
+
+
+@contextmanager
+def _evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no grad for a look that must leave the model as it was (BatchNorm running
+    statistics are not updated in eval mode); each module's own mode is restored after."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
+# --- followers: the activation after each weight, for auto and `defaults` ------------------------
+
+
+def trace_followers(model: nn.Module, batch: torch.Tensor) -> dict[str, schemes.Follower]:
+    """Run one forward pass (eval mode, no grad) and name the activation after each weight.
+
+    Keyed by module name; a weighted module's follower is the first activation module entered
+    after it and before the next weighted module. Functional activations (F.relu inside a forward)
+    are not modules, so they are not seen.
+    """
+    with _evaluating(model), _recording(model) as (calls, stack):
+        _forward(model, batch, stack, "the forward pass that traces the activations")
+    names = {id(m): n for n, m in model.named_modules()}
+    found: dict[str, schemes.Follower] = {}
+    for i, call in enumerate(calls):
+        if not _weighted(call.module):
+            continue
+        name = names[id(call.module)]
+        if name in found:
+            continue
+        follower = schemes.Follower(None, where="no activation follows (output)")
+        for later in calls[i + 1 :]:
+            if _weighted(later.module):
+                follower = schemes.Follower(None, where=f"no activation before {later.name}")
+                break
+            kind = schemes.activation_kind(later.module)
+            if kind is not None:
+                where = f"{later.name} {type(later.module).__name__}"
+                follower = schemes.Follower(kind[0], kind[1], where)
+                break
+        found[name] = follower
+    return found
+
+
+# --- the probe -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Histogram:
+    lo: float
+    hi: float
+    counts: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """One call of a hooked module: its output's statistics and its own parameters' gradient."""
+
+    name: str
+    type: str
+    shape: tuple[int, ...]
+    mean: float | None  # None: NaN/Inf in the output
+    std: float | None
+    zero_frac: float
+    saturated_frac: float | None  # None: not a tanh/sigmoid-bounded layer
+    grad_norm: float | None  # None: the module holds no parameter with a gradient
+    ends_block: bool
+
+
+@dataclass(frozen=True)
+class BlockStats:
+    """A weighted layer and what follows it up to the next one (fc1 → act1), by its output."""
+
+    name: str
+    layer: str  # the weighted layer that starts it
+    mean: float | None
+    std: float | None
+    zero_frac: float
+    saturated_frac: float | None  # the most saturated bounded layer inside the block
+    grad_norm: float | None  # of the weighted layer's own parameters
+    hist: Histogram
+
+
+@dataclass(frozen=True)
+class ParamGrad:
+    name: str
+    grad_norm: float | None
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    layers: tuple[LayerStats, ...]
+    blocks: tuple[BlockStats, ...]
+    grads: tuple[ParamGrad, ...]
+    verdict: Verdict
+    reason: str
+    std_ratio: float | None
+    loss: float | None  # mean(output²), the loss whose gradients are reported
+
+
+def _bounds(module: nn.Module) -> tuple[float, float] | None:
+    """The output range of a bounded activation: tanh-like [-1, 1], sigmoid-like [0, 1]."""
+    if isinstance(module, nn.Tanh | nn.Softsign):
+        return -1.0, 1.0
+    if isinstance(module, nn.Hardtanh) and not isinstance(module, nn.ReLU6):
+        return float(module.min_val), float(module.max_val)
+    if isinstance(module, nn.Sigmoid | nn.Hardsigmoid):
+        return 0.0, 1.0
+    return None
+
+
+@dataclass(frozen=True)
+class _Measured:
+    mean: float | None
+    std: float | None
+    zero_frac: float
+    saturated_frac: float | None
+    nonfinite: bool
+    symmetric: bool
+    sample: torch.Tensor = field(repr=False)
+
+
+def _measure(call: _Call, out: torch.Tensor) -> _Measured:
+    t = out.detach()
+    measured = stats.tensor_stats(t)
+    n = max(t.numel(), 1)
+    nonfinite = measured.nonfinite > 0
+    zero_frac = float((t == 0).sum()) / n
+    saturated = None
+    bounds = _bounds(call.module)
+    if bounds is not None:
+        lo, hi = bounds
+        mid, half = (lo + hi) / 2, (hi - lo) / 2
+        saturated = float(((t.double() - mid).abs() > SATURATION_LEVEL * half).sum()) / n
+    symmetric = False
+    if _weighted(call.module) and t.dim() >= 2:
+        # The feature axis: channels for a convolution, the last axis for everything else.
+        axis = 1 if isinstance(call.module, nn.modules.conv._ConvNd) else t.dim() - 1
+        if t.shape[axis] >= 2:
+            symmetric = bool(torch.equal(t, t.narrow(axis, 0, 1).expand_as(t)))
+    flat = t.reshape(-1)
+    if flat.numel() > HIST_SAMPLES:
+        flat = flat[torch.linspace(0, flat.numel() - 1, HIST_SAMPLES).long()]
+    sample = flat.double()
+    sample = sample[torch.isfinite(sample)]
+    return _Measured(
+        None if nonfinite else measured.mean,
+        None if nonfinite else measured.std,
+        zero_frac,
+        saturated,
+        nonfinite,
+        symmetric,
+        sample,
+    )
+
+
+def _grad_norm(tensors: list[torch.Tensor]) -> float | None:
+    grads = [t.grad for t in tensors if t.grad is not None]
+    if not grads:
+        return None
+    return math.sqrt(sum(float(g.double().pow(2).sum()) for g in grads))
+
+
+def _hist_range(blocks: list[_Measured]) -> tuple[float, float]:
+    """One x-range for all of a scheme's histograms, so a collapsing signal looks collapsed."""
+    los, his = [], []
+    for m in blocks:
+        if m.sample.numel() == 0:
+            continue
+        spread = HIST_SIGMAS * (m.std or 0.0)
+        centre = m.mean or 0.0
+        los.append(max(float(m.sample.min()), centre - spread))
+        his.append(min(float(m.sample.max()), centre + spread))
+    lo, hi = (min(los), max(his)) if los else (-1.0, 1.0)
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        centre = lo if math.isfinite(lo) else 0.0
+        return centre - 1.0, centre + 1.0
+    return lo, hi
+
+
+def probe(model: nn.Module, batch: torch.Tensor) -> ProbeResult:
+    """One forward pass with hooks on every leaf module, one backward of mean(output²)."""
+    model.train()  # what the first training step sees: batch statistics, dropout on
+    model.zero_grad(set_to_none=True)
+    with _recording(model) as (calls, stack):
+        output = _first_tensor(_forward(model, batch, stack, "the forward pass"))
+    if output is None or not output.is_floating_point():
+        raise ProbeError(
+            "the model's output is not a float tensor, so there is no loss to take gradients of"
+        )
+    loss_value: float | None = None
+    if output.requires_grad:
+        loss = output.double().pow(2).mean()
+        loss_value = float(loss.detach())
+        torch.autograd.backward(loss)
+    measured: list[tuple[_Call, _Measured]] = []
+    with torch.no_grad():
+        for call in calls:
+            if call.output is not None and call.output.is_floating_point():
+                measured.append((call, _measure(call, call.output)))
+    if not measured:
+        raise ProbeError("no layer produced a float output to measure")
+
+    # Blocks: each weighted call starts one; calls before the first weighted call are left out.
+    # A model without weighted layers gets one block per call.
+    groups: list[list[tuple[_Call, _Measured]]] = []
+    any_weighted = any(_weighted(c.module) for c, _ in measured)
+    for item in measured:
+        if not any_weighted or _weighted(item[0].module):
+            groups.append([item])
+        elif groups:
+            groups[-1].append(item)
+    ends = {id(group[-1][0]) for group in groups}
+
+    layers = tuple(
+        LayerStats(
+            call.name,
+            type(call.module).__name__,
+            tuple(call.output.shape) if call.output is not None else (),
+            m.mean,
+            m.std,
+            m.zero_frac,
+            m.saturated_frac,
+            _grad_norm(list(call.module.parameters(recurse=False))),
+            id(call) in ends,
+        )
+        for call, m in measured
+    )
+    lo, hi = _hist_range([group[-1][1] for group in groups])
+    blocks: list[BlockStats] = []
+    for group in groups:
+        start, end = group[0][0], group[-1][0]
+        m = group[-1][1]
+        sats = [g[1].saturated_frac for g in group if g[1].saturated_frac is not None]
+        counts = torch.histc(m.sample.clamp(lo, hi).float(), HIST_BINS, lo, hi)
+        blocks.append(
+            BlockStats(
+                start.name if start is end else f"{start.name} → {end.name}",
+                start.name,
+                m.mean,
+                m.std,
+                m.zero_frac,
+                max(sats) if sats else None,
+                _grad_norm(list(start.module.parameters(recurse=False))),
+                Histogram(lo, hi, tuple(int(c) for c in counts.tolist())),
+            )
+        )
+    grads = tuple(ParamGrad(name, _grad_norm([param])) for name, param in model.named_parameters())
+
+    block_measures = [group[-1][1] for group in groups]
+    dead_i = max(range(len(blocks)), key=lambda i: blocks[i].zero_frac)
+    sat_blocks = [b for b in blocks if b.saturated_frac is not None]
+    most_saturated = max(sat_blocks, key=lambda b: b.saturated_frac or 0.0) if sat_blocks else None
+    nonfinite = next((c.name for c, m in measured if m.nonfinite), None)
+    symmetric = next((c.name for c, m in measured if m.symmetric), None)
+    first = block_measures[0].std
+    last = block_measures[-1].std
+    evidence = Evidence(
+        first_std=math.inf if first is None else first,
+        last_std=math.inf if last is None else last,
+        max_zero_frac=blocks[dead_i].zero_frac,
+        max_saturated_frac=None if most_saturated is None else most_saturated.saturated_frac,
+        symmetric_layer=symmetric,
+        dead_layer=blocks[dead_i].name,
+        saturated_layer=None if most_saturated is None else most_saturated.name,
+        nonfinite_layer=nonfinite,
+    )
+    verdict, reason = decide(evidence)
+    model.zero_grad(set_to_none=True)
+    return ProbeResult(
+        layers,
+        tuple(blocks),
+        grads,
+        verdict,
+        reason,
+        std_ratio(evidence.first_std, evidence.last_std),
+        loss_value,
+    )
+
+
+# --- two moons -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Full-batch training on two moons: the loss after each of 0..N updates, final accuracy."""
+
+    losses: tuple[float, ...]
+    accuracy: float
+
+
+def two_moons(points: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """sklearn's make_moons, in torch: two interleaved half circles plus N(0, noise²), shuffled."""
+    gen = torch.Generator().manual_seed(input_seed(seed))
+    outer = points // 2
+    inner = points - outer
+    t_out = torch.linspace(0, math.pi, outer, dtype=torch.float64)
+    t_in = torch.linspace(0, math.pi, inner, dtype=torch.float64)
+    x = torch.cat([torch.cos(t_out), 1 - torch.cos(t_in)])
+    y = torch.cat([torch.sin(t_out), 1 - torch.sin(t_in) - 0.5])
+    data = torch.stack([x, y], dim=1)
+    labels = torch.cat([torch.zeros(outer), torch.ones(inner)]).long()
+    data = data + noise * torch.randn(data.shape, generator=gen, dtype=torch.float64)
+    order = torch.randperm(points, generator=gen)
+    return data[order].float(), labels[order]
+
+
+def check_moons_model(model: nn.Module) -> None:
+    """Raise unless the model maps (N, 2) features to (N, 2) logits."""
+    x = torch.zeros(4, 2)
+    with _evaluating(model), _recording(model) as (_calls, stack):
+        out = _first_tensor(
+            _forward(model, x, stack, "--train needs 2 input features; the forward pass")
+        )
+    if out is None or tuple(out.shape) != (4, 2):
+        got = "no tensor" if out is None else f"shape {tuple(out.shape)}"
+        raise ProbeError(
+            "--train fits two moons: the model must map 2 features to 2 logits, (N, 2) → (N, 2); "
+            f"on (4, 2) it gave {got}"
+        )
+
+
+def train_moons(
+    model: nn.Module, steps: int, lr: float, seed: int, points: int, noise: float
+) -> TrainResult:
+    """Adam, full batch, cross-entropy; seeded, so the same figures come back every run."""
+    x, y = two_moons(points, noise, seed)
+    torch.manual_seed(seed)  # dropout, if the model has any
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    criterion = nn.CrossEntropyLoss()
+    losses: list[float] = []
+    for _ in range(steps):
+        loss = criterion(model(x), y)
+        losses.append(float(loss.detach()))
+        optimizer.zero_grad()
+        torch.autograd.backward(loss)
+        optimizer.step()
+    with torch.no_grad():
+        losses.append(float(criterion(model(x), y)))
+        model.eval()
+        accuracy = float((model(x).argmax(dim=1) == y).double().mean())
+    model.train()
+    return TrainResult(tuple(losses), accuracy)
