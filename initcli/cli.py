@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
+from initcli import verdict
 from initcli.errors import InitcliError
 from initcli.render import OutputFormat
 
@@ -93,6 +95,41 @@ FormatOpt = Annotated[OutputFormat, typer.Option(
 )]  # fmt: skip
 
 
+InputShapeOpt = Annotated[str | None, typer.Option(
+    "--input-shape", metavar="SHAPE",
+    help="One sample's shape, without the batch dimension: 256, or 3,32,32 (default: the "
+         "spec's input:, else inferred from the first Linear, Conv or Embedding).",
+    show_default=False,
+)]  # fmt: skip
+InitsOpt = Annotated[list[str] | None, typer.Option(
+    "--init", "-i", metavar="SCHEME",
+    help="A scheme to probe (name or name:key=value,...; 'initcli schemes' lists them). "
+         "Repeatable: each gets a freshly built model.",
+    show_default=False,
+)]  # fmt: skip
+BiasInitOpt = Annotated[str | None, typer.Option(
+    "--bias-init", metavar="SCHEME",
+    help="Scheme for biases and other 1-D parameters with a named --init (default: zeros).",
+    show_default=False,
+)]  # fmt: skip
+SeedOpt = Annotated[int, typer.Option(
+    "--seed", "-s", min=0,
+    help="Seeds the init (DESIGN §4) and, through a separate stream, the input batch.",
+)]  # fmt: skip
+BatchOpt = Annotated[int, typer.Option(
+    "--batch-size", "-b", min=1, help="Samples in the random input batch.",
+)]  # fmt: skip
+PlotOpt = Annotated[Path | None, typer.Option(
+    "--plot", metavar="FILE",
+    help="Also draw the figures into FILE (.png, .svg or .pdf), written atomically. Needs "
+         "matplotlib: pip install 'initcli[plot]'.",
+    show_default=False,
+)]  # fmt: skip
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="Let --plot overwrite an existing file.",
+)]  # fmt: skip
+
+
 def _console() -> Any:
     from rich.console import Console
 
@@ -143,13 +180,17 @@ def inspect(
         ),
     ] = 0,
     arg: ArgOpt = None,
+    input_shape: InputShapeOpt = None,
     output_format: FormatOpt = OutputFormat.table,
 ) -> None:
-    """Per-parameter table: shape, fans, mean and variance against the scheme's formula."""
+    """Per-parameter table: shape, fans, mean and variance against the scheme's formula.
+
+    With --init auto the init column says what was chosen for each weight and why.
+    """
     from initcli.render import print_report
     from initcli.report import inspect as inspect_report
 
-    report = inspect_report(target, init, bias_init, seed, _args(arg))
+    report = inspect_report(target, init, bias_init, seed, _args(arg), _shape(input_shape))
     print_report(report, output_format, _console())
 
 
@@ -191,6 +232,127 @@ def schemes(output_format: FormatOpt = OutputFormat.table) -> None:
     from initcli.report import scheme_rows
 
     print_report(scheme_rows(), output_format, _console())
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    from initcli.probe import parse_shape
+
+    return None if text is None else parse_shape(text)
+
+
+def _plot_first(plot: Path | None, force: bool) -> None:
+    # Checked before the (possibly long) probe, so a missing extra or an existing file fails fast.
+    if plot is not None:
+        from initcli.plot import check_destination, require_matplotlib
+
+        require_matplotlib()
+        check_destination(plot, force)
+
+
+def _plot_last(report: Any, plot: Path | None, force: bool) -> None:
+    if plot is not None:
+        from initcli.plot import write_plot
+
+        width, height = write_plot(report, plot, force)
+        sys.stderr.write(f"wrote {plot} ({width}×{height} px)\n")
+
+
+@app.command(epilog=verdict.HELP)
+def probe(
+    target: TargetArg,
+    init: InitsOpt = None,
+    bias_init: BiasInitOpt = None,
+    seed: SeedOpt = 0,
+    arg: ArgOpt = None,
+    input_shape: InputShapeOpt = None,
+    batch_size: BatchOpt = 256,
+    plot: PlotOpt = None,
+    force: ForceOpt = False,
+    output_format: FormatOpt = OutputFormat.table,
+) -> None:
+    """What each init does to a forward pass: per block, the output's mean, std, exact zeros and
+    saturation, the gradient norm after one backward pass of mean(output²), and a verdict."""
+    from initcli.render import print_probe
+    from initcli.report import probe_report
+
+    _plot_first(plot, force)
+    report = probe_report(
+        target, init or [], bias_init, seed, _args(arg), _shape(input_shape), batch_size
+    )
+    print_probe(report, output_format, _console())
+    _plot_last(report, plot, force)
+
+
+@app.command(epilog=verdict.HELP)
+def compare(
+    target: TargetArg,
+    init: InitsOpt = None,
+    train: Annotated[
+        int | None,
+        typer.Option(
+            "--train",
+            metavar="STEPS",
+            min=1,
+            help="Also train a fresh copy per scheme for STEPS full-batch Adam steps on two "
+            "moons (for models mapping 2 features to 2 logits) and report the losses.",
+            show_default=False,
+        ),
+    ] = None,
+    lr: Annotated[float, typer.Option("--lr", help="Adam's learning rate for --train.")] = 0.01,
+    points: Annotated[
+        int, typer.Option("--points", min=2, help="Two-moons points for --train.")
+    ] = 500,
+    noise: Annotated[
+        float, typer.Option("--noise", min=0.0, help="Two-moons noise (std) for --train.")
+    ] = 0.2,
+    bias_init: BiasInitOpt = None,
+    seed: SeedOpt = 0,
+    arg: ArgOpt = None,
+    input_shape: InputShapeOpt = None,
+    batch_size: BatchOpt = 256,
+    plot: PlotOpt = None,
+    force: ForceOpt = False,
+    output_format: FormatOpt = OutputFormat.table,
+) -> None:
+    """Schemes side by side: output std per block, verdicts and, with --train, loss curves."""
+    from initcli.render import print_probe
+    from initcli.report import TrainSetup, probe_report
+
+    _plot_first(plot, force)
+    setup = None if train is None else TrainSetup(train, lr, points, noise)
+    report = probe_report(
+        target, init or [], bias_init, seed, _args(arg), _shape(input_shape), batch_size, setup
+    )
+    print_probe(report, output_format, _console(), compare=True)
+    _plot_last(report, plot, force)
+
+
+@app.command()
+def defaults(
+    target: TargetArg,
+    arg: ArgOpt = None,
+    input_shape: InputShapeOpt = None,
+    output_format: FormatOpt = OutputFormat.table,
+) -> None:
+    """What PyTorch's own init does per module type, and where it mismatches the activation after
+    it (e.g. Linear's 1/(3·fan_in) in front of a ReLU: a sixth of He's 2/fan_in)."""
+    from initcli.render import print_defaults
+    from initcli.report import defaults as defaults_report
+
+    report = defaults_report(target, _args(arg), _shape(input_shape))
+    print_defaults(report, output_format, _console())
+
+
+@app.command()
+def gain(
+    slope: Annotated[float, typer.Option("--slope", help="leaky_relu's negative slope.")] = 0.01,
+    output_format: FormatOpt = OutputFormat.table,
+) -> None:
+    """torch.nn.init.calculate_gain for every nonlinearity: formula and value."""
+    from initcli.render import print_gains
+    from initcli.report import gains
+
+    print_gains(gains(slope), output_format, _console())
 
 
 def main() -> None:

@@ -25,3 +25,7 @@ class ArgError(InitcliError):
 
 class ProbeError(InitcliError):
     """A probe could not run: no input shape, a forward pass that failed, an unfit model."""
+
+
+class PlotError(InitcliError):
+    """--plot cannot be honoured: matplotlib is missing, or the file cannot be written."""

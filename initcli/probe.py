@@ -259,7 +259,8 @@ def trace_followers(model: nn.Module, batch: torch.Tensor) -> dict[str, schemes.
         follower = schemes.Follower(None, where="no activation follows (output)")
         for later in calls[i + 1 :]:
             if _weighted(later.module):
-                follower = schemes.Follower(None, where=f"no activation before {later.name}")
+                where = f"no activation module before {later.name}"
+                follower = schemes.Follower(None, where=where)
                 break
             kind = schemes.activation_kind(later.module)
             if kind is not None:
@@ -267,6 +268,16 @@ def trace_followers(model: nn.Module, batch: torch.Tensor) -> dict[str, schemes.
                 follower = schemes.Follower(kind[0], kind[1], where)
                 break
         found[name] = follower
+    # Transformer layers apply their activation functionally (F.relu by default), between
+    # linear1 and linear2, where hooks cannot see it; the layer names it in `activation`.
+    for name, module in model.named_modules():
+        if isinstance(module, nn.TransformerEncoderLayer | nn.TransformerDecoderLayer):
+            kind = schemes.functional_kind(module.activation)
+            key = f"{name}.linear1" if name else "linear1"
+            if kind is not None and key in found:
+                fn = getattr(module.activation, "__name__", type(module.activation).__name__)
+                where = f"{name}.activation {fn}" if name else f"activation {fn}"
+                found[key] = schemes.Follower(kind[0], kind[1], where)
     return found
 
 

@@ -17,8 +17,20 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from initcli.verdict import fraction
+
 if TYPE_CHECKING:
-    from initcli.report import CountReport, InspectReport, ParamReport, SchemeRow
+    from initcli.probe import BlockStats, LayerStats
+    from initcli.report import (
+        CountReport,
+        DefaultsReport,
+        GainRow,
+        InspectReport,
+        ParamReport,
+        ProbeReport,
+        SchemeProbe,
+        SchemeRow,
+    )
 
 
 class OutputFormat(StrEnum):
@@ -29,6 +41,8 @@ class OutputFormat(StrEnum):
 
 
 STATUS_STYLE = {"ok": "green", "off": "bold red", "symmetric": "yellow", "unknown": "dim"}
+# How schemes.initialize labels an `auto` choice: `<scheme> ← <why>`.
+AUTO_ARROW = " ← "
 
 
 def _finite(value: float | None) -> float | None:
@@ -239,7 +253,8 @@ def _param_row(p: ParamReport, with_grad: bool, name_width: int) -> list[Rendera
     fans = "–" if p.fan_in is None else f"{p.fan_in}→{p.fan_out}"
     status = Text(p.status, style=STATUS_STYLE.get(p.status, ""))
     # The table names the init function only; its arguments are in the JSON and in `schemes`.
-    init = p.init.split("(")[0]
+    # An `auto` choice keeps its short label (`kaiming_normal(relu)`); the reason is listed below.
+    init = p.init.split(AUTO_ARROW)[0] if AUTO_ARROW in p.init else p.init.split("(")[0]
     row: list[RenderableType] = [
         wrap_dotted(p.name, name_width),
         _shape(p.shape),
@@ -264,12 +279,17 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
     )
     # Everything but the name is short and fixed; the name gets what is left, broken at dots.
     name_width = max(16, width - 82)
+    auto_labels = [p.init.split(AUTO_ARROW)[0] for p in report.params if AUTO_ARROW in p.init]
+    if auto_labels:
+        # auto's labels (`xavier_normal(gain=tanh)`) are wider than a bare function name.
+        name_width = max(16, name_width - max(0, max(map(len, auto_labels)) - 14))
     table.add_column("parameter", overflow="fold")
     table.add_column("shape", no_wrap=True)
     table.add_column("fans", justify="right", no_wrap=True)
     table.add_column("mean", justify="right", no_wrap=True)
     table.add_column("var", justify="right", no_wrap=True)
     table.add_column("expected", justify="right", no_wrap=True)
+    auto = any(AUTO_ARROW in p.init for p in report.params)
     table.add_column("init", no_wrap=True)
     table.add_column("status", no_wrap=True)
     # The trainable column only earns its width when something is frozen.
@@ -278,7 +298,27 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
         table.add_column("grad", no_wrap=True)
     for p in report.params:
         table.add_row(*_param_row(p, with_grad, name_width))
-    return [table, _totals_panel(report.counts)]
+    if not auto:
+        return [table, _totals_panel(report.counts)]
+    return [table, _auto_table(report, width), _totals_panel(report.counts)]
+
+
+def _auto_table(report: InspectReport, width: int) -> Table:
+    """What `auto` chose for each weight, and the activation (or its absence) it chose from."""
+    table = Table(
+        title="auto: what each weight got, and why",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
+    table.add_column("parameter", overflow="fold")
+    table.add_column("chosen", no_wrap=True)
+    table.add_column("because of what follows it", overflow="fold")
+    for p in report.params:
+        if AUTO_ARROW in p.init:
+            chosen, why = p.init.split(AUTO_ARROW, 1)
+            table.add_row(wrap_dotted(p.name, max(16, width // 3)), chosen, why)
+    return table
 
 
 def schemes_table(rows: Sequence[SchemeRow]) -> list[RenderableType]:
@@ -320,3 +360,511 @@ def print_report(
         parts = schemes_table(report)
     for part in parts:
         console.print(part)
+
+
+# --- probe / compare -----------------------------------------------------------------------------
+
+SPARK = "▁▂▃▄▅▆▇█"
+BAR_WIDTH = 16
+# A sparkline shows at most this many blocks (evenly spaced through a deeper net).
+MAX_SPARK = 40
+# compare --train prints the loss at this many evenly spaced steps after step 0.
+CHECKPOINTS = 5
+VERDICT_STYLE = {
+    "stable": "green",
+    "vanishing": "bold red",
+    "exploding": "bold red",
+    "saturated": "bold yellow",
+    "dead": "bold red",
+    "symmetric": "bold yellow",
+}
+
+
+def _log_scale(stds: Sequence[float | None]) -> tuple[float, float]:
+    """The log10 range of the positive, finite stds: one scale for a whole report."""
+    logs = [math.log10(s) for s in stds if s is not None and s > 0 and math.isfinite(s)]
+    if not logs:
+        return 0.0, 1.0
+    lo, hi = min(logs), max(logs)
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+def _level(std: float, scale: tuple[float, float], levels: int) -> int:
+    lo, hi = scale
+    frac = (math.log10(std) - lo) / (hi - lo)
+    return min(levels - 1, max(0, round(frac * (levels - 1))))
+
+
+def sparkline(stds: Sequence[float | None], scale: tuple[float, float]) -> str:
+    """Std by depth on a log scale: `·` an output that is exactly constant, `!` NaN/Inf."""
+    out = []
+    for std in stds:
+        if std is None or not math.isfinite(std):
+            out.append("!")
+        elif std == 0:
+            out.append("·")
+        else:
+            out.append(SPARK[_level(std, scale, len(SPARK))])
+    return "".join(out)
+
+
+def std_bar(std: float | None, scale: tuple[float, float], width: int = BAR_WIDTH) -> str:
+    """A bar whose length is the std's place on the report's log scale."""
+    if std is None or not math.isfinite(std):
+        return "!"
+    if std == 0:
+        return "·"
+    return "█" * (1 + _level(std, scale, width))
+
+
+def _checkpoints(steps: int) -> list[int]:
+    return sorted({round(steps * k / CHECKPOINTS) for k in range(CHECKPOINTS + 1)})
+
+
+def layer_dict(layer: LayerStats) -> dict[str, Any]:
+    return {
+        "name": layer.name,
+        "type": layer.type,
+        "shape": list(layer.shape),
+        "mean": _finite(layer.mean),
+        "std": _finite(layer.std),
+        "zero_frac": layer.zero_frac,
+        "saturated_frac": layer.saturated_frac,
+        "grad_norm": _finite(layer.grad_norm),
+        "ends_block": layer.ends_block,
+    }
+
+
+def block_dict(block: BlockStats) -> dict[str, Any]:
+    return {
+        "name": block.name,
+        "layer": block.layer,
+        "mean": _finite(block.mean),
+        "std": _finite(block.std),
+        "zero_frac": block.zero_frac,
+        "saturated_frac": block.saturated_frac,
+        "grad_norm": _finite(block.grad_norm),
+    }
+
+
+def scheme_probe_dict(sp: SchemeProbe) -> dict[str, Any]:
+    r = sp.result
+    data: dict[str, Any] = {
+        "scheme": sp.scheme,
+        "verdict": r.verdict.value,
+        "reason": r.reason,
+        "std_ratio": _finite(r.std_ratio),
+        "probe_loss": _finite(r.loss),
+        "layers": [layer_dict(layer) for layer in r.layers],
+        "blocks": [block_dict(b) for b in r.blocks],
+        "grads": [{"name": g.name, "grad_norm": _finite(g.grad_norm)} for g in r.grads],
+    }
+    if sp.training is not None:
+        data["losses"] = [_finite(v) for v in sp.training.losses]
+        data["accuracy"] = sp.training.accuracy
+    return data
+
+
+def probe_dict(report: ProbeReport) -> dict[str, Any]:
+    """The `initcli probe|compare --format json` object (DESIGN §2: `schemes[]`)."""
+    from initcli import verdict
+
+    data: dict[str, Any] = {
+        "target": report.target,
+        "seed": report.seed,
+        "input": {
+            "shape": list(report.input_shape),
+            "kind": report.input_kind,
+            "source": report.input_source,
+        },
+        "thresholds": {
+            "vanishing_ratio": verdict.VANISHING_RATIO,
+            "exploding_ratio": verdict.EXPLODING_RATIO,
+            "saturation_level": verdict.SATURATION_LEVEL,
+            "saturated_frac": verdict.SATURATED_FRAC,
+            "dead_frac": verdict.DEAD_FRAC,
+        },
+        "schemes": [scheme_probe_dict(sp) for sp in report.schemes],
+    }
+    if report.train is not None:
+        data["train"] = asdict(report.train) | {"optimizer": "Adam", "data": "two moons"}
+    return data
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}" if value >= 0.01 or value == 0 else "<1%"
+
+
+def _summary_rows(report: ProbeReport) -> list[dict[str, Any]]:
+    rows = []
+    for sp in report.schemes:
+        r = sp.result
+        sats = [b.saturated_frac for b in r.blocks if b.saturated_frac is not None]
+        row: dict[str, Any] = {
+            "scheme": sp.scheme,
+            "verdict": r.verdict.value,
+            "first_std": _finite(r.blocks[0].std),
+            "last_std": _finite(r.blocks[-1].std),
+            "std_ratio": _finite(r.std_ratio),
+            "max_zero_frac": max(b.zero_frac for b in r.blocks),
+            "max_saturated_frac": max(sats) if sats else None,
+        }
+        if sp.training is not None:
+            losses = sp.training.losses
+            for step in _checkpoints(len(losses) - 1):
+                row[f"loss@{step}"] = _finite(losses[step])
+            row["accuracy"] = sp.training.accuracy
+        row["reason"] = r.reason
+        rows.append(row)
+    return rows
+
+
+def _input_line(report: ProbeReport) -> str:
+    shape = "×".join(map(str, report.input_shape))
+    return (
+        f"input {shape} ({report.input_kind}; shape from {report.input_source}), seed {report.seed}"
+    )
+
+
+def probe_text(report: ProbeReport, fmt: OutputFormat, compare: bool = False) -> str:
+    """JSON, CSV or Markdown for probe and compare."""
+    if fmt is OutputFormat.json:
+        return json.dumps(probe_dict(report), indent=2, ensure_ascii=False) + "\n"
+    if fmt is OutputFormat.csv:
+        if compare and report.train is not None:
+            # compare --train: the loss curves, one row per scheme and step.
+            rows = [
+                {
+                    "scheme": sp.scheme,
+                    "step": step,
+                    "loss": _finite(loss),
+                    "accuracy": sp.training.accuracy
+                    if step == len(sp.training.losses) - 1
+                    else None,
+                }
+                for sp in report.schemes
+                if sp.training is not None
+                for step, loss in enumerate(sp.training.losses)
+            ]
+            return _csv(rows)
+        return _csv(
+            [
+                {"scheme": sp.scheme, "verdict": sp.result.verdict.value} | layer_dict(layer)
+                for sp in report.schemes
+                for layer in sp.result.layers
+            ]
+        )
+    if fmt is OutputFormat.markdown:
+        parts = [_markdown(_summary_rows(report))]
+        if compare:
+            parts.append(_markdown(_side_by_side_rows(report)))
+        else:
+            for sp in report.schemes:
+                parts.append(f"**{sp.scheme}**: {sp.result.verdict.value}\n")
+                parts.append(_markdown([block_dict(b) for b in sp.result.blocks]))
+        parts.append(_input_line(report) + "\n")
+        return "\n".join(parts)
+    raise ValueError(f"{fmt} is not a text format")
+
+
+def _side_by_side_rows(report: ProbeReport) -> list[dict[str, Any]]:
+    """Block by block, each scheme's output std in its own column (schemes share the model)."""
+    longest = max(report.schemes, key=lambda sp: len(sp.result.blocks))
+    rows = []
+    for i, block in enumerate(longest.result.blocks):
+        row: dict[str, Any] = {"block": block.name}
+        for sp in report.schemes:
+            blocks = sp.result.blocks
+            row[f"std {sp.scheme}"] = _finite(blocks[i].std) if i < len(blocks) else None
+        rows.append(row)
+    return rows
+
+
+def _scale(report: ProbeReport) -> tuple[float, float]:
+    return _log_scale([b.std for sp in report.schemes for b in sp.result.blocks])
+
+
+def _verdict_text(value: str) -> Text:
+    return Text(value, style=VERDICT_STYLE.get(value, ""))
+
+
+def _wrap_scheme(text: str, width: int = 28) -> str:
+    """Break a scheme description after its commas so each line fits `width`."""
+    lines: list[str] = []
+    line = ""
+    for part in text.replace(", ", ",\n").split("\n"):
+        if line and len(line) + len(part) + 1 > width:
+            lines.append(line)
+            line = ""
+        line += part if not line else f" {part}"
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def _summary_table(report: ProbeReport, scale: tuple[float, float]) -> list[RenderableType]:
+    table = Table(
+        title="verdicts · std by depth: block outputs, on one log scale for all rows",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
+    table.add_column("scheme", style="bold")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("std by depth", no_wrap=True)
+    table.add_column("first → last std", no_wrap=True, justify="right")
+    table.add_column("ratio", justify="right", no_wrap=True)
+    for sp in report.schemes:
+        r = sp.result
+        stds = _thin([b.std for b in r.blocks], MAX_SPARK)
+        table.add_row(
+            _wrap_scheme(sp.scheme),
+            _verdict_text(r.verdict.value),
+            sparkline(stds, scale),
+            f"{_num(r.blocks[0].std, 3)} → {_num(r.blocks[-1].std, 3)}",
+            _num(r.std_ratio, 3),
+        )
+    reasons = [Text(f"{sp.scheme}: {sp.result.reason}") for sp in report.schemes]
+    return [table, *reasons]
+
+
+def _thin(values: Sequence[float | None], most: int) -> list[float | None]:
+    """At most `most` evenly spaced values, first and last kept: a sparkline for a deep net."""
+    if len(values) <= most:
+        return list(values)
+    step = (len(values) - 1) / (most - 1)
+    return [values[round(i * step)] for i in range(most)]
+
+
+def _blocks_table(report: ProbeReport, sp: SchemeProbe, scale: tuple[float, float]) -> Table:
+    r = sp.result
+    table = Table(
+        title=Text.assemble(f"{report.target} · {sp.scheme} · ", _verdict_text(r.verdict.value)),
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
+    table.add_column("block", overflow="fold")
+    table.add_column("mean", justify="right", no_wrap=True)
+    table.add_column("std", justify="right", no_wrap=True)
+    table.add_column("std (log scale)", no_wrap=True)
+    table.add_column("zeros", justify="right", no_wrap=True)
+    table.add_column("saturated", justify="right", no_wrap=True)
+    table.add_column("grad norm", justify="right", no_wrap=True)
+    for b in r.blocks:
+        table.add_row(
+            b.name,
+            _num(b.mean, 3),
+            _num(b.std, 3),
+            std_bar(b.std, scale),
+            _pct(b.zero_frac),
+            _pct(b.saturated_frac),
+            _num(b.grad_norm, 3),
+        )
+    return table
+
+
+def _side_by_side_table(report: ProbeReport, scale: tuple[float, float]) -> Table:
+    table = Table(
+        title=f"{report.target} · output std per block",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
+    table.add_column("block", overflow="fold")
+    for sp in report.schemes:
+        table.add_column(_wrap_scheme(sp.scheme, 20), justify="right", overflow="fold")
+    for row in _side_by_side_rows(report):
+        cells: list[RenderableType] = [row["block"]]
+        for sp in report.schemes:
+            std = row[f"std {sp.scheme}"]
+            cells.append(f"{_num(std, 3)} {sparkline([std], scale)}")
+        table.add_row(*cells)
+    return table
+
+
+def _loss_table(report: ProbeReport) -> Table:
+    assert report.train is not None
+    t = report.train
+    table = Table(
+        title=(
+            f"two moons ({t.points} points, noise {t.noise:g}) · Adam lr {t.lr:g}, full batch · "
+            f"cross-entropy loss"
+        ),
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
+    table.add_column("step", justify="right")
+    trained = [sp for sp in report.schemes if sp.training is not None]
+    for sp in trained:
+        table.add_column(_wrap_scheme(sp.scheme, 20), justify="right", overflow="fold")
+    for step in _checkpoints(t.steps):
+        table.add_row(
+            str(step), *[_num(sp.training.losses[step], 4) for sp in trained if sp.training]
+        )
+    table.add_section()
+    table.add_row("accuracy", *[f"{sp.training.accuracy:.1%}" for sp in trained if sp.training])
+    return table
+
+
+def print_probe(
+    report: ProbeReport, fmt: OutputFormat, console: Console, compare: bool = False
+) -> None:
+    """Write a probe (or, with compare, the side-by-side view and losses) to the console."""
+    if fmt is not OutputFormat.table:
+        console.file.write(probe_text(report, fmt, compare))
+        return
+    scale = _scale(report)
+    if compare:
+        console.print(_side_by_side_table(report, scale))
+    else:
+        for sp in report.schemes:
+            console.print(_blocks_table(report, sp, scale))
+    for part in _summary_table(report, scale):
+        console.print(part)
+    if report.train is not None:
+        console.print(_loss_table(report))
+    console.print(Text(_input_line(report), style="dim"))
+
+
+# --- defaults / gain -----------------------------------------------------------------------------
+
+
+def defaults_dict(report: DefaultsReport) -> dict[str, Any]:
+    return {
+        "target": report.target,
+        "types": [
+            {"type": t.type, "modules": list(t.modules), "params": [asdict(r) for r in t.rules]}
+            for t in report.types
+        ],
+        "checks": [asdict(c) for c in report.checks],
+        "warnings": list(report.warnings),
+        "notes": list(report.notes),
+    }
+
+
+def _modules_cell(names: Sequence[str]) -> str:
+    # fc1, fc2, ..., fc20 would crowd the table: first and last, and how many.
+    if len(names) <= 3:
+        return "\n".join(names)
+    return f"{names[0]} … {names[-1]} ({len(names)})"
+
+
+def _type_rows(report: DefaultsReport) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": t.type,
+            "modules": _modules_cell(t.modules),
+            "param": r.param,
+            "init": r.init,
+            "values": r.values,
+            "variance": r.variance,
+        }
+        for t in report.types
+        for r in t.rules
+    ]
+
+
+def defaults_text(report: DefaultsReport, fmt: OutputFormat) -> str:
+    if fmt is OutputFormat.json:
+        return json.dumps(defaults_dict(report), indent=2, ensure_ascii=False) + "\n"
+    checks = [asdict(c) for c in report.checks]
+    if fmt is OutputFormat.csv:
+        return _csv(checks)
+    if fmt is OutputFormat.markdown:
+        lines = [_markdown(_type_rows(report)), _markdown(checks)]
+        lines += [f"⚠ {warning}\n" for warning in report.warnings]
+        lines += [f"{note}\n" for note in report.notes]
+        return "\n".join(lines)
+    raise ValueError(f"{fmt} is not a text format")
+
+
+def print_defaults(report: DefaultsReport, fmt: OutputFormat, console: Console) -> None:
+    if fmt is not OutputFormat.table:
+        console.file.write(defaults_text(report, fmt))
+        return
+    types = Table(
+        title=f"PyTorch's default init in {report.target}",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
+    for col in ("type", "modules", "param", "init", "values", "variance"):
+        types.add_column(col, overflow="fold")
+    previous = None
+    for row in _type_rows(report):
+        first = row["type"] != previous
+        previous = row["type"]
+        types.add_row(
+            row["type"] if first else "",
+            row["modules"] if first else "",
+            row["param"],
+            row["init"],
+            row["values"],
+            row["variance"],
+        )
+    console.print(types)
+    checks = Table(
+        title="each weight against the activation after it",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
+    for col, justify in (
+        ("weight", "left"),
+        ("fans", "right"),
+        ("default var", "right"),
+        ("followed by", "left"),
+        ("auto would use", "left"),
+        ("its var", "right"),
+        ("ratio", "right"),
+    ):
+        checks.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for c in report.checks:
+        fans = "–" if c.fan_in is None else f"{c.fan_in}→{c.fan_out}"
+        ratio = "–" if c.ratio is None else fraction(c.ratio)
+        checks.add_row(
+            c.name,
+            fans,
+            _num(c.expected_var),
+            c.followed_by or "–",
+            (c.recommended or "–").split(AUTO_ARROW)[0],
+            _num(c.recommended_var),
+            Text(ratio, style="bold yellow" if c.warning else ""),
+        )
+    console.print(checks)
+    for warning in report.warnings:
+        console.print(Text(f"⚠ {warning}", style="yellow"))
+    for note in report.notes:
+        console.print(Text(f"• {note}", style="dim"))
+
+
+def gain_dicts(rows: Sequence[GainRow]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in rows]
+
+
+def print_gains(rows: Sequence[GainRow], fmt: OutputFormat, console: Console) -> None:
+    if fmt is OutputFormat.json:
+        console.file.write(json.dumps(gain_dicts(rows), indent=2, ensure_ascii=False) + "\n")
+        return
+    if fmt is OutputFormat.csv:
+        console.file.write(_csv(gain_dicts(rows)))
+        return
+    if fmt is OutputFormat.markdown:
+        console.file.write(_markdown(gain_dicts(rows)))
+        return
+    table = Table(title="torch.nn.init.calculate_gain", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("nonlinearity", style="bold")
+    table.add_column("formula")
+    table.add_column("gain", justify="right")
+    table.add_column("gain²", justify="right")
+    for r in rows:
+        table.add_row(r.nonlinearity, r.formula, f"{r.gain:.6g}", f"{r.gain * r.gain:.6g}")
+    console.print(table)
+    console.print(
+        Text(
+            "kaiming: variance gain²/fan; xavier: 2·gain²/(fan_in+fan_out). "
+            "--slope sets leaky_relu's negative slope.",
+            style="dim",
+        )
+    )

@@ -13,7 +13,7 @@ from initcli import loading, probe, schemes, stats
 from initcli.counting import Counts, count_model
 from initcli.errors import ArgError, ProbeError, SchemeError, TargetError
 from initcli.spec import MLPSpec, expand_layers, parameter_count
-from initcli.verdict import DEFAULTS_MISMATCH
+from initcli.verdict import DEFAULTS_MISMATCH, fraction
 
 
 @dataclass(frozen=True)
@@ -311,6 +311,8 @@ def probe_report(
     if train is not None:
         _check_train(train)
     source = loading.resolve(target, args)
+    # The probed model, its gradients and (with --train) a second copy with Adam's two moments.
+    _check_spec_fits(source, copies=5 if train else 2, hint="probe a smaller spec")
     # Every scheme is parsed before anything is built, so a typo fails fast.
     parsed = [resolve_schemes(init, bias_init, None) for init in inits]
     names = [w.describe() for w, _ in parsed]
@@ -381,10 +383,10 @@ class DefaultCheck:
     init: str
     expected_var: float | None
     followed_by: str | None
-    recommended: str | None
+    recommended: str | None  # `<scheme> ← <why>`, as auto would label it
     recommended_var: float | None
     ratio: float | None  # expected_var / recommended_var
-    warning: str | None
+    warning: str | None  # set where an activation follows and the ratio is off by > 2× either way
 
 
 @dataclass(frozen=True)
@@ -392,6 +394,7 @@ class DefaultsReport:
     target: str
     types: tuple[DefaultType, ...]
     checks: tuple[DefaultCheck, ...]
+    warnings: tuple[str, ...]  # one sentence per group of weights with the same mismatch
     notes: tuple[str, ...]
 
 
@@ -406,11 +409,8 @@ def _scheme_arg(scheme: schemes.Scheme) -> str:
     return f"{scheme.name}:{','.join(changed)}" if changed else scheme.name
 
 
-def fraction(ratio: float) -> str:
-    """0.1667 → '1/6', 3.0 → '3×': how a variance ratio reads in a warning."""
-    if ratio <= 0 or not math.isfinite(ratio):
-        return f"{ratio:g}×"
-    return f"1/{1 / ratio:.3g}" if ratio < 1 else f"{ratio:.3g}×"
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]} ({len(names)})"
 
 
 def defaults(
@@ -420,6 +420,7 @@ def defaults(
 ) -> DefaultsReport:
     """`initcli defaults`: what PyTorch's own init does per module type, and where it mismatches."""
     source = loading.resolve(target, args)
+    _check_spec_fits(source, copies=1, hint="make the spec smaller")
     torch.manual_seed(0)
     model = source.build()
     notes: list[str] = []
@@ -443,6 +444,8 @@ def defaults(
     held = schemes.owners(model)
     module_names = {id(m): n for n, m in model.named_modules()}
     checks: list[DefaultCheck] = []
+    # Weights with the same mismatch (module type, activation, ratio, advice) share one warning.
+    groups: dict[tuple[str, ...], list[str]] = {}
     for name, param in model.named_parameters():
         if param.dim() < 2 or schemes.is_uninitialized(param):
             continue
@@ -459,16 +462,30 @@ def defaults(
             rec_var = schemes.expectation(chosen, param).var
             if exp.var is not None and rec_var:
                 ratio = exp.var / rec_var
-        mismatched = ratio is not None and not 1 / DEFAULTS_MISMATCH <= ratio <= DEFAULTS_MISMATCH
-        if followed_by is not None and mismatched and ratio is not None and exp.var is not None:
+        off = ratio is not None and not 1 / DEFAULTS_MISMATCH <= ratio <= DEFAULTS_MISMATCH
+        if follower is not None and follower.kind is not None and off and ratio is not None:
             chosen = choices[name][0]
+            label = schemes.short_label(chosen)
             warning = (
-                f"{module_name} ({type(module).__name__}) → {followed_by}: the default "
-                f"variance {exp.var:.3g} is {fraction(ratio)} of "
-                f"{schemes.short_label(chosen)}'s {rec_var:.3g}, so the signal's std "
-                f"changes ×{math.sqrt(ratio):.2f} per such layer; use --init auto or "
-                f"--init {_scheme_arg(chosen)}"
+                f"the default variance is {fraction(ratio)} of {label}'s: the signal's std "
+                f"changes ×{math.sqrt(ratio):.2f} per such layer"
             )
+            rule = next(
+                (r for r in schemes.default_rules(module) if r.param == name.rsplit(".", 1)[-1]),
+                None,
+            )
+            key = (
+                type(module).__name__,
+                follower.kind,
+                f"{follower.slope:g}",
+                fraction(ratio),
+                label,
+                f"{math.sqrt(ratio):.2f}",
+                _scheme_arg(chosen),
+                rule.variance if rule else exp.init,
+                schemes.variance_formula(chosen),
+            )
+            groups.setdefault(key, []).append(module_name)
         checks.append(
             DefaultCheck(
                 name,
@@ -485,7 +502,14 @@ def defaults(
                 warning,
             )
         )
-    return DefaultsReport(source.target, types, tuple(checks), tuple(notes))
+    warnings = tuple(
+        f"{kind_type} {_names(mods)} → {act}: default variance {default_formula} is {frac} of "
+        f"{label}'s {rec_formula}, so the signal's std changes ×{factor} per such layer; use "
+        f"--init auto or --init {arg}"
+        for (kind_type, act, _slope, frac, label, factor, arg, default_formula, rec_formula), mods
+        in groups.items()
+    )  # fmt: skip
+    return DefaultsReport(source.target, types, tuple(checks), warnings, tuple(notes))
 
 
 # --- gain ----------------------------------------------------------------------------------------

@@ -567,7 +567,30 @@ def short_label(scheme: Scheme) -> str:
     if scheme.name in ("xavier_normal", "xavier_uniform", "orthogonal"):
         gain = scheme.get("gain")
         return scheme.name if gain == 1.0 else f"{scheme.name}(gain={format_value(gain)})"
+    if scheme.name == "normal" and scheme.number("mean") == 0:
+        return f"normal(std={scheme.number('std'):g})"
     return scheme.describe()
+
+
+def variance_formula(scheme: Scheme) -> str:
+    """The variance a scheme implies, its gain written in: `2/fan_in` for kaiming_normal(relu)."""
+    name = scheme.name
+    if name in ("kaiming_normal", "kaiming_uniform"):
+        nl, a = scheme.text("nonlinearity"), scheme.number("a")
+        gain2 = {"relu": "2", "tanh": "(5/3)²", "selu": "(3/4)²"}.get(nl, "1")
+        if nl == "leaky_relu":
+            gain2 = "2" if a == 0 else f"2/(1+{a:g}²)"
+        fan = scheme.text("mode")
+        return f"{gain2}/{fan}" if gain2 != "1" else f"1/{fan}"
+    if name in ("xavier_normal", "xavier_uniform"):
+        gain = scheme.get("gain")
+        named = {"tanh": "(5/3)²", "relu": "2", "selu": "(3/4)²"}
+        gain2 = named.get(gain, "1") if isinstance(gain, str) else f"{gain:g}²"
+        factor = "2" if gain2 in ("1", "1²") else f"2·{gain2}"
+        return f"{factor}/(fan_in+fan_out)"
+    if name == "lecun_normal":
+        return "1/fan_in"
+    return scheme.info.expected_var
 
 
 def _module_choice(module: nn.Module, pname: str) -> tuple[Scheme, str] | None:
@@ -582,7 +605,20 @@ def _module_choice(module: nn.Module, pname: str) -> tuple[Scheme, str] | None:
         return parse_scheme("xavier_normal"), f"{module.mode} input to sigmoid/tanh gates"
     if isinstance(module, nn.MultiheadAttention):
         return parse_scheme("xavier_normal"), "attention projection, no activation"
+    if isinstance(module, nn.modules.linear.NonDynamicallyQuantizableLinear):
+        # MultiheadAttention's out_proj: its weight is used functionally, never called.
+        return parse_scheme("xavier_normal"), "attention output projection, no activation"
     return None
+
+
+def functional_kind(fn: object) -> tuple[str, float] | None:
+    """The kind of an activation given as a function or module (TransformerEncoderLayer's)."""
+    if isinstance(fn, nn.Module):
+        return activation_kind(fn)
+    name = getattr(fn, "__name__", "")
+    kinds = {"relu": "relu", "gelu": "gelu", "silu": "silu", "tanh": "tanh", "sigmoid": "sigmoid",
+             "selu": "selu", "elu": "elu", "leaky_relu": "leaky_relu"}  # fmt: skip
+    return (kinds[name], 0.01 if name == "leaky_relu" else 0.0) if name in kinds else None
 
 
 def auto_choices(
@@ -748,6 +784,10 @@ def default_rules(module: nn.Module) -> tuple[DefaultRule, ...]:
             rules[qkv] = replace(rules["in_proj_weight"], param=qkv)
         rules["bias_v"] = replace(rules["bias_k"], param="bias_v")
         return tuple(rules[p] for p in params if p in rules)
+    if isinstance(module, nn.modules.linear.NonDynamicallyQuantizableLinear):
+        # MultiheadAttention's out_proj: Linear's own init, then its owner zeroes the bias.
+        zeroed = DefaultRule("bias", "constant_(0), by its MultiheadAttention", "0", "0")
+        return tuple(_FAN_IN_RULES[0] if p == "weight" else zeroed for p in params)
     if isinstance(module, nn.Linear | nn.Bilinear | nn.modules.conv._ConvNd):
         fan = "in1_features" if isinstance(module, nn.Bilinear) else "fan_in"
         return tuple(

@@ -94,6 +94,13 @@ def decide(ev: Evidence) -> tuple[Verdict, str]:
     return Verdict.STABLE, f"{shown}, within [{VANISHING_RATIO:g}, {EXPLODING_RATIO:g}]"
 
 
+def fraction(ratio: float) -> str:
+    """0.1667 → '1/6', 3.0 → '3×': how a variance ratio reads in a warning or a table."""
+    if ratio <= 0 or not math.isfinite(ratio):
+        return f"{ratio:g}×"
+    return f"1/{1 / ratio:.3g}" if ratio < 1 else f"{ratio:.3g}×"
+
+
 HELP = (
     "Verdicts, checked in this order on the block outputs (a block is a weighted layer and what "
     "follows it up to the next one, e.g. fc3 → act3): "

@@ -1,0 +1,192 @@
+"""`--plot`: per-block activation histograms per scheme, std by depth, loss curves (matplotlib)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from initcli.errors import PlotError
+
+if TYPE_CHECKING:
+    from initcli.report import ProbeReport
+
+INSTALL_HINT = "pip install 'initcli[plot]'"
+SUFFIXES = (".png", ".svg", ".pdf")
+# Figure geometry, in inches at DPI dots per inch: 1600 px wide, 200 px per scheme row of
+# histograms plus 400 px for the charts, so a PNG's size is known in advance (and tested).
+DPI = 100
+WIDTH_IN = 16.0
+ROW_IN = 2.0
+CHARTS_IN = 4.0
+# At most this many histograms per scheme: evenly spaced blocks, first and last always included.
+MAX_COLUMNS = 10
+
+
+def figure_pixels(n_schemes: int) -> tuple[int, int]:
+    """(width, height) in pixels of the PNG written for this many schemes."""
+    return round(WIDTH_IN * DPI), round((ROW_IN * n_schemes + CHARTS_IN) * DPI)
+
+
+def require_matplotlib() -> None:
+    """Fail early, before any work, when the optional extra is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise PlotError(
+            f"--plot needs matplotlib, which is not installed: {INSTALL_HINT}"
+        ) from None
+
+
+def check_destination(path: Path, force: bool) -> None:
+    """Refuse a plot file that cannot or should not be written, before any work is done."""
+    if path.suffix.lower() not in SUFFIXES:
+        raise PlotError(
+            f"--plot {path}: the name must end in {', '.join(SUFFIXES)} (it picks the format)"
+        )
+    if path.is_dir():
+        raise PlotError(f"--plot {path} is a directory; name a file, e.g. {path / 'probe.png'}")
+    if not path.parent.is_dir():
+        raise PlotError(f"--plot {path}: folder {path.parent} does not exist; create it first")
+    if path.exists() and not force:
+        raise PlotError(f"--plot {path} already exists; pass --force to overwrite it")
+
+
+def _columns(n_blocks: int) -> list[int]:
+    if n_blocks <= MAX_COLUMNS:
+        return list(range(n_blocks))
+    step = (n_blocks - 1) / (MAX_COLUMNS - 1)
+    return sorted({round(i * step) for i in range(MAX_COLUMNS)})
+
+
+def _short(block: str) -> str:
+    # `fc3 → act3` is titled by where the block ends: the output the histogram shows.
+    return block.rsplit(" → ", maxsplit=1)[-1]
+
+
+def build_figure(report: ProbeReport) -> Any:
+    """The figure: a row of histograms per scheme, then std by depth (and the loss curves)."""
+    from matplotlib.figure import Figure
+
+    n = len(report.schemes)
+    fig = Figure(figsize=(WIDTH_IN, ROW_IN * n + CHARTS_IN), dpi=DPI, layout="constrained")
+    ncols = max(len(_columns(len(sp.result.blocks))) for sp in report.schemes)
+    grid = fig.add_gridspec(n + 1, ncols, height_ratios=[ROW_IN] * n + [CHARTS_IN])
+    colors = [f"C{i % 10}" for i in range(n)]
+    for row, sp in enumerate(report.schemes):
+        blocks = sp.result.blocks
+        for col, index in enumerate(_columns(len(blocks))):
+            block = blocks[index]
+            ax = fig.add_subplot(grid[row, col])
+            h = block.hist
+            bins = len(h.counts)
+            edges = [h.lo + (h.hi - h.lo) * i / bins for i in range(bins + 1)]
+            ax.stairs(h.counts, edges, fill=True, color=colors[row], alpha=0.75)
+            # A little margin, so mass piled in the edge bins (saturated tanh) stays visible.
+            pad = 0.03 * (h.hi - h.lo)
+            ax.set_xlim(h.lo - pad, h.hi + pad)
+            ax.set_yticks([])
+            ax.tick_params(axis="x", labelsize=7)
+            ax.set_title(f"{_short(block.name)}  σ={_fmt(block.std)}", fontsize=8)
+            if col == 0:
+                ax.set_ylabel(f"{_wrap(sp.scheme)}\n{sp.result.verdict.value}", fontsize=8)
+    charts = grid[n, :].subgridspec(1, 2 if report.train is not None else 1)
+    _std_chart(fig.add_subplot(charts[0, 0]), report, colors)
+    if report.train is not None:
+        _loss_chart(fig.add_subplot(charts[0, 1]), report, colors)
+    fig.suptitle(f"{report.target}: activations per block at init (seed {report.seed})")
+    return fig
+
+
+def _fmt(value: float | None) -> str:
+    return "nan" if value is None else f"{value:.3g}"
+
+
+def _wrap(text: str, width: int = 22) -> str:
+    # Long scheme descriptions break after their commas to fit beside a histogram row.
+    lines, line = [], ""
+    for part in text.replace(", ", ",\n").split("\n"):
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def _std_chart(ax: Any, report: ProbeReport, colors: Sequence[str]) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    for sp, color in zip(report.schemes, colors, strict=True):
+        stds = [b.std for b in sp.result.blocks]
+        # A log axis cannot show 0 or NaN: those points are left out and the legend says so.
+        ys = [s if s is not None and s > 0 and math.isfinite(s) else math.nan for s in stds]
+        missing = sum(1 for y in ys if math.isnan(y))
+        label = f"{sp.scheme}: {sp.result.verdict.value}"
+        if missing:
+            label += f" ({missing} not drawn: std 0 or NaN)"
+        ax.plot(range(1, len(ys) + 1), ys, marker="o", markersize=3, color=color, label=label)
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("block (depth)")
+    ax.set_ylabel("output std")
+    ax.set_title("std by depth")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _loss_chart(ax: Any, report: ProbeReport, colors: Sequence[str]) -> None:
+    assert report.train is not None
+    for sp, color in zip(report.schemes, colors, strict=True):
+        if sp.training is not None:
+            label = f"{sp.scheme}: {sp.training.accuracy:.0%}"
+            ax.plot(sp.training.losses, color=color, linewidth=1.5, label=label)
+    ax.axhline(math.log(2), color="grey", linestyle=":", linewidth=1, label="ln 2 (chance)")
+    t = report.train
+    ax.set_title(f"two moons: loss (Adam lr {t.lr:g}, {t.points} points, noise {t.noise:g})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def write_plot(report: ProbeReport, path: Path, force: bool) -> tuple[int, int]:
+    """Draw and write atomically: a temp file in the same folder, then renamed into place.
+
+    Without `force` the rename is a hard link, which fails if the file appeared meanwhile, so an
+    existing file is never overwritten. Returns the figure's size in pixels.
+    """
+    require_matplotlib()
+    fig = build_figure(report)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        fig.savefig(tmp, dpi=DPI, format=path.suffix.lower().lstrip("."))
+        # mkstemp makes the file private (0600); give it the permissions a new file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise PlotError(
+                    f"--plot {path} already exists; pass --force to overwrite it"
+                ) from None
+            except OSError:  # a filesystem without hard links
+                if path.exists():
+                    raise PlotError(
+                        f"--plot {path} already exists; pass --force to overwrite it"
+                    ) from None
+                os.replace(tmp, path)
+    except OSError as exc:
+        raise PlotError(f"--plot {path}: cannot write it ({exc.strerror or exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return figure_pixels(len(report.schemes))
