@@ -114,7 +114,8 @@ BiasInitOpt = Annotated[str | None, typer.Option(
 )]  # fmt: skip
 SeedOpt = Annotated[int, typer.Option(
     "--seed", "-s", min=0,
-    help="Seeds the init (DESIGN §4) and, through a separate stream, the input batch.",
+    help="torch.manual_seed after each build, before the init (before the build for "
+         "'default'); the input batch draws from a separate stream derived from it.",
 )]  # fmt: skip
 BatchOpt = Annotated[int, typer.Option(
     "--batch-size", "-b", min=1, help="Samples in the random input batch.",
@@ -122,7 +123,7 @@ BatchOpt = Annotated[int, typer.Option(
 PlotOpt = Annotated[Path | None, typer.Option(
     "--plot", metavar="FILE",
     help="Also draw the figures into FILE (.png, .svg or .pdf), written atomically. Needs "
-         "matplotlib: pip install 'initcli[plot]'.",
+         "matplotlib: pip install 'initcli\\[plot]'.",
     show_default=False,
 )]  # fmt: skip
 ForceOpt = Annotated[bool, typer.Option(

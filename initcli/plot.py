@@ -36,19 +36,17 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise PlotError(
-            f"--plot needs matplotlib, which is not installed: {INSTALL_HINT}"
-        ) from None
+        raise PlotError(f"--plot needs matplotlib, not installed here: {INSTALL_HINT}") from None
 
 
 def check_destination(path: Path, force: bool) -> None:
     """Refuse a plot file that cannot or should not be written, before any work is done."""
+    if path.is_dir():
+        raise PlotError(f"--plot {path} is a directory; name a file, e.g. {path / 'probe.png'}")
     if path.suffix.lower() not in SUFFIXES:
         raise PlotError(
             f"--plot {path}: the name must end in {', '.join(SUFFIXES)} (it picks the format)"
         )
-    if path.is_dir():
-        raise PlotError(f"--plot {path} is a directory; name a file, e.g. {path / 'probe.png'}")
     if not path.parent.is_dir():
         raise PlotError(f"--plot {path}: folder {path.parent} does not exist; create it first")
     if path.exists() and not force:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from initcli import schemes, stats
+from initcli import schemes
 from initcli.errors import ArgError, ProbeError
 from initcli.verdict import SATURATION_LEVEL, Evidence, Verdict, decide, std_ratio
 
@@ -359,32 +359,42 @@ class _Measured:
     sample: torch.Tensor = field(repr=False)
 
 
-def _measure(call: _Call, out: torch.Tensor) -> _Measured:
+def _measure(call: _Call, out: torch.Tensor, with_sample: bool) -> _Measured:
+    # Few, whole-tensor operations: a probe measures every leaf call of the model, and on a busy
+    # machine each small op costs far more than its arithmetic.
     t = out.detach()
-    measured = stats.tensor_stats(t)
     n = max(t.numel(), 1)
-    nonfinite = measured.nonfinite > 0
-    zero_frac = float((t == 0).sum()) / n
+    d = t.double()  # float64 accumulation: exact enough whatever the tensor size
+    if t.numel() > 1:
+        std_t, mean_t = torch.std_mean(d)
+        std, mean = float(std_t), float(mean_t)
+    else:
+        std, mean = 0.0, float(d.sum())
+    # A float32 tensor sums to ±Inf or NaN in float64 only if it holds ±Inf or NaN itself.
+    nonfinite = not (math.isfinite(mean) and math.isfinite(std))
+    zero_frac = 1.0 - float(torch.count_nonzero(t)) / n
     saturated = None
     bounds = _bounds(call.module)
     if bounds is not None:
         lo, hi = bounds
         mid, half = (lo + hi) / 2, (hi - lo) / 2
-        saturated = float(((t.double() - mid).abs() > SATURATION_LEVEL * half).sum()) / n
+        saturated = float(torch.count_nonzero((d - mid).abs() > SATURATION_LEVEL * half)) / n
     symmetric = False
     if _weighted(call.module) and t.dim() >= 2:
         # The feature axis: channels for a convolution, the last axis for everything else.
         axis = 1 if isinstance(call.module, nn.modules.conv._ConvNd) else t.dim() - 1
         if t.shape[axis] >= 2:
             symmetric = bool(torch.equal(t, t.narrow(axis, 0, 1).expand_as(t)))
-    flat = t.reshape(-1)
-    if flat.numel() > HIST_SAMPLES:
-        flat = flat[torch.linspace(0, flat.numel() - 1, HIST_SAMPLES).long()]
-    sample = flat.double()
-    sample = sample[torch.isfinite(sample)]
+    sample = d.new_empty(0)
+    if with_sample:
+        sample = d.reshape(-1)
+        if sample.numel() > HIST_SAMPLES:
+            sample = sample[torch.linspace(0, sample.numel() - 1, HIST_SAMPLES).long()]
+        if nonfinite:
+            sample = sample[torch.isfinite(sample)]
     return _Measured(
-        None if nonfinite else measured.mean,
-        None if nonfinite else measured.std,
+        None if nonfinite else mean,
+        None if nonfinite else std,
         zero_frac,
         saturated,
         nonfinite,
@@ -432,24 +442,25 @@ def probe(model: nn.Module, batch: torch.Tensor) -> ProbeResult:
         loss = output.double().pow(2).mean()
         loss_value = float(loss.detach())
         torch.autograd.backward(loss)
-    measured: list[tuple[_Call, _Measured]] = []
-    with torch.no_grad():
-        for call in calls:
-            if call.output is not None and call.output.is_floating_point():
-                measured.append((call, _measure(call, call.output)))
-    if not measured:
+    kept = [c for c in calls if c.output is not None and c.output.is_floating_point()]
+    if not kept:
         raise ProbeError("no layer produced a float output to measure")
-
     # Blocks: each weighted call starts one; calls before the first weighted call are left out.
     # A model without weighted layers gets one block per call.
-    groups: list[list[tuple[_Call, _Measured]]] = []
-    any_weighted = any(_weighted(c.module) for c, _ in measured)
-    for item in measured:
-        if not any_weighted or _weighted(item[0].module):
-            groups.append([item])
-        elif groups:
-            groups[-1].append(item)
-    ends = {id(group[-1][0]) for group in groups}
+    call_groups: list[list[_Call]] = []
+    any_weighted = any(_weighted(c.module) for c in kept)
+    for call in kept:
+        if not any_weighted or _weighted(call.module):
+            call_groups.append([call])
+        elif call_groups:
+            call_groups[-1].append(call)
+    ends = {id(group[-1]) for group in call_groups}
+    with torch.no_grad():
+        by_call = {
+            id(c): _measure(c, c.output, id(c) in ends) for c in kept if c.output is not None
+        }
+    measured = [(c, by_call[id(c)]) for c in kept]
+    groups = [[(c, by_call[id(c)]) for c in group] for group in call_groups]
 
     layers = tuple(
         LayerStats(
@@ -564,6 +575,25 @@ def train_moons(
 ) -> TrainResult:
     """Adam, full batch, cross-entropy; seeded, so the same figures come back every run."""
     x, y = two_moons(points, noise, seed)
+    with _one_thread():
+        return _train(model, x, y, steps, lr, seed)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Two features, a few hundred points: threads cost more than they save (measured ~10× on a
+    busy 2-core machine), and one thread gives the same bits on any machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float, seed: int
+) -> TrainResult:
     torch.manual_seed(seed)  # dropout, if the model has any
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)

@@ -236,10 +236,27 @@ def spec_followers(spec: MLPSpec) -> dict[str, schemes.Follower]:
 def _followers(
     source: loading.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None, seed: int
 ) -> dict[str, schemes.Follower]:
+    """What follows each weighted module: from the spec, else from a traced forward pass."""
     if source.spec is not None:
         return spec_followers(source.spec)
     spec = probe.input_spec(model, None, input_shape)
     return probe.trace_followers(model, probe.make_batch(spec, TRACE_BATCH, seed))
+
+
+def _auto_choices(
+    source: loading.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None, seed: int
+) -> dict[str, tuple[schemes.Scheme, str]]:
+    try:
+        followers = _followers(source, model, input_shape, seed)
+    except ProbeError:
+        if input_shape is not None:
+            raise  # the user's own shape did not work: say so
+        # No forward pass could be traced (no inferable input, or the inferred one failed): every
+        # weight still gets a scheme, and its reason says that nothing was seen and what to do.
+        return schemes.auto_choices(
+            model, {}, missing="activation unknown: no forward could be traced; give --input-shape"
+        )
+    return schemes.auto_choices(model, followers)
 
 
 def _initialized(
@@ -259,7 +276,7 @@ def _initialized(
     choices = None
     if weight.name == schemes.AUTO:
         # The trace runs before the seed is set, so it cannot shift the values drawn.
-        choices = schemes.auto_choices(model, _followers(source, model, input_shape, seed))
+        choices = _auto_choices(source, model, input_shape, seed)
     return model, schemes.initialize(model, weight, bias, seed, choices)
 
 
@@ -328,6 +345,13 @@ def probe_report(
             spec = probe.input_spec(model, source.spec.input if source.spec else None, input_shape)
             batch = probe.make_batch(spec, batch_size, seed)
             if train is not None:
+                if spec.shape != (2,) or spec.token_ids is not None:
+                    shape = "×".join(map(str, spec.shape))
+                    raise ProbeError(
+                        "--train fits two moons: the model must take 2 features and give 2 "
+                        f"logits, and {source.target} takes {shape} per sample "
+                        f"({spec.source})"
+                    )
                 probe.check_moons_model(model)
         # Training starts from the init, not from the probe's backward pass, so it gets its own
         # fresh copy; both are built and initialized identically.

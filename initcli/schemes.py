@@ -622,12 +622,13 @@ def functional_kind(fn: object) -> tuple[str, float] | None:
 
 
 def auto_choices(
-    model: nn.Module, followers: Mapping[str, Follower]
+    model: nn.Module, followers: Mapping[str, Follower], missing: str = NOT_SEEN
 ) -> dict[str, tuple[Scheme, str]]:
     """Per ≥2-D parameter name: the scheme auto applies and why, from each module's follower.
 
     `followers` maps module names (as in named_modules) to what follows them; a module missing
-    from it was not seen, and gets xavier_normal like a weight with nothing after it.
+    from it was not seen, and gets xavier_normal like a weight with nothing after it, with
+    `missing` as the reason.
     """
     held = owners(model)
     result: dict[str, tuple[Scheme, str]] = {}
@@ -643,7 +644,7 @@ def auto_choices(
             continue
         follower = followers.get(names.get(id(module), ""))
         if follower is None:
-            result[name] = (auto_scheme(None), NOT_SEEN)
+            result[name] = (auto_scheme(None), missing)
         elif follower.kind is None:
             result[name] = (auto_scheme(None), follower.where or "no activation follows")
         else:

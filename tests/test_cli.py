@@ -253,7 +253,15 @@ def test_help_and_argument_errors_do_not_import_torch() -> None:
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
     )
-    for args in (["--help"], ["inspect", "--help"], ["count", "x.yaml", "--bogus"]):
+    for args in (
+        ["--help"],
+        ["inspect", "--help"],
+        ["count", "x.yaml", "--bogus"],
+        ["probe", "--help"],
+        ["compare", "--help"],
+        ["defaults", "--help"],
+        ["gain", "--help"],
+    ):
         result = subprocess.run(
             [sys.executable, "-c", probe, *args],
             cwd=ROOT,

@@ -399,6 +399,14 @@ YAML_SPECS: dict[str, tuple[dict[str, Any], int]] = {
         },
         51,
     ),
+    "moons.yaml": (
+        {
+            "name": "Moons",
+            "input": 2,
+            "layers": [{"units": 64, "activation": "relu", "repeat": 2}, {"units": 2}],
+        },
+        2 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2,
+    ),
     "relu20.yaml": (
         {
             "name": "ReLU20",
