@@ -186,7 +186,7 @@ def inspect(
 ) -> None:
     """Per-parameter table: shape, fans, mean and variance against the scheme's formula.
 
-    With --init auto the init column says what was chosen for each weight and why.
+    With --init auto, a second table says what each weight got and why.
     """
     from initcli.render import print_report
     from initcli.report import inspect as inspect_report
@@ -271,8 +271,12 @@ def probe(
     force: ForceOpt = False,
     output_format: FormatOpt = OutputFormat.table,
 ) -> None:
-    """What each init does to a forward pass: per block, the output's mean, std, exact zeros and
-    saturation, the gradient norm after one backward pass of mean(output²), and a verdict."""
+    """What each init does to a forward pass, block by block, with a verdict.
+
+    One seeded random batch through a freshly built model per scheme, hooks on every leaf module:
+    per block, the output's mean, std, fraction of exact zeros and of saturated values, and the
+    gradient norm after one backward pass of mean(output²).
+    """
     from initcli.render import print_probe
     from initcli.report import probe_report
 
@@ -315,7 +319,11 @@ def compare(
     force: ForceOpt = False,
     output_format: FormatOpt = OutputFormat.table,
 ) -> None:
-    """Schemes side by side: output std per block, verdicts and, with --train, loss curves."""
+    """Schemes side by side: output std per block, verdicts and, with --train, loss curves.
+
+    --train N trains a fresh copy per scheme for N full-batch Adam steps on an in-process two-moons
+    set (sklearn's make_moons layout), for models that map 2 features to 2 logits.
+    """
     from initcli.render import print_probe
     from initcli.report import TrainSetup, probe_report
 
@@ -335,8 +343,11 @@ def defaults(
     input_shape: InputShapeOpt = None,
     output_format: FormatOpt = OutputFormat.table,
 ) -> None:
-    """What PyTorch's own init does per module type, and where it mismatches the activation after
-    it (e.g. Linear's 1/(3·fan_in) in front of a ReLU: a sixth of He's 2/fan_in)."""
+    """PyTorch's own init per module type, and where it mismatches the activation after it.
+
+    E.g. Linear's kaiming_uniform_(a=√5) gives variance 1/(3·fan_in): in front of a ReLU that is
+    a sixth of He's 2/fan_in. Every figure comes from the formulas shown.
+    """
     from initcli.render import print_defaults
     from initcli.report import defaults as defaults_report
 

@@ -161,9 +161,7 @@ SCHEMES: dict[str, SchemeInfo] = {
         SchemeInfo("lecun_normal", (), (), "N(0, 1 / fan_in)", "1 / fan_in", min_dims=2,
                    summary="kaiming_normal(mode=fan_in, nonlinearity=linear)"),
         SchemeInfo("auto", (), (),
-                   "per weight, from the activation after it: kaiming_normal for the ReLU "
-                   "family, GELU and SiLU; xavier_normal(gain) for tanh/sigmoid; lecun_normal "
-                   "for SELU; xavier_normal where none follows",
+                   "per weight, by the activation after it: He, Xavier or LeCun",
                    "that of the scheme chosen", min_dims=2,
                    summary="chosen per weight; inspect shows what and why"),
     )
