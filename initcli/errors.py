@@ -29,3 +29,15 @@ class ProbeError(InitcliError):
 
 class PlotError(InitcliError):
     """--plot cannot be honoured: matplotlib is missing, or the file cannot be written."""
+
+
+class OutputError(InitcliError):
+    """A file initcli was asked to write exists (without --force) or cannot be written."""
+
+
+class CheckpointError(InitcliError):
+    """A weights file is unreadable, not a checkpoint, or would run code if loaded."""
+
+
+class BaselineError(InitcliError):
+    """A baseline file is missing, unreadable, or not one `initcli snapshot` wrote."""
