@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
-from initcli import verdict
-from initcli.errors import InitcliError
+from initcli import __version__, verdict
+from initcli.errors import ArgError, InitcliError
+from initcli.expect import ExpectedCount, Tolerance, parse_count, parse_tolerance
 from initcli.render import OutputFormat
+
+if TYPE_CHECKING:
+    from initcli.render import Report
 
 # Exit codes (DESIGN §1, a contract): 0 success, 1 a check failed, 2 bad input or usage.
 EXIT_CHECK_FAILED = 1
@@ -93,6 +98,53 @@ ArgOpt = Annotated[list[str] | None, typer.Option(
 FormatOpt = Annotated[OutputFormat, typer.Option(
     "--format", "-f", help="Output format.", case_sensitive=False,
 )]  # fmt: skip
+OutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", metavar="FILE", dir_okay=False,
+    help="Write the output to FILE instead of stdout (atomically; an existing FILE needs "
+         "--force).",
+    show_default=False,
+)]  # fmt: skip
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="Replace files that already exist (--output, --save, --plot).",
+)]  # fmt: skip
+InitOpt = Annotated[str | None, typer.Option(
+    "--init", "-i", metavar="SCHEME",
+    help="Scheme for every ≥2-D weight, name or name:key=value,... "
+         "(default: the spec's init:, else 'default' = the constructors' own init).",
+    show_default=False,
+)]  # fmt: skip
+BiasInitOpt = Annotated[str | None, typer.Option(
+    "--bias-init", metavar="SCHEME",
+    help="Scheme for biases and other 1-D parameters with a named --init or --against "
+         "(default: zeros).",
+    show_default=False,
+)]  # fmt: skip
+SeedOpt = Annotated[int, typer.Option(
+    "--seed", "-s", min=0,
+    help="torch.manual_seed before the init (before the build for 'default').",
+)]  # fmt: skip
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"initcli {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            is_eager=True,
+            callback=_show_version,
+            help="Print initcli's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Inspect the starting weights of a PyTorch model: counts, fans, init statistics."""
 
 
 InputShapeOpt = Annotated[str | None, typer.Option(
@@ -107,12 +159,7 @@ InitsOpt = Annotated[list[str] | None, typer.Option(
          "Repeatable: each gets a freshly built model.",
     show_default=False,
 )]  # fmt: skip
-BiasInitOpt = Annotated[str | None, typer.Option(
-    "--bias-init", metavar="SCHEME",
-    help="Scheme for biases and other 1-D parameters with a named --init (default: zeros).",
-    show_default=False,
-)]  # fmt: skip
-SeedOpt = Annotated[int, typer.Option(
+ProbeSeedOpt = Annotated[int, typer.Option(
     "--seed", "-s", min=0,
     help="torch.manual_seed after each build, before the init (before the build for "
          "'default'); the input batch draws from a separate stream derived from it.",
@@ -125,9 +172,6 @@ PlotOpt = Annotated[Path | None, typer.Option(
     help="Also draw the figures into FILE (.png, .svg or .pdf), written atomically. Needs "
          "matplotlib: pip install 'initcli\\[plot]'.",
     show_default=False,
-)]  # fmt: skip
-ForceOpt = Annotated[bool, typer.Option(
-    "--force", help="Let --plot overwrite an existing file.",
 )]  # fmt: skip
 
 
@@ -148,91 +192,323 @@ def _args(pairs: Sequence[str] | None) -> dict[str, object]:
     return parse_args(pairs or [])
 
 
+def _emit(report: Report, fmt: OutputFormat, output: Path | None, force: bool) -> None:
+    """Print a report on stdout, or write it to --output atomically (never over a file unasked)."""
+    from rich.console import Console
+
+    from initcli.render import print_report, render_text
+
+    if output is None:
+        print_report(report, fmt, _console())
+        return
+    if fmt is OutputFormat.table:
+        # A file gets the plain table a pipe would get: no colour, 100 columns.
+        buffer = io.StringIO()
+        print_report(report, fmt, Console(file=buffer, width=PIPED_WIDTH, no_color=True))
+        text = buffer.getvalue()
+    else:
+        text = render_text(report, fmt)
+    _write_text(text, output, force)
+
+
+def _write_text(text: str, output: Path | None, force: bool, what: str = "") -> None:
+    """stdout, or FILE via files.write_atomic; all that initcli writes goes one of these ways."""
+    from initcli.files import write_atomic
+
+    if output is None:
+        sys.stdout.write(text)
+        return
+    write_atomic(output, text.encode("utf-8"), force)
+    _note(f"Wrote {output}{what}")
+
+
+def _note(message: str) -> None:
+    sys.stderr.write(f"{message}\n")
+
+
+def _count_value(text: str) -> ExpectedCount:
+    try:
+        return parse_count(text)
+    except ArgError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _tolerance_value(text: str) -> Tolerance:
+    try:
+        return parse_tolerance(text)
+    except ArgError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @app.command()
 def inspect(
-    target: TargetArg,
-    init: Annotated[
-        str | None,
-        typer.Option(
-            "--init",
-            "-i",
-            metavar="SCHEME",
-            help="Scheme for every ≥2-D weight, name or name:key=value,... "
-            "(default: the spec's init:, else 'default' = the constructors' own init).",
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="TARGET",
+            help="pkg.module:Name, path/file.py:Name or spec.yaml; or a weights file "
+            "(.safetensors, or a .pt/.pth/.bin/.ckpt state dict: loaded without running code).",
             show_default=False,
         ),
-    ] = None,
-    bias_init: Annotated[
-        str | None,
-        typer.Option(
-            "--bias-init",
-            metavar="SCHEME",
-            help="Scheme for biases and other 1-D parameters with a named --init (default: zeros).",
-            show_default=False,
-        ),
-    ] = None,
-    seed: Annotated[
-        int,
-        typer.Option(
-            "--seed",
-            "-s",
-            min=0,
-            help="torch.manual_seed before the init (before the build for 'default').",
-        ),
-    ] = 0,
+    ],
+    init: InitOpt = None,
+    bias_init: BiasInitOpt = None,
+    seed: SeedOpt = 0,
     arg: ArgOpt = None,
     input_shape: InputShapeOpt = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            metavar="SCHEME",
+            help="For a weights file: compare each tensor with what SCHEME would draw for its "
+            "shape (var ratio, status).",
+            show_default=False,
+        ),
+    ] = None,
+    save: Annotated[
+        Path | None,
+        typer.Option(
+            "--save",
+            metavar="FILE.safetensors",
+            dir_okay=False,
+            help="Also write the initialized weights (the state dict measured) as safetensors.",
+            show_default=False,
+        ),
+    ] = None,
     output_format: FormatOpt = OutputFormat.table,
+    output: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Per-parameter table: shape, fans, mean and variance against the scheme's formula.
 
-    With --init auto, a second table says what each weight got and why.
+    With --init auto, a second table says what each weight got and why. A weights file
+    (.safetensors, .pt) is read without running code; --against compares it with a scheme.
     """
-    from initcli.render import print_report
+    from initcli.checkpoint import is_checkpoint
     from initcli.report import inspect as inspect_report
+    from initcli.report import inspect_checkpoint
 
-    report = inspect_report(target, init, bias_init, seed, _args(arg), _shape(input_shape))
-    print_report(report, output_format, _console())
+    report: Report
+    if is_checkpoint(target):
+        given = [name for name, value in (("--init", init), ("--arg", arg), ("--save", save))
+                 if value]  # fmt: skip
+        if given:
+            raise ArgError(
+                f"{given[0]} does not apply to a weights file; compare it with a scheme "
+                "using --against SCHEME"
+            )
+        report = inspect_checkpoint(target, against, bias_init)
+    else:
+        if against is not None:
+            raise ArgError(
+                "--against compares a weights file (.safetensors, .pt) with a scheme; "
+                "for a model, choose the scheme with --init"
+            )
+        report = inspect_report(
+            target,
+            init,
+            bias_init,
+            seed,
+            _args(arg),
+            input_shape=_shape(input_shape),
+            save=save,
+            force=force,
+        )
+        if save is not None:
+            _note(f"Wrote {save}")
+    _emit(report, output_format, output, force)
 
 
 @app.command()
 def count(
-    target: TargetArg,
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="TARGET",
+            help="pkg.module:Name, path/file.py:Name, spec.yaml, or a weights file "
+            "(.safetensors, .pt, .pth, .bin, .ckpt).",
+            show_default=False,
+        ),
+    ],
     arg: ArgOpt = None,
     expect: Annotated[
-        int | None,
+        ExpectedCount | None,
         typer.Option(
             "--expect",
             metavar="N",
-            min=0,
-            help="Exit 1 unless the total (each tensor once) is exactly N.",
+            parser=_count_value,
+            help="Exit 1 unless the total (each tensor once) is N. N may be 51, 3,200, 124.4M or "
+            "1.2B; with a suffix it must round to N as written (124.4M: 124,350,000 to "
+            "124,449,999) unless --tolerance is given.",
+            show_default=False,
+        ),
+    ] = None,
+    expect_trainable: Annotated[
+        ExpectedCount | None,
+        typer.Option(
+            "--expect-trainable",
+            metavar="N",
+            parser=_count_value,
+            help="Exit 1 unless the trainable count is N (same forms as --expect).",
+            show_default=False,
+        ),
+    ] = None,
+    tolerance: Annotated[
+        Tolerance | None,
+        typer.Option(
+            "--tolerance",
+            metavar="T",
+            parser=_tolerance_value,
+            help="Accepted difference for --expect/--expect-trainable: parameters (1000, 5K) or a "
+            "percentage of N (0.1%). Replaces the rounding rule; 0 means exactly N.",
             show_default=False,
         ),
     ] = None,
     output_format: FormatOpt = OutputFormat.table,
+    output: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Exact parameter totals: initcli's own count beside torchinfo's, differences explained."""
-    from initcli.render import print_report
+    from initcli.expect import check_count
     from initcli.report import count as count_report
 
+    if tolerance is not None and expect is None and expect_trainable is None:
+        raise ArgError("--tolerance needs --expect N or --expect-trainable N")
     report = count_report(target, _args(arg))
-    print_report(report, output_format, _console())
-    if expect is not None and report.counts.total != expect:
-        diff = report.counts.total - expect
-        sys.stderr.write(
-            f"Check failed: expected {expect:,} parameters, counted "
-            f"{report.counts.total:,} ({diff:+,}) in {report.target}\n"
+    _emit(report, output_format, output, force)
+    checks = [
+        check_count(what, actual, wanted, tolerance)
+        for what, actual, wanted in (
+            ("parameters", report.counts.total, expect),
+            ("trainable parameters", report.counts.trainable, expect_trainable),
         )
+        if wanted is not None
+    ]
+    failed = [c for c in checks if not c.ok]
+    for check in failed:
+        sys.stderr.write(check.message(report.target) + "\n")
+    if failed:
         raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 @app.command()
-def schemes(output_format: FormatOpt = OutputFormat.table) -> None:
+def schemes(
+    output_format: FormatOpt = OutputFormat.table,
+    output: OutputOpt = None,
+    force: ForceOpt = False,
+) -> None:
     """Every init scheme: name, aliases, parameters, formula and expected variance."""
-    from initcli.render import print_report
     from initcli.report import scheme_rows
 
-    print_report(scheme_rows(), output_format, _console())
+    _emit(scheme_rows(), output_format, output, force)
+
+
+@app.command()
+def snapshot(
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="TARGET...",
+            help="Models (or weights files) to record, in any TARGET form.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            dir_okay=False,
+            help="Baseline file to write (atomically; an existing one needs --force or --update). "
+            "Without it the JSON goes to stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    arg: ArgOpt = None,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats",
+            help="Also record each parameter's init statistics (shape, init, mean, std, "
+            "expected variance, status) under --init/--seed.",
+        ),
+    ] = False,
+    init: InitOpt = None,
+    bias_init: BiasInitOpt = None,
+    seed: SeedOpt = 0,
+    force: ForceOpt = False,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="Add these targets to an existing baseline, replacing entries with the "
+            "same target and --arg values and keeping the others.",
+        ),
+    ] = False,
+) -> None:
+    """Record parameter counts (per module) as a baseline for `initcli check`."""
+    from initcli import baseline
+
+    if update and output is None:
+        raise ArgError("--update needs the baseline file: -o FILE")
+    recorded = baseline.snapshot(targets, _args(arg), stats, init, bias_init, seed)
+    if update and output is not None and output.exists():
+        recorded = baseline.merge(baseline.load(output), recorded)
+        force = True
+    n = len(recorded.models)
+    _write_text(baseline.dumps(recorded), output, force, f" ({n} target{'s' if n != 1 else ''})")
+
+
+@app.command()
+def check(
+    baseline_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="BASELINE",
+            help="A baseline written by initcli snapshot.",
+            show_default=False,
+        ),
+    ],
+    output_format: FormatOpt = OutputFormat.table,
+    output: OutputOpt = None,
+    force: ForceOpt = False,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="After an intended change: show the diff, then re-record BASELINE from "
+            "what the targets build now (same --arg values and options) and exit 0.",
+        ),
+    ] = False,
+) -> None:
+    """Rebuild every target of a baseline; exit 1 with a per-module diff if anything changed."""
+    from initcli import baseline
+    from initcli.render import check_summary
+
+    report = baseline.check(baseline_file)
+    _emit(report, output_format, output, force)
+    if report.ok:
+        return
+    if update:
+        _write_text(baseline.dumps(report.current), baseline_file, True, " (re-recorded)")
+        return
+    sys.stderr.write(
+        f"Check failed: {check_summary(report)}; if the change is intended, re-record it with "
+        f"initcli check {baseline_file} --update\n"
+    )
+    raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+def schema(output: OutputOpt = None, force: ForceOpt = False) -> None:
+    """The JSON Schema of the YAML MLP spec, for editor completion and validation."""
+    import json
+
+    from initcli.spec import spec_json_schema
+
+    _write_text(json.dumps(spec_json_schema(), indent=2, ensure_ascii=False) + "\n", output, force)
 
 
 def _shape(text: str | None) -> tuple[int, ...] | None:
@@ -263,7 +539,7 @@ def probe(
     target: TargetArg,
     init: InitsOpt = None,
     bias_init: BiasInitOpt = None,
-    seed: SeedOpt = 0,
+    seed: ProbeSeedOpt = 0,
     arg: ArgOpt = None,
     input_shape: InputShapeOpt = None,
     batch_size: BatchOpt = 256,
@@ -311,7 +587,7 @@ def compare(
         float, typer.Option("--noise", min=0.0, help="Two-moons noise (std) for --train.")
     ] = 0.2,
     bias_init: BiasInitOpt = None,
-    seed: SeedOpt = 0,
+    seed: ProbeSeedOpt = 0,
     arg: ArgOpt = None,
     input_shape: InputShapeOpt = None,
     batch_size: BatchOpt = 256,

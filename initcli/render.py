@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -20,8 +20,10 @@ from rich.text import Text
 from initcli.verdict import fraction
 
 if TYPE_CHECKING:
+    from initcli.baseline import CheckReport, TargetCheck
     from initcli.probe import BlockStats, LayerStats
     from initcli.report import (
+        CheckpointReport,
         CountReport,
         DefaultsReport,
         GainRow,
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
         SchemeProbe,
         SchemeRow,
     )
+
+    Report = CountReport | InspectReport | CheckpointReport | CheckReport | Sequence[SchemeRow]
 
 
 class OutputFormat(StrEnum):
@@ -79,11 +83,17 @@ def count_dict(report: CountReport) -> dict[str, Any]:
     }
 
 
+_FLOAT_KEYS = (
+    "mean", "var", "std", "min", "max", "expected_mean", "expected_var", "var_ratio", "mean_shift",
+)  # fmt: skip
+
+
 def param_dict(p: ParamReport) -> dict[str, Any]:
     row = asdict(p)
     row["shape"] = None if p.shape is None else list(p.shape)
-    for key in ("mean", "var", "std", "min", "max", "expected_mean", "expected_var"):
-        row[key] = _finite(row[key])
+    for key in _FLOAT_KEYS:
+        if key in row:
+            row[key] = _finite(row[key])
     return row
 
 
@@ -96,6 +106,75 @@ def inspect_dict(report: InspectReport) -> dict[str, Any]:
         "params": [param_dict(p) for p in report.params],
         "counts": count_dict(report.counts),
     }
+
+
+def checkpoint_dict(report: CheckpointReport) -> dict[str, Any]:
+    """`initcli inspect FILE --format json`: the inspect object, `scheme` being --against (or
+    null) and `seed` null; each param adds `var_ratio` and `mean_shift`."""
+    return {
+        "target": report.target,
+        "scheme": report.against,
+        "seed": None,
+        "params": [param_dict(p) for p in report.params],
+        "counts": count_dict(report.counts),
+    }
+
+
+def _args_text(args: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+
+
+def change_rows(report: CheckReport) -> list[dict[str, Any]]:
+    """One row per difference found by `initcli check`, for CSV and Markdown."""
+    return [
+        {
+            "target": t.target,
+            "args": _args_text(t.args),
+            "field": c.field,
+            "name": c.name,
+            "type": c.type,
+            "baseline": c.before,
+            "now": c.after,
+            "change": None if c.delta is None else f"{c.delta:+,}",
+        }
+        for t in report.targets
+        for c in t.changes
+    ]
+
+
+def check_dict(report: CheckReport) -> dict[str, Any]:
+    """`initcli check --format json`."""
+    return {
+        "baseline": report.baseline,
+        "ok": report.ok,
+        "targets": [
+            {
+                "target": t.target,
+                "args": dict(t.args),
+                "ok": t.ok,
+                "total": {"baseline": t.total_before, "now": t.total_after},
+                "changes": [
+                    {
+                        "field": c.field,
+                        "name": c.name,
+                        "type": c.type,
+                        "baseline": c.before,
+                        "now": c.after,
+                        "change": c.delta,
+                    }
+                    for c in t.changes
+                ],
+            }
+            for t in report.targets
+        ],
+    }
+
+
+def check_summary(report: CheckReport) -> str:
+    n = len(report.targets)
+    if report.ok:
+        return f"all {n} target{'s' if n != 1 else ''} match {report.baseline}"
+    return f"{len(report.changed)} of {n} targets changed since {report.baseline}"
 
 
 def schemes_dicts(rows: Sequence[SchemeRow]) -> list[dict[str, Any]]:
@@ -111,11 +190,11 @@ def schemes_dicts(rows: Sequence[SchemeRow]) -> list[dict[str, Any]]:
     ]
 
 
-def _csv(rows: Sequence[dict[str, Any]]) -> str:
-    if not rows:
+def _csv(rows: Sequence[dict[str, Any]], header: Sequence[str] = ()) -> str:
+    if not rows and not header:
         return ""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else header, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(
@@ -152,7 +231,7 @@ def _markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 def _totals_line(report: CountReport) -> str:
     c = report.counts
-    ti = "torchinfo failed" if c.torchinfo is None else f"torchinfo {c.torchinfo.total:,}"
+    ti = "torchinfo n/a" if c.torchinfo is None else f"torchinfo {c.torchinfo.total:,}"
     verdict = "agree" if c.agree else "differ"
     return (
         f"total {c.total:,} · trainable {c.trainable:,} · frozen {c.frozen:,} · "
@@ -160,12 +239,12 @@ def _totals_line(report: CountReport) -> str:
     )
 
 
-def render_text(
-    report: CountReport | InspectReport | Sequence[SchemeRow], fmt: OutputFormat
-) -> str:
+def render_text(report: Report, fmt: OutputFormat) -> str:
     """JSON, CSV or Markdown text for a report."""
-    from initcli.report import CountReport, InspectReport
+    from initcli.baseline import CheckReport
+    from initcli.report import CheckpointReport, CountReport, InspectReport
 
+    header: list[str] = []
     if isinstance(report, CountReport):
         data: Any = count_dict(report)
         rows = data["modules"]
@@ -178,6 +257,20 @@ def render_text(
             _totals_line(report.counts),
             *report.counts.counts.notes,
         ]
+    elif isinstance(report, CheckpointReport):
+        data = checkpoint_dict(report)
+        rows = data["params"]
+        against = f"against {report.against}" if report.against else "no --against scheme"
+        extra = [
+            f"{report.format} weights file, {against}",
+            _totals_line(report.counts),
+            *report.counts.counts.notes,
+        ]
+    elif isinstance(report, CheckReport):
+        data = check_dict(report)
+        rows = change_rows(report)
+        header = ["target", "args", "field", "name", "type", "baseline", "now", "change"]
+        extra = [check_summary(report)]
     else:
         data = schemes_dicts(report)
         rows = data
@@ -185,7 +278,7 @@ def render_text(
     if fmt is OutputFormat.json:
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt is OutputFormat.csv:
-        return _csv(rows)
+        return _csv(rows, header)
     if fmt is OutputFormat.markdown:
         tail = "".join(f"\n{line}\n" for line in extra)
         return _markdown(rows) + tail
@@ -206,7 +299,7 @@ def _totals_panel(report: CountReport) -> Panel:
     grid.add_row("frozen", f"{c.frozen:,}", "")
     grid.add_row("buffers", f"{c.buffers:,}", "elements, not in the total")
     if c.torchinfo is None:
-        grid.add_row("torchinfo", "–", Text("failed (see notes)", style="yellow"))
+        grid.add_row("torchinfo", "–", Text("no count (see notes)", style="yellow"))
     else:
         verdict = Text("agrees", style="green") if c.agree else Text("differs", style="bold red")
         grid.add_row("torchinfo", f"{c.torchinfo.total:,}", verdict)
@@ -343,11 +436,108 @@ def schemes_table(rows: Sequence[SchemeRow]) -> list[RenderableType]:
     return [table, note]
 
 
-def print_report(
-    report: CountReport | InspectReport | Sequence[SchemeRow], fmt: OutputFormat, console: Console
-) -> None:
+def checkpoint_table(report: CheckpointReport, width: int = 100) -> list[RenderableType]:
+    against = f"against {report.against}" if report.against else "no --against scheme"
+    table = Table(
+        title=f"{report.target} · {report.format} · {against}",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
+    compared = report.against is not None
+    # As in inspect_table: the other columns are short, the name gets the rest (module types are
+    # in the JSON/CSV and in `initcli count FILE`).
+    name_width = max(16, width - 74)
+    table.add_column("parameter", overflow="fold")
+    table.add_column("shape", no_wrap=True)
+    table.add_column("fans", justify="right", no_wrap=True)
+    table.add_column("mean", justify="right", no_wrap=True)
+    table.add_column("std", justify="right", no_wrap=True)
+    if compared:
+        table.add_column("expected", justify="right", no_wrap=True)
+        table.add_column("var ratio", justify="right", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+    else:
+        table.add_column("min", justify="right", no_wrap=True)
+        table.add_column("max", justify="right", no_wrap=True)
+    for p in report.params:
+        row: list[RenderableType] = [
+            wrap_dotted(p.name, name_width),
+            _shape(p.shape),
+            "–" if p.fan_in is None else f"{p.fan_in}→{p.fan_out}",
+            _num(p.mean, 3),
+            _num(p.std),
+        ]
+        if compared:
+            expected = None if p.expected_var is None else math.sqrt(p.expected_var)
+            row += [
+                _num(expected),
+                _num(p.var_ratio, 3),
+                Text(p.status, style=STATUS_STYLE.get(p.status, "")),
+            ]
+        else:
+            row += [_num(p.min, 3), _num(p.max, 3)]
+        table.add_row(*row)
+    return [table, _totals_panel(report.counts)]
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, list):
+        return "×".join(map(str, value)) or "scalar"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return _num(value)
+    return str(value)
+
+
+def _check_target_table(t: TargetCheck) -> Table:
+    args = f" ({_args_text(t.args)})" if t.args else ""
+    moved = t.total_after - t.total_before
+    table = Table(
+        title=f"✗ {t.target}{args}: total {t.total_before:,} → {t.total_after:,} ({moved:+,})",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        title_style="bold red",
+    )
+    table.add_column("what")
+    table.add_column("name", overflow="fold")
+    table.add_column("type")
+    table.add_column("baseline", justify="right")
+    table.add_column("now", justify="right")
+    table.add_column("change", justify="right")
+    for c in t.changes:
+        delta = "" if c.delta is None else f"{c.delta:+,}"
+        if c.before is None:
+            delta += " (new)"
+        elif c.after is None:
+            delta += " (gone)"
+        table.add_row(c.field, c.name, c.type, _value(c.before), _value(c.after), delta)
+    return table
+
+
+def check_table(report: CheckReport) -> list[RenderableType]:
+    parts: list[RenderableType] = [_check_target_table(t) for t in report.changed]
+    same = Table.grid(padding=(0, 2))
+    same.add_column()
+    same.add_column(justify="right")
+    same.add_column()
+    for t in report.targets:
+        if t.ok:
+            args = f" ({_args_text(t.args)})" if t.args else ""
+            same.add_row(Text("✓", style="green"), f"{t.total_after:,}", f"{t.target}{args}")
+    if same.row_count:
+        parts.append(same)
+    parts.append(Text(check_summary(report), style="green" if report.ok else "bold red"))
+    return parts
+
+
+def print_report(report: Report, fmt: OutputFormat, console: Console) -> None:
     """Write a report to the console: a rich table, or text in the chosen format."""
-    from initcli.report import CountReport, InspectReport
+    from initcli.baseline import CheckReport
+    from initcli.report import CheckpointReport, CountReport, InspectReport
 
     if fmt is not OutputFormat.table:
         console.file.write(render_text(report, fmt))
@@ -356,6 +546,10 @@ def print_report(
         parts = count_table(report)
     elif isinstance(report, InspectReport):
         parts = inspect_table(report, console.width)
+    elif isinstance(report, CheckpointReport):
+        parts = checkpoint_table(report, console.width)
+    elif isinstance(report, CheckReport):
+        parts = check_table(report)
     else:
         parts = schemes_table(report)
     for part in parts:

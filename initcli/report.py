@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from torch import nn
 
-from initcli import loading, probe, schemes, stats
-from initcli.counting import Counts, count_model
+from initcli import checkpoint, loading, probe, schemes, stats
+from initcli.counting import Counts, ModuleCount, count_model, formula
 from initcli.errors import ArgError, ProbeError, SchemeError, TargetError
 from initcli.spec import MLPSpec, expand_layers, parameter_count
 from initcli.verdict import DEFAULTS_MISMATCH, fraction
@@ -55,6 +57,25 @@ class InspectReport:
 
 
 @dataclass(frozen=True)
+class CheckpointParam(ParamReport):
+    """A tensor of a weights file: ParamReport plus how far it is from `--against`'s prediction."""
+
+    var_ratio: float | None  # observed var / expected var: 1 at init, drifts as training moves it
+    mean_shift: float | None  # observed mean - expected mean
+
+
+@dataclass(frozen=True)
+class CheckpointReport:
+    """`initcli inspect model.safetensors|model.pt`: the tensors of a weights file."""
+
+    target: str
+    format: str  # "safetensors" or "torch"
+    against: str | None  # the scheme compared with, described; None without --against
+    params: tuple[CheckpointParam, ...]
+    counts: CountReport
+
+
+@dataclass(frozen=True)
 class SchemeRow:
     name: str
     aliases: tuple[str, ...]
@@ -64,13 +85,13 @@ class SchemeRow:
 
 
 def _measure(
-    name: str, module: nn.Module, param: torch.Tensor, exp: schemes.Expectation
+    name: str, module: str, param: torch.Tensor, exp: schemes.Expectation, requires_grad: bool
 ) -> ParamReport:
     dtype = str(param.dtype).removeprefix("torch.")
     if schemes.is_uninitialized(param):
         return ParamReport(
             name,
-            type(module).__name__,
+            module,
             None,
             None,
             None,
@@ -83,7 +104,7 @@ def _measure(
             None,
             None,
             exp.init,
-            param.requires_grad,
+            requires_grad,
             dtype,
             stats.Status.UNKNOWN.value,
         )
@@ -92,7 +113,7 @@ def _measure(
     status = stats.judge(measured, param.dim(), exp.mean, exp.var, exp.kurtosis)
     return ParamReport(
         name=name,
-        module=type(module).__name__,
+        module=module,
         shape=tuple(param.shape),
         numel=param.numel(),
         fan_in=fan[0] if fan else None,
@@ -105,7 +126,7 @@ def _measure(
         expected_mean=exp.mean,
         expected_var=exp.var,
         init=exp.init,
-        requires_grad=param.requires_grad,
+        requires_grad=requires_grad,
         dtype=dtype,
         status=status.value,
     )
@@ -137,7 +158,12 @@ def _check_spec_fits(source: loading.ModelSource, copies: int, hint: str) -> Non
 
 
 def count(target: str, args: Mapping[str, object] | None = None) -> CountReport:
-    """`initcli count`: build TARGET and count its parameters."""
+    """`initcli count`: build TARGET and count its parameters (or those of a weights file)."""
+    if checkpoint.is_checkpoint(target):
+        if args:
+            raise ArgError(f"--arg does not apply to a weights file ({target})")
+        ckpt = checkpoint.load(target)
+        return CountReport(target, _checkpoint_counts(ckpt, _layout(ckpt)))
     source = loading.resolve(target, args)
     _check_spec_fits(source, copies=1, hint="make the spec smaller")
     return CountReport(source.target, count_model(source.build()))
@@ -171,23 +197,42 @@ def inspect(
     seed: int = 0,
     args: Mapping[str, object] | None = None,
     input_shape: tuple[int, ...] | None = None,
+    *,
+    save: str | os.PathLike[str] | None = None,
+    force: bool = False,
 ) -> InspectReport:
     """`initcli inspect`: build TARGET, apply the scheme under the seeding contract, measure.
 
     `input_shape` (one sample) is only used by `auto`, to trace which activation follows which
-    weight when TARGET is not a YAML spec.
+    weight when TARGET is not a YAML spec. With `save`, the initialized weights (the state dict
+    just measured) are also written there as safetensors; an existing file is replaced only with
+    `force`.
     """
     if seed < 0:
         raise SchemeError(f"--seed must be ≥ 0, got {seed}")
+    if checkpoint.is_checkpoint(target):
+        raise TargetError(
+            f"{target} is a weights file, not a model: use inspect_checkpoint() "
+            "(initcli inspect FILE --against SCHEME on the command line)"
+        )
     source = loading.resolve(target, args)
     _check_spec_fits(source, copies=1, hint="'initcli count' counts it without inspecting")
     weight, bias = resolve_schemes(init, bias_init, source.spec.init if source.spec else None)
     model, expected = _initialized(source, weight, bias, seed, input_shape)
     held = schemes.owners(model)
     params = tuple(
-        _measure(name, held[id(param)][1], param, expected[name])
+        _measure(
+            name, type(held[id(param)][1]).__name__, param, expected[name], param.requires_grad
+        )
         for name, param in model.named_parameters()
     )
+    if save is not None:
+        metadata = {
+            "initcli.target": source.target,
+            "initcli.scheme": weight.describe(),
+            "initcli.seed": str(seed),
+        }
+        checkpoint.save_safetensors(model, save, force, metadata)
     return InspectReport(
         source.target,
         weight.describe(),
@@ -195,6 +240,138 @@ def inspect(
         params,
         CountReport(source.target, count_model(model)),
     )
+
+
+# --- weights files ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The tensors one module held, and the module they fit (on meta), if any type fits."""
+
+    prefix: str
+    module: nn.Module
+    inferred: bool
+    params: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+
+    @property
+    def type_name(self) -> str:
+        return checkpoint.type_label(self.module) if self.inferred else "-"
+
+    def full(self, leaf: str) -> str:
+        return f"{self.prefix}.{leaf}" if self.prefix else leaf
+
+
+def _layout(ckpt: checkpoint.Checkpoint) -> list[_Group]:
+    aliases = {n for names in checkpoint.tied_names(ckpt.tensors).values() for n in names}
+    groups = checkpoint.module_groups([n for n in ckpt.tensors if n not in aliases])
+    layout = []
+    for prefix, leaves in groups.items():
+        tensors = {leaf: ckpt.tensors[f"{prefix}.{leaf}" if prefix else leaf] for leaf in leaves}
+        params = {
+            leaf: t
+            for leaf, t in tensors.items()
+            if not checkpoint.is_buffer(f"{prefix}.{leaf}", t)
+        }
+        buffers = {leaf: t for leaf, t in tensors.items() if leaf not in params}
+        module = checkpoint.stand_in(prefix, tensors)
+        inferred = module is not None
+        if module is None:
+            # A bare module holding meta tensors of the same shapes, so counting.formula applies.
+            module = nn.Module()
+            for leaf, t in params.items():
+                module.register_parameter(leaf, nn.Parameter(torch.empty(t.shape, device="meta")))
+        layout.append(_Group(prefix, module, inferred, params, buffers))
+    return layout
+
+
+def _checkpoint_counts(ckpt: checkpoint.Checkpoint, layout: list[_Group]) -> Counts:
+    total = sum(t.numel() for g in layout for t in g.params.values())
+    buffers = sum(t.numel() for g in layout for t in g.buffers.values())
+    modules = tuple(
+        ModuleCount(
+            g.prefix or "(root)",
+            g.type_name,
+            sum(t.numel() for t in g.params.values()),
+            formula(g.module),
+        )
+        for g in layout
+        if g.params
+    )
+    notes = list(ckpt.notes)
+    for first, others in checkpoint.tied_names(ckpt.tensors).items():
+        names = " and ".join([first, *others])
+        size = ckpt.tensors[first].numel()
+        notes.append(f"tied weights: {names} are one tensor of {size:,} elements; counted once.")
+    notes.append(
+        "a weights file holds tensors, not a model: torchinfo is not run; requires_grad is not "
+        "stored, so every parameter counts as trainable; buffers are told from parameters by "
+        "name and dtype (running_mean, running_var, num_batches_tracked, *_mask, integer tensors)."
+    )
+    if any(g.inferred for g in layout):
+        notes.append("module types marked ? are inferred from parameter names and shapes.")
+    return Counts(total, total, 0, buffers, None, False, tuple(notes), modules)
+
+
+def inspect_checkpoint(
+    path: str | os.PathLike[str], against: str | None = None, bias_against: str | None = None
+) -> CheckpointReport:
+    """`initcli inspect FILE`: statistics of each tensor in a .safetensors file or a state dict.
+
+    Nothing in the file is executed: torch files are read with `torch.load(weights_only=True)`.
+    With `against`, each tensor is compared with what that scheme would have drawn for its shape
+    (`bias_against` for 1-D tensors, default zeros): `var_ratio` and `mean_shift` say how far
+    training moved it, `status` whether it still looks like that init.
+    """
+    if against is None and bias_against is not None:
+        raise SchemeError("--bias-init needs --against SCHEME to compare a weights file with")
+    chosen = resolve_schemes(against, bias_against, None) if against else None
+    ckpt = checkpoint.load(path)
+    layout = _layout(ckpt)
+    defaults = (
+        _defaults(layout) if chosen and (chosen[0].is_default or chosen[1].is_default) else {}
+    )
+    rows = []
+    for group in layout:
+        for leaf, t in group.params.items():
+            exp = schemes.Expectation("-")
+            if chosen is not None:
+                scheme = schemes.choose(*chosen, group.module, leaf, t)
+                exp = (
+                    defaults.get(group.full(leaf), schemes.UNKNOWN)
+                    if scheme.is_default
+                    else schemes.expectation(scheme, t)
+                )
+            row = _measure(group.full(leaf), group.type_name, t, exp, True)
+            rows.append(_moved(row))
+    counts = CountReport(str(path), _checkpoint_counts(ckpt, layout))
+    described = chosen[0].describe() if chosen else None
+    return CheckpointReport(str(path), ckpt.format, described, tuple(rows), counts)
+
+
+def _defaults(layout: list[_Group]) -> dict[str, schemes.Expectation]:
+    """What PyTorch's own init implies for each tensor whose module type could be inferred.
+
+    A module's defaults also cover its children's tensors where it re-initializes them (as
+    MultiheadAttention zeroes out_proj.bias), so outer modules are applied last and win.
+    """
+    found: dict[str, schemes.Expectation] = {}
+    for group in sorted(layout, key=lambda g: -(g.prefix.count(".") + 1) if g.prefix else 0):
+        if group.inferred:
+            for name, exp in schemes.default_expectations(group.module).items():
+                found[group.full(name)] = exp
+    return found
+
+
+def _moved(row: ParamReport) -> CheckpointParam:
+    ratio = shift = None
+    if row.var is not None and row.expected_var:
+        ratio = row.var / row.expected_var
+    if row.mean is not None and row.expected_mean is not None:
+        shift = row.mean - row.expected_mean
+    values: dict[str, Any] = {f.name: getattr(row, f.name) for f in fields(ParamReport)}
+    return CheckpointParam(**values, var_ratio=ratio, mean_shift=shift)
 
 
 def scheme_rows() -> tuple[SchemeRow, ...]:

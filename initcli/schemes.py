@@ -440,6 +440,17 @@ def is_uninitialized(tensor: torch.Tensor) -> bool:
     return isinstance(tensor, UninitializedParameter)
 
 
+def choose(
+    weight: Scheme, bias: Scheme, module: nn.Module, name: str, param: torch.Tensor
+) -> Scheme:
+    """The scheme DESIGN §4 applies to one parameter of `module`."""
+    if is_norm(module) and not weight.is_default:
+        # Normalization layers start as the identity map whatever the scheme.
+        leaf = name.rsplit(".", 1)[-1]
+        return parse_scheme("ones" if leaf == "weight" else "zeros")
+    return weight if param.dim() >= 2 else bias
+
+
 def initialize(
     model: nn.Module,
     weight: Scheme,
@@ -465,13 +476,7 @@ def initialize(
         if is_uninitialized(param):
             result[name] = Expectation("uninitialized (lazy)")
             continue
-        module = held[id(param)][1]
-        if is_norm(module) and not weight.is_default:
-            # Normalization layers start as the identity map whatever the scheme.
-            leaf = name.rsplit(".", 1)[-1]
-            chosen = parse_scheme("ones" if leaf == "weight" else "zeros")
-        else:
-            chosen = weight if param.dim() >= 2 else bias
+        chosen = choose(weight, bias, held[id(param)][1], name, param)
         if chosen.is_default:
             result[name] = defaults.get(name, UNKNOWN)
             continue

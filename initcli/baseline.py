@@ -1,0 +1,366 @@
+"""Parameter-count baselines: `initcli snapshot` records them as JSON, `initcli check` compares."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from initcli.errors import ArgError, BaselineError, InitcliError
+
+__all__ = [
+    "Baseline",
+    "Change",
+    "CheckReport",
+    "TargetCheck",
+    "check",
+    "dumps",
+    "load",
+    "merge",
+    "snapshot",
+]
+
+# Bumped only if a baseline written by one initcli could be misread by another.
+FORMAT_VERSION = 1
+# Statistics are stored to 6 significant digits: enough to catch any change of scheme, scale or
+# seed, few enough that the file reads well and does not churn on the last bits of float maths.
+_DIGITS = 6
+_REL_TOL = 1e-4
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModuleEntry(_Frozen):
+    type: str
+    params: int
+
+
+class ParamEntry(_Frozen):
+    shape: list[int] | None
+    init: str
+    mean: float | None
+    std: float | None
+    expected_var: float | None
+    status: str
+
+
+class StatsEntry(_Frozen):
+    init: str | None  # as given to --init (None: the spec's init:, else default)
+    bias_init: str | None
+    seed: int | None  # None for a weights file: nothing is drawn
+    scheme: str | None  # the scheme as initcli describes it
+    params: dict[str, ParamEntry]
+
+
+class Entry(_Frozen):
+    """One target as it was recorded."""
+
+    target: str
+    args: dict[str, Any]
+    total: int
+    trainable: int
+    frozen: int
+    buffers: int
+    modules: dict[str, ModuleEntry]
+    stats: StatsEntry | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.target, json.dumps(self.args, sort_keys=True)
+
+
+class Baseline(_Frozen):
+    """A baseline file: what `initcli check` compares every target with."""
+
+    format: int = FORMAT_VERSION
+    models: list[Entry]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between a baseline entry and the target as it builds now.
+
+    `field` is what changed: a total (`total`, `trainable`, `frozen`, `buffers`), a module's
+    `params` or `type`, or a parameter's statistic (`shape`, `init`, `mean`, `std`,
+    `expected_var`, `status`). `name` is the module or parameter ('' for totals); None in
+    `before`/`after` means absent (a module added or removed).
+    """
+
+    field: str
+    name: str
+    type: str
+    before: int | float | str | list[int] | None
+    after: int | float | str | list[int] | None
+
+    @property
+    def delta(self) -> int | None:
+        """after - before for parameter counts (absent counts as 0); None for other fields."""
+        if self.field not in ("total", "trainable", "frozen", "buffers", "params"):
+            return None
+        before = self.before if isinstance(self.before, int) else 0
+        after = self.after if isinstance(self.after, int) else 0
+        return after - before
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    target: str
+    args: Mapping[str, Any]
+    total_before: int
+    total_after: int
+    changes: tuple[Change, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.changes
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """`initcli check`: every target of a baseline, rebuilt and compared."""
+
+    baseline: str
+    targets: tuple[TargetCheck, ...]
+    # The baseline as it would be recorded now (for `check --update`); not part of the report.
+    current: Baseline = field(repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return all(t.ok for t in self.targets)
+
+    @property
+    def changed(self) -> tuple[TargetCheck, ...]:
+        return tuple(t for t in self.targets if not t.ok)
+
+
+def _round(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(f"{value:.{_DIGITS}g}")
+
+
+def _json_args(args: Mapping[str, object]) -> dict[str, Any]:
+    try:
+        json.dumps(args)
+    except (TypeError, ValueError):
+        raise ArgError(
+            "a --arg value cannot be stored in a baseline (not a JSON value, e.g. a YAML date); "
+            "quote it to pass a string"
+        ) from None
+    return dict(args)
+
+
+def _entry(
+    target: str,
+    args: Mapping[str, object],
+    stats: bool,
+    init: str | None,
+    bias_init: str | None,
+    seed: int,
+) -> Entry:
+    from initcli import checkpoint, report
+
+    stored_args = _json_args(args)  # before the build: a bad value should fail fast
+    recorded: StatsEntry | None = None
+    if not stats:
+        counted = report.count(target, args)
+    elif checkpoint.is_checkpoint(target):
+        if args:
+            raise ArgError(f"--arg does not apply to a weights file ({target})")
+        found = report.inspect_checkpoint(target, init, bias_init)
+        counted = found.counts
+        recorded = _stats(init, bias_init, None, found.against, found.params)
+    else:
+        inspected = report.inspect(target, init, bias_init, seed, args)
+        counted = inspected.counts
+        recorded = _stats(init, bias_init, seed, inspected.scheme, inspected.params)
+    c = counted.counts
+    return Entry(
+        target=counted.target,
+        args=stored_args,
+        total=c.total,
+        trainable=c.trainable,
+        frozen=c.frozen,
+        buffers=c.buffers,
+        # A module name can repeat only if named_modules() yields it twice, which it never does.
+        modules={m.name: ModuleEntry(type=m.type, params=m.params) for m in c.modules},
+        stats=recorded,
+    )
+
+
+def _stats(
+    init: str | None,
+    bias_init: str | None,
+    seed: int | None,
+    scheme: str | None,
+    params: Sequence[Any],
+) -> StatsEntry:
+    return StatsEntry(
+        init=init,
+        bias_init=bias_init,
+        seed=seed,
+        scheme=scheme,
+        params={
+            p.name: ParamEntry(
+                shape=None if p.shape is None else list(p.shape),
+                init=p.init,
+                mean=_round(p.mean),
+                std=_round(p.std),
+                expected_var=_round(p.expected_var),
+                status=p.status,
+            )
+            for p in params
+        },
+    )
+
+
+def snapshot(
+    targets: Sequence[str],
+    args: Mapping[str, object] | None = None,
+    stats: bool = False,
+    init: str | None = None,
+    bias_init: str | None = None,
+    seed: int = 0,
+) -> Baseline:
+    """Build each target (with the same `args`) and record its counts, and statistics if asked."""
+    if not stats and (init is not None or bias_init is not None):
+        raise ArgError("--init and --bias-init only apply with --stats")
+    entries: dict[tuple[str, str], Entry] = {}
+    for target in targets:
+        entry = _entry(target, args or {}, stats, init, bias_init, seed)
+        if entry.key in entries:
+            raise ArgError(f"{target} is named twice; name each target once")
+        entries[entry.key] = entry
+    return Baseline(models=[entries[k] for k in sorted(entries)])
+
+
+def merge(old: Baseline, new: Baseline) -> Baseline:
+    """`snapshot --update`: `new`'s entries replace those with the same target and args."""
+    entries = {e.key: e for e in old.models}
+    entries.update({e.key: e for e in new.models})
+    return Baseline(models=[entries[k] for k in sorted(entries)])
+
+
+def dumps(baseline: Baseline) -> str:
+    """Stable, diff-friendly JSON: sorted keys, 2-space indent, one trailing newline."""
+    data = baseline.model_dump(exclude_none=True)
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def load(path: str | os.PathLike[str]) -> Baseline:
+    """Read and validate a baseline file."""
+    file = Path(path)
+    if not file.is_file():
+        what = "is a directory" if file.is_dir() else "does not exist"
+        raise BaselineError(
+            f"baseline {file} {what}; create one with: initcli snapshot TARGET... -o {file}"
+        )
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise BaselineError(f"baseline {file} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise BaselineError(
+            f"baseline {file} is not valid JSON (line {exc.lineno}: {exc.msg}); "
+            "regenerate it with initcli snapshot"
+        ) from None
+    try:
+        baseline = Baseline.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the top level"
+        raise BaselineError(
+            f"baseline {file} is not an initcli baseline ({where}: {first['msg']}); "
+            "regenerate it with initcli snapshot"
+        ) from None
+    if baseline.format != FORMAT_VERSION:
+        raise BaselineError(
+            f"baseline {file} has format {baseline.format}; this initcli reads format "
+            f"{FORMAT_VERSION}: regenerate it with initcli snapshot"
+        )
+    return baseline
+
+
+def _close(before: float | None, after: float | None, scale: float) -> bool:
+    if before is None or after is None:
+        return before is after
+    return math.isclose(before, after, rel_tol=_REL_TOL, abs_tol=_REL_TOL * scale)
+
+
+def _module_changes(old: Entry, new: Entry) -> list[Change]:
+    changes = []
+    for name in [*old.modules, *(n for n in new.modules if n not in old.modules)]:
+        was, now = old.modules.get(name), new.modules.get(name)
+        if was is not None and now is not None and was.type != now.type:
+            changes.append(Change("type", name, now.type, was.type, now.type))
+        before = None if was is None else was.params
+        after = None if now is None else now.params
+        if before != after:
+            kind = now.type if now is not None else was.type if was is not None else ""
+            changes.append(Change("params", name, kind, before, after))
+    return changes
+
+
+def _stats_changes(old: StatsEntry, new: StatsEntry) -> list[Change]:
+    changes = []
+    for name in [*old.params, *(n for n in new.params if n not in old.params)]:
+        was, now = old.params.get(name), new.params.get(name)
+        if was is None or now is None:
+            # A parameter added or removed: its shape stands for it.
+            before = None if was is None else was.shape
+            after = None if now is None else now.shape
+            changes.append(Change("param", name, "", before, after))
+            continue
+        scale = max(was.std or 0.0, now.std or 0.0)
+        for key in ("shape", "init", "status"):
+            if getattr(was, key) != getattr(now, key):
+                changes.append(Change(key, name, "", getattr(was, key), getattr(now, key)))
+        for key in ("mean", "std", "expected_var"):
+            before, after = getattr(was, key), getattr(now, key)
+            if not _close(before, after, scale if key == "mean" else 0.0):
+                changes.append(Change(key, name, "", before, after))
+    return changes
+
+
+def compare(old: Entry, new: Entry) -> TargetCheck:
+    """Every difference between a recorded entry and a fresh one of the same target."""
+    changes = [
+        Change(key, "", "", getattr(old, key), getattr(new, key))
+        for key in ("total", "trainable", "frozen", "buffers")
+        if getattr(old, key) != getattr(new, key)
+    ]
+    changes += _module_changes(old, new)
+    if old.stats is not None and new.stats is not None:
+        changes += _stats_changes(old.stats, new.stats)
+    return TargetCheck(old.target, old.args, old.total, new.total, tuple(changes))
+
+
+def check(path: str | os.PathLike[str]) -> CheckReport:
+    """Rebuild every target of the baseline at `path` and compare it with what was recorded."""
+    baseline = load(path)
+    results = []
+    entries = []
+    for old in baseline.models:
+        stats = old.stats
+        try:
+            new = _entry(
+                old.target,
+                old.args,
+                stats is not None,
+                stats.init if stats else None,
+                stats.bias_init if stats else None,
+                (stats.seed or 0) if stats else 0,
+            )
+        except InitcliError as exc:
+            raise type(exc)(f"{path}: {old.target}: {exc}") from None
+        results.append(compare(old, new))
+        entries.append(new)
+    return CheckReport(str(path), tuple(results), Baseline(models=entries))
