@@ -109,11 +109,18 @@ def _load_torch(file: Path) -> Checkpoint:
             warnings.simplefilter("ignore")
             obj = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL (\S+)", str(exc))
-        what = f"it names {found.group(1)}, which" if found else "it holds Python objects that"
+        # torch's weights-only unpickler stopped: at a global it does not allow (a function or
+        # class: what pickle exploits call), or at an opcode it does not read.
+        text = str(exc)
+        found = re.search(r"GLOBAL (\S+)", text)
+        if found:
+            what = f"it names {found.group(1)}, which only a full unpickle could create"
+        else:
+            reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+            said = f" ({reason.group(1).strip().rstrip('.')})" if reason else ""
+            what = f"it is not a plain pickle of tensors{said}, and a full unpickle"
         raise CheckpointError(
-            f"refused to load {file}: {what} only a full unpickle could create, and that can run "
-            f"code; {_SAFE_LOAD}"
+            f"refused to load {file}: {what} could run code; {_SAFE_LOAD}"
         ) from None
     except Exception as exc:
         raise CheckpointError(
