@@ -251,7 +251,11 @@ def merge(old: Baseline, new: Baseline) -> Baseline:
 
 def dumps(baseline: Baseline) -> str:
     """Stable, diff-friendly JSON: sorted keys, 2-space indent, one trailing newline."""
-    data = baseline.model_dump(exclude_none=True)
+    data = baseline.model_dump()
+    for entry in data["models"]:
+        # Counts-only entries carry no "stats" key at all, rather than a null.
+        if entry["stats"] is None:
+            del entry["stats"]
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

@@ -496,8 +496,13 @@ def _value(value: object) -> str:
 def _check_target_table(t: TargetCheck) -> Table:
     args = f" ({_args_text(t.args)})" if t.args else ""
     moved = t.total_after - t.total_before
+    total = (
+        f"total {t.total_before:,} → {t.total_after:,} ({moved:+,})"
+        if moved
+        else f"total {t.total_after:,} (unchanged)"
+    )
     table = Table(
-        title=f"✗ {t.target}{args}: total {t.total_before:,} → {t.total_after:,} ({moved:+,})",
+        title=f"✗ {t.target}{args}: {total}",
         box=box.SIMPLE_HEAD,
         title_justify="left",
         title_style="bold red",

@@ -71,7 +71,7 @@ def test_save_writes_exactly_the_measured_weights(tmp_path: Path) -> None:
 
     model = build_mlp(load_spec("sample_models/mlp.yaml"))
     torch.manual_seed(3)
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         if param.dim() >= 2:
             nn.init.kaiming_normal_(param)
         else:

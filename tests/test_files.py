@@ -56,7 +56,7 @@ def test_a_failed_rename_leaves_the_old_file_and_no_temp(
         raise OSError(errno.EIO, "I/O error")
 
     monkeypatch.setattr(files.os, "replace", broken)
-    with pytest.raises(OutputError, match="cannot write .*I/O error"):
+    with pytest.raises(OutputError, match=r"cannot write .*I/O error"):
         write_atomic(target, b"new", force=True)
     assert target.read_bytes() == b"old"
     assert _leftovers(tmp_path) == []
@@ -99,7 +99,7 @@ def test_file_systems_without_hard_links_still_work(
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("missing/out.json", "folder .*missing does not exist; create it first"),
+        ("missing/out.json", r"folder .*missing does not exist; create it first"),
         (".", "is a directory; give a file name"),
     ],
 )
