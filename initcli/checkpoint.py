@@ -114,13 +114,13 @@ def _load_torch(file: Path) -> Checkpoint:
         text = str(exc)
         found = re.search(r"GLOBAL (\S+)", text)
         if found:
-            what = f"it names {found.group(1)}, which only a full unpickle could create"
+            what = f"it names {found.group(1)}, which only a full unpickle would load"
         else:
             reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
             said = f" ({reason.group(1).strip().rstrip('.')})" if reason else ""
-            what = f"it is not a plain pickle of tensors{said}, and a full unpickle"
+            what = f"it is not a plain pickle of tensors{said}"
         raise CheckpointError(
-            f"refused to load {file}: {what} could run code; {_SAFE_LOAD}"
+            f"refused to load {file}: {what}, and a full unpickle can run code; {_SAFE_LOAD}"
         ) from None
     except Exception as exc:
         raise CheckpointError(

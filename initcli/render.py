@@ -221,6 +221,8 @@ def _markdown(rows: Sequence[dict[str, Any]]) -> str:
             )
         if isinstance(value, float):
             value = _num(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = f"{value:,}"  # read by people in a pull request: 118,282, not 118282
         return str(value).replace("|", "\\|")
 
     header = list(rows[0])
@@ -281,7 +283,7 @@ def render_text(report: Report, fmt: OutputFormat) -> str:
         return _csv(rows, header)
     if fmt is OutputFormat.markdown:
         tail = "".join(f"\n{line}\n" for line in extra)
-        return _markdown(rows) + tail
+        return (_markdown(rows) + tail).lstrip("\n")
     raise ValueError(f"{fmt} is not a text format")
 
 

@@ -1,0 +1,32 @@
+"""The README's Python API example runs and prints exactly what the README shows."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _api_example() -> tuple[str, str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    code, shown = re.findall(r"```(?:python)?\n(.*?)```", section, re.DOTALL)[:2]
+    return code, shown
+
+
+def test_python_api_example_prints_what_the_readme_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, shown = _api_example()
+    assert "from initcli import count_params, inspect_checkpoint, inspect_model" in code
+    monkeypatch.chdir(ROOT)  # the example runs from the repository root
+    code = code.replace("/tmp/lenet.safetensors", str(tmp_path / "lenet.safetensors"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    assert out.getvalue() == shown
