@@ -16,16 +16,18 @@ from torch import nn
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from initcli.errors import CheckpointError
-from initcli.files import write_atomic
+from initcli.files import check_writable, write_atomic
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
     "Checkpoint",
+    "check_save_path",
     "is_buffer",
     "is_checkpoint",
     "load",
     "module_groups",
     "save_safetensors",
+    "stand_in",
     "tied_names",
     "type_label",
 ]
@@ -323,6 +325,19 @@ def module_groups(names: list[str]) -> dict[str, list[str]]:
 # --- writing ------------------------------------------------------------------------------------
 
 
+def check_save_path(path: str | os.PathLike[str], force: bool) -> None:
+    """Fail before the work, not after it: a --save name that cannot be used is said at once.
+
+    (write_atomic checks again when it writes; this only saves building a model for nothing.)
+    """
+    file = Path(path)
+    if file.suffix.lower() != ".safetensors":
+        raise CheckpointError(
+            f"--save writes safetensors; name the file *.safetensors (got {file.name})"
+        )
+    check_writable(file, force)
+
+
 def save_safetensors(
     model: nn.Module, path: str | os.PathLike[str], force: bool, metadata: Mapping[str, str]
 ) -> Path:
@@ -333,10 +348,7 @@ def save_safetensors(
     """
     from safetensors.torch import save
 
-    if Path(path).suffix.lower() != ".safetensors":
-        raise CheckpointError(
-            f"--save writes safetensors; name the file *.safetensors (got {Path(path).name})"
-        )
+    check_save_path(path, force)
     lazy = [
         name
         for name, t in [*model.named_parameters(), *model.named_buffers()]

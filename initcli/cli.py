@@ -90,6 +90,14 @@ TargetArg = Annotated[str, typer.Argument(
          "instance).",
     show_default=False,
 )]  # fmt: skip
+# inspect and count also read weights files.
+ModelOrWeightsArg = Annotated[str, typer.Argument(
+    metavar="TARGET",
+    help="pkg.module:Name, path/file.py:Name or spec.yaml (Name: a Module class, factory or "
+         "instance); or a weights file: .safetensors, or a .pt/.pth/.bin/.ckpt state dict, read "
+         "without running code.",
+    show_default=False,
+)]  # fmt: skip
 ArgOpt = Annotated[list[str] | None, typer.Option(
     "--arg", metavar="KEY=VALUE",
     help="Keyword argument for the class or factory, value read as YAML (depth=5, act=tanh). "
@@ -222,6 +230,14 @@ def _write_text(text: str, output: Path | None, force: bool, what: str = "") -> 
     _note(f"Wrote {output}{what}")
 
 
+def _check_output(output: Path | None, force: bool) -> None:
+    """Before the work: an --output that write_atomic would refuse is an error now, not later."""
+    from initcli.files import check_writable
+
+    if output is not None:
+        check_writable(output, force)
+
+
 def _note(message: str) -> None:
     sys.stderr.write(f"{message}\n")
 
@@ -242,15 +258,7 @@ def _tolerance_value(text: str) -> Tolerance:
 
 @app.command()
 def inspect(
-    target: Annotated[
-        str,
-        typer.Argument(
-            metavar="TARGET",
-            help="pkg.module:Name, path/file.py:Name or spec.yaml; or a weights file "
-            "(.safetensors, or a .pt/.pth/.bin/.ckpt state dict: loaded without running code).",
-            show_default=False,
-        ),
-    ],
+    target: ModelOrWeightsArg,
     init: InitOpt = None,
     bias_init: BiasInitOpt = None,
     seed: SeedOpt = 0,
@@ -289,10 +297,11 @@ def inspect(
     from initcli.report import inspect as inspect_report
     from initcli.report import inspect_checkpoint
 
+    _check_output(output, force)
     report: Report
     if is_checkpoint(target):
-        given = [name for name, value in (("--init", init), ("--arg", arg), ("--save", save))
-                 if value]  # fmt: skip
+        options = {"--init": init, "--arg": arg, "--save": save}
+        given = [name for name, value in options.items() if value]
         if given:
             raise ArgError(
                 f"{given[0]} does not apply to a weights file; compare it with a scheme "
@@ -322,15 +331,7 @@ def inspect(
 
 @app.command()
 def count(
-    target: Annotated[
-        str,
-        typer.Argument(
-            metavar="TARGET",
-            help="pkg.module:Name, path/file.py:Name, spec.yaml, or a weights file "
-            "(.safetensors, .pt, .pth, .bin, .ckpt).",
-            show_default=False,
-        ),
-    ],
+    target: ModelOrWeightsArg,
     arg: ArgOpt = None,
     expect: Annotated[
         ExpectedCount | None,
@@ -375,6 +376,7 @@ def count(
 
     if tolerance is not None and expect is None and expect_trainable is None:
         raise ArgError("--tolerance needs --expect N or --expect-trainable N")
+    _check_output(output, force)
     report = count_report(target, _args(arg))
     _emit(report, output_format, output, force)
     checks = [
@@ -453,6 +455,8 @@ def snapshot(
 
     if update and output is None:
         raise ArgError("--update needs the baseline file: -o FILE")
+    if not update:
+        _check_output(output, force)
     recorded = baseline.snapshot(targets, _args(arg), stats, init, bias_init, seed)
     if update and output is not None and output.exists():
         recorded = baseline.merge(baseline.load(output), recorded)
@@ -487,6 +491,7 @@ def check(
     from initcli import baseline
     from initcli.render import check_summary
 
+    _check_output(output, force)
     report = baseline.check(baseline_file)
     _emit(report, output_format, output, force)
     if report.ok:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from initcli.errors import OutputError
 
-__all__ = ["write_atomic"]
+__all__ = ["check_writable", "write_atomic"]
 
 
 def _new_file_mode() -> int:
@@ -24,6 +24,22 @@ def _exists(target: Path) -> OutputError:
     return OutputError(f"{target} exists; pass --force to replace it, or choose another name")
 
 
+def check_writable(path: str | os.PathLike[str], force: bool = False) -> None:
+    """Raise OutputError now if `write_atomic(path, ..., force)` would refuse the name.
+
+    For callers with long work ahead of the write: say so before the work, not after it.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"{target} is a directory; give a file name")
+    if target.exists() and not force:
+        raise _exists(target)
+    if not target.parent.is_dir():
+        raise OutputError(
+            f"cannot write {target}: folder {target.parent} does not exist; create it first"
+        )
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes, force: bool = False) -> Path:
     """Write `data` to `path` so readers see the old file or all of the new one, nothing between.
 
@@ -33,13 +49,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, force: bool = False)
     `os.link`, which fails if it exists. Raises OutputError (exit 2) with what to do instead.
     """
     target = Path(path)
-    if target.is_dir():
-        raise OutputError(f"{target} is a directory; give a file name")
-    if target.exists() and not force:
-        raise _exists(target)
+    check_writable(target, force)
     folder = target.parent
-    if not folder.is_dir():
-        raise OutputError(f"cannot write {target}: folder {folder} does not exist; create it first")
     mode = target.stat().st_mode & 0o7777 if target.exists() else _new_file_mode()
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)

@@ -215,6 +215,8 @@ def inspect(
             f"{target} is a weights file, not a model: use inspect_checkpoint() "
             "(initcli inspect FILE --against SCHEME on the command line)"
         )
+    if save is not None:
+        checkpoint.check_save_path(save, force)
     source = loading.resolve(target, args)
     _check_spec_fits(source, copies=1, hint="'initcli count' counts it without inspecting")
     weight, bias = resolve_schemes(init, bias_init, source.spec.init if source.spec else None)
@@ -300,6 +302,12 @@ def _checkpoint_counts(ckpt: checkpoint.Checkpoint, layout: list[_Group]) -> Cou
         if g.params
     )
     notes = list(ckpt.notes)
+    made = {key: ckpt.metadata.get(f"initcli.{key}") for key in ("target", "scheme", "seed")}
+    if made["target"]:
+        notes.append(
+            f"written by initcli inspect --save: {made['target']}, {made['scheme']}, "
+            f"seed {made['seed']}."
+        )
     for first, others in checkpoint.tied_names(ckpt.tensors).items():
         names = " and ".join([first, *others])
         size = ckpt.tensors[first].numel()

@@ -355,3 +355,23 @@ def test_installed_initcli_inspects_a_safetensors_file(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "var ratio" in second.stdout and "fc1.weight" in second.stdout
     assert "off" not in second.stdout
+
+
+def test_save_refuses_before_building_the_model(tmp_path: Path) -> None:
+    # The constructor of Raises fails; the existing file is reported first, so no build was tried.
+    out = tmp_path / "w.safetensors"
+    out.write_bytes(b"precious")
+    code, _, err = run("inspect", "tests/models_for_tests.py:Raises", "--save", str(out))
+    assert code == 2 and err.startswith(f"Error: {out} exists; pass --force")
+    code, _, err = run("inspect", "tests/models_for_tests.py:Raises", "--save", "x/y.safetensors")
+    assert code == 2 and "folder x does not exist" in err
+    assert out.read_bytes() == b"precious"
+
+
+def test_a_file_saved_by_initcli_says_where_it_came_from(tmp_path: Path) -> None:
+    out = tmp_path / "w.safetensors"
+    inspect_model("sample_models/mlp.yaml", init="lecun_normal", seed=7, save=out)
+    notes = inspect_checkpoint(out).counts.counts.notes
+    assert notes[0] == (
+        "written by initcli inspect --save: sample_models/mlp.yaml, lecun_normal, seed 7."
+    )

@@ -160,3 +160,13 @@ def test_installed_console_script_end_to_end(tmp_path: Path) -> None:
     update = installed("check", str(base), "--update")
     assert (update.returncode, update.stderr) == (0, f"Wrote {base} (re-recorded)\n")
     assert json.loads(base.read_text())["models"][0]["total"] == 62
+
+
+@pytest.mark.parametrize("command", ["inspect", "count"])
+def test_an_existing_output_is_refused_before_the_work(tmp_path: Path, command: str) -> None:
+    out = tmp_path / "r.json"
+    out.write_text("keep")
+    # The constructor of Raises fails; the existing file is reported first, so nothing was built.
+    code, _, err = run(command, "tests/models_for_tests.py:Raises", "-o", str(out))
+    assert code == 2 and err.startswith(f"Error: {out} exists; pass --force"), err
+    assert out.read_text() == "keep"
