@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -202,21 +202,22 @@ def _args(pairs: Sequence[str] | None) -> dict[str, object]:
 
 def _emit(report: Report, fmt: OutputFormat, output: Path | None, force: bool) -> None:
     """Print a report on stdout, or write it to --output atomically (never over a file unasked)."""
+    from initcli.render import print_report
+
+    _emit_with(lambda console: print_report(report, fmt, console), output, force)
+
+
+def _emit_with(printer: Callable[[Any], None], output: Path | None, force: bool) -> None:
+    """Run a printer on the terminal's console, or on a plain one whose text goes to --output."""
     from rich.console import Console
 
-    from initcli.render import print_report, render_text
-
     if output is None:
-        print_report(report, fmt, _console())
+        printer(_console())
         return
-    if fmt is OutputFormat.table:
-        # A file gets the plain table a pipe would get: no colour, 100 columns.
-        buffer = io.StringIO()
-        print_report(report, fmt, Console(file=buffer, width=PIPED_WIDTH, no_color=True))
-        text = buffer.getvalue()
-    else:
-        text = render_text(report, fmt)
-    _write_text(text, output, force)
+    # A file gets what a pipe would get: no colour, 100 columns (text formats are written as is).
+    buffer = io.StringIO()
+    printer(Console(file=buffer, width=PIPED_WIDTH, no_color=True, soft_wrap=False))
+    _write_text(buffer.getvalue(), output, force)
 
 
 def _write_text(text: str, output: Path | None, force: bool, what: str = "") -> None:
@@ -551,6 +552,7 @@ def probe(
     plot: PlotOpt = None,
     force: ForceOpt = False,
     output_format: FormatOpt = OutputFormat.table,
+    output: OutputOpt = None,
 ) -> None:
     """What each init does to a forward pass, block by block, with a verdict.
 
@@ -562,10 +564,11 @@ def probe(
     from initcli.report import probe_report
 
     _plot_first(plot, force)
+    _check_output(output, force)
     report = probe_report(
         target, init or [], bias_init, seed, _args(arg), _shape(input_shape), batch_size
     )
-    print_probe(report, output_format, _console())
+    _emit_with(lambda console: print_probe(report, output_format, console), output, force)
     _plot_last(report, plot, force)
 
 
@@ -599,6 +602,7 @@ def compare(
     plot: PlotOpt = None,
     force: ForceOpt = False,
     output_format: FormatOpt = OutputFormat.table,
+    output: OutputOpt = None,
 ) -> None:
     """Schemes side by side: output std per block, verdicts and, with --train, loss curves.
 
@@ -609,11 +613,14 @@ def compare(
     from initcli.report import TrainSetup, probe_report
 
     _plot_first(plot, force)
+    _check_output(output, force)
     setup = None if train is None else TrainSetup(train, lr, points, noise)
     report = probe_report(
         target, init or [], bias_init, seed, _args(arg), _shape(input_shape), batch_size, setup
     )
-    print_probe(report, output_format, _console(), compare=True)
+    _emit_with(
+        lambda console: print_probe(report, output_format, console, compare=True), output, force
+    )
     _plot_last(report, plot, force)
 
 
@@ -623,6 +630,8 @@ def defaults(
     arg: ArgOpt = None,
     input_shape: InputShapeOpt = None,
     output_format: FormatOpt = OutputFormat.table,
+    output: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """PyTorch's own init per module type, and where it mismatches the activation after it.
 
@@ -632,20 +641,25 @@ def defaults(
     from initcli.render import print_defaults
     from initcli.report import defaults as defaults_report
 
+    _check_output(output, force)
     report = defaults_report(target, _args(arg), _shape(input_shape))
-    print_defaults(report, output_format, _console())
+    _emit_with(lambda console: print_defaults(report, output_format, console), output, force)
 
 
 @app.command()
 def gain(
     slope: Annotated[float, typer.Option("--slope", help="leaky_relu's negative slope.")] = 0.01,
     output_format: FormatOpt = OutputFormat.table,
+    output: OutputOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """torch.nn.init.calculate_gain for every nonlinearity: formula and value."""
     from initcli.render import print_gains
     from initcli.report import gains
 
-    print_gains(gains(slope), output_format, _console())
+    _check_output(output, force)
+    rows = gains(slope)
+    _emit_with(lambda console: print_gains(rows, output_format, console), output, force)
 
 
 def main() -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from initcli.errors import PlotError
+from initcli.errors import OutputError, PlotError
+from initcli.files import check_writable, write_atomic
 
 if TYPE_CHECKING:
     from initcli.report import ProbeReport
@@ -47,10 +47,10 @@ def check_destination(path: Path, force: bool) -> None:
         raise PlotError(
             f"--plot {path}: the name must end in {', '.join(SUFFIXES)} (it picks the format)"
         )
-    if not path.parent.is_dir():
-        raise PlotError(f"--plot {path}: folder {path.parent} does not exist; create it first")
-    if path.exists() and not force:
-        raise PlotError(f"--plot {path} already exists; pass --force to overwrite it")
+    try:
+        check_writable(path, force)
+    except OutputError as exc:
+        raise PlotError(f"--plot {exc}") from None
 
 
 def _columns(n_blocks: int) -> list[int]:
@@ -152,39 +152,16 @@ def _loss_chart(ax: Any, report: ProbeReport, colors: Sequence[str]) -> None:
 
 
 def write_plot(report: ProbeReport, path: Path, force: bool) -> tuple[int, int]:
-    """Draw and write atomically: a temp file in the same folder, then renamed into place.
+    """Draw, then write with files.write_atomic (never over a file without `force`).
 
-    Without `force` the rename is a hard link, which fails if the file appeared meanwhile, so an
-    existing file is never overwritten. Returns the figure's size in pixels.
+    Returns the figure's size in pixels.
     """
     require_matplotlib()
     fig = build_figure(report)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    drawn = io.BytesIO()
+    fig.savefig(drawn, dpi=DPI, format=path.suffix.lower().lstrip("."))
     try:
-        fig.savefig(tmp, dpi=DPI, format=path.suffix.lower().lstrip("."))
-        # mkstemp makes the file private (0600); give it the permissions a new file would get.
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
-        if force:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise PlotError(
-                    f"--plot {path} already exists; pass --force to overwrite it"
-                ) from None
-            except OSError:  # a filesystem without hard links
-                if path.exists():
-                    raise PlotError(
-                        f"--plot {path} already exists; pass --force to overwrite it"
-                    ) from None
-                os.replace(tmp, path)
-    except OSError as exc:
-        raise PlotError(f"--plot {path}: cannot write it ({exc.strerror or exc})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+        write_atomic(path, drawn.getvalue(), force)
+    except OutputError as exc:
+        raise PlotError(f"--plot {exc}") from None
     return figure_pixels(len(report.schemes))

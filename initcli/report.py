@@ -335,6 +335,11 @@ def inspect_checkpoint(
     if against is None and bias_against is not None:
         raise SchemeError("--bias-init needs --against SCHEME to compare a weights file with")
     chosen = resolve_schemes(against, bias_against, None) if against else None
+    if chosen and chosen[0].name == schemes.AUTO:
+        raise SchemeError(
+            "--against auto: auto picks each weight's scheme from the activation after it, which "
+            "a weights file does not record; name a scheme, e.g. --against kaiming_normal"
+        )
     ckpt = checkpoint.load(path)
     layout = _layout(ckpt)
     defaults = (

@@ -279,4 +279,13 @@ def test_pre_commit_hook_runs_initcli_check() -> None:
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "all 11 targets match baselines/sample_models.json" in result.stdout
+    assert "all 12 targets match baselines/sample_models.json" in result.stdout
+
+
+def test_the_sample_baseline_covers_every_sample_model() -> None:
+    targets = {m.target for m in baseline.load(ROOT / "baselines/sample_models.json").models}
+    for spec in sorted((ROOT / "sample_models").glob("*.yaml")):
+        assert f"sample_models/{spec.name}" in targets, spec.name
+    for source in sorted((ROOT / "sample_models").glob("*.py")):
+        if source.stem != "__init__":
+            assert any(t.startswith(f"sample_models.{source.stem}:") for t in targets), source.name

@@ -322,6 +322,7 @@ def test_a_file_with_no_tensors(tmp_path: Path) -> None:
         (["--save", "x.safetensors"], "Error: --save does not apply to a weights file"),
         (["--bias-init", "zeros"], "Error: --bias-init needs --against SCHEME"),
         (["--against", "kaimin"], "Error: unknown scheme 'kaimin'"),
+        (["--against", "auto"], "Error: --against auto: auto picks each weight's scheme"),
     ],
 )
 def test_options_that_do_not_fit_a_weights_file(

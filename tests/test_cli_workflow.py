@@ -38,6 +38,10 @@ COMMANDS = [
     ["inspect", "sample_models/mlp.yaml", "--init", "xavier"],
     ["count", "sample_models.lenet:LeNet5"],
     ["schemes"],
+    ["probe", "sample_models/mlp.yaml", "-i", "kaiming"],
+    ["compare", "sample_models/mlp.yaml", "-i", "kaiming", "-i", "xavier_normal"],
+    ["defaults", "sample_models.lenet:LeNet5"],
+    ["gain"],
 ]
 
 

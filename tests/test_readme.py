@@ -30,3 +30,23 @@ def test_python_api_example_prints_what_the_readme_shows(
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {})
     assert out.getvalue() == shown
+
+
+def test_the_public_api_returns_the_dataclasses_the_cli_renders() -> None:
+    import dataclasses
+    import typing
+
+    import initcli
+    from initcli import report
+
+    expected = {
+        "count_params": report.CountReport,
+        "inspect_model": report.InspectReport,
+        "inspect_checkpoint": report.CheckpointReport,
+        "probe_model": report.ProbeReport,
+    }
+    for name, result in expected.items():
+        function = getattr(initcli, name)
+        assert typing.get_type_hints(function)["return"] is result, name
+        assert dataclasses.is_dataclass(result) and result.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    assert set(initcli.__all__) == {"__version__", "list_schemes", *expected}
