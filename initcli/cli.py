@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -131,6 +132,16 @@ SeedOpt = Annotated[int, typer.Option(
     "--seed", "-s", min=0,
     help="torch.manual_seed before the init (before the build for 'default').",
 )]  # fmt: skip
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="No progress bar and no notes on stderr (errors still go there).",
+)]  # fmt: skip
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", "-d", metavar="DEVICE",
+    help="Where to materialize, initialize and measure: cpu, cuda, cuda:N or mps.",
+)]  # fmt: skip
+
+# What --device accepts, checked before torch is imported; whether it exists is torch's to say.
+_DEVICE = re.compile(r"(cpu|cuda|mps)(:\d+)?")
 
 
 def _show_version(value: bool) -> None:
@@ -243,6 +254,26 @@ def _note(message: str) -> None:
     sys.stderr.write(f"{message}\n")
 
 
+def _notes(remarks: Sequence[str], quiet: bool) -> None:
+    # How the numbers were obtained (e.g. a real build instead of a meta one): not results, so
+    # stderr, where --quiet can drop them.
+    if not quiet:
+        for remark in remarks:
+            _note(f"Note: {remark}")
+
+
+def _progress(quiet: bool) -> Any:
+    """A progress bar on stderr, or None when stderr is not a terminal or with --quiet."""
+    if quiet:
+        return None
+    from rich.console import Console
+
+    from initcli.progress import ProgressBar
+
+    console = Console(stderr=True)
+    return ProgressBar(console) if console.is_terminal else None
+
+
 def _count_value(text: str) -> ExpectedCount:
     try:
         return parse_count(text)
@@ -288,12 +319,21 @@ def inspect(
     output_format: FormatOpt = OutputFormat.table,
     output: OutputOpt = None,
     force: ForceOpt = False,
+    device: DeviceOpt = "cpu",
+    quiet: QuietOpt = False,
 ) -> None:
     """Per-parameter table: shape, fans, mean and variance against the scheme's formula.
 
     With --init auto, a second table says what each weight got and why. A weights file
     (.safetensors, .pt) is read without running code; --against compares it with a scheme.
+    Named schemes are streamed: the model is built on the meta device and each parameter is
+    materialized, initialized and measured in turn, so memory stays near the largest parameter.
     """
+    if not _DEVICE.fullmatch(device.strip()):
+        raise click_exceptions.BadParameter(
+            f"{device!r} is not a device; use cpu, cuda, cuda:N or mps",
+            param_hint="'--device'",
+        )
     from initcli.checkpoint import is_checkpoint
     from initcli.report import inspect as inspect_report
     from initcli.report import inspect_checkpoint
@@ -324,7 +364,10 @@ def inspect(
             input_shape=_shape(input_shape),
             save=save,
             force=force,
+            device=device.strip(),
+            progress=_progress(quiet),
         )
+        _notes(report.remarks, quiet)
         if save is not None:
             _note(f"Wrote {save}")
     _emit(report, output_format, output, force)
@@ -370,8 +413,12 @@ def count(
     output_format: FormatOpt = OutputFormat.table,
     output: OutputOpt = None,
     force: ForceOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Exact parameter totals: initcli's own count beside torchinfo's, differences explained."""
+    """Exact parameter totals: initcli's own count beside torchinfo's, differences explained.
+
+    Nothing is allocated: specs are counted by arithmetic, other models built on the meta device.
+    """
     from initcli.expect import check_count
     from initcli.report import count as count_report
 
@@ -379,6 +426,7 @@ def count(
         raise ArgError("--tolerance needs --expect N or --expect-trainable N")
     _check_output(output, force)
     report = count_report(target, _args(arg))
+    _notes(report.remarks, quiet)
     _emit(report, output_format, output, force)
     checks = [
         check_count(what, actual, wanted, tolerance)

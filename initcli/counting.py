@@ -6,11 +6,15 @@ import contextlib
 import io
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from initcli.schemes import is_uninitialized
+
+if TYPE_CHECKING:
+    from initcli.spec import MLPSpec
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,11 @@ def _plural(n: int, word: str) -> str:
 
 
 def count_model(model: nn.Module) -> Counts:
-    """Count parameters by identity, compare with torchinfo, and explain every difference."""
+    """Count parameters by identity, compare with torchinfo, and explain every difference.
+
+    Works on a meta-built model too (only shapes are read), except for pruning masks, whose
+    kept-element count is data: `initcli.building.needs_values` tells when a real build is needed.
+    """
     unique: dict[int, nn.Parameter] = {}
     uninitialized: list[str] = []
     for name, param in model.named_parameters():
@@ -156,7 +164,22 @@ def count_model(model: nn.Module) -> Counts:
             f"uninitialized lazy parameters: {', '.join(uninitialized)} have no shape until a "
             "forward pass, so neither initcli nor torchinfo counts them."
         )
+    return _compare(
+        total, trainable, buffers, modules, notes, predicted, tuple(uninitialized), model
+    )
 
+
+def _compare(
+    total: int,
+    trainable: int,
+    buffers: int,
+    modules: list[ModuleCount],
+    notes: list[str],
+    predicted: int,
+    uninitialized: tuple[str, ...],
+    model: nn.Module,
+) -> Counts:
+    """Put torchinfo's count beside initcli's; `predicted` is what the notes say it should be."""
     info = _torchinfo(model)
     if isinstance(info, str):
         notes.append(f"torchinfo.summary failed ({info}), so there is nothing to compare with.")
@@ -169,7 +192,7 @@ def count_model(model: nn.Module) -> Counts:
             False,
             tuple(notes),
             tuple(modules),
-            tuple(uninitialized),
+            uninitialized,
         )
     if info.total != predicted:
         diff = info.total - total
@@ -186,5 +209,39 @@ def count_model(model: nn.Module) -> Counts:
         info.total == total,
         tuple(notes),
         tuple(modules),
-        tuple(uninitialized),
+        uninitialized,
     )
+
+
+# Per normalization a spec layer can ask for: (type name, parameters per unit, buffer elements per
+# unit, extra buffer elements) as torch builds them: BatchNorm1d has weight and bias plus
+# running_mean, running_var and the scalar num_batches_tracked; LayerNorm has weight and bias.
+_SPEC_NORMS = {"batchnorm": ("BatchNorm1d", 2, 2, 1), "layernorm": ("LayerNorm", 2, 0, 0)}
+
+
+def count_spec(spec: MLPSpec, model: nn.Module) -> Counts:
+    """Count a YAML MLP spec by arithmetic, with no tensor built: instant at any width.
+
+    `model` is the spec built on the meta device (no memory either), for torchinfo only; the
+    test-suite checks that the arithmetic equals count_model on the same spec built for real.
+    """
+    from initcli.spec import expand_layers
+
+    modules: list[ModuleCount] = []
+    total = buffers = 0
+    for layer in expand_layers(spec):
+        i, n_in, n_out = layer.index, layer.in_features, layer.out_features
+        weight = n_in * n_out
+        n = weight + (n_out if layer.bias else 0)
+        text = f"{n_in}×{n_out} + {n_out}" if layer.bias else f"{n_in}×{n_out}"
+        modules.append(ModuleCount(f"fc{i}", "Linear", n, text))
+        total += n
+        if layer.norm is not None:
+            kind, per_unit, buffer_per_unit, buffer_extra = _SPEC_NORMS[layer.norm]
+            modules.append(
+                ModuleCount(f"norm{i}", kind, per_unit * n_out, " + ".join([str(n_out)] * 2))
+            )
+            total += per_unit * n_out
+            buffers += buffer_per_unit * n_out + buffer_extra
+    # Every spec parameter is trainable and none is shared, pruned or lazy.
+    return _compare(total, total, buffers, modules, [], total, (), model)

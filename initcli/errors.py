@@ -41,3 +41,11 @@ class CheckpointError(InitcliError):
 
 class BaselineError(InitcliError):
     """A baseline file is missing, unreadable, or not one `initcli snapshot` wrote."""
+
+
+class DeviceError(InitcliError):
+    """--device names a device that does not exist here."""
+
+
+class MemoryLimitError(InitcliError):
+    """A model needs more memory than is free, and no streaming path can avoid building it."""

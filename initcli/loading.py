@@ -12,12 +12,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import yaml
 from torch import nn
 
 from initcli.errors import ArgError, TargetError
-from initcli.spec import MLPSpec, build_mlp, load_spec
+
+if TYPE_CHECKING:
+    from initcli.spec import MLPSpec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -196,6 +199,9 @@ def resolve(target: str, args: Mapping[str, object] | None = None) -> ModelSourc
     if name is None and location.lower().endswith(SPEC_SUFFIXES):
         if args:
             raise ArgError(f"--arg does not apply to a YAML spec ({target}); edit the spec instead")
+        # pydantic loads only for specs: a .py target does not pay for it.
+        from initcli.spec import build_mlp, load_spec
+
         spec = load_spec(location)
         return ModelSource(target, lambda: build_mlp(spec), spec=spec)
     is_file = location.endswith(".py") or "/" in location or os.sep in location

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
 
-from initcli import checkpoint, loading, probe, schemes, stats
-from initcli.counting import Counts, ModuleCount, count_model, formula
-from initcli.errors import ArgError, ProbeError, SchemeError, TargetError
-from initcli.spec import MLPSpec, expand_layers, parameter_count
+from initcli import building, checkpoint, loading, probe, schemes, stats, streaming
+from initcli.counting import Counts, ModuleCount, count_model, count_spec, formula
+from initcli.errors import ArgError, MemoryLimitError, ProbeError, SchemeError, TargetError
 from initcli.verdict import DEFAULTS_MISMATCH, fraction
+
+if TYPE_CHECKING:
+    # At run time spec (and pydantic with it) loads only where a YAML spec is used.
+    from initcli.spec import MLPSpec
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,10 @@ class ParamReport:
 class CountReport:
     target: str
     counts: Counts
+    # How the numbers were obtained: "spec" (arithmetic), "meta" (built on the meta device) or
+    # "real" (built in memory); `remarks` are sentences for stderr about that, not results.
+    method: str = "real"
+    remarks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,23 @@ class InspectReport:
     seed: int
     params: tuple[ParamReport, ...]
     counts: CountReport
+    # "stream" (one tensor at a time on a meta-built model) or "real" (the whole model in memory).
+    method: str = "real"
+    remarks: tuple[str, ...] = ()
+    device: str = "cpu"
+
+
+class Progress(Protocol):
+    """Where inspect reports how far it is (a rich bar in the CLI; anything in the API)."""
+
+    def start(self, params: int, elements: int) -> None:
+        """Called once with the totals, before the first parameter is drawn."""
+
+    def advance(self, name: str, elements: int) -> None:
+        """Called after each parameter is initialized and measured."""
+
+    def finish(self) -> None:
+        """Called once at the end, also when inspect fails."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +158,68 @@ def _measure(
     )
 
 
+def _measure_item(item: streaming.Item) -> ParamReport:
+    """A streamed or in-memory parameter, measured; without values, its shape and fans only."""
+    kind = type(item.module).__name__
+    param, exp = item.param, item.expectation
+    if item.tensor is not None or schemes.is_uninitialized(param):
+        tensor = param if item.tensor is None else item.tensor
+        return _measure(item.name, kind, tensor, exp, param.requires_grad)
+    fan = schemes.fans(param)
+    return ParamReport(
+        name=item.name,
+        module=kind,
+        shape=tuple(param.shape),
+        numel=int(param.numel()),
+        fan_in=fan[0] if fan else None,
+        fan_out=fan[1] if fan else None,
+        mean=None,
+        var=None,
+        std=None,
+        min=None,
+        max=None,
+        expected_mean=None,
+        expected_var=None,
+        init=exp.init,
+        requires_grad=param.requires_grad,
+        dtype=str(param.dtype).removeprefix("torch."),
+        status=stats.Status.UNKNOWN.value,
+    )
+
+
+def _counts(source: loading.ModelSource, model: nn.Module) -> Counts:
+    # A spec is counted by arithmetic; the model (meta or real) is only torchinfo's to read.
+    return count_spec(source.spec, model) if source.spec is not None else count_model(model)
+
+
+# Every module of a spec is listed (and built on meta for torchinfo): 10,000 layers take ~7 s.
+MAX_SPEC_LAYERS = 10_000
+
+
+def _check_spec_depth(source: loading.ModelSource) -> None:
+    """Refuse, by arithmetic, a spec whose `repeat:` expands to more layers than can be listed."""
+    if source.spec is None:
+        return
+    layers = sum(layer.repeat for layer in source.spec.layers)
+    if layers > MAX_SPEC_LAYERS:
+        raise TargetError(
+            f"{source.target} expands to {layers:,} layers; initcli lists every module and "
+            f"handles at most {MAX_SPEC_LAYERS:,}: lower repeat:"
+        )
+
+
+def _try_meta(
+    source: loading.ModelSource, quiet: bool = False
+) -> tuple[nn.Module | None, str | None]:
+    """(meta-built model, None), or (None, why a real build is needed)."""
+    try:
+        model = building.build_meta(source, quiet)
+    except Exception as exc:
+        return None, f"its constructor failed there ({building.first_line(exc)})"
+    why = building.needs_values(model)
+    return (None, why) if why else (model, None)
+
+
 def _available_bytes() -> int | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as meminfo:
@@ -147,6 +235,8 @@ def _check_spec_fits(source: loading.ModelSource, copies: int, hint: str) -> Non
     """Refuse to build a spec that cannot fit in memory, before building a single layer."""
     if source.spec is None:
         return
+    from initcli.spec import parameter_count
+
     params = parameter_count(source.spec)
     needed = params * 4 * copies  # float32
     available = _available_bytes()
@@ -158,15 +248,27 @@ def _check_spec_fits(source: loading.ModelSource, copies: int, hint: str) -> Non
 
 
 def count(target: str, args: Mapping[str, object] | None = None) -> CountReport:
-    """`initcli count`: build TARGET and count its parameters (or those of a weights file)."""
+    """`initcli count`: count TARGET's parameters (or a weights file's) without allocating them.
+
+    A spec is counted by arithmetic; anything else is built on the meta device (shapes, no data,
+    init skipped), and only built for real when its constructor cannot run there.
+    """
     if checkpoint.is_checkpoint(target):
         if args:
             raise ArgError(f"--arg does not apply to a weights file ({target})")
         ckpt = checkpoint.load(target)
         return CountReport(target, _checkpoint_counts(ckpt, _layout(ckpt)))
     source = loading.resolve(target, args)
-    _check_spec_fits(source, copies=1, hint="make the spec smaller")
-    return CountReport(source.target, count_model(source.build()))
+    _check_spec_depth(source)
+    if source.prebuilt:
+        return CountReport(source.target, count_model(source.build()), "real")
+    model, why = _try_meta(source)
+    if model is not None:
+        method = "spec" if source.spec is not None else "meta"
+        return CountReport(source.target, _counts(source, model), method)
+    model = source.build()
+    remark = building.fallback_note(source.target, why or "")
+    return CountReport(source.target, _counts(source, model), "real", (remark,))
 
 
 def resolve_schemes(
@@ -200,12 +302,21 @@ def inspect(
     *,
     save: str | os.PathLike[str] | None = None,
     force: bool = False,
+    device: str = "cpu",
+    progress: Progress | None = None,
+    stream: bool | None = None,
 ) -> InspectReport:
-    """`initcli inspect`: build TARGET, apply the scheme under the seeding contract, measure.
+    """`initcli inspect`: initialize TARGET under the seeding contract (DESIGN §4) and measure.
 
+    With a named scheme the model is built on the meta device and each parameter materialized,
+    initialized and measured in turn (streaming: memory ≈ the largest parameter), with values
+    identical to a real build. With `default`, the model is built for real (seeded first) when it
+    fits in half the free memory, else streamed through each module's reset_parameters.
+    `stream` forces (True) or forbids (False) streaming; None decides as just said.
     `input_shape` (one sample) is only used by `auto`, to trace which activation follows which
-    weight when TARGET is not a YAML spec. With `save`, the initialized weights (the state dict
-    just measured) are also written there as safetensors; an existing file is replaced only with
+    weight when TARGET is not a YAML spec (that trace needs a real build: no streaming then).
+    With `save`, the initialized weights (the state dict just measured) are also written there as
+    safetensors, which needs the whole model in memory; an existing file is replaced only with
     `force`.
     """
     if seed < 0:
@@ -217,17 +328,91 @@ def inspect(
         )
     if save is not None:
         checkpoint.check_save_path(save, force)
+    dev = building.resolve_device(device)
     source = loading.resolve(target, args)
-    _check_spec_fits(source, copies=1, hint="'initcli count' counts it without inspecting")
+    _check_spec_depth(source)
     weight, bias = resolve_schemes(init, bias_init, source.spec.init if source.spec else None)
-    model, expected = _initialized(source, weight, bias, seed, input_shape)
-    held = schemes.owners(model)
-    params = tuple(
-        _measure(
-            name, type(held[id(param)][1]).__name__, param, expected[name], param.requires_grad
-        )
-        for name, param in model.named_parameters()
-    )
+    remarks: list[str] = []
+    meta: nn.Module | None = None
+    if not source.prebuilt and stream is not False:
+        # With `default` a real build usually follows; its warnings are the ones to show.
+        meta, why = _try_meta(source, quiet=weight.is_default)
+        if meta is None and why is not None:
+            remarks.append(building.fallback_note(source.target, why))
+
+    named = not weight.is_default and not bias.is_default
+    if named and meta is not None and any(p.is_complex() for p in meta.parameters()):
+        # Complex parameters are left as built (see schemes.initialize_iter): that needs a build.
+        meta = None
+    auto = weight.name == schemes.AUTO
+    if auto and source.spec is None:
+        meta = None  # auto traces a forward pass to see each weight's activation
+    if save is not None and meta is not None:
+        # The state dict is written whole, so the model is built whole (if it fits).
+        nbytes = building.tensor_bytes(meta)
+        if not building.fits(nbytes, dev):
+            raise MemoryLimitError(
+                f"--save writes the whole state dict of {source.target}, which needs "
+                f"{building.human_bytes(nbytes)}, more than half the free memory on {dev}; "
+                "inspect it without --save (streamed) instead"
+            )
+        meta = None
+    choices: dict[str, tuple[schemes.Scheme, str]] | None = None
+    items: Iterator[streaming.Item] | None = None
+    model: nn.Module
+    if meta is not None:
+        model = meta
+        if named:
+            _check_streamable(source.target, meta, dev)
+            if auto and source.spec is not None:
+                choices = schemes.auto_choices(meta, spec_followers(source.spec))
+            items = streaming.named(meta, weight, bias, seed, dev, choices)
+        else:
+            nbytes = building.tensor_bytes(meta)
+            use_stream = stream if stream is not None else not building.fits(nbytes, dev)
+            if use_stream and not weight.is_default:
+                raise MemoryLimitError(
+                    f"--bias-init default needs a real build of {source.target} "
+                    f"({building.human_bytes(nbytes)}), more than half the free memory on "
+                    f"{dev}; choose a named --bias-init (e.g. zeros) so it can be streamed"
+                )
+            if use_stream:
+                _check_streamable(source.target, meta, dev)
+                plan = streaming.plan_default(meta)
+                reason = (
+                    None
+                    if stream
+                    else f"needs {building.human_bytes(nbytes)}, more than half the free memory"
+                )
+                remarks.append(_default_stream_remark(source.target, reason, plan))
+                items = streaming.default(meta, seed, dev)
+    if items is None:
+        if weight.is_default:
+            # The constructors are the init, so the seed goes before the build (DESIGN §4).
+            torch.manual_seed(seed)
+        model = _build_real(source, dev)
+        if weight.is_default:
+            expected = schemes.default_expectations(model)
+            items = streaming.in_memory(model, expected.items())
+        else:
+            if auto:
+                # The trace runs before the seed is set, so it cannot shift the values drawn.
+                choices = _auto_choices(source, model, input_shape, seed)
+            items = streaming.in_memory(
+                model, schemes.initialize_iter(model, weight, bias, seed, choices)
+            )
+    streamed = model is meta
+    # QR (orthogonal) is the one init whose values depend on torch's thread count.
+    used = {weight.name, bias.name, *(c.name for c, _ in (choices or {}).values())}
+    overlap = "orthogonal" not in used
+    try:
+        rows = _run(model, items, progress, overlap)
+    except streaming.StreamError as exc:
+        raise TargetError(
+            f"the default init of {source.target} cannot be streamed ({exc}) and a real build "
+            f"needs {building.human_bytes(building.tensor_bytes(model))}, more than half the "
+            "free memory; choose a named --init"
+        ) from None
     if save is not None:
         metadata = {
             "initcli.target": source.target,
@@ -235,13 +420,145 @@ def inspect(
             "initcli.seed": str(seed),
         }
         checkpoint.save_safetensors(model, save, force, metadata)
+    count_method = "spec" if source.spec is not None else ("meta" if streamed else "real")
     return InspectReport(
         source.target,
         weight.describe(),
         seed,
-        params,
-        CountReport(source.target, count_model(model)),
+        rows,
+        CountReport(source.target, _counts(source, model), count_method),
+        "stream" if streamed else "real",
+        tuple(remarks),
+        str(dev),
     )
+
+
+def _check_streamable(target: str, model: nn.Module, dev: torch.device) -> None:
+    """Refuse, before anything is allocated, a model whose largest tensor alone cannot fit."""
+    sizes = [
+        (p.numel() * p.element_size(), name)
+        for name, p in model.named_parameters()
+        if not schemes.is_uninitialized(p)
+    ]
+    nbytes, name = max(sizes, default=(0, ""))
+    free = building.available_bytes(dev)
+    if free is not None and nbytes > building.REFUSE_SHARE * free:
+        total = sum(p.numel() for _, p in building.unique_parameters(model))
+        raise MemoryLimitError(
+            f"{target} has {total:,} parameters and its largest tensor, {name}, alone needs "
+            f"{nbytes / 2**30:,.1f} GiB, more than the {free / 2**30:,.1f} GiB free on {dev}; "
+            "'initcli count' counts it without building anything"
+        )
+
+
+def _build_real(source: loading.ModelSource, dev: torch.device) -> nn.Module:
+    if source.prebuilt:
+        return source.build().to(dev)
+    if dev.type == "cpu":
+        return source.build()
+    with torch.device(dev):
+        return source.build()
+
+
+def _default_stream_remark(target: str, reason: str | None, plan: streaming.DefaultPlan) -> str:
+    text = (
+        f"{target} {reason}, so its default init was streamed"
+        if reason
+        else f"the default init of {target} was streamed"
+    ) + (
+        ": each module's reset_parameters, children before parents, after the seed — the same "
+        "numbers as a real build wherever the constructors draw their init that way, as torch's "
+        "own layers do (not where constructor code changes the values after that)"
+    )
+    if plan.without_reset:
+        shown = ", ".join(plan.without_reset[:5])
+        more = f" and {len(plan.without_reset) - 5} more" if len(plan.without_reset) > 5 else ""
+        text += (
+            f"; {shown}{more} hold parameters but have no reset_parameters, so those values "
+            "are not reproduced, nor, if their constructors drew random numbers, any after them"
+        )
+    return text
+
+
+def _run(
+    model: nn.Module,
+    items: Iterator[streaming.Item],
+    progress: Progress | None,
+    overlap: bool = True,
+) -> tuple[ParamReport, ...]:
+    """Measure every item, in named_parameters() order, with one intra-op thread.
+
+    One thread, because the statistics make thousands of small parallel calls, and when another
+    process holds a core each call's thread barrier waits for a scheduler slice: on a loaded
+    2-core machine a 405M model took 17-21 s that way and 4-6 s with one thread. With `overlap`
+    the items are drawn in this thread while a worker measures the previous one, so the two use
+    two cores; torch's CPU random fills are serial kernels whatever the thread count, so every
+    value is the same as a serial run's. Without it (orthogonal: its QR factorization depends on
+    the thread count) items are drawn with torch's thread setting untouched and only measuring
+    drops to one thread.
+    """
+    names = [name for name, _ in model.named_parameters()]
+    found: dict[str, ParamReport] = {}
+    if progress is not None:
+        measured = [p for p in model.parameters() if not schemes.is_uninitialized(p)]
+        progress.start(len(measured), sum(p.numel() for p in measured))
+
+    def measure(item: streaming.Item) -> None:
+        try:
+            found[item.name] = _measure_item(item)
+        finally:
+            if item.release is not None:
+                item.release()
+        if progress is not None and not schemes.is_uninitialized(item.param):
+            progress.advance(item.name, item.param.numel())
+
+    threads = torch.get_num_threads()
+    try:
+        if overlap:
+            torch.set_num_threads(1)
+            _pipeline(items, measure)
+        else:
+            for item in items:
+                torch.set_num_threads(1)
+                try:
+                    measure(item)
+                finally:
+                    torch.set_num_threads(threads)
+    finally:
+        torch.set_num_threads(threads)
+        if progress is not None:
+            progress.finish()
+    return tuple(found[name] for name in names)
+
+
+def _pipeline(items: Iterator[streaming.Item], measure: Callable[[streaming.Item], None]) -> None:
+    """Run `measure` on each item in a worker thread while the next item is being produced."""
+    todo: queue.Queue[streaming.Item | None] = queue.Queue(maxsize=1)
+    failed: list[BaseException] = []
+
+    def worker() -> None:
+        while (item := todo.get()) is not None:
+            if failed:
+                if item.release is not None:
+                    item.release()
+                continue  # drain, so the producer never blocks on a dead worker
+            try:
+                measure(item)
+            except BaseException as exc:
+                failed.append(exc)
+
+    thread = threading.Thread(target=worker, name="initcli-measure", daemon=True)
+    thread.start()
+    try:
+        for item in items:
+            todo.put(item)
+            if failed:
+                break
+    finally:
+        todo.put(None)
+        thread.join()
+    if failed:
+        raise failed[0]
 
 
 # --- weights files ------------------------------------------------------------------------------
@@ -409,6 +726,8 @@ TRACE_BATCH = 4
 
 def spec_followers(spec: MLPSpec) -> dict[str, schemes.Follower]:
     """What follows each fc{i} of a spec's MLP, read from the spec (no forward pass needed)."""
+    from initcli.spec import expand_layers
+
     found: dict[str, schemes.Follower] = {}
     for layer in expand_layers(spec):
         act = layer.activation

@@ -464,46 +464,67 @@ def initialize(
     parameter in named_parameters() order — exactly what a training script would do. With
     `auto`, `choices` (from auto_choices) gives each ≥2-D parameter its scheme and the reason.
     """
+    return dict(initialize_iter(model, weight, bias, seed, choices))
+
+
+def initialize_iter(
+    model: nn.Module,
+    weight: Scheme,
+    bias: Scheme,
+    seed: int,
+    choices: Mapping[str, tuple[Scheme, str]] | None = None,
+) -> Iterator[tuple[str, Expectation]]:
+    """`initialize` one parameter at a time: each is set when its (name, expectation) is yielded."""
     if weight.name == AUTO and choices is None:
         raise SchemeError(
             "auto needs the activation after each weight: from a YAML spec or a traced forward"
         )
     defaults = default_expectations(model) if (weight.is_default or bias.is_default) else {}
     held = owners(model)
-    result: dict[str, Expectation] = {}
     torch.manual_seed(seed)
     for name, param in model.named_parameters():
         if is_uninitialized(param):
-            result[name] = Expectation("uninitialized (lazy)")
+            yield name, Expectation("uninitialized (lazy)")
             continue
         chosen = choose(weight, bias, held[id(param)][1], name, param)
         if chosen.is_default:
-            result[name] = defaults.get(name, UNKNOWN)
+            yield name, defaults.get(name, UNKNOWN)
             continue
         if param.is_complex():
             # torch.nn.init has no complex semantics for most schemes (orthogonal and
             # trunc_normal raise); such tensors are left as built and draw no random numbers.
-            result[name] = Expectation("left as built (complex)")
+            yield name, Expectation("left as built (complex)")
             continue
-        why = None
-        if chosen.name == AUTO:
-            assert choices is not None
-            chosen, why = choices.get(name, (parse_scheme("xavier_normal"), NOT_SEEN))
-        try:
-            apply(chosen, param)
-        except (RuntimeError, NotImplementedError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            dtype = str(param.dtype).removeprefix("torch.")
-            raise SchemeError(
-                f"torch.nn.init cannot apply {chosen.name} to {name} "
-                f"({dtype}, shape {tuple(param.shape)}): {first}; choose another scheme"
-            ) from None
-        if why is not None:
-            exp = expectation(chosen, param)
-            result[name] = replace(exp, init=f"{short_label(chosen)} ← {why}")
-            continue
-        result[name] = expectation(chosen, param)
-    return result
+        yield name, apply_chosen(chosen, name, param, choices)
+
+
+def apply_chosen(
+    chosen: Scheme,
+    name: str,
+    tensor: torch.Tensor,
+    choices: Mapping[str, tuple[Scheme, str]] | None = None,
+) -> Expectation:
+    """Apply `chosen` (for auto: this parameter's choice) to `tensor`; what it implies."""
+    why = None
+    if chosen.name == AUTO:
+        assert choices is not None
+        chosen, why = choices.get(name, (parse_scheme("xavier_normal"), NOT_SEEN))
+    apply_to(chosen, name, tensor)
+    exp = expectation(chosen, tensor)
+    return exp if why is None else replace(exp, init=f"{short_label(chosen)} ← {why}")
+
+
+def apply_to(scheme: Scheme, name: str, tensor: torch.Tensor) -> None:
+    """`apply`, with torch's refusals (a dtype or shape an init cannot take) as SchemeError."""
+    try:
+        apply(scheme, tensor)
+    except (RuntimeError, NotImplementedError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        dtype = str(tensor.dtype).removeprefix("torch.")
+        raise SchemeError(
+            f"torch.nn.init cannot apply {scheme.name} to {name} "
+            f"({dtype}, shape {tuple(tensor.shape)}): {first}; choose another scheme"
+        ) from None
 
 
 # --- auto: the scheme each weight gets from the activation after it -----------------------------

@@ -261,6 +261,7 @@ def test_help_and_argument_errors_do_not_import_torch() -> None:
         ["compare", "--help"],
         ["defaults", "--help"],
         ["gain", "--help"],
+        ["inspect", "x.yaml", "--device", "gpu"],
     ):
         result = subprocess.run(
             [sys.executable, "-c", probe, *args],
