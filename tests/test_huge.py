@@ -203,6 +203,20 @@ def test_auto_on_a_python_model_builds_it_to_trace_the_activations() -> None:
     assert result.params[0].init.startswith("kaiming_normal(relu)")
 
 
+def test_save_builds_the_model_whole_with_the_streamed_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = report.inspect(
+        "sample_models.lenet:LeNet5", "he", seed=5, save=tmp_path / "lenet.safetensors"
+    )
+    streamed = report.inspect("sample_models.lenet:LeNet5", "he", seed=5)
+    assert (saved.method, streamed.method) == ("real", "stream")
+    assert _rows(saved) == _rows(streamed)
+    monkeypatch.setattr(building, "available_bytes", lambda device: 300_000)
+    with pytest.raises(MemoryLimitError, match="--save writes the whole state dict"):
+        report.inspect("sample_models.lenet:LeNet5", "he", save=tmp_path / "big.safetensors")
+
+
 def test_streaming_a_transposed_parameter_keeps_its_layout() -> None:
     streamed = report.inspect(f"{HUGE}:transposed", "kaiming_uniform", seed=2)
     assert _rows(streamed) == _rows(
