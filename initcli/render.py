@@ -6,10 +6,11 @@ import csv
 import io
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -241,9 +242,15 @@ def _totals_line(report: CountReport) -> str:
     )
 
 
+def _is_check(report: object) -> TypeGuard[CheckReport]:
+    # Only `initcli check` makes a CheckReport, and it has loaded initcli.baseline to do so;
+    # other commands need not import it (and pydantic with it: ~60 ms of every `count`).
+    baseline = sys.modules.get("initcli.baseline")
+    return baseline is not None and isinstance(report, baseline.CheckReport)
+
+
 def render_text(report: Report, fmt: OutputFormat) -> str:
     """JSON, CSV or Markdown text for a report."""
-    from initcli.baseline import CheckReport
     from initcli.report import CheckpointReport, CountReport, InspectReport
 
     header: list[str] = []
@@ -268,13 +275,14 @@ def render_text(report: Report, fmt: OutputFormat) -> str:
             _totals_line(report.counts),
             *report.counts.counts.notes,
         ]
-    elif isinstance(report, CheckReport):
+    elif _is_check(report):
         data = check_dict(report)
         rows = change_rows(report)
         header = ["target", "args", "field", "name", "type", "baseline", "now", "change"]
         extra = [check_summary(report)]
     else:
-        data = schemes_dicts(report)
+        # What is left is the schemes listing (a TypeGuard does not narrow the else branch).
+        data = schemes_dicts(cast("Sequence[SchemeRow]", report))
         rows = data
         extra = []
     if fmt is OutputFormat.json:
@@ -543,7 +551,6 @@ def check_table(report: CheckReport) -> list[RenderableType]:
 
 def print_report(report: Report, fmt: OutputFormat, console: Console) -> None:
     """Write a report to the console: a rich table, or text in the chosen format."""
-    from initcli.baseline import CheckReport
     from initcli.report import CheckpointReport, CountReport, InspectReport
 
     if fmt is not OutputFormat.table:
@@ -555,10 +562,10 @@ def print_report(report: Report, fmt: OutputFormat, console: Console) -> None:
         parts = inspect_table(report, console.width)
     elif isinstance(report, CheckpointReport):
         parts = checkpoint_table(report, console.width)
-    elif isinstance(report, CheckReport):
+    elif _is_check(report):
         parts = check_table(report)
     else:
-        parts = schemes_table(report)
+        parts = schemes_table(cast("Sequence[SchemeRow]", report))
     for part in parts:
         console.print(part)
 
