@@ -172,6 +172,13 @@ InputShapeOpt = Annotated[str | None, typer.Option(
          "spec's input:, else inferred from the first Linear, Conv or Embedding).",
     show_default=False,
 )]  # fmt: skip
+LazyShapeOpt = Annotated[str | None, typer.Option(
+    "--input-shape", metavar="SHAPE",
+    help="One sample's shape, without the batch dimension (256, or 3,32,32): a forward pass on a "
+         "dummy batch gives lazy layers (LazyLinear, ...) their shapes first; inspect --init auto "
+         "also traces it to see which activation follows each weight.",
+    show_default=False,
+)]  # fmt: skip
 InitsOpt = Annotated[list[str] | None, typer.Option(
     "--init", "-i", metavar="SCHEME",
     help="A scheme to probe (name or name:key=value,...; 'initcli schemes' lists them). "
@@ -295,7 +302,7 @@ def inspect(
     bias_init: BiasInitOpt = None,
     seed: SeedOpt = 0,
     arg: ArgOpt = None,
-    input_shape: InputShapeOpt = None,
+    input_shape: LazyShapeOpt = None,
     against: Annotated[
         str | None,
         typer.Option(
@@ -377,6 +384,7 @@ def inspect(
 def count(
     target: ModelOrWeightsArg,
     arg: ArgOpt = None,
+    input_shape: LazyShapeOpt = None,
     expect: Annotated[
         ExpectedCount | None,
         typer.Option(
@@ -425,7 +433,7 @@ def count(
     if tolerance is not None and expect is None and expect_trainable is None:
         raise ArgError("--tolerance needs --expect N or --expect-trainable N")
     _check_output(output, force)
-    report = count_report(target, _args(arg))
+    report = count_report(target, _args(arg), _shape(input_shape))
     _notes(report.remarks, quiet)
     _emit(report, output_format, output, force)
     checks = [

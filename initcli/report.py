@@ -220,17 +220,6 @@ def _try_meta(
     return (None, why) if why else (model, None)
 
 
-def _available_bytes() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def _check_spec_fits(source: loading.ModelSource, copies: int, hint: str) -> None:
     """Refuse to build a spec that cannot fit in memory, before building a single layer."""
     if source.spec is None:
@@ -239,7 +228,7 @@ def _check_spec_fits(source: loading.ModelSource, copies: int, hint: str) -> Non
 
     params = parameter_count(source.spec)
     needed = params * 4 * copies  # float32
-    available = _available_bytes()
+    available = building.available_bytes(torch.device("cpu"))
     if available is not None and needed > available * 0.8:
         raise TargetError(
             f"{source.target} has {params:,} parameters: building it needs about "
@@ -247,7 +236,34 @@ def _check_spec_fits(source: loading.ModelSource, copies: int, hint: str) -> Non
         )
 
 
-def count(target: str, args: Mapping[str, object] | None = None) -> CountReport:
+def _has_lazy(model: nn.Module) -> bool:
+    return any(schemes.is_uninitialized(p) for p in model.parameters())
+
+
+def _materialize_lazy(
+    source: loading.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None
+) -> None:
+    """One no-grad forward pass on a dummy batch, so lazy layers get their shapes and own init."""
+    if input_shape is None or not _has_lazy(model):
+        return
+    device = next((b.device for b in model.buffers()), torch.device("cpu"))
+    batch = probe.make_batch(probe.InputSpec(input_shape, None, "--input-shape"), 2, 0)
+    try:
+        with torch.no_grad():
+            model(batch.to(device))
+    except Exception as exc:
+        shape = ",".join(map(str, input_shape))
+        raise ProbeError(
+            f"the forward pass that gives {source.target}'s lazy layers their shapes failed "
+            f"with --input-shape {shape}: {building.first_line(exc)}; check --input-shape"
+        ) from None
+
+
+def count(
+    target: str,
+    args: Mapping[str, object] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> CountReport:
     """`initcli count`: count TARGET's parameters (or a weights file's) without allocating them.
 
     A spec is counted by arithmetic; anything else is built on the meta device (shapes, no data,
@@ -261,14 +277,20 @@ def count(target: str, args: Mapping[str, object] | None = None) -> CountReport:
     source = loading.resolve(target, args)
     _check_spec_depth(source)
     if source.prebuilt:
-        return CountReport(source.target, count_model(source.build()), "real")
-    model, why = _try_meta(source)
-    if model is not None:
+        built = source.build()
+        _materialize_lazy(source, built, input_shape)
+        return CountReport(source.target, count_model(built), "real")
+    meta, why = _try_meta(source)
+    if meta is not None and input_shape is not None and _has_lazy(meta):
+        # Lazy layers take their shapes from a forward pass: that needs real tensors.
+        meta, why = None, "--input-shape materializes its lazy layers"
+    if meta is not None:
         method = "spec" if source.spec is not None else "meta"
-        return CountReport(source.target, _counts(source, model), method)
-    model = source.build()
+        return CountReport(source.target, _counts(source, meta), method)
+    built = source.build()
+    _materialize_lazy(source, built, input_shape)
     remark = building.fallback_note(source.target, why or "")
-    return CountReport(source.target, _counts(source, model), "real", (remark,))
+    return CountReport(source.target, _counts(source, built), "real", (remark,))
 
 
 def resolve_schemes(
@@ -313,8 +335,9 @@ def inspect(
     identical to a real build. With `default`, the model is built for real (seeded first) when it
     fits in half the free memory, else streamed through each module's reset_parameters.
     `stream` forces (True) or forbids (False) streaming; None decides as just said.
-    `input_shape` (one sample) is only used by `auto`, to trace which activation follows which
-    weight when TARGET is not a YAML spec (that trace needs a real build: no streaming then).
+    `input_shape` (one sample) gives lazy layers their shapes through a forward pass before the
+    init, and lets `auto` trace which activation follows which weight when TARGET is not a YAML
+    spec (both need a real build: no streaming then).
     With `save`, the initialized weights (the state dict just measured) are also written there as
     safetensors, which needs the whole model in memory; an existing file is replaced only with
     `force`.
@@ -347,6 +370,8 @@ def inspect(
     auto = weight.name == schemes.AUTO
     if auto and source.spec is None:
         meta = None  # auto traces a forward pass to see each weight's activation
+    if meta is not None and input_shape is not None and _has_lazy(meta):
+        meta = None  # lazy layers take their shapes from a forward pass on real tensors
     if save is not None and meta is not None:
         # The state dict is written whole, so the model is built whole (if it fits).
         nbytes = building.tensor_bytes(meta)
@@ -391,6 +416,7 @@ def inspect(
             # The constructors are the init, so the seed goes before the build (DESIGN §4).
             torch.manual_seed(seed)
         model = _build_real(source, dev)
+        _materialize_lazy(source, model, input_shape)
         if weight.is_default:
             expected = schemes.default_expectations(model)
             items = streaming.in_memory(model, expected.items())

@@ -85,3 +85,8 @@ class Odd(nn.Module):
         with torch.no_grad():
             self.nanw.weight[0, 0] = float("nan")
             self.nanw.weight[1, 1] = float("inf")
+
+
+def lazy_conv() -> nn.Module:
+    """A lazy convolution: needs a (C, H, W) sample, so --input-shape 7 cannot work."""
+    return nn.Sequential(nn.LazyConv2d(4, 3), nn.ReLU())

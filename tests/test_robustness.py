@@ -197,3 +197,24 @@ def test_model_without_parameters_is_exit_0() -> None:
     assert code == 0 and json.loads(out)["total"] == 0
     code, out, _ = run("inspect", f"{ODD}:empty")
     assert code == 0 and "total" in out
+
+
+def test_input_shape_materializes_lazy_layers() -> None:
+    counts = report.count(f"{ODD}:lazy", input_shape=(5,)).counts
+    # LazyLinear(8) on 5 features: 5×8 + 8, then Linear(8, 2): 18.
+    assert (counts.total, counts.uninitialized, counts.agree) == (66, (), True)
+    inspected = report.inspect(f"{ODD}:lazy", init="kaiming_normal", input_shape=(5,))
+    first = inspected.params[0]
+    assert (first.name, first.shape, first.fan_in, first.status) == ("0.weight", (8, 5), 5, "ok")
+    assert first.expected_var == pytest.approx(2 / 5)
+    default = report.inspect(f"{ODD}:lazy", input_shape=(5,))
+    assert default.params[0].init.startswith("kaiming_uniform")
+    assert default.params[0].status == "ok"
+
+
+def test_input_shape_that_does_not_fit_is_a_clean_error() -> None:
+    assert_clean_error(
+        ["inspect", f"{ODD}:lazy_conv", "--input-shape", "7"],
+        "lazy layers their shapes failed with --input-shape 7",
+        "check --input-shape",
+    )
