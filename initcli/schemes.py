@@ -25,6 +25,7 @@ NONLINEARITIES = (
     "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu",
 )  # fmt: skip
 FAN_MODES = ("fan_in", "fan_out")
+MAX_PARAM = 1e12
 # calculate_gain's closed forms, as `initcli gain` prints them.
 GAIN_FORMULAS = {
     "linear": "1", "conv1d": "1", "conv2d": "1", "conv3d": "1", "conv_transpose1d": "1",
@@ -202,6 +203,9 @@ def _parse_value(scheme: str, spec: SchemeParam, raw: str) -> ParamValue:
         raise SchemeError(f"{scheme}: {spec.name} must be a number{extra}, got {text!r}") from None
     if not math.isfinite(number):
         raise SchemeError(f"{scheme}: {spec.name} must be a finite number, got {text!r}")
+    if abs(number) > MAX_PARAM:
+        # Beyond this, gains and variances overflow (a² in calculate_gain) or float32 does.
+        raise SchemeError(f"{scheme}: {spec.name}={text} is out of range (|value| ≤ 1e12)")
     return number
 
 

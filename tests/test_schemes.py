@@ -55,6 +55,7 @@ def test_describe_fills_defaults_in_declared_order() -> None:
         ("kaiming_normal:nonlinearity=swish", "choose one of: linear"),
         ("normal:std=abc", "std must be a number, got 'abc'"),
         ("normal:std=nan", "std must be a finite number"),
+        ("kaiming_normal:a=1e154", "a=1e154 is out of range"),
         ("normal:std=-1", "std must be ≥ 0"),
         ("normal:std", "'std' is not key=value"),
         ("normal:", "nothing after ':'"),
