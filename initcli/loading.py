@@ -183,7 +183,9 @@ def _builder(label: str, obj: object, args: Mapping[str, object]) -> Callable[[]
 def _split(target: str) -> tuple[str, str | None]:
     # rpartition, so a Windows drive letter (C:\...) stays with the path.
     left, sep, right = target.rpartition(":")
-    if not sep or not right or "/" in right or "\\" in right:
+    if sep and not right.strip():
+        return left, None  # `file.py:` — the name was left out
+    if not sep or "/" in right or "\\" in right:
         return target, None
     return left, right
 

@@ -127,6 +127,12 @@ def test_bad_args(pairs: list[str], message: str) -> None:
         ("sample_models/mlp.yaml", {"a": 1}, ArgError, "does not apply to a YAML spec"),
         ("missing.yaml", {}, SpecError, "no such file"),
         (":Net", {}, TargetError, "names no module or file"),
+        (
+            "sample_models/mlp.py:",
+            {},
+            TargetError,
+            "names no model; add ':Name', e.g. sample_models/mlp.py:MLP",
+        ),
     ],
 )
 def test_bad_targets(
