@@ -49,11 +49,6 @@ def skip_init() -> Iterator[None]:
             setattr(nn.init, name, function)
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
 def build_meta(source: ModelSource, quiet: bool = False) -> nn.Module:
     """Run the constructor on the meta device with init calls skipped: shapes, no data.
 

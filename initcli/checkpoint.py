@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
-from initcli.errors import CheckpointError
+from initcli.errors import CheckpointError, first_line
 from initcli.files import check_writable, write_atomic
 
 __all__ = [
@@ -70,11 +70,6 @@ def _natural(name: str) -> list[str | int]:
     return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name))]
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
 def load(path: str | os.PathLike[str]) -> Checkpoint:
     """Read every tensor of a .safetensors file or a torch state dict, never unpickling code."""
     file = Path(path)
@@ -97,7 +92,7 @@ def _load_safetensors(file: Path) -> Checkpoint:
             metadata = dict(handle.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(
-            f"{file} is not a readable safetensors file ({_first_line(exc)})"
+            f"{file} is not a readable safetensors file ({first_line(exc)})"
         ) from None
     return Checkpoint(str(file), "safetensors", tensors, metadata=metadata)
 
@@ -126,7 +121,7 @@ def _load_torch(file: Path) -> Checkpoint:
         ) from None
     except Exception as exc:
         raise CheckpointError(
-            f"{file} is not a readable PyTorch checkpoint ({_first_line(exc)}); initcli reads "
+            f"{file} is not a readable PyTorch checkpoint ({first_line(exc)}); initcli reads "
             "state dicts saved with torch.save and .safetensors files"
         ) from None
     return _from_object(file, obj)

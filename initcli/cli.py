@@ -15,7 +15,7 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from initcli import __version__, verdict
-from initcli.errors import ArgError, InitcliError
+from initcli.errors import ArgError, InitcliError, first_line
 from initcli.expect import ExpectedCount, Tolerance, parse_count, parse_tolerance
 from initcli.render import OutputFormat
 
@@ -64,9 +64,8 @@ class _Group(TyperGroup):
             # unless INITCLI_DEBUG asks for it.
             if os.environ.get("INITCLI_DEBUG"):
                 raise
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             _error(
-                f"unexpected {type(exc).__name__}: {detail} — rerun with INITCLI_DEBUG=1 for "
+                f"unexpected {first_line(exc)} — rerun with INITCLI_DEBUG=1 for "
                 "the traceback and report it if initcli is at fault"
             )
             code = EXIT_BAD_INPUT

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from initcli.errors import first_line
 from initcli.schemes import is_uninitialized
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def _torchinfo(model: nn.Module) -> TorchinfoCount | str:
             warnings.simplefilter("ignore")
             stats = torchinfo.summary(model, verbose=0)
     except Exception as exc:  # torchinfo's failures are reported, never fatal
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return first_line(exc)
     return TorchinfoCount(int(stats.total_params), int(stats.trainable_params))
 
 

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """`Type: first non-blank line of the message`: how a foreign exception shows in one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 class InitcliError(Exception):
     """Bad input or usage. The message is one line that says what was wrong and how to fix it."""
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import yaml
 from torch import nn
 
-from initcli.errors import ArgError, TargetError
+from initcli.errors import ArgError, TargetError, first_line
 
 if TYPE_CHECKING:
     from initcli.spec import MLPSpec
@@ -58,11 +58,6 @@ def parse_args(pairs: Sequence[str]) -> dict[str, object]:
     return args
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
 def _import_module(dotted: str) -> ModuleType:
     # As uvicorn and gunicorn do: `pkg.mod` is looked for in the current directory first.
     cwd = os.getcwd()
@@ -76,9 +71,9 @@ def _import_module(dotted: str) -> ModuleType:
                 f"cannot import '{dotted}': no module named '{exc.name}'; run initcli from the "
                 "folder that holds the package, install it, or give a file path (path/file.py:Name)"
             ) from None
-        raise TargetError(f"importing '{dotted}' failed: {_first_line(exc)}") from None
+        raise TargetError(f"importing '{dotted}' failed: {first_line(exc)}") from None
     except Exception as exc:
-        raise TargetError(f"importing '{dotted}' failed: {_first_line(exc)}") from None
+        raise TargetError(f"importing '{dotted}' failed: {first_line(exc)}") from None
 
 
 def _load_file(location: str) -> ModuleType:
@@ -108,7 +103,7 @@ def _load_file(location: str) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise TargetError(f"running {path} failed: {_first_line(exc)}") from None
+        raise TargetError(f"running {path} failed: {first_line(exc)}") from None
     return module
 
 
@@ -172,7 +167,7 @@ def _builder(label: str, obj: object, args: Mapping[str, object]) -> Callable[[]
         try:
             model = factory(**args)
         except Exception as exc:
-            raise TargetError(f"building {label} failed: {_first_line(exc)}") from None
+            raise TargetError(f"building {label} failed: {first_line(exc)}") from None
         if not isinstance(model, nn.Module):
             raise TargetError(f"{label} returned a {type(model).__name__}, not an nn.Module")
         return model

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from initcli.errors import OutputError, PlotError
 from initcli.files import check_writable, write_atomic
+from initcli.render import wrap_after
 
 if TYPE_CHECKING:
     from initcli.report import ProbeReport
@@ -90,7 +91,9 @@ def build_figure(report: ProbeReport) -> Any:
             ax.tick_params(axis="x", labelsize=7)
             ax.set_title(f"{_short(block.name)}  σ={_fmt(block.std)}", fontsize=8)
             if col == 0:
-                ax.set_ylabel(f"{_wrap(sp.scheme)}\n{sp.result.verdict.value}", fontsize=8)
+                ax.set_ylabel(
+                    f"{wrap_after(sp.scheme, ', ', 22)}\n{sp.result.verdict.value}", fontsize=8
+                )
     charts = grid[n, :].subgridspec(1, 2 if report.train is not None else 1)
     _std_chart(fig.add_subplot(charts[0, 0]), report, colors)
     if report.train is not None:
@@ -101,18 +104,6 @@ def build_figure(report: ProbeReport) -> Any:
 
 def _fmt(value: float | None) -> str:
     return "nan" if value is None else f"{value:.3g}"
-
-
-def _wrap(text: str, width: int = 22) -> str:
-    # Long scheme descriptions break after their commas to fit beside a histogram row.
-    lines, line = [], ""
-    for part in text.replace(", ", ",\n").split("\n"):
-        if line and len(line) + len(part) > width:
-            lines.append(line)
-            line = ""
-        line += part
-    lines.append(line)
-    return "\n".join(lines)
 
 
 def _std_chart(ax: Any, report: ProbeReport, colors: Sequence[str]) -> None:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from initcli import schemes
-from initcli.errors import ArgError, ProbeError
+from initcli.errors import ArgError, ProbeError, first_line
 from initcli.verdict import SATURATION_LEVEL, Evidence, Verdict, decide, std_ratio
 
 DEFAULT_BATCH = 256
@@ -156,11 +156,6 @@ def _hooked(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
 @dataclass
 class _Call:
     """One call of a hooked module during the forward pass, in the order they were entered."""
@@ -217,7 +212,7 @@ def _forward(model: nn.Module, batch: torch.Tensor, stack: list[_Call], what: st
             else "outside any layer (in the model's own forward)"
         )
         raise ProbeError(
-            f"{what} on an input of shape {shape} failed {where}: {_first_line(exc)}; "
+            f"{what} on an input of shape {shape} failed {where}: {first_line(exc)}; "
             "check --input-shape (one sample, no batch dimension)"
         ) from None
 

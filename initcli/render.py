@@ -337,19 +337,26 @@ def count_table(report: CountReport) -> list[RenderableType]:
     return [table, _totals_panel(report)]
 
 
-def wrap_dotted(name: str, width: int) -> str:
-    """Break a long dotted name after its dots so each line fits `width` (rich breaks on spaces)."""
-    if len(name) <= width:
-        return name
+def wrap_after(text: str, separator: str, width: int) -> str:
+    """Break `text` after each `separator` where needed so lines fit `width` (greedy packing).
+
+    The separator's trailing space is dropped throughout: ", " is written as ",".
+    """
     lines: list[str] = []
     line = ""
-    for part in name.replace(".", ".\n").split("\n"):
+    kept = separator.rstrip()
+    for part in text.replace(separator, kept + "\n").split("\n"):
         if line and len(line) + len(part) > width:
             lines.append(line)
             line = ""
         line += part
     lines.append(line)
     return "\n".join(lines)
+
+
+def wrap_dotted(name: str, width: int) -> str:
+    """A long dotted parameter name broken after its dots (rich itself breaks only on spaces)."""
+    return wrap_after(name, ".", width)
 
 
 def _param_row(p: ParamReport, with_grad: bool, name_width: int) -> list[RenderableType]:

@@ -15,7 +15,14 @@ from torch import nn
 
 from initcli import building, checkpoint, loading, probe, schemes, stats, streaming
 from initcli.counting import Counts, ModuleCount, count_model, count_spec, formula
-from initcli.errors import ArgError, MemoryLimitError, ProbeError, SchemeError, TargetError
+from initcli.errors import (
+    ArgError,
+    MemoryLimitError,
+    ProbeError,
+    SchemeError,
+    TargetError,
+    first_line,
+)
 from initcli.verdict import DEFAULTS_MISMATCH, fraction
 
 if TYPE_CHECKING:
@@ -215,7 +222,7 @@ def _try_meta(
     try:
         model = building.build_meta(source, quiet)
     except Exception as exc:
-        return None, f"its constructor failed there ({building.first_line(exc)})"
+        return None, f"its constructor failed there ({first_line(exc)})"
     why = building.needs_values(model)
     return (None, why) if why else (model, None)
 
@@ -255,7 +262,7 @@ def _materialize_lazy(
         shape = ",".join(map(str, input_shape))
         raise ProbeError(
             f"the forward pass that gives {source.target}'s lazy layers their shapes failed "
-            f"with --input-shape {shape}: {building.first_line(exc)}; check --input-shape"
+            f"with --input-shape {shape}: {first_line(exc)}; check --input-shape"
         ) from None
 
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
-from initcli.errors import SchemeError
+from initcli.errors import SchemeError, first_line
 
 # Non-excess kurtosis of the distributions a scheme draws from: it sets how much a sample variance
 # may wander (stats.tolerance), so a uniform init gets a tighter band than a normal one.
@@ -523,11 +523,10 @@ def apply_to(scheme: Scheme, name: str, tensor: torch.Tensor) -> None:
     try:
         apply(scheme, tensor)
     except (RuntimeError, NotImplementedError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         dtype = str(tensor.dtype).removeprefix("torch.")
         raise SchemeError(
             f"torch.nn.init cannot apply {scheme.name} to {name} "
-            f"({dtype}, shape {tuple(tensor.shape)}): {first}; choose another scheme"
+            f"({dtype}, shape {tuple(tensor.shape)}): {first_line(exc)}; choose another scheme"
         ) from None
 
 

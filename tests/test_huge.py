@@ -12,6 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
+from sample_targets import SAMPLES
 from torch import nn
 from typer.testing import CliRunner
 
@@ -24,19 +25,6 @@ from initcli.errors import DeviceError, MemoryLimitError, TargetError
 from initcli.progress import ProgressBar
 from initcli.spec import MLPSpec, build_mlp
 
-SAMPLES = [
-    "sample_models/mlp.yaml",
-    "sample_models/mlp.py:MLP",
-    "sample_models.mlp:mlp",
-    "sample_models.lenet:LeNet5",
-    "sample_models.tied_lm:TiedLM",
-    "sample_models.cnn_bn:SmallCNN",
-    "sample_models.lstm:LSTMClassifier",
-    "sample_models.transformer:TinyTransformer",
-    "sample_models.frozen:PartlyFrozen",
-    "sample_models/relu20.yaml",
-    "sample_models/tanh10.yaml",
-]
 ODD = "tests/models_for_tests.py"
 HUGE = "tests/models_for_huge.py"
 SMALL_LLAMA = {"vocab": 100, "dim": 32, "layers": 2, "heads": 4, "hidden": 48}

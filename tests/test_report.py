@@ -6,24 +6,12 @@ import math
 
 import pytest
 import torch
+from sample_targets import SAMPLES
 from torch import nn
 
 from initcli import loading, report, schemes
 from initcli.errors import SchemeError
 
-SAMPLES = [
-    "sample_models/mlp.yaml",
-    "sample_models/mlp.py:MLP",
-    "sample_models.mlp:mlp",
-    "sample_models.lenet:LeNet5",
-    "sample_models.tied_lm:TiedLM",
-    "sample_models.cnn_bn:SmallCNN",
-    "sample_models.lstm:LSTMClassifier",
-    "sample_models.transformer:TinyTransformer",
-    "sample_models.frozen:PartlyFrozen",
-    "sample_models/relu20.yaml",
-    "sample_models/tanh10.yaml",
-]
 # auto picks a different scheme per weight; tests/test_probe.py checks what it picks.
 NAMED = [name for name in schemes.SCHEMES if name not in ("default", "auto")]
 CONSTANT = {"zeros": 0.0, "ones": 1.0, "constant": 0.0}
