@@ -381,12 +381,10 @@ def _param_row(p: ParamReport, with_grad: bool, name_width: int) -> list[Rendera
 
 
 def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableType]:
-    table = Table(
-        title=f"{report.target} · {report.scheme} · seed {report.seed}",
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-        pad_edge=False,
-    )
+    # The heading is printed above the table, not as its title: a title wraps at the table's
+    # width, and a long scheme description is wider than a small model's table.
+    heading = Text(f"{report.target} · {report.scheme} · seed {report.seed}", style="italic")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     # Everything but the name is short and fixed; the name gets what is left, broken at dots.
     name_width = max(16, width - 82)
     auto_labels = [p.init.split(AUTO_ARROW)[0] for p in report.params if AUTO_ARROW in p.init]
@@ -409,8 +407,8 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
     for p in report.params:
         table.add_row(*_param_row(p, with_grad, name_width))
     if not auto:
-        return [table, _totals_panel(report.counts)]
-    return [table, _auto_table(report, width), _totals_panel(report.counts)]
+        return [heading, table, _totals_panel(report.counts)]
+    return [heading, table, _auto_table(report, width), _totals_panel(report.counts)]
 
 
 def _auto_table(report: InspectReport, width: int) -> Table:
