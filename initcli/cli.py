@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 # Exit codes (DESIGN §1, a contract): 0 success, 1 a check failed, 2 bad input or usage.
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
-PIPED_WIDTH = 100
 
 
 def _error(message: str) -> None:
@@ -200,17 +199,6 @@ PlotOpt = Annotated[Path | None, typer.Option(
 )]  # fmt: skip
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    # Results on stdout; rich drops colour by itself when stdout is not a terminal or NO_COLOR is
-    # set. Piped output gets 100 columns (rich would pick 80) unless COLUMNS says otherwise.
-    console = Console(soft_wrap=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = PIPED_WIDTH
-    return console
-
-
 def _args(pairs: Sequence[str] | None) -> dict[str, object]:
     from initcli.loading import parse_args
 
@@ -226,14 +214,13 @@ def _emit(report: Report, fmt: OutputFormat, output: Path | None, force: bool) -
 
 def _emit_with(printer: Callable[[Any], None], output: Path | None, force: bool) -> None:
     """Run a printer on the terminal's console, or on a plain one whose text goes to --output."""
-    from rich.console import Console
+    from initcli.render import file_console, stdout_console
 
     if output is None:
-        printer(_console())
+        printer(stdout_console())
         return
-    # A file gets what a pipe would get: no colour, 100 columns (text formats are written as is).
     buffer = io.StringIO()
-    printer(Console(file=buffer, width=PIPED_WIDTH, no_color=True, soft_wrap=False))
+    printer(file_console(buffer))
     _write_text(buffer.getvalue(), output, force)
 
 
@@ -272,12 +259,9 @@ def _progress(quiet: bool) -> Any:
     """A progress bar on stderr, or None when stderr is not a terminal or with --quiet."""
     if quiet:
         return None
-    from rich.console import Console
+    from initcli.progress import stderr_bar
 
-    from initcli.progress import ProgressBar
-
-    console = Console(stderr=True)
-    return ProgressBar(console) if console.is_terminal else None
+    return stderr_bar()
 
 
 def _count_value(text: str) -> ExpectedCount:

@@ -100,3 +100,9 @@ class ProgressBar:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def stderr_bar() -> ProgressBar | None:
+    """A bar on stderr, or None when stderr is not a terminal (logs and pipes stay clean)."""
+    console = Console(stderr=True)
+    return ProgressBar(console) if console.is_terminal else None

@@ -6,11 +6,12 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, TextIO, TypeGuard, cast
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -36,6 +37,23 @@ if TYPE_CHECKING:
     )
 
     Report = CountReport | InspectReport | CheckpointReport | CheckReport | Sequence[SchemeRow]
+
+
+PIPED_WIDTH = 100
+
+
+def stdout_console() -> Console:
+    """The console results go to: colour only on a terminal and never with NO_COLOR (rich's own
+    rules); piped output gets 100 columns (rich would pick 80) unless COLUMNS says otherwise."""
+    console = Console(soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPED_WIDTH
+    return console
+
+
+def file_console(file: TextIO) -> Console:
+    """A console for --output: what a pipe would get, no colour, 100 columns."""
+    return Console(file=file, width=PIPED_WIDTH, no_color=True, soft_wrap=False)
 
 
 class OutputFormat(StrEnum):
