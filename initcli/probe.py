@@ -24,10 +24,6 @@ DEFAULT_SPATIAL = {1: (32,), 2: (32, 32), 3: (16, 16, 16)}
 HIST_BINS = 50
 HIST_SAMPLES = 1 << 16
 HIST_SIGMAS = 4.0
-# The two-moons comparison (the tutorials' make_moons(500, noise=0.2) with Adam at lr 0.01).
-MOONS_POINTS = 500
-MOONS_NOISE = 0.2
-DEFAULT_LR = 0.01
 # Where the input batch's random stream starts, relative to the init's: the input must not be
 # drawn from the same stream as the weights, or x·Wᵀ picks up a spurious diagonal (measured: the
 # first ReLU layer's std doubles). A 64-bit LCG step turns the seed into a distinct one.

@@ -44,7 +44,6 @@ class SchemeParam:
     kind: str
     default: ParamValue
     choices: tuple[str, ...] = ()
-    doc: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,6 @@ class SchemeInfo:
     expected_var: str
     # Fan-based schemes and orthogonal need a weight matrix; torch raises for fewer dimensions.
     min_dims: int = 0
-    summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,21 +116,19 @@ def format_value(value: ParamValue) -> str:
     return value if isinstance(value, str) else f"{value:g}"
 
 
-_GAIN = SchemeParam(
-    "gain", "gain", 1.0, doc="a number, or a nonlinearity whose calculate_gain is used"
-)
+# A gain is a number or a nonlinearity name, turned into calculate_gain (the schemes legend).
+_GAIN = SchemeParam("gain", "gain", 1.0)
 _KAIMING_PARAMS = (
     SchemeParam("mode", "choice", "fan_in", FAN_MODES),
     SchemeParam("nonlinearity", "choice", "leaky_relu", NONLINEARITIES),
-    SchemeParam("a", "number", 0.0, doc="negative slope for leaky_relu"),
+    SchemeParam("a", "number", 0.0),  # leaky_relu's negative slope
 )
 
 SCHEMES: dict[str, SchemeInfo] = {
     info.name: info
     for info in (
         SchemeInfo("default", (), (), "what each module's constructor does",
-                   "per module type, e.g. Linear 1/(3·fan_in)",
-                   summary="the modules' own reset_parameters"),
+                   "per module type, e.g. Linear 1/(3·fan_in)"),
         SchemeInfo("zeros", (), (), "0", "0"),
         SchemeInfo("ones", (), (), "1", "0"),
         SchemeInfo("constant", (), (SchemeParam("val", "number", 0.0),), "val", "0"),
@@ -159,12 +155,10 @@ SCHEMES: dict[str, SchemeInfo] = {
                    "N(0, gain² / fan)", "gain² / fan", min_dims=2),
         SchemeInfo("orthogonal", (), (_GAIN,), "(semi-)orthogonal matrix × gain",
                    "gain² / max(rows, cols)", min_dims=2),
-        SchemeInfo("lecun_normal", (), (), "N(0, 1 / fan_in)", "1 / fan_in", min_dims=2,
-                   summary="kaiming_normal(mode=fan_in, nonlinearity=linear)"),
+        SchemeInfo("lecun_normal", (), (), "N(0, 1 / fan_in)", "1 / fan_in", min_dims=2),
         SchemeInfo("auto", (), (),
                    "per weight, by the activation after it: He, Xavier or LeCun",
-                   "that of the scheme chosen", min_dims=2,
-                   summary="chosen per weight; inspect shows what and why"),
+                   "that of the scheme chosen", min_dims=2),
     )
 }  # fmt: skip
 
