@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
+import numpy
 import torch
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
@@ -299,26 +300,37 @@ def fans(tensor: torch.Tensor) -> tuple[int, int] | None:
     return int(fan_in), int(fan_out)
 
 
-def _phi(x: float) -> float:
-    return math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi) if math.isfinite(x) else 0.0
-
-
-def _cdf(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2)))
+# Gauss-Legendre nodes on [0, 1] for the truncated-normal moments: panels of 32 nodes integrate
+# the density to double precision wherever it is (see trunc_normal_moments).
+_GL_NODES, _GL_WEIGHTS = numpy.polynomial.legendre.leggauss(32)
+_GL_NODES, _GL_WEIGHTS = (_GL_NODES + 1.0) / 2.0, _GL_WEIGHTS / 2.0
+_GL_PANELS = 8
+# Beyond this drop of the log density from its peak, the remaining mass is < e^-50 of the total.
+_TAIL_LOG = 50.0
 
 
 def trunc_normal_moments(mean: float, std: float, a: float, b: float) -> tuple[float, float]:
-    """Mean and variance of N(mean, std²) truncated to [a, b] (standard closed form)."""
+    """Mean and variance of N(mean, std²) truncated to [a, b] (a < b), for any bounds.
+
+    The closed form divides differences of normal tail probabilities, which cancel to nothing
+    (10.0 and 0.0 for [10, 11]) far in a tail or for a narrow window. Here the density is
+    integrated directly where it holds its mass: [a, b] clipped to where the log density lies
+    within 50 of its peak, in coordinates relative to the window's left end, so no two large
+    numbers are subtracted. Accurate to ~1e-12 relative for any bounds (tests: mpmath at 50 digits).
+    """
     alpha, beta = (a - mean) / std, (b - mean) / std
-    z = _cdf(beta) - _cdf(alpha)
-    if z <= 0:  # the window lies far in a tail: torch clamps everything to an edge
-        edge = a if alpha > 0 else b
-        return edge, 0.0
-    pa, pb = _phi(alpha), _phi(beta)
-    a_term = alpha * pa if math.isfinite(alpha) else 0.0
-    b_term = beta * pb if math.isfinite(beta) else 0.0
-    shift = (pa - pb) / z
-    return mean + std * shift, std * std * (1.0 + (a_term - b_term) / z - shift * shift)
+    peak = min(max(0.0, alpha), beta)
+    reach = math.sqrt(peak * peak + 2.0 * _TAIL_LOG)
+    lo, hi = max(alpha, -reach), min(beta, reach)
+    width = (hi - lo) / _GL_PANELS
+    u = (numpy.arange(_GL_PANELS)[:, None] + _GL_NODES[None, :]).ravel() * width
+    w = numpy.tile(_GL_WEIGHTS, _GL_PANELS)
+    # log density relative to the peak, as a product: (x - peak)(x + peak) with x = lo + u.
+    density = w * numpy.exp(-0.5 * (lo - peak + u) * (lo + peak + u))
+    total = float(density.sum())
+    u_mean = float((density * u).sum()) / total
+    u_var = float((density * (u - u_mean) ** 2).sum()) / total
+    return mean + std * (lo + u_mean), std * std * u_var
 
 
 def expectation(scheme: Scheme, tensor: torch.Tensor) -> Expectation:
