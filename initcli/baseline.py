@@ -271,6 +271,11 @@ def load(path: str | os.PathLike[str]) -> Baseline:
         data = json.loads(file.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise BaselineError(f"baseline {file} is not UTF-8 text") from None
+    except RecursionError:
+        raise BaselineError(
+            f"baseline {file} nests lists or objects too deeply to be an initcli baseline; "
+            "regenerate it with initcli snapshot"
+        ) from None
     except json.JSONDecodeError as exc:
         raise BaselineError(
             f"baseline {file} is not valid JSON (line {exc.lineno}: {exc.msg}); "
@@ -349,7 +354,18 @@ def compare(old: Entry, new: Entry) -> TargetCheck:
 
 def check(path: str | os.PathLike[str]) -> CheckReport:
     """Rebuild every target of the baseline at `path` and compare it with what was recorded."""
+    from initcli import checkpoint, loading
+
     baseline = load(path)
+    # Every entry is vetted before any is built: a baseline names code to run, and one edited
+    # to name `os:system` or `builtins:exit` must not get a single call (loading refuses the
+    # rest, e.g. a non-model function, before calling it).
+    for old in baseline.models:
+        try:
+            if not checkpoint.is_checkpoint(old.target):
+                loading.refuse_library_target(old.target)
+        except InitcliError as exc:
+            raise type(exc)(f"{path}: {old.target}: {exc}") from None
     results = []
     entries = []
     for old in baseline.models:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.util
 import inspect
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import sysconfig
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING
 import yaml
 from torch import nn
 
+from initcli import files
 from initcli.errors import ArgError, TargetError, first_line
 
 if TYPE_CHECKING:
@@ -35,6 +40,128 @@ class ModelSource:
     # An nn.Module instance was named: it was built at import time, before any seed was set.
     prebuilt: bool = False
     args: Mapping[str, object] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def user_code(target: str, phase: str) -> Iterator[None]:
+    """Run the user's code (`phase`: imported, built, initialized, run) inside this block.
+
+    What it prints to stdout goes to stderr, so `--format json` stays one JSON document (output
+    that C code writes to file descriptor 1 directly is not caught). `sys.exit()`, `exit()` and
+    `KeyboardInterrupt` raised by that code become a TargetError naming the target: user code
+    does not choose initcli's exit code. A real Ctrl-C, SIGTERM or SIGHUP (noted by the handlers
+    of `files.install_signal_handlers`) passes through unchanged, so the CLI still exits 130.
+    """
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except SystemExit as exc:
+        if files.signal_received() is not None:
+            raise
+        call = "sys.exit()" if exc.code is None else f"sys.exit({exc.code!r})"
+        raise TargetError(
+            f"{target} called {call} while being {phase}; initcli stopped: a model's code must "
+            "not exit the program, remove that call or guard it with `if __name__ == '__main__':`"
+        ) from None
+    except KeyboardInterrupt:
+        if files.signal_received() is not None:
+            raise
+        raise TargetError(
+            f"{target} raised KeyboardInterrupt while being {phase} (not a Ctrl-C); initcli "
+            "stopped: remove the raise from that code path"
+        ) from None
+
+
+def _stdlib_dirs() -> tuple[Path, ...]:
+    paths = sysconfig.get_paths()
+    return tuple(Path(paths[key]).resolve() for key in ("stdlib", "platstdlib"))
+
+
+def _site_dirs() -> tuple[Path, ...]:
+    paths = sysconfig.get_paths()
+    return tuple(Path(paths[key]).resolve() for key in ("purelib", "platlib"))
+
+
+def _under(file: str | None, folders: tuple[Path, ...]) -> bool:
+    if not file:
+        return False
+    path = Path(file).resolve()
+    return any(path.is_relative_to(folder) for folder in folders)
+
+
+def refuse_library_target(target: str) -> None:
+    """Refuse, before anything is imported, a TARGET that names the standard library.
+
+    `os:system`, `builtins:exit`, `subprocess:run` or a stdlib .py file can never be a model;
+    refusing them by name means not even their import runs (`antigravity` opens a browser).
+    """
+    location, _ = _split(target.strip())
+    if location.endswith(".py") or "/" in location or os.sep in location:
+        if _under(location, _stdlib_dirs()) and not _under(location, _site_dirs()):
+            raise TargetError(
+                f"{target} is a file of Python's standard library, not a model; name a model in "
+                "your own code"
+            )
+        return
+    if location.split(".")[0] in sys.stdlib_module_names:
+        raise TargetError(
+            f"{target} names the standard library module '{location}', not a model; initcli "
+            "builds only nn.Module classes, nn.Module instances and functions of your own code"
+        )
+
+
+def _returns_module(function: Callable[..., object]) -> bool:
+    try:
+        returned = typing.get_type_hints(function).get("return")
+    except Exception:  # an annotation that does not evaluate declares nothing usable
+        return False
+    return isinstance(returned, type) and issubclass(returned, nn.Module)
+
+
+def check_model_factory(label: str, obj: object) -> None:
+    """Refuse, before calling it, anything TARGET names that cannot be a model.
+
+    Allowed: an nn.Module instance, an nn.Module subclass, or a Python function (or bound method)
+    defined in the user's own code — a file or package outside the standard library and
+    site-packages. A function of an installed package (site-packages) is allowed only when it
+    declares an nn.Module return type (`torchvision.models.resnet18 -> ResNet`). Refused: classes
+    that are not nn.Module subclasses, builtins and C functions, other callables (`exit`,
+    `functools.partial`), and every function of the standard library (`os.system`,
+    `subprocess.run`, `shutil.rmtree`). Keyword arguments are then checked against the signature
+    (`_check_signature`): a function that declares `**kwargs` accepts any name, as it says.
+    """
+    if isinstance(obj, nn.Module):
+        return
+    if isinstance(obj, type):
+        if not issubclass(obj, nn.Module):
+            raise TargetError(f"{label} is a class but not an nn.Module subclass")
+        return
+    if not callable(obj):
+        raise TargetError(
+            f"{label} is a {type(obj).__name__}, not an nn.Module class, "
+            "a factory returning one, or an nn.Module instance"
+        )
+    function = obj.__func__ if isinstance(obj, types.MethodType) else obj
+    if not isinstance(function, types.FunctionType):
+        raise TargetError(
+            f"{label} is a {type(obj).__name__}, not an nn.Module class, a Python function "
+            "returning one, or an nn.Module instance; initcli calls nothing else"
+        )
+    module = function.__module__ or ""
+    file = function.__code__.co_filename
+    in_site = _under(file, _site_dirs())
+    if module.split(".")[0] in sys.stdlib_module_names or (
+        _under(file, _stdlib_dirs()) and not in_site
+    ):
+        raise TargetError(
+            f"{label} is a function of Python's standard library ({module}), not a model "
+            "factory; initcli calls only nn.Module classes and functions of your own code"
+        )
+    if in_site and not _returns_module(function):
+        raise TargetError(
+            f"{label} is a function of an installed package ({module}) that does not declare "
+            "an nn.Module return type; wrap it in a factory function in your own file"
+        )
 
 
 def parse_args(pairs: Sequence[str]) -> dict[str, object]:
@@ -64,7 +191,10 @@ def _import_module(dotted: str) -> ModuleType:
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     try:
-        return importlib.import_module(dotted)
+        with user_code(dotted, "imported"):
+            return importlib.import_module(dotted)
+    except TargetError:
+        raise
     except ModuleNotFoundError as exc:
         if exc.name and (dotted == exc.name or dotted.startswith(exc.name + ".")):
             raise TargetError(
@@ -100,7 +230,11 @@ def _load_file(location: str) -> ModuleType:
     if folder not in sys.path:
         sys.path.insert(0, folder)
     try:
-        spec.loader.exec_module(module)
+        with user_code(location, "imported"):
+            spec.loader.exec_module(module)
+    except TargetError:
+        sys.modules.pop(name, None)
+        raise
     except Exception as exc:
         sys.modules.pop(name, None)
         raise TargetError(f"running {path} failed: {first_line(exc)}") from None
@@ -153,19 +287,16 @@ def _check_signature(
 
 
 def _builder(label: str, obj: object, args: Mapping[str, object]) -> Callable[[], nn.Module]:
-    if not callable(obj):
-        raise TargetError(
-            f"{label} is a {type(obj).__name__}, not an nn.Module class, "
-            "a factory returning one, or an nn.Module instance"
-        )
-    if isinstance(obj, type) and not issubclass(obj, nn.Module):
-        raise TargetError(f"{label} is a class but not an nn.Module subclass")
-    factory: Callable[..., object] = obj
+    check_model_factory(label, obj)
+    factory = typing.cast("Callable[..., object]", obj)
     _check_signature(label, factory, args)
 
     def build() -> nn.Module:
         try:
-            model = factory(**args)
+            with user_code(label, "built"):
+                model = factory(**args)
+        except TargetError:
+            raise
         except Exception as exc:
             raise TargetError(f"building {label} failed: {first_line(exc)}") from None
         if not isinstance(model, nn.Module):
@@ -201,6 +332,7 @@ def resolve(target: str, args: Mapping[str, object] | None = None) -> ModelSourc
 
         spec = load_spec(location)
         return ModelSource(target, lambda: build_mlp(spec), spec=spec)
+    refuse_library_target(target)
     is_file = location.endswith(".py") or "/" in location or os.sep in location
     module = _load_file(location) if is_file else _import_module(location)
     if name is None:
