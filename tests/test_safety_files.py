@@ -68,7 +68,8 @@ def test_a_real_ctrl_c_in_user_code_stays_an_interrupt() -> None:
         "except BaseException as exc:\n"
         "    print(type(exc).__name__)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.stdout == "KeyboardInterrupt\n"
 
 
@@ -107,7 +108,7 @@ def test_output_naming_an_input_or_another_output_is_refused(tmp_path: Path) -> 
     for name in ("mlp.yaml", "alias.yaml", "hard.yaml", "./sub/../mlp.yaml"):
         with pytest.raises(OutputError, match="is also the spec; initcli does not write over"):
             files.check_not_input(tmp_path / name, {"the spec": spec, "--save": None})
-    with pytest.raises(OutputError, match="out.safetensors is also --save"):
+    with pytest.raises(OutputError, match=r"out\.safetensors is also --save"):
         files.check_not_input(
             tmp_path / "out.safetensors", {"--save": tmp_path / "out.safetensors"}
         )
