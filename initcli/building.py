@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
+from initcli import memory
 from initcli.errors import DeviceError
 from initcli.loading import ModelSource
 
@@ -102,17 +102,8 @@ def available_bytes(device: torch.device) -> int | None:
         return int(free)
     if device.type != "cpu":
         return None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):  # pragma: no cover - platforms without either
-        return None
+    # Free RAM, the cgroup limit and RLIMIT_AS: whichever runs out first.
+    return memory.available_cpu_bytes()
 
 
 def fits(nbytes: int, device: torch.device) -> bool:
