@@ -41,6 +41,15 @@ _NORM_MODULES: dict[str, Callable[[int], torch.nn.Module]] = {
     "layernorm": torch.nn.LayerNorm,
 }
 
+# A spec file larger than this is refused before it is read: 10,000 layers written out one per
+# line take ~0.4 MB, and PyYAML reads ~1 MB/s, so parsing stays within about a second.
+MAX_SPEC_BYTES = 1_000_000
+# The most layers a spec may list or expand to (report.MAX_SPEC_LAYERS says why); a list longer
+# than this is refused while the YAML is parsed, before a single layer object is built.
+MAX_LAYERS = 10_000
+# Widths (units, input) above this are refused with the limit, not left to overflow in torch.
+MAX_UNITS = 2**31 - 1
+
 # A spec is three levels deep (top level, layers list, layer); the cap stops deeply nested input
 # before PyYAML's recursive composer can hit Python's recursion limit.
 _MAX_DEPTH = 32
@@ -71,14 +80,16 @@ class LayerSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    units: int = Field(ge=1, description="out_features of this Linear layer")
+    units: int = Field(ge=1, le=MAX_UNITS, description="out_features of this Linear layer")
     activation: Activation | None = Field(default=None, description="activation after the layer")
     bias: bool | None = Field(
         default=None, description="whether the layer has a bias; unset means the top-level bias"
     )
     norm: Norm | None = Field(default=None, description="normalization after the Linear layer")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="dropout probability")
-    repeat: int = Field(default=1, ge=1, description="how many times this layer is stacked")
+    repeat: int = Field(
+        default=1, ge=1, le=MAX_LAYERS, description="how many times this layer is stacked"
+    )
 
 
 class MLPSpec(BaseModel):
@@ -87,7 +98,7 @@ class MLPSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     name: str | None = Field(default=None, description="a name for the model (metadata only)")
-    input: int = Field(ge=1, description="in_features of the first layer")
+    input: int = Field(ge=1, le=MAX_UNITS, description="in_features of the first layer")
     bias: bool = Field(default=True, description="default bias for every layer")
     init: str | None = Field(
         default=None,
@@ -152,10 +163,20 @@ def _check_events(text: str, source: str) -> None:
     """Refuse anchors, aliases, odd tags and deep nesting from the event stream, before any node
     is built: an alias bomb is caught at its first anchor, in time linear in the text."""
     depth = 0
+    items = 0  # entries of the current list or mapping two levels down: `layers:`
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if not isinstance(event, yaml.NodeEvent | yaml.CollectionEndEvent):
             continue
         line = _line(event.start_mark)
+        if depth == 2 and isinstance(event, yaml.NodeEvent):
+            items += 1
+            if items > MAX_LAYERS:
+                raise _error(
+                    source,
+                    line,
+                    f"layers: more than {MAX_LAYERS:,} entries; initcli handles at most "
+                    f"{MAX_LAYERS:,} layers: make the model smaller",
+                )
         # An AliasEvent carries the anchor it refers to, so this catches both &x and *x.
         if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
             raise _error(
@@ -177,6 +198,7 @@ def _check_events(text: str, source: str) -> None:
             )
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
+            items = 0 if depth == 2 else items
             if depth > _MAX_DEPTH:
                 raise _error(
                     source,
@@ -342,6 +364,11 @@ def _validation_message(exc: ValidationError) -> tuple[_KeyPath, str]:
         )
     if err["type"] == "init_scheme":
         return loc, f"{field}: {err['msg']}"
+    if err["type"] == "less_than_equal":
+        limit = err["ctx"]["le"]
+        return loc, (
+            f"{_name(loc)} is {err['input']:,}, more than initcli's limit of {limit:,}; lower it"
+        )
     expected, example = (
         _LAYER_EXPECTED
         if isinstance(loc[-1], int)
@@ -362,8 +389,17 @@ def _validation_message(exc: ValidationError) -> tuple[_KeyPath, str]:
     return loc, f"{message}; write e.g. {example}"
 
 
+def _too_big(source: str) -> SpecError:
+    return SpecError(
+        f"{source} is larger than {MAX_SPEC_BYTES:,} bytes, the most a spec may be "
+        f"({MAX_LAYERS:,} layers written out fit in less): use repeat: for stacked layers"
+    )
+
+
 def parse_spec(text: str, source: str = "<spec>") -> MLPSpec:
     """Parse and validate spec text; every problem is a one-line SpecError naming key and line."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise _too_big(source)
     root = _compose(text, source)
     if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _YAML_TAG + "null"):
         raise SpecError(f"{source} is empty; a spec needs input: and layers:")
@@ -389,7 +425,11 @@ def load_spec(path: str | os.PathLike[str]) -> MLPSpec:
     """Read a spec file and parse it; an unreadable file is a SpecError too."""
     source = os.fspath(path)
     try:
-        data = Path(path).read_bytes()
+        with Path(path).open("rb") as handle:
+            # Read one byte past the limit: enough to know, without reading a huge file whole.
+            data = handle.read(MAX_SPEC_BYTES + 1)
+            if len(data) > MAX_SPEC_BYTES:
+                raise _too_big(source)
     except FileNotFoundError:
         raise SpecError(f"{source}: no such file; check the path") from None
     except IsADirectoryError:
