@@ -182,6 +182,13 @@ def parse_args(pairs: Sequence[str]) -> dict[str, object]:
                 f"--arg {key}: {raw!r} is not a YAML value ({first}); "
                 "quote strings with special characters"
             ) from None
+        except ValueError:
+            # int() refuses strings of more than sys.get_int_max_str_digits() digits (4,300).
+            raise ArgError(
+                f"--arg {key}: the number has more than {sys.get_int_max_str_digits():,} digits, "
+                "the most Python reads as an integer; pass a smaller value, or quote it for a "
+                "string"
+            ) from None
     return args
 
 

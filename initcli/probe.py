@@ -48,13 +48,14 @@ class InputSpec:
     source: str
 
 
+# One sample's sizes, each separated by one `,`, `x` or `×` (spaces around it allowed) or by
+# spaces alone; nothing else, so `4,,4` or `4,4 x` is a typo to report, not a shape to guess.
+_SHAPE = re.compile(r"\s*\d{1,18}(?:(?:\s*[,x×]\s*|\s+)\d{1,18})*\s*")
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
     """`--input-shape 3,32,32` (also 3x32x32): the shape of one sample, batch dimension left out."""
-    parts = [p for p in re.split(r"[,x×\s]+", text.strip()) if p]
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        shape = ()
+    shape = tuple(int(p) for p in re.findall(r"\d+", text)) if _SHAPE.fullmatch(text) else ()
     if not shape or any(d < 1 for d in shape):
         raise ArgError(
             f"--input-shape {text!r} is not a shape; give positive sizes of one sample without "
