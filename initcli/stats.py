@@ -32,6 +32,20 @@ _CONST_MEAN_RTOL = 1e-6
 # float64 is unsupported on these devices; their chunks are reduced on the CPU instead.
 _NO_FLOAT64_DEVICES = frozenset({"mps"})
 
+# Low-precision floats torch stores but cannot reduce (no aminmax, sum or isfinite kernels): each
+# chunk is upcast to float32 first, which holds every one of their values exactly.
+_UPCAST = frozenset(
+    getattr(torch, name)
+    for name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
+                 "float8_e8m0fnu")
+    if hasattr(torch, name)
+)  # fmt: skip
+# float4_e2m1fn_x2 packs two E2M1 values per byte and torch converts it to nothing: its nibbles
+# are decoded with this table (sign bit 3, then 2 exponent and 1 mantissa bits).
+_FP4 = getattr(torch, "float4_e2m1fn_x2", None)
+_E2M1 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+_E2M1_VALUES = torch.tensor([*_E2M1, *(-v for v in _E2M1)], dtype=torch.float32)
+
 
 class Status(StrEnum):
     """Verdict on one parameter tensor (the `status` field of the JSON contract)."""
@@ -70,21 +84,27 @@ class TensorStats:
 def tensor_stats(t: torch.Tensor) -> TensorStats:
     """Exact mean, unbiased variance, std, min, max and NaN/Inf count of all elements of `t`.
 
-    Works for float, integer, bool and complex tensors, contiguous or not, on any device.
-    Accumulation is float64, chunk by chunk: the extra memory is one float64 chunk of `_CHUNK`
-    elements, whatever the size of `t` (non-contiguous tensors are read through strided views).
+    Works for float (float8 and float4 too: upcast chunk by chunk), integer, bool and complex
+    tensors, contiguous or not, dense or sparse, on any device. Accumulation is float64, chunk by
+    chunk: the extra memory is one float64 chunk of `_CHUNK` elements, whatever the size of `t`
+    (non-contiguous tensors are read through strided views). A float4_e2m1fn_x2 tensor holds two
+    values per element, so `numel` is twice its element count; a sparse tensor's implicit zeros
+    count as elements.
     """
     t = t.detach()
-    if t.is_complex():
-        t = torch.view_as_real(t.resolve_conj())
     if t.device.type == "meta":
         raise ValueError("tensor_stats needs a tensor with data; this one is on the meta device")
-    n = t.numel()
+    if t.layout != torch.strided:
+        return _sparse_stats(t)
+    if t.is_complex():
+        t = torch.view_as_real(t.resolve_conj())
+    per_element = 2 if t.dtype == _FP4 else 1  # values per stored element
+    n = t.numel() * per_element
     if n == 0:
         return TensorStats(0, None, None, None, None, None, 0)
 
     work = torch.device("cpu") if t.device.type in _NO_FLOAT64_DEVICES else t.device
-    buf = torch.empty(min(n, _CHUNK), dtype=torch.float64, device=work)
+    buf = torch.empty(min(n, per_element * _CHUNK), dtype=torch.float64, device=work)
     # The CPU has no vectorized float16 -> float64 conversion (it runs ~4x slower than float16 ->
     # float32 -> float64, both steps vectorized and exact), so float16 goes through float32.
     stage = (
@@ -105,7 +125,8 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
     maxs: list[torch.Tensor] = []
     sizes: list[int] = []
     for chunk in _chunks(t, _CHUNK):
-        c = chunk.to(work)  # a no-op except on float64-less devices, where it copies one chunk
+        # to(work) is a no-op except on float64-less devices, where it copies one chunk.
+        c = _reducible(chunk.to(work))
         m = c.numel()
         b = buf[:m]
         # aminmax on the source dtype reads 4 (or 2) bytes per element instead of 8 and brings the
@@ -151,7 +172,7 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
     if not (math.isfinite(lo_v) and math.isfinite(hi_v)):
         # NaN propagates through aminmax and ±Inf shows up in min/max, so finite min and max prove
         # every element finite; only then is this second, slower counting pass needed.
-        nonfinite = sum(int((~torch.isfinite(c)).sum()) for c in _chunks(t, _CHUNK))
+        nonfinite = sum(int((~torch.isfinite(_reducible(c))).sum()) for c in _chunks(t, _CHUNK))
         nan = math.nan
         return TensorStats(n, nan, nan, nan, lo_v, hi_v, nonfinite)
     if lo_v == hi_v:
@@ -160,6 +181,41 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
         return TensorStats(n, lo_v, 0.0, 0.0, lo_v, hi_v, 0)
     var = m2 / (n - 1) if n > 1 else 0.0
     return TensorStats(n, mean, var, math.sqrt(var), lo_v, hi_v, 0)
+
+
+def _reducible(chunk: torch.Tensor) -> torch.Tensor:
+    """`chunk` itself, or its values as float32 where torch cannot reduce its dtype."""
+    if chunk.dtype in _UPCAST:
+        return chunk.to(torch.float32)
+    if chunk.dtype == _FP4:
+        codes = chunk.contiguous().view(torch.uint8).to(torch.int64)
+        table = _E2M1_VALUES.to(chunk.device)
+        return torch.cat([table[codes & 0xF].reshape(-1), table[codes >> 4].reshape(-1)])
+    return chunk
+
+
+def _sparse_stats(t: torch.Tensor) -> TensorStats:
+    """A sparse tensor: its stored values measured, its implicit zeros added analytically."""
+    coo = (t if t.layout == torch.sparse_coo else t.to_sparse(layout=torch.sparse_coo)).coalesce()
+    values = coo.values()
+    n = t.numel() * (2 if t.is_complex() else 1)
+    zeros = n - values.numel() * (2 if t.is_complex() else 1)
+    stored = tensor_stats(values)
+    if zeros == 0 or stored.nonfinite:
+        return TensorStats(n, stored.mean, stored.var, stored.std, stored.min, stored.max,
+                           stored.nonfinite)  # fmt: skip
+    if stored.numel == 0 or stored.mean is None or stored.var is None:
+        return TensorStats(n, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+    k = stored.numel
+    # Chan et al.'s combination of (k, mean, M2) with (zeros, 0, 0).
+    mean = stored.mean * k / n
+    m2 = stored.var * (k - 1) + stored.mean**2 * k * zeros / n
+    var = m2 / (n - 1)
+    lo = min(0.0, stored.min if stored.min is not None else 0.0)
+    hi = max(0.0, stored.max if stored.max is not None else 0.0)
+    if lo == hi:
+        return TensorStats(n, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+    return TensorStats(n, mean, var, math.sqrt(var), lo, hi, 0)
 
 
 def _chunks(t: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
