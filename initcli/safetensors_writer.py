@@ -14,7 +14,7 @@ import torch
 from initcli.errors import OutputError
 from initcli.files import atomic_writer
 
-__all__ = ["DTYPES", "Slot", "header_bytes", "write_safetensors"]
+__all__ = ["DTYPES", "Slot", "header_bytes", "write_safetensors", "write_state_dict"]
 
 # torch dtype -> the safetensors dtype name (the names safetensors.torch reads back).
 DTYPES: dict[torch.dtype, str] = {
@@ -103,3 +103,15 @@ def write_safetensors(
         if count != len(slots):
             raise OutputError(f"cannot save: {len(slots)} tensors announced, {count} given")
     return Path(path)
+
+
+def write_state_dict(
+    path: str | os.PathLike[str],
+    state: Mapping[str, torch.Tensor],
+    metadata: Mapping[str, str] | None = None,
+    force: bool = False,
+) -> Path:
+    """`write_safetensors` for tensors already in memory: nothing is serialized to a second copy
+    (what `safetensors.torch.save` does), so the peak is what `state` holds."""
+    slots = [Slot(name, t.dtype, tuple(t.shape)) for name, t in state.items()]
+    return write_safetensors(path, slots, iter(state.values()), metadata, force)

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from initcli.errors import OutputError
-from initcli.safetensors_writer import Slot, write_safetensors
+from initcli.safetensors_writer import Slot, write_safetensors, write_state_dict
 
 
 def _tensors() -> dict[str, torch.Tensor]:
@@ -63,3 +63,11 @@ def test_unsupported_dtype_is_refused_before_writing(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match=r"safetensors has no torch\.float8_e8m0fnu type"):
         write_safetensors(tmp_path / "x", [Slot("s", torch.float8_e8m0fnu, (2,))], [])
     assert os.listdir(tmp_path) == []
+
+
+def test_write_state_dict_of_a_model(tmp_path: Path) -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    write_state_dict(tmp_path / "m.safetensors", model.state_dict(), {"format": "pt"})
+    back = load_file(tmp_path / "m.safetensors")
+    assert back.keys() == model.state_dict().keys()
+    assert all(torch.equal(back[k], v) for k, v in model.state_dict().items())
