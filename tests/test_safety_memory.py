@@ -50,36 +50,37 @@ def test_cgroup_v1_limit(tmp_path: Path) -> None:
     assert memory.cgroup_available(tmp_path / "cgroup", own) == 2 * GB - GB // 2
 
 
-def test_rlimit_as_bounds_what_is_available() -> None:
-    script = (
-        "import resource\n"
-        "from initcli import memory\n"
-        "resource.setrlimit(resource.RLIMIT_AS, (64 << 30, resource.RLIM_INFINITY))\n"
-        "left = memory.address_space_available()\n"
-        "vm = [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmSize:')]\n"
-        "print(left == (64 << 30) - vm[0] * 1024, memory.available_cpu_bytes() <= left)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=False
-    )
-    assert done.stdout == "True True\n", done.stderr
-
-
-def test_a_failed_allocation_is_a_memory_limit_error() -> None:
+def _under_rlimit_as(gib: int, body: str) -> subprocess.CompletedProcess[str]:
     script = (
         "import resource, torch\n"
         "from initcli import memory\n"
         "from initcli.errors import MemoryLimitError\n"
-        "resource.setrlimit(resource.RLIMIT_AS, (4 << 30, resource.RLIM_INFINITY))\n"
+        f"resource.setrlimit(resource.RLIMIT_AS, ({gib} << 30, resource.RLIM_INFINITY))\n"
+    ) + body
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+
+
+def test_rlimit_as_bounds_what_is_available() -> None:
+    body = (
+        "left = memory.address_space_available()\n"
+        "vm = [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmSize:')]\n"
+        "print(left == (64 << 30) - vm[0] * 1024, memory.available_cpu_bytes() <= left)\n"
+    )
+    done = _under_rlimit_as(64, body)
+    assert done.stdout == "True True\n", done.stderr
+
+
+def test_a_failed_allocation_is_a_memory_limit_error() -> None:
+    body = (
         "try:\n"
         "    with memory.out_of_memory_is_an_error('building the model'):\n"
         "        torch.empty(8 << 30, dtype=torch.uint8)\n"
         "except MemoryLimitError as exc:\n"
         "    print(exc)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=False
-    )
+    done = _under_rlimit_as(4, body)
     assert done.stdout == (
         "ran out of memory while building the model; free memory, raise the limit (ulimit -v, "
         "the container's memory limit) or use a smaller model\n"
