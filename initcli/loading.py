@@ -263,7 +263,7 @@ def _check_signature(
 ) -> None:
     try:
         sig = inspect.signature(factory)
-    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+    except (TypeError, ValueError):  # a signature Python cannot read: let the call decide
         return
     params = list(sig.parameters.values())
     takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params)
