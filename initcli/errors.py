@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """initcli's exit codes (DESIGN §1, a contract)."""
+
+    OK = 0
+    CHECK_FAILED = 1  # --expect mismatch, `check` found a change
+    BAD_INPUT = 2  # bad input or usage: one `Error: ...` line on stderr
+    HANGUP = 129  # SIGHUP
+    INTERRUPTED = 130  # Ctrl-C (SIGINT)
+    TERMINATED = 143  # SIGTERM: timeout, CI cancellation, docker stop
+
 
 def first_line(exc: BaseException) -> str:
     """`Type: first non-blank line of the message`: how a foreign exception shows in one line."""

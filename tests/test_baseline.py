@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from initcli import baseline
 from initcli.cli import app
+from initcli.report import baseline
 
 ROOT = Path(__file__).resolve().parent.parent
 INITCLI = Path(sys.executable).parent / "initcli"

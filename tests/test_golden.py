@@ -40,7 +40,8 @@ def _cases() -> list[tuple[str, list[str]]]:
             cases.append((f"count-{slug}.json", ["count", target, "-f", "json"]))
         cases += [
             (f"inspect-{slug}.json", ["inspect", target, "-f", "json"]),
-            (f"probe-{slug}.json", ["probe", target, "-i", "kaiming_normal", "-b", "16", "-f", "json"]),
+            (f"probe-{slug}.json",
+             ["probe", target, "-i", "kaiming_normal", "-b", "16", "-f", "json"]),
             (
                 f"compare-{slug}.json",
                 ["compare", target, "-i", "kaiming_normal", "-i", "xavier_normal", "-b", "16",
@@ -65,7 +66,8 @@ def _cases() -> list[tuple[str, list[str]]]:
     for fmt in FORMATS:
         cases.append((f"compare-moons-train.{fmt}", [*moons, "--train", "20", "-f", fmt]))
     for fmt in FORMATS:
-        cases.append((f"check-sample_models.{fmt}", ["check", "baselines/sample_models.json", "-f", fmt]))  # fmt: skip
+        check = ["check", "baselines/sample_models.json", "-f", fmt]
+        cases.append((f"check-sample_models.{fmt}", check))
     return cases
 
 

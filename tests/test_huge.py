@@ -22,7 +22,7 @@ from initcli import building, loading, report, streaming
 from initcli.cli import app
 from initcli.counting import count_model, count_spec
 from initcli.errors import DeviceError, MemoryLimitError, TargetError
-from initcli.progress import ProgressBar
+from initcli.render.progress import ProgressBar
 from initcli.spec import MLPSpec, build_mlp
 
 ODD = "tests/models_for_tests.py"

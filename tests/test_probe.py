@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from initcli import probe, report, schemes
+from initcli import loading, probe, report, schemes
 from initcli.errors import ArgError, ProbeError, SchemeError
 from initcli.spec import build_mlp, load_spec
 from initcli.verdict import (
@@ -286,7 +286,7 @@ def test_probe_runs_on_sample_models(target: str) -> None:
 def test_frozen_parameters_have_no_gradient() -> None:
     r = report.probe_report("sample_models.frozen:PartlyFrozen", ["kaiming_normal"])
     grads = {g.name: g.grad_norm for g in r.schemes[0].result.grads}
-    frozen = [n for n, p in report.loading.resolve(r.target).build().named_parameters()
+    frozen = [n for n, p in loading.resolve(r.target).build().named_parameters()
               if not p.requires_grad]  # fmt: skip
     assert frozen and all(grads[n] is None for n in frozen)
     assert any(v is not None and v > 0 for v in grads.values())

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from initcli import plot, verdict
+from initcli import verdict
 from initcli.cli import app
+from initcli.render import plot
 
 MOONS = "sample_models/moons.yaml"
 TANH10 = "sample_models/tanh10.yaml"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from initcli import baseline
+from initcli.report import baseline
 
 
 def _baseline(n: int, every: int) -> dict[str, Any]:

@@ -13,8 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from initcli import baseline, loading
+from initcli import loading
 from initcli.errors import BaselineError, TargetError
+from initcli.report import baseline
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from initcli.errors import OutputError, PlotError
 from initcli.files import check_writable, write_atomic
-from initcli.render import wrap_after
+from initcli.render.cells import wrap_after
 
 if TYPE_CHECKING:
     from initcli.report import ProbeReport

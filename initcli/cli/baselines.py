@@ -1,0 +1,126 @@
+"""`initcli snapshot` and `initcli check`: parameter counts of many models against a baseline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from initcli.cli._app import app
+from initcli.cli.options import (
+    ArgOpt,
+    BiasInitOpt,
+    ForceOpt,
+    FormatOpt,
+    InitOpt,
+    OutputOpt,
+    SeedOpt,
+    check_output,
+    emit,
+    parse_kwargs,
+    write_text,
+)
+from initcli.errors import ArgError, ExitCode
+from initcli.render import OutputFormat
+
+
+@app.command()
+def snapshot(
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="TARGET...",
+            help="Models (or weights files) to record, in any TARGET form.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            dir_okay=False,
+            help="Baseline file to write (atomically; an existing one needs --force or --update). "
+            "Without it the JSON goes to stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    arg: ArgOpt = None,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats",
+            help="Also record each parameter's init statistics (shape, init, mean, std, "
+            "expected variance, status) under --init/--seed.",
+        ),
+    ] = False,
+    init: InitOpt = None,
+    bias_init: BiasInitOpt = None,
+    seed: SeedOpt = 0,
+    force: ForceOpt = False,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="Add these targets to an existing baseline, replacing entries with the "
+            "same target and --arg values and keeping the others.",
+        ),
+    ] = False,
+) -> None:
+    """Record parameter counts (per module) as a baseline for `initcli check`."""
+    from initcli.report import baseline
+
+    if update and output is None:
+        raise ArgError("--update needs the baseline file: -o FILE")
+    if not update:
+        check_output(output, force)
+    recorded = baseline.snapshot(targets, parse_kwargs(arg), stats, init, bias_init, seed)
+    if update and output is not None and output.exists():
+        recorded = baseline.merge(baseline.load(output), recorded)
+        force = True
+    n = len(recorded.models)
+    write_text(baseline.dumps(recorded), output, force, f" ({n} target{'s' if n != 1 else ''})")
+
+
+@app.command()
+def check(
+    baseline_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="BASELINE",
+            help="A baseline written by initcli snapshot.",
+            show_default=False,
+        ),
+    ],
+    output_format: FormatOpt = OutputFormat.table,
+    output: OutputOpt = None,
+    force: ForceOpt = False,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="After an intended change: show the diff, then re-record BASELINE from "
+            "what the targets build now (same --arg values and options) and exit 0.",
+        ),
+    ] = False,
+) -> None:
+    """Rebuild every target of a baseline; exit 1 with a per-module diff if anything changed."""
+    from initcli.render.baseline import check_summary, check_view
+    from initcli.report import baseline
+
+    check_output(output, force)
+    report = baseline.check(baseline_file)
+    emit(check_view(report), output_format, output, force)
+    if report.ok:
+        return
+    if update:
+        write_text(baseline.dumps(report.current), baseline_file, True, " (re-recorded)")
+        return
+    sys.stderr.write(
+        f"Check failed: {check_summary(report)}; if the change is intended, re-record it with "
+        f"initcli check {baseline_file} --update\n"
+    )
+    raise typer.Exit(ExitCode.CHECK_FAILED)

@@ -1,0 +1,124 @@
+"""`initcli inspect`: a model under an init, or a weights file against one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from initcli.cli._app import app
+from initcli.cli.options import (
+    ArgOpt,
+    BiasInitOpt,
+    DeviceOpt,
+    ForceOpt,
+    FormatOpt,
+    InitOpt,
+    LazyShapeOpt,
+    ModelOrWeightsArg,
+    OutputOpt,
+    QuietOpt,
+    SeedOpt,
+    check_output,
+    emit,
+    note,
+    notes,
+    parse_kwargs,
+    parse_shape_option,
+    progress_bar,
+)
+from initcli.errors import ArgError
+from initcli.render import OutputFormat, View
+
+# What --device accepts, checked before torch is imported; whether it exists is torch's to say.
+_DEVICE = re.compile(r"(cpu|cuda|mps)(:\d+)?")
+
+
+@app.command()
+def inspect(
+    target: ModelOrWeightsArg,
+    init: InitOpt = None,
+    bias_init: BiasInitOpt = None,
+    seed: SeedOpt = 0,
+    arg: ArgOpt = None,
+    input_shape: LazyShapeOpt = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            metavar="SCHEME",
+            help="For a weights file: compare each tensor with what SCHEME would draw for its "
+            "shape (var ratio, status).",
+            show_default=False,
+        ),
+    ] = None,
+    save: Annotated[
+        Path | None,
+        typer.Option(
+            "--save",
+            metavar="FILE.safetensors",
+            dir_okay=False,
+            help="Also write the initialized weights (the state dict measured) as safetensors.",
+            show_default=False,
+        ),
+    ] = None,
+    output_format: FormatOpt = OutputFormat.table,
+    output: OutputOpt = None,
+    force: ForceOpt = False,
+    device: DeviceOpt = "cpu",
+    quiet: QuietOpt = False,
+) -> None:
+    """Per-parameter table: shape, fans, mean and variance against the scheme's formula.
+
+    With --init auto, a second table says what each weight got and why. A weights file
+    (.safetensors, .pt) is read without running code; --against compares it with a scheme.
+    Named schemes are streamed: the model is built on the meta device and each parameter is
+    materialized, initialized and measured in turn, so memory stays near the largest parameter.
+    """
+    if not _DEVICE.fullmatch(device.strip()):
+        raise typer.BadParameter(
+            f"{device!r} is not a device; use cpu, cuda, cuda:N or mps",
+            param_hint="'--device'",
+        )
+    from initcli.checkpoint import is_checkpoint
+    from initcli.render.inspection import inspect_view
+    from initcli.render.weights import checkpoint_view
+    from initcli.report import inspect as inspect_report
+    from initcli.report import inspect_checkpoint
+
+    check_output(output, force)
+    view: View
+    if is_checkpoint(target):
+        options = {"--init": init, "--arg": arg, "--save": save}
+        given = [name for name, value in options.items() if value]
+        if given:
+            raise ArgError(
+                f"{given[0]} does not apply to a weights file; compare it with a scheme "
+                "using --against SCHEME"
+            )
+        view = checkpoint_view(inspect_checkpoint(target, against, bias_init))
+    else:
+        if against is not None:
+            raise ArgError(
+                "--against compares a weights file (.safetensors, .pt) with a scheme; "
+                "for a model, choose the scheme with --init"
+            )
+        report = inspect_report(
+            target,
+            init,
+            bias_init,
+            seed,
+            parse_kwargs(arg),
+            input_shape=parse_shape_option(input_shape),
+            save=save,
+            force=force,
+            device=device.strip(),
+            progress=progress_bar(quiet),
+        )
+        notes(report.remarks, quiet)
+        if save is not None:
+            note(f"Wrote {save}")
+        view = inspect_view(report)
+    emit(view, output_format, output, force)

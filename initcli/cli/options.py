@@ -1,0 +1,185 @@
+"""What the commands share: typed options, parsing helpers, and the one way output is written."""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from initcli.errors import ArgError
+from initcli.expect import ExpectedCount, Tolerance, parse_count, parse_tolerance
+from initcli.render import OutputFormat
+
+if TYPE_CHECKING:
+    from initcli.render import View
+
+TargetArg = Annotated[str, typer.Argument(
+    metavar="TARGET",
+    help="pkg.module:Name, path/file.py:Name, or spec.yaml (Name: a Module class, factory or "
+         "instance).",
+    show_default=False,
+)]  # fmt: skip
+# inspect and count also read weights files.
+ModelOrWeightsArg = Annotated[str, typer.Argument(
+    metavar="TARGET",
+    help="pkg.module:Name, path/file.py:Name or spec.yaml (Name: a Module class, factory or "
+         "instance); or a weights file: .safetensors, or a .pt/.pth/.bin/.ckpt state dict, read "
+         "without running code.",
+    show_default=False,
+)]  # fmt: skip
+ArgOpt = Annotated[list[str] | None, typer.Option(
+    "--arg", metavar="KEY=VALUE",
+    help="Keyword argument for the class or factory, value read as YAML (depth=5, act=tanh). "
+         "Repeatable.",
+)]  # fmt: skip
+FormatOpt = Annotated[OutputFormat, typer.Option(
+    "--format", "-f", help="Output format.", case_sensitive=False,
+)]  # fmt: skip
+OutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", metavar="FILE", dir_okay=False,
+    help="Write the output to FILE instead of stdout (atomically; an existing FILE needs "
+         "--force).",
+    show_default=False,
+)]  # fmt: skip
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="Replace files that already exist (--output, --save, --plot).",
+)]  # fmt: skip
+InitOpt = Annotated[str | None, typer.Option(
+    "--init", "-i", metavar="SCHEME",
+    help="Scheme for every ≥2-D weight, name or name:key=value,... "
+         "(default: the spec's init:, else 'default' = the constructors' own init).",
+    show_default=False,
+)]  # fmt: skip
+BiasInitOpt = Annotated[str | None, typer.Option(
+    "--bias-init", metavar="SCHEME",
+    help="Scheme for biases and other 1-D parameters with a named --init or --against "
+         "(default: zeros).",
+    show_default=False,
+)]  # fmt: skip
+SeedOpt = Annotated[int, typer.Option(
+    "--seed", "-s", min=0,
+    help="torch.manual_seed before the init (before the build for 'default').",
+)]  # fmt: skip
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="No progress bar and no notes on stderr (errors still go there).",
+)]  # fmt: skip
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", "-d", metavar="DEVICE",
+    help="Where to materialize, initialize and measure: cpu, cuda, cuda:N or mps.",
+)]  # fmt: skip
+
+InputShapeOpt = Annotated[str | None, typer.Option(
+    "--input-shape", metavar="SHAPE",
+    help="One sample's shape, without the batch dimension: 256, or 3,32,32 (default: the "
+         "spec's input:, else inferred from the first Linear, Conv or Embedding).",
+    show_default=False,
+)]  # fmt: skip
+LazyShapeOpt = Annotated[str | None, typer.Option(
+    "--input-shape", metavar="SHAPE",
+    help="One sample's shape, without the batch dimension (256, or 3,32,32): a forward pass on a "
+         "dummy batch gives lazy layers (LazyLinear, ...) their shapes first; inspect --init auto "
+         "also traces it to see which activation follows each weight.",
+    show_default=False,
+)]  # fmt: skip
+InitsOpt = Annotated[list[str] | None, typer.Option(
+    "--init", "-i", metavar="SCHEME",
+    help="A scheme to probe (name or name:key=value,...; 'initcli schemes' lists them). "
+         "Repeatable: each gets a freshly built model.",
+    show_default=False,
+)]  # fmt: skip
+ProbeSeedOpt = Annotated[int, typer.Option(
+    "--seed", "-s", min=0,
+    help="torch.manual_seed after each build, before the init (before the build for "
+         "'default'); the input batch draws from a separate stream derived from it.",
+)]  # fmt: skip
+BatchOpt = Annotated[int, typer.Option(
+    "--batch-size", "-b", min=1, help="Samples in the random input batch.",
+)]  # fmt: skip
+PlotOpt = Annotated[Path | None, typer.Option(
+    "--plot", metavar="FILE",
+    help="Also draw the figures into FILE (.png, .svg or .pdf), written atomically. Needs "
+         "matplotlib: pip install 'initcli\\[plot]'.",
+    show_default=False,
+)]  # fmt: skip
+
+
+def parse_kwargs(pairs: Sequence[str] | None) -> dict[str, object]:
+    from initcli.loading import parse_args
+
+    return parse_args(pairs or [])
+
+
+def emit(view: View, fmt: OutputFormat, output: Path | None, force: bool) -> None:
+    """Write a command's view on stdout, or to --output atomically (never over a file unasked)."""
+    from initcli.render import file_console, stdout_console, write
+
+    if output is None:
+        write(view, fmt, stdout_console())
+        return
+    buffer = io.StringIO()
+    write(view, fmt, file_console(buffer))
+    write_text(buffer.getvalue(), output, force)
+
+
+def write_text(text: str, output: Path | None, force: bool, what: str = "") -> None:
+    """stdout, or FILE via files.write_atomic; all that initcli writes goes one of these ways."""
+    from initcli.files import write_atomic
+
+    if output is None:
+        sys.stdout.write(text)
+        return
+    write_atomic(output, text.encode("utf-8"), force)
+    note(f"Wrote {output}{what}")
+
+
+def check_output(output: Path | None, force: bool) -> None:
+    """Before the work: an --output that write_atomic would refuse is an error now, not later."""
+    from initcli.files import check_writable
+
+    if output is not None:
+        check_writable(output, force)
+
+
+def note(message: str) -> None:
+    sys.stderr.write(f"{message}\n")
+
+
+def notes(remarks: Sequence[str], quiet: bool) -> None:
+    # How the numbers were obtained (e.g. a real build instead of a meta one): not results, so
+    # stderr, where --quiet can drop them.
+    if not quiet:
+        for remark in remarks:
+            note(f"Note: {remark}")
+
+
+def progress_bar(quiet: bool) -> Any:
+    """A progress bar on stderr, or None when stderr is not a terminal or with --quiet."""
+    if quiet:
+        return None
+    from initcli.render.progress import stderr_bar
+
+    return stderr_bar()
+
+
+def count_value(text: str) -> ExpectedCount:
+    try:
+        return parse_count(text)
+    except ArgError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def tolerance_value(text: str) -> Tolerance:
+    try:
+        return parse_tolerance(text)
+    except ArgError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def parse_shape_option(text: str | None) -> tuple[int, ...] | None:
+    from initcli.probe import parse_shape
+
+    return None if text is None else parse_shape(text)

@@ -1,0 +1,73 @@
+"""Table cells shared by every view: numbers, shapes, names broken to fit, status colours."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+STATUS_STYLE = {"ok": "green", "off": "bold red", "symmetric": "yellow", "unknown": "dim"}
+# How schemes.initialize labels an `auto` choice: `<scheme> ← <why>`.
+AUTO_ARROW = " ← "
+
+
+def finite(value: float | None) -> float | None:
+    # JSON has no NaN/Inf; such tensors are reported with status "off", the value as null.
+    return value if value is None or math.isfinite(value) else None
+
+
+def num(value: float | None, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if math.isnan(value):
+        return "nan"
+    return f"{value:.{digits}g}"
+
+
+def shape_text(shape: tuple[int, ...] | None) -> str:
+    if shape is None:
+        return "uninit."
+    return "×".join(map(str, shape)) if shape else "scalar"
+
+
+def wrap_after(text: str, separator: str, width: int) -> str:
+    """Break `text` after each `separator` where needed so lines fit `width` (greedy packing).
+
+    The separator's trailing space is dropped throughout: ", " is written as ",".
+    """
+    lines: list[str] = []
+    line = ""
+    kept = separator.rstrip()
+    for part in text.replace(separator, kept + "\n").split("\n"):
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def wrap_dotted(name: str, width: int) -> str:
+    """A long dotted parameter name broken after its dots (rich itself breaks only on spaces)."""
+    return wrap_after(name, ".", width)
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}" if value >= 0.01 or value == 0 else "<1%"
+
+
+def value_text(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, list):
+        return "×".join(map(str, value)) or "scalar"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return num(value)
+    return str(value)
+
+
+def args_text(args: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())

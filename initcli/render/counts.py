@@ -1,0 +1,88 @@
+"""`initcli count`: the count object (JSON contract), module rows and the totals panel."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from initcli.render.writer import View
+
+if TYPE_CHECKING:
+    from initcli.report import CountReport
+
+
+def count_dict(report: CountReport) -> dict[str, Any]:
+    """The `initcli count --format json` object (DESIGN §2), keys in contract order."""
+    c = report.counts
+    return {
+        "target": report.target,
+        "total": c.total,
+        "trainable": c.trainable,
+        "frozen": c.frozen,
+        "buffers": c.buffers,
+        "torchinfo": None
+        if c.torchinfo is None
+        else {"total": c.torchinfo.total, "trainable": c.torchinfo.trainable},
+        "agree": c.agree,
+        "notes": list(c.notes),
+        "modules": [asdict(m) for m in c.modules],
+    }
+
+
+def totals_line(report: CountReport) -> str:
+    c = report.counts
+    ti = "torchinfo n/a" if c.torchinfo is None else f"torchinfo {c.torchinfo.total:,}"
+    verdict = "agree" if c.agree else "differ"
+    return (
+        f"total {c.total:,} · trainable {c.trainable:,} · frozen {c.frozen:,} · "
+        f"buffers {c.buffers:,} · {ti} ({verdict})"
+    )
+
+
+def totals_panel(report: CountReport) -> Panel:
+    c = report.counts
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(justify="right", style="bold")
+    grid.add_column(justify="right")
+    grid.add_column()
+    grid.add_row("total", f"{c.total:,}", "parameters, each tensor once")
+    grid.add_row("trainable", f"{c.trainable:,}", "")
+    grid.add_row("frozen", f"{c.frozen:,}", "")
+    grid.add_row("buffers", f"{c.buffers:,}", "elements, not in the total")
+    if c.torchinfo is None:
+        grid.add_row("torchinfo", "–", Text("no count (see notes)", style="yellow"))
+    else:
+        verdict = Text("agrees", style="green") if c.agree else Text("differs", style="bold red")
+        grid.add_row("torchinfo", f"{c.torchinfo.total:,}", verdict)
+    parts: list[RenderableType] = [grid]
+    if c.notes:
+        parts.append(Text(""))
+        parts.extend(Text(f"• {note}") for note in c.notes)
+    return Panel(Group(*parts), title="totals", title_align="left", box=box.ROUNDED, expand=False)
+
+
+def count_table(report: CountReport) -> list[RenderableType]:
+    table = Table(title=f"parameters of {report.target}", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("module", overflow="fold")
+    table.add_column("type")
+    table.add_column("hand count", overflow="fold")
+    table.add_column("params", justify="right")
+    for m in report.counts.modules:
+        table.add_row(m.name, m.type, m.formula, f"{m.params:,}")
+    return [table, totals_panel(report)]
+
+
+def count_view(report: CountReport) -> View:
+    data = count_dict(report)
+    return View(
+        data,
+        data["modules"],
+        lambda _width: count_table(report),
+        notes=[totals_line(report), *report.counts.notes],
+    )

@@ -1,0 +1,123 @@
+"""`initcli inspect` on a model: the inspect object (JSON contract) and the per-parameter table."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from initcli.render.cells import AUTO_ARROW, STATUS_STYLE, finite, num, shape_text, wrap_dotted
+from initcli.render.counts import count_dict, totals_line, totals_panel
+from initcli.render.writer import View
+
+if TYPE_CHECKING:
+    from initcli.report import InspectReport, ParamReport
+
+
+_FLOAT_KEYS = (
+    "mean", "var", "std", "min", "max", "expected_mean", "expected_var", "var_ratio", "mean_shift",
+)  # fmt: skip
+
+
+def param_dict(p: ParamReport) -> dict[str, Any]:
+    row = asdict(p)
+    row["shape"] = None if p.shape is None else list(p.shape)
+    for key in _FLOAT_KEYS:
+        if key in row:
+            row[key] = finite(row[key])
+    return row
+
+
+def inspect_dict(report: InspectReport) -> dict[str, Any]:
+    """The `initcli inspect --format json` object (DESIGN §2)."""
+    return {
+        "target": report.target,
+        "scheme": report.scheme,
+        "seed": report.seed,
+        "params": [param_dict(p) for p in report.params],
+        "counts": count_dict(report.counts),
+    }
+
+
+def _param_row(p: ParamReport, with_grad: bool, name_width: int) -> list[RenderableType]:
+    fans = "–" if p.fan_in is None else f"{p.fan_in}→{p.fan_out}"
+    status = Text(p.status, style=STATUS_STYLE.get(p.status, ""))
+    # The table names the init function only; its arguments are in the JSON and in `schemes`.
+    # An `auto` choice keeps its short label (`kaiming_normal(relu)`); the reason is listed below.
+    init = p.init.split(AUTO_ARROW)[0] if AUTO_ARROW in p.init else p.init.split("(")[0]
+    row: list[RenderableType] = [
+        wrap_dotted(p.name, name_width),
+        shape_text(p.shape),
+        fans,
+        num(p.mean, 3),
+        num(p.var),
+        num(p.expected_var),
+        init,
+        status,
+    ]
+    if with_grad:
+        row.append(Text("yes") if p.requires_grad else Text("frozen", style="cyan"))
+    return row
+
+
+def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableType]:
+    # The heading is printed above the table, not as its title: a title wraps at the table's
+    # width, and a long scheme description is wider than a small model's table.
+    heading = Text(f"{report.target} · {report.scheme} · seed {report.seed}", style="italic")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    # Everything but the name is short and fixed; the name gets what is left, broken at dots.
+    name_width = max(16, width - 82)
+    auto_labels = [p.init.split(AUTO_ARROW)[0] for p in report.params if AUTO_ARROW in p.init]
+    if auto_labels:
+        # auto's labels (`xavier_normal(gain=tanh)`) are wider than a bare function name.
+        name_width = max(16, name_width - max(0, max(map(len, auto_labels)) - 14))
+    table.add_column("parameter", overflow="fold")
+    table.add_column("shape", no_wrap=True)
+    table.add_column("fans", justify="right", no_wrap=True)
+    table.add_column("mean", justify="right", no_wrap=True)
+    table.add_column("var", justify="right", no_wrap=True)
+    table.add_column("expected", justify="right", no_wrap=True)
+    auto = any(AUTO_ARROW in p.init for p in report.params)
+    table.add_column("init", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    # The trainable column only earns its width when something is frozen.
+    with_grad = any(not p.requires_grad for p in report.params)
+    if with_grad:
+        table.add_column("grad", no_wrap=True)
+    for p in report.params:
+        table.add_row(*_param_row(p, with_grad, name_width))
+    if not auto:
+        return [heading, table, totals_panel(report.counts)]
+    return [heading, table, _auto_table(report, width), totals_panel(report.counts)]
+
+
+def _auto_table(report: InspectReport, width: int) -> Table:
+    """What `auto` chose for each weight, and the activation (or its absence) it chose from."""
+    table = Table(
+        title="auto: what each weight got, and why",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
+    table.add_column("parameter", overflow="fold")
+    table.add_column("chosen", no_wrap=True)
+    table.add_column("because of what follows it", overflow="fold")
+    for p in report.params:
+        if AUTO_ARROW in p.init:
+            chosen, why = p.init.split(AUTO_ARROW, 1)
+            table.add_row(wrap_dotted(p.name, max(16, width // 3)), chosen, why)
+    return table
+
+
+def inspect_view(report: InspectReport) -> View:
+    data = inspect_dict(report)
+    notes = [
+        f"scheme {report.scheme}, seed {report.seed}",
+        totals_line(report.counts),
+        *report.counts.counts.notes,
+    ]
+    return View(data, data["params"], lambda width: inspect_table(report, width), notes=notes)

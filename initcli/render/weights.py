@@ -1,0 +1,87 @@
+"""`initcli inspect FILE`: a weights file's tensors as JSON and as a table."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from initcli.render.cells import STATUS_STYLE, num, shape_text, wrap_dotted
+from initcli.render.counts import count_dict, totals_line, totals_panel
+from initcli.render.inspection import param_dict
+from initcli.render.writer import View
+
+if TYPE_CHECKING:
+    from initcli.report import CheckpointReport
+
+
+def checkpoint_dict(report: CheckpointReport) -> dict[str, Any]:
+    """`initcli inspect FILE --format json`: the inspect object, `scheme` being --against (or
+    null) and `seed` null; each param adds `var_ratio` and `mean_shift`."""
+    return {
+        "target": report.target,
+        "scheme": report.against,
+        "seed": None,
+        "params": [param_dict(p) for p in report.params],
+        "counts": count_dict(report.counts),
+    }
+
+
+def checkpoint_table(report: CheckpointReport, width: int = 100) -> list[RenderableType]:
+    against = f"against {report.against}" if report.against else "no --against scheme"
+    table = Table(
+        title=f"{report.target} · {report.format} · {against}",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        pad_edge=False,
+    )
+    compared = report.against is not None
+    # As in inspect_table: the other columns are short, the name gets the rest (module types are
+    # in the JSON/CSV and in `initcli count FILE`).
+    name_width = max(16, width - 74)
+    table.add_column("parameter", overflow="fold")
+    table.add_column("shape", no_wrap=True)
+    table.add_column("fans", justify="right", no_wrap=True)
+    table.add_column("mean", justify="right", no_wrap=True)
+    table.add_column("std", justify="right", no_wrap=True)
+    if compared:
+        table.add_column("expected", justify="right", no_wrap=True)
+        table.add_column("var ratio", justify="right", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+    else:
+        table.add_column("min", justify="right", no_wrap=True)
+        table.add_column("max", justify="right", no_wrap=True)
+    for p in report.params:
+        row: list[RenderableType] = [
+            wrap_dotted(p.name, name_width),
+            shape_text(p.shape),
+            "–" if p.fan_in is None else f"{p.fan_in}→{p.fan_out}",
+            num(p.mean, 3),
+            num(p.std),
+        ]
+        if compared:
+            expected = None if p.expected_var is None else math.sqrt(p.expected_var)
+            row += [
+                num(expected),
+                num(p.var_ratio, 3),
+                Text(p.status, style=STATUS_STYLE.get(p.status, "")),
+            ]
+        else:
+            row += [num(p.min, 3), num(p.max, 3)]
+        table.add_row(*row)
+    return [table, totals_panel(report.counts)]
+
+
+def checkpoint_view(report: CheckpointReport) -> View:
+    data = checkpoint_dict(report)
+    against = f"against {report.against}" if report.against else "no --against scheme"
+    notes = [
+        f"{report.format} weights file, {against}",
+        totals_line(report.counts),
+        *report.counts.counts.notes,
+    ]
+    return View(data, data["params"], lambda width: checkpoint_table(report, width), notes=notes)

@@ -1,0 +1,112 @@
+"""Where output goes and in which format: consoles, the View every command renders, one writer."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TextIO, assert_never
+
+from rich.console import Console, RenderableType
+
+from initcli.render.cells import num
+
+PIPED_WIDTH = 100
+
+
+def stdout_console() -> Console:
+    """The console results go to: colour only on a terminal and never with NO_COLOR (rich's own
+    rules); piped output gets 100 columns (rich would pick 80) unless COLUMNS says otherwise."""
+    console = Console(soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPED_WIDTH
+    return console
+
+
+def file_console(file: TextIO) -> Console:
+    """A console for --output: what a pipe would get, no colour, 100 columns."""
+    return Console(file=file, width=PIPED_WIDTH, no_color=True, soft_wrap=False)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+@dataclass(frozen=True)
+class View:
+    """One command's output in every format: what `write` needs, built by that command's module."""
+
+    data: Any  # the --format json value (the contract, DESIGN §2)
+    rows: Sequence[Mapping[str, Any]]  # CSV rows, and the Markdown table
+    tables: Callable[[int], Sequence[RenderableType]]  # the rich table view, for a console width
+    header: Sequence[str] = ()  # CSV columns when there may be no rows
+    notes: Sequence[str] = ()  # Markdown: lines after the table
+    markdown: Callable[[], str] | None = None  # Markdown that is more than one table
+
+
+def write(view: View, fmt: OutputFormat, console: Console) -> None:
+    """Write a view to the console in the chosen format."""
+    match fmt:
+        case OutputFormat.json:
+            console.file.write(json.dumps(view.data, indent=2, ensure_ascii=False) + "\n")
+        case OutputFormat.csv:
+            console.file.write(to_csv(view.rows, view.header))
+        case OutputFormat.markdown:
+            if view.markdown is not None:
+                console.file.write(view.markdown())
+            else:
+                tail = "".join(f"\n{line}\n" for line in view.notes)
+                console.file.write((to_markdown(view.rows) + tail).lstrip("\n"))
+        case OutputFormat.table:
+            for part in view.tables(console.width):
+                console.print(part)
+        case _:
+            assert_never(fmt)
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]], header: Sequence[str] = ()) -> str:
+    if not rows and not header:
+        return ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else header, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                k: " ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
+                for k, v in row.items()
+            }
+        )
+    return out.getvalue()
+
+
+def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    if not rows:
+        return ""
+
+    def cell(value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, list):
+            value = (
+                "×".join(map(str, value))
+                if all(isinstance(v, int) for v in value)
+                else ", ".join(map(str, value))
+            )
+        if isinstance(value, float):
+            value = num(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = f"{value:,}"  # read by people in a pull request: 118,282, not 118282
+        return str(value).replace("|", "\\|")
+
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(row[k]) for k in header) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

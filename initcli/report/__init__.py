@@ -1,0 +1,43 @@
+"""The reports behind each command, as frozen dataclasses: one module per command family.
+
+`from initcli.report import ...` is the public API (initcli's own `count_params`, `inspect_model`,
+... come from here); the modules below build the reports, `initcli.render` writes them.
+"""
+
+from initcli.report._shared import TRACE_BATCH, resolve_schemes, spec_followers
+from initcli.report.counts import CountReport, count
+from initcli.report.formulas import GainRow, SchemeRow, gains, scheme_rows
+from initcli.report.inspection import InspectPlan, InspectReport, inspect, plan_inspect
+from initcli.report.measuring import ParamReport, Progress
+from initcli.report.probing import ProbeReport, SchemeProbe, TrainSetup, probe_report
+from initcli.report.pytorch_defaults import DefaultCheck, DefaultsReport, DefaultType, defaults
+from initcli.report.weights import CheckpointParam, CheckpointReport, inspect_checkpoint
+
+__all__ = [
+    "TRACE_BATCH",
+    "CheckpointParam",
+    "CheckpointReport",
+    "CountReport",
+    "DefaultCheck",
+    "DefaultType",
+    "DefaultsReport",
+    "GainRow",
+    "InspectPlan",
+    "InspectReport",
+    "ParamReport",
+    "ProbeReport",
+    "Progress",
+    "SchemeProbe",
+    "SchemeRow",
+    "TrainSetup",
+    "count",
+    "defaults",
+    "gains",
+    "inspect",
+    "inspect_checkpoint",
+    "plan_inspect",
+    "probe_report",
+    "resolve_schemes",
+    "scheme_rows",
+    "spec_followers",
+]

@@ -1,0 +1,178 @@
+"""What the report modules share: resolve and build a target, guard specs, lazy layers, schemes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from initcli import building, loading, probe, schemes
+from initcli.counting import Counts, count_model, count_spec
+from initcli.errors import ProbeError, SchemeError, TargetError, first_line
+
+if TYPE_CHECKING:
+    # At run time spec (and pydantic with it) loads only where a YAML spec is used.
+    from initcli.spec import MLPSpec
+
+
+def counts_of(source: loading.ModelSource, model: nn.Module) -> Counts:
+    # A spec is counted by arithmetic; the model (meta or real) is only torchinfo's to read.
+    return count_spec(source.spec, model) if source.spec is not None else count_model(model)
+
+
+# Every module of a spec is listed (and built on meta for torchinfo): 10,000 layers take ~7 s.
+MAX_SPEC_LAYERS = 10_000
+
+
+def check_spec_depth(source: loading.ModelSource) -> None:
+    """Refuse, by arithmetic, a spec whose `repeat:` expands to more layers than can be listed."""
+    if source.spec is None:
+        return
+    layers = sum(layer.repeat for layer in source.spec.layers)
+    if layers > MAX_SPEC_LAYERS:
+        raise TargetError(
+            f"{source.target} expands to {layers:,} layers; initcli lists every module and "
+            f"handles at most {MAX_SPEC_LAYERS:,}: lower repeat:"
+        )
+
+
+def try_meta(
+    source: loading.ModelSource, quiet: bool = False
+) -> tuple[nn.Module | None, str | None]:
+    """(meta-built model, None), or (None, why a real build is needed)."""
+    try:
+        model = building.build_meta(source, quiet)
+    except Exception as exc:
+        return None, f"its constructor failed there ({first_line(exc)})"
+    why = building.needs_values(model)
+    return (None, why) if why else (model, None)
+
+
+def check_spec_fits(source: loading.ModelSource, copies: int, hint: str) -> None:
+    """Refuse to build a spec that cannot fit in memory, before building a single layer."""
+    if source.spec is None:
+        return
+    from initcli.spec import parameter_count
+
+    params = parameter_count(source.spec)
+    needed = params * 4 * copies  # float32
+    available = building.available_bytes(torch.device("cpu"))
+    if available is not None and needed > available * 0.8:
+        raise TargetError(
+            f"{source.target} has {params:,} parameters: building it needs about "
+            f"{needed / 2**30:,.1f} GiB, more than the {available / 2**30:,.1f} GiB free; {hint}"
+        )
+
+
+def has_lazy(model: nn.Module) -> bool:
+    return any(schemes.is_uninitialized(p) for p in model.parameters())
+
+
+def materialize_lazy(
+    source: loading.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None
+) -> None:
+    """One no-grad forward pass on a dummy batch, so lazy layers get their shapes and own init."""
+    if input_shape is None or not has_lazy(model):
+        return
+    device = next((b.device for b in model.buffers()), torch.device("cpu"))
+    batch = probe.make_batch(probe.InputSpec(input_shape, None, "--input-shape"), 2, 0)
+    try:
+        with torch.no_grad():
+            model(batch.to(device))
+    except Exception as exc:
+        shape = ",".join(map(str, input_shape))
+        raise ProbeError(
+            f"the forward pass that gives {source.target}'s lazy layers their shapes failed "
+            f"with --input-shape {shape}: {first_line(exc)}; check --input-shape"
+        ) from None
+
+
+def resolve_schemes(
+    init: str | None, bias_init: str | None, spec_init: str | None
+) -> tuple[schemes.Scheme, schemes.Scheme]:
+    """The weight and bias schemes: --init, else the spec's init:, else default."""
+    weight = schemes.parse_scheme(init or spec_init or "default")
+    if weight.is_default:
+        if bias_init is not None and not schemes.parse_scheme(bias_init).is_default:
+            raise SchemeError(
+                "--bias-init needs a named --init: with default, the modules' own "
+                "constructors set the biases (add e.g. --init kaiming_normal)"
+            )
+        return weight, weight
+    bias = schemes.parse_scheme(bias_init or "zeros")
+    if bias.info.min_dims > 1:
+        raise SchemeError(
+            f"--bias-init {bias.name} needs ≥2-D tensors and biases are 1-D; use "
+            "zeros, ones, constant, uniform, normal, trunc_normal or default"
+        )
+    return weight, bias
+
+
+# The batch that traces a forward pass for `auto` and `defaults`: only the order of calls matters.
+TRACE_BATCH = 4
+
+
+def spec_followers(spec: MLPSpec) -> dict[str, schemes.Follower]:
+    """What follows each fc{i} of a spec's MLP, read from the spec (no forward pass needed)."""
+    from initcli.spec import expand_layers
+
+    found: dict[str, schemes.Follower] = {}
+    for layer in expand_layers(spec):
+        act = layer.activation
+        if act is None or act == "identity":
+            found[f"fc{layer.index}"] = schemes.Follower(None, where="no activation in the spec")
+        else:
+            # build_mlp uses nn.LeakyReLU(), whose slope is 0.01.
+            slope = 0.01 if act == "leaky_relu" else 0.0
+            found[f"fc{layer.index}"] = schemes.Follower(
+                act, slope, f"act{layer.index} {act} (spec)"
+            )
+    return found
+
+
+def followers_of(
+    source: loading.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None, seed: int
+) -> dict[str, schemes.Follower]:
+    """What follows each weighted module: from the spec, else from a traced forward pass."""
+    if source.spec is not None:
+        return spec_followers(source.spec)
+    spec = probe.input_spec(model, None, input_shape)
+    return probe.trace_followers(model, probe.make_batch(spec, TRACE_BATCH, seed))
+
+
+def auto_choices_for(
+    source: loading.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None, seed: int
+) -> dict[str, tuple[schemes.Scheme, str]]:
+    try:
+        followers = followers_of(source, model, input_shape, seed)
+    except ProbeError:
+        if input_shape is not None:
+            raise  # the user's own shape did not work: say so
+        # No forward pass could be traced (no inferable input, or the inferred one failed): every
+        # weight still gets a scheme, and its reason says that nothing was seen and what to do.
+        return schemes.auto_choices(
+            model, {}, missing="activation unknown: no forward could be traced; give --input-shape"
+        )
+    return schemes.auto_choices(model, followers)
+
+
+def initialized(
+    source: loading.ModelSource,
+    weight: schemes.Scheme,
+    bias: schemes.Scheme,
+    seed: int,
+    input_shape: tuple[int, ...] | None,
+) -> tuple[nn.Module, dict[str, schemes.Expectation]]:
+    """A freshly built model with the schemes applied under the seeding contract (DESIGN §4)."""
+    if weight.is_default:
+        # The constructors are the init, so the seed goes before the build (DESIGN §4).
+        torch.manual_seed(seed)
+        model = source.build()
+        return model, schemes.default_expectations(model)
+    model = source.build()
+    choices = None
+    if weight.name == schemes.AUTO:
+        # The trace runs before the seed is set, so it cannot shift the values drawn.
+        choices = auto_choices_for(source, model, input_shape, seed)
+    return model, schemes.initialize(model, weight, bias, seed, choices)

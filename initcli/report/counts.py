@@ -1,0 +1,63 @@
+"""`initcli count`: exact totals of a model, a spec or a weights file, without allocating them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from initcli import building, checkpoint, loading
+from initcli.counting import Counts, count_model
+from initcli.errors import ArgError
+from initcli.report._shared import (
+    check_spec_depth,
+    counts_of,
+    has_lazy,
+    materialize_lazy,
+    try_meta,
+)
+
+
+@dataclass(frozen=True)
+class CountReport:
+    target: str
+    counts: Counts
+    # How the numbers were obtained: "spec" (arithmetic), "meta" (built on the meta device) or
+    # "real" (built in memory); `remarks` are sentences for stderr about that, not results.
+    method: str = "real"
+    remarks: tuple[str, ...] = ()
+
+
+def count(
+    target: str,
+    args: Mapping[str, object] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> CountReport:
+    """`initcli count`: count TARGET's parameters (or a weights file's) without allocating them.
+
+    A spec is counted by arithmetic; anything else is built on the meta device (shapes, no data,
+    init skipped), and only built for real when its constructor cannot run there.
+    """
+    if checkpoint.is_checkpoint(target):
+        if args:
+            raise ArgError(f"--arg does not apply to a weights file ({target})")
+        # weights.py builds on this module's CountReport, so it is imported here, not above.
+        from initcli.report.weights import count_file
+
+        return count_file(target)
+    source = loading.resolve(target, args)
+    check_spec_depth(source)
+    if source.prebuilt:
+        built = source.build()
+        materialize_lazy(source, built, input_shape)
+        return CountReport(source.target, count_model(built), "real")
+    meta, why = try_meta(source)
+    if meta is not None and input_shape is not None and has_lazy(meta):
+        # Lazy layers take their shapes from a forward pass: that needs real tensors.
+        meta, why = None, "--input-shape materializes its lazy layers"
+    if meta is not None:
+        method = "spec" if source.spec is not None else "meta"
+        return CountReport(source.target, counts_of(source, meta), method)
+    built = source.build()
+    materialize_lazy(source, built, input_shape)
+    remark = building.fallback_note(source.target, why or "")
+    return CountReport(source.target, counts_of(source, built), "real", (remark,))

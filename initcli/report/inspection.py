@@ -1,0 +1,279 @@
+"""`initcli inspect` on a model: plan how to build and measure, then initialize and measure."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+import torch
+from torch import nn
+
+from initcli import building, checkpoint, loading, schemes, streaming
+from initcli.errors import MemoryLimitError, SchemeError, TargetError
+from initcli.report._shared import (
+    auto_choices_for,
+    check_spec_depth,
+    counts_of,
+    has_lazy,
+    materialize_lazy,
+    resolve_schemes,
+    spec_followers,
+    try_meta,
+)
+from initcli.report.counts import CountReport
+from initcli.report.measuring import ParamReport, Progress, run_items
+
+
+@dataclass(frozen=True)
+class InspectReport:
+    target: str
+    scheme: str
+    seed: int
+    params: tuple[ParamReport, ...]
+    counts: CountReport
+    # "stream" (one tensor at a time on a meta-built model) or "real" (the whole model in memory).
+    method: str = "real"
+    remarks: tuple[str, ...] = ()
+    device: str = "cpu"
+
+
+class Method(StrEnum):
+    """How inspect builds and measures a model."""
+
+    STREAM = "stream"  # built on meta; each parameter drawn by the named scheme in turn
+    STREAM_DEFAULT = "stream-default"  # built on meta; each module's reset_parameters replayed
+    REAL = "real"  # the whole model built in memory, then initialized
+
+
+@dataclass(frozen=True)
+class InspectPlan:
+    """How `inspect` will build and measure a model, and why: decided before any value is drawn.
+
+    `remarks` are the sentences that say why (a real build instead of a meta one, a streamed
+    default init): the CLI prints them as `Note:` lines.
+    """
+
+    method: Method
+    remarks: tuple[str, ...] = ()
+
+
+def plan_inspect(
+    source: loading.ModelSource,
+    weight: schemes.Scheme,
+    bias: schemes.Scheme,
+    meta: nn.Module | None,
+    meta_failure: str | None,
+    dev: torch.device,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    save: bool = False,
+    stream: bool | None = None,
+) -> InspectPlan:
+    """Decide how to inspect: stream from `meta` (the meta-built model, None when that build
+    failed for `meta_failure` or was not tried) or build for real. Raises where neither can work.
+    """
+    remarks = [] if meta_failure is None else [building.fallback_note(source.target, meta_failure)]
+    named = not weight.is_default and not bias.is_default
+    if meta is None:
+        return InspectPlan(Method.REAL, tuple(remarks))
+    if named and any(p.is_complex() for p in meta.parameters()):
+        # Complex parameters are left as built (see schemes.initialize_iter): that needs a build.
+        return InspectPlan(Method.REAL, tuple(remarks))
+    if weight.name == schemes.AUTO and source.spec is None:
+        return InspectPlan(Method.REAL)  # auto traces a forward pass to see each activation
+    if input_shape is not None and has_lazy(meta):
+        return InspectPlan(Method.REAL)  # lazy layers take their shapes from a forward pass
+    nbytes = building.tensor_bytes(meta)
+    if save:
+        # The state dict is written whole, so the model is built whole (if it fits).
+        if not building.fits(nbytes, dev):
+            raise MemoryLimitError(
+                f"--save writes the whole state dict of {source.target}, which needs "
+                f"{building.human_bytes(nbytes)}, more than half the free memory on {dev}; "
+                "inspect it without --save (streamed) instead"
+            )
+        return InspectPlan(Method.REAL)
+    if named:
+        _check_streamable(source.target, meta, dev)
+        return InspectPlan(Method.STREAM)
+    use_stream = stream if stream is not None else not building.fits(nbytes, dev)
+    if not use_stream:
+        return InspectPlan(Method.REAL)
+    if not weight.is_default:
+        raise MemoryLimitError(
+            f"--bias-init default needs a real build of {source.target} "
+            f"({building.human_bytes(nbytes)}), more than half the free memory on "
+            f"{dev}; choose a named --bias-init (e.g. zeros) so it can be streamed"
+        )
+    _check_streamable(source.target, meta, dev)
+    reason = (
+        None if stream else f"needs {building.human_bytes(nbytes)}, more than half the free memory"
+    )
+    remark = _default_stream_remark(source.target, reason, streaming.plan_default(meta))
+    return InspectPlan(Method.STREAM_DEFAULT, (remark,))
+
+
+def inspect(
+    target: str,
+    init: str | None = None,
+    bias_init: str | None = None,
+    seed: int = 0,
+    args: Mapping[str, object] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    *,
+    save: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    device: str = "cpu",
+    progress: Progress | None = None,
+    stream: bool | None = None,
+) -> InspectReport:
+    """`initcli inspect`: initialize TARGET under the seeding contract (DESIGN §4) and measure.
+
+    With a named scheme the model is built on the meta device and each parameter materialized,
+    initialized and measured in turn (streaming: memory ≈ the largest parameter), with values
+    identical to a real build. With `default`, the model is built for real (seeded first) when it
+    fits in half the free memory, else streamed through each module's reset_parameters.
+    `stream` forces (True) or forbids (False) streaming; None decides as just said.
+    `input_shape` (one sample) gives lazy layers their shapes through a forward pass before the
+    init, and lets `auto` trace which activation follows which weight when TARGET is not a YAML
+    spec (both need a real build: no streaming then).
+    With `save`, the initialized weights (the state dict just measured) are also written there as
+    safetensors, which needs the whole model in memory; an existing file is replaced only with
+    `force`.
+    """
+    if seed < 0:
+        raise SchemeError(f"--seed must be ≥ 0, got {seed}")
+    if checkpoint.is_checkpoint(target):
+        raise TargetError(
+            f"{target} is a weights file, not a model: use inspect_checkpoint() "
+            "(initcli inspect FILE --against SCHEME on the command line)"
+        )
+    if save is not None:
+        checkpoint.check_save_path(save, force)
+    dev = building.resolve_device(device)
+    source = loading.resolve(target, args)
+    check_spec_depth(source)
+    weight, bias = resolve_schemes(init, bias_init, source.spec.init if source.spec else None)
+    meta: nn.Module | None = None
+    failure: str | None = None
+    if not source.prebuilt and stream is not False:
+        # With `default` a real build usually follows; its warnings are the ones to show.
+        meta, failure = try_meta(source, quiet=weight.is_default)
+    plan = plan_inspect(
+        source, weight, bias, meta, failure, dev,
+        input_shape=input_shape, save=save is not None, stream=stream,
+    )  # fmt: skip
+    model, items, choices = _execute(plan, source, meta, weight, bias, seed, dev, input_shape)
+    # QR (orthogonal) is the one init whose values depend on torch's thread count.
+    used = {weight.name, bias.name, *(c.name for c, _ in (choices or {}).values())}
+    try:
+        rows = run_items(model, items, progress, overlap="orthogonal" not in used)
+    except streaming.StreamError as exc:
+        raise TargetError(
+            f"the default init of {source.target} cannot be streamed ({exc}) and a real build "
+            f"needs {building.human_bytes(building.tensor_bytes(model))}, more than half the "
+            "free memory; choose a named --init"
+        ) from None
+    if save is not None:
+        metadata = {
+            "initcli.target": source.target,
+            "initcli.scheme": weight.describe(),
+            "initcli.seed": str(seed),
+        }
+        checkpoint.save_safetensors(model, save, force, metadata)
+    streamed = plan.method is not Method.REAL
+    count_method = "spec" if source.spec is not None else ("meta" if streamed else "real")
+    return InspectReport(
+        source.target,
+        weight.describe(),
+        seed,
+        rows,
+        CountReport(source.target, counts_of(source, model), count_method),
+        "stream" if streamed else "real",
+        plan.remarks,
+        str(dev),
+    )
+
+
+Choices = dict[str, tuple[schemes.Scheme, str]]
+
+
+def _execute(
+    plan: InspectPlan,
+    source: loading.ModelSource,
+    meta: nn.Module | None,
+    weight: schemes.Scheme,
+    bias: schemes.Scheme,
+    seed: int,
+    dev: torch.device,
+    input_shape: tuple[int, ...] | None,
+) -> tuple[nn.Module, Iterator[streaming.Item], Choices | None]:
+    """The model the plan measures, its parameters as items to measure, and auto's choices."""
+    auto = weight.name == schemes.AUTO
+    if plan.method is Method.STREAM and meta is not None:
+        choices = None
+        if auto and source.spec is not None:
+            choices = schemes.auto_choices(meta, spec_followers(source.spec))
+        return meta, streaming.named(meta, weight, bias, seed, dev, choices), choices
+    if plan.method is Method.STREAM_DEFAULT and meta is not None:
+        return meta, streaming.default(meta, seed, dev), None
+    if weight.is_default:
+        # The constructors are the init, so the seed goes before the build (DESIGN §4).
+        torch.manual_seed(seed)
+    model = _build_real(source, dev)
+    materialize_lazy(source, model, input_shape)
+    if weight.is_default:
+        return model, streaming.in_memory(model, schemes.default_expectations(model).items()), None
+    # The trace runs before the seed is set, so it cannot shift the values drawn.
+    choices = auto_choices_for(source, model, input_shape, seed) if auto else None
+    items = streaming.in_memory(model, schemes.initialize_iter(model, weight, bias, seed, choices))
+    return model, items, choices
+
+
+def _check_streamable(target: str, model: nn.Module, dev: torch.device) -> None:
+    """Refuse, before anything is allocated, a model whose largest tensor alone cannot fit."""
+    sizes = [
+        (p.numel() * p.element_size(), name)
+        for name, p in model.named_parameters()
+        if not schemes.is_uninitialized(p)
+    ]
+    nbytes, name = max(sizes, default=(0, ""))
+    free = building.available_bytes(dev)
+    if free is not None and nbytes > building.REFUSE_SHARE * free:
+        total = sum(p.numel() for _, p in building.unique_parameters(model))
+        raise MemoryLimitError(
+            f"{target} has {total:,} parameters and its largest tensor, {name}, alone needs "
+            f"{nbytes / 2**30:,.1f} GiB, more than the {free / 2**30:,.1f} GiB free on {dev}; "
+            "'initcli count' counts it without building anything"
+        )
+
+
+def _build_real(source: loading.ModelSource, dev: torch.device) -> nn.Module:
+    if source.prebuilt:
+        return source.build().to(dev)
+    if dev.type == "cpu":
+        return source.build()
+    with torch.device(dev):
+        return source.build()
+
+
+def _default_stream_remark(target: str, reason: str | None, plan: streaming.DefaultPlan) -> str:
+    text = (
+        f"{target} {reason}, so its default init was streamed"
+        if reason
+        else f"the default init of {target} was streamed"
+    ) + (
+        ": each module's reset_parameters, children before parents, after the seed — the same "
+        "numbers as a real build wherever the constructors draw their init that way, as torch's "
+        "own layers do (not where constructor code changes the values after that)"
+    )
+    if plan.without_reset:
+        shown = ", ".join(plan.without_reset[:5])
+        more = f" and {len(plan.without_reset) - 5} more" if len(plan.without_reset) > 5 else ""
+        text += (
+            f"; {shown}{more} hold parameters but have no reset_parameters, so those values "
+            "are not reproduced, nor, if their constructors drew random numbers, any after them"
+        )
+    return text
