@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from initcli import schemes
+from initcli import auto
 from initcli.errors import ArgError, ProbeError, first_line
 from initcli.verdict import SATURATION_LEVEL, Evidence, Verdict, decide, std_ratio
 
@@ -231,7 +231,7 @@ def _evaluating(model: nn.Module) -> Iterator[None]:
 # --- followers: the activation after each weight, for auto and `defaults` ------------------------
 
 
-def trace_followers(model: nn.Module, batch: torch.Tensor) -> dict[str, schemes.Follower]:
+def trace_followers(model: nn.Module, batch: torch.Tensor) -> dict[str, auto.Follower]:
     """Run one forward pass (eval mode, no grad) and name the activation after each weight.
 
     Keyed by module name; a weighted module's follower is the first activation module entered
@@ -241,35 +241,35 @@ def trace_followers(model: nn.Module, batch: torch.Tensor) -> dict[str, schemes.
     with _evaluating(model), _recording(model) as (calls, stack):
         _forward(model, batch, stack, "the forward pass that traces the activations")
     names = {id(m): n for n, m in model.named_modules()}
-    found: dict[str, schemes.Follower] = {}
+    found: dict[str, auto.Follower] = {}
     for i, call in enumerate(calls):
         if not _weighted(call.module):
             continue
         name = names[id(call.module)]
         if name in found:
             continue
-        follower = schemes.Follower(None, where="no activation follows (output)")
+        follower = auto.Follower(None, where="no activation follows (output)")
         for later in calls[i + 1 :]:
             if _weighted(later.module):
                 where = f"no activation module before {later.name}"
-                follower = schemes.Follower(None, where=where)
+                follower = auto.Follower(None, where=where)
                 break
-            kind = schemes.activation_kind(later.module)
+            kind = auto.activation_kind(later.module)
             if kind is not None:
                 where = f"{later.name} {type(later.module).__name__}"
-                follower = schemes.Follower(kind[0], kind[1], where)
+                follower = auto.Follower(kind[0], kind[1], where)
                 break
         found[name] = follower
     # Transformer layers apply their activation functionally (F.relu by default), between
     # linear1 and linear2, where hooks cannot see it; the layer names it in `activation`.
     for name, module in model.named_modules():
         if isinstance(module, nn.TransformerEncoderLayer | nn.TransformerDecoderLayer):
-            kind = schemes.functional_kind(module.activation)
+            kind = auto.functional_kind(module.activation)
             key = f"{name}.linear1" if name else "linear1"
             if kind is not None and key in found:
                 fn = getattr(module.activation, "__name__", type(module.activation).__name__)
                 where = f"{name}.activation {fn}" if name else f"activation {fn}"
-                found[key] = schemes.Follower(kind[0], kind[1], where)
+                found[key] = auto.Follower(kind[0], kind[1], where)
     return found
 
 
@@ -520,33 +520,6 @@ def probe(model: nn.Module, batch: torch.Tensor) -> ProbeResult:
     )
 
 
-# --- two moons -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """Full-batch training on two moons: the loss after each of 0..N updates, final accuracy."""
-
-    losses: tuple[float, ...]
-    accuracy: float
-
-
-def two_moons(points: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """sklearn's make_moons, in torch: two interleaved half circles plus N(0, noise²), shuffled."""
-    gen = torch.Generator().manual_seed(input_seed(seed))
-    outer = points // 2
-    inner = points - outer
-    t_out = torch.linspace(0, math.pi, outer, dtype=torch.float64)
-    t_in = torch.linspace(0, math.pi, inner, dtype=torch.float64)
-    x = torch.cat([torch.cos(t_out), 1 - torch.cos(t_in)])
-    y = torch.cat([torch.sin(t_out), 1 - torch.sin(t_in) - 0.5])
-    data = torch.stack([x, y], dim=1)
-    labels = torch.cat([torch.zeros(outer), torch.ones(inner)]).long()
-    data = data + noise * torch.randn(data.shape, generator=gen, dtype=torch.float64)
-    order = torch.randperm(points, generator=gen)
-    return data[order].float(), labels[order]
-
-
 def check_moons_model(model: nn.Module) -> None:
     """Raise unless the model maps (N, 2) features to (N, 2) logits."""
     x = torch.zeros(4, 2)
@@ -560,46 +533,3 @@ def check_moons_model(model: nn.Module) -> None:
             "--train fits two moons: the model must map 2 features to 2 logits, (N, 2) → (N, 2); "
             f"on (4, 2) it gave {got}"
         )
-
-
-def train_moons(
-    model: nn.Module, steps: int, lr: float, seed: int, points: int, noise: float
-) -> TrainResult:
-    """Adam, full batch, cross-entropy; seeded, so the same figures come back every run."""
-    x, y = two_moons(points, noise, seed)
-    with _one_thread():
-        return _train(model, x, y, steps, lr, seed)
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Two features, a few hundred points: threads cost more than they save (measured ~10× on a
-    busy 2-core machine), and one thread gives the same bits on any machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _train(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float, seed: int
-) -> TrainResult:
-    torch.manual_seed(seed)  # dropout, if the model has any
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    criterion = nn.CrossEntropyLoss()
-    losses: list[float] = []
-    for _ in range(steps):
-        loss = criterion(model(x), y)
-        losses.append(float(loss.detach()))
-        optimizer.zero_grad()
-        torch.autograd.backward(loss)
-        optimizer.step()
-    with torch.no_grad():
-        losses.append(float(criterion(model(x), y)))
-        model.eval()
-        accuracy = float((model(x).argmax(dim=1) == y).double().mean())
-    model.train()
-    return TrainResult(tuple(losses), accuracy)

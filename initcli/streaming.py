@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from initcli import schemes
+from initcli import schemes, torch_defaults
 from initcli.schemes import Expectation, Scheme
 
 
@@ -239,7 +239,7 @@ def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]
     methods in that order, as torch's own layers do; see the README for the cases it does not
     (tensors a reset method leaves alone are reported without values, never as garbage).
     """
-    expected = schemes.default_expectations(model)
+    expected = torch_defaults.default_expectations(model)
     held = schemes.owners(model)
     names = {id(p): n for n, p in model.named_parameters()}
     # Every (module, key) slot that holds each tensor: tied tensors are installed everywhere.

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from initcli import loading, probe, report, schemes
+from initcli import auto, loading, probe, report, schemes, training
 from initcli.errors import ArgError, ProbeError, SchemeError
 from initcli.spec import build_mlp, load_spec
 from initcli.verdict import (
@@ -305,7 +305,7 @@ def test_bad_probe_arguments() -> None:
 
 
 def test_two_moons_matches_make_moons_layout() -> None:
-    x, y = probe.two_moons(500, 0.0, 0)
+    x, y = training.two_moons(500, 0.0, 0)
     assert x.shape == (500, 2) and y.shape == (500,) and int(y.sum()) == 250
     outer, inner = x[y == 0].double(), x[y == 1].double()
     # Noise-free: the outer moon is the upper unit half circle, the inner one is it shifted.
@@ -313,8 +313,8 @@ def test_two_moons_matches_make_moons_layout() -> None:
     shifted = inner - torch.tensor([1.0, 0.5], dtype=torch.float64)
     assert torch.allclose(shifted.norm(dim=1), torch.ones(250, dtype=torch.float64), atol=1e-6)
     assert float(outer[:, 1].min()) >= -1e-6 and float(inner[:, 1].max()) <= 0.5 + 1e-6
-    noisy, _ = probe.two_moons(500, 0.2, 0)
-    assert float((noisy - probe.two_moons(500, 0.0, 0)[0]).std()) == pytest.approx(0.2, rel=0.1)
+    noisy, _ = training.two_moons(500, 0.2, 0)
+    assert float((noisy - training.two_moons(500, 0.0, 0)[0]).std()) == pytest.approx(0.2, rel=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -415,7 +415,7 @@ def test_auto_follows_the_seeding_contract() -> None:
     """Same values as: build, manual_seed(0), then each chosen torch.nn.init call in order."""
     spec = load_spec("sample_models/mlp.yaml")
     model = build_mlp(spec)
-    choices = schemes.auto_choices(model, report.spec_followers(spec))
+    choices = auto.auto_choices(model, report.spec_followers(spec))
     exp = schemes.initialize(
         model, schemes.parse_scheme("auto"), schemes.parse_scheme("zeros"), 0, choices
     )

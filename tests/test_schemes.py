@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from initcli import schemes
+from initcli import schemes, torch_defaults
 from initcli.errors import SchemeError
 from initcli.schemes import parse_scheme
 
@@ -180,7 +180,7 @@ def test_fans_are_torchs_and_none_below_two_dims() -> None:
 
 
 def _defaults(model: nn.Module) -> dict[str, schemes.Expectation]:
-    return schemes.default_expectations(model)
+    return torch_defaults.default_expectations(model)
 
 
 def test_linear_and_conv_defaults_are_a_third_over_fan_in() -> None:

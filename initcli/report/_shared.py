@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from initcli import building, loading, probe, schemes
+from initcli import auto, building, loading, probe, schemes, torch_defaults
 from initcli.counting import Counts, count_model, count_spec
 from initcli.errors import ProbeError, SchemeError, TargetError, first_line
 
@@ -113,27 +113,25 @@ def resolve_schemes(
 TRACE_BATCH = 4
 
 
-def spec_followers(spec: MLPSpec) -> dict[str, schemes.Follower]:
+def spec_followers(spec: MLPSpec) -> dict[str, auto.Follower]:
     """What follows each fc{i} of a spec's MLP, read from the spec (no forward pass needed)."""
     from initcli.spec import expand_layers
 
-    found: dict[str, schemes.Follower] = {}
+    found: dict[str, auto.Follower] = {}
     for layer in expand_layers(spec):
         act = layer.activation
         if act is None or act == "identity":
-            found[f"fc{layer.index}"] = schemes.Follower(None, where="no activation in the spec")
+            found[f"fc{layer.index}"] = auto.Follower(None, where="no activation in the spec")
         else:
             # build_mlp uses nn.LeakyReLU(), whose slope is 0.01.
             slope = 0.01 if act == "leaky_relu" else 0.0
-            found[f"fc{layer.index}"] = schemes.Follower(
-                act, slope, f"act{layer.index} {act} (spec)"
-            )
+            found[f"fc{layer.index}"] = auto.Follower(act, slope, f"act{layer.index} {act} (spec)")
     return found
 
 
 def followers_of(
     source: loading.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None, seed: int
-) -> dict[str, schemes.Follower]:
+) -> dict[str, auto.Follower]:
     """What follows each weighted module: from the spec, else from a traced forward pass."""
     if source.spec is not None:
         return spec_followers(source.spec)
@@ -151,10 +149,10 @@ def auto_choices_for(
             raise  # the user's own shape did not work: say so
         # No forward pass could be traced (no inferable input, or the inferred one failed): every
         # weight still gets a scheme, and its reason says that nothing was seen and what to do.
-        return schemes.auto_choices(
+        return auto.auto_choices(
             model, {}, missing="activation unknown: no forward could be traced; give --input-shape"
         )
-    return schemes.auto_choices(model, followers)
+    return auto.auto_choices(model, followers)
 
 
 def initialized(
@@ -169,7 +167,7 @@ def initialized(
         # The constructors are the init, so the seed goes before the build (DESIGN §4).
         torch.manual_seed(seed)
         model = source.build()
-        return model, schemes.default_expectations(model)
+        return model, torch_defaults.default_expectations(model)
     model = source.build()
     choices = None
     if weight.name == schemes.AUTO:

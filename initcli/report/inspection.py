@@ -10,7 +10,7 @@ from enum import StrEnum
 import torch
 from torch import nn
 
-from initcli import building, checkpoint, loading, schemes, streaming
+from initcli import auto, building, checkpoint, loading, schemes, streaming, torch_defaults
 from initcli.errors import MemoryLimitError, SchemeError, TargetError
 from initcli.report._shared import (
     auto_choices_for,
@@ -211,11 +211,11 @@ def _execute(
     input_shape: tuple[int, ...] | None,
 ) -> tuple[nn.Module, Iterator[streaming.Item], Choices | None]:
     """The model the plan measures, its parameters as items to measure, and auto's choices."""
-    auto = weight.name == schemes.AUTO
+    is_auto = weight.name == schemes.AUTO
     if plan.method is Method.STREAM and meta is not None:
         choices = None
-        if auto and source.spec is not None:
-            choices = schemes.auto_choices(meta, spec_followers(source.spec))
+        if is_auto and source.spec is not None:
+            choices = auto.auto_choices(meta, spec_followers(source.spec))
         return meta, streaming.named(meta, weight, bias, seed, dev, choices), choices
     if plan.method is Method.STREAM_DEFAULT and meta is not None:
         return meta, streaming.default(meta, seed, dev), None
@@ -225,9 +225,13 @@ def _execute(
     model = _build_real(source, dev)
     materialize_lazy(source, model, input_shape)
     if weight.is_default:
-        return model, streaming.in_memory(model, schemes.default_expectations(model).items()), None
+        return (
+            model,
+            streaming.in_memory(model, torch_defaults.default_expectations(model).items()),
+            None,
+        )
     # The trace runs before the seed is set, so it cannot shift the values drawn.
-    choices = auto_choices_for(source, model, input_shape, seed) if auto else None
+    choices = auto_choices_for(source, model, input_shape, seed) if is_auto else None
     items = streaming.in_memory(model, schemes.initialize_iter(model, weight, bias, seed, choices))
     return model, items, choices
 

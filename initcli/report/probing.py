@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from initcli import loading, probe
+from initcli import loading, probe, training
 from initcli.errors import ArgError, ProbeError, SchemeError
 from initcli.report._shared import check_spec_fits, initialized, resolve_schemes
 
@@ -27,7 +27,7 @@ class SchemeProbe:
 
     scheme: str
     result: probe.ProbeResult
-    training: probe.TrainResult | None = None
+    training: training.TrainResult | None = None
 
 
 @dataclass(frozen=True)
@@ -89,13 +89,13 @@ def probe_report(
         # Training starts from the init, not from the probe's backward pass, so it gets its own
         # fresh copy; both are built and initialized identically.
         result = probe.probe(model, batch)
-        training = None
+        trained = None
         if train is not None:
             fresh, _ = initialized(source, weight, bias, seed, input_shape)
-            training = probe.train_moons(
+            trained = training.train_moons(
                 fresh, train.steps, train.lr, seed, train.points, train.noise
             )
-        results.append(SchemeProbe(weight.describe(), result, training))
+        results.append(SchemeProbe(weight.describe(), result, trained))
     assert spec is not None and batch is not None
     kind = (
         f"token ids in [0, {spec.token_ids})" if spec.token_ids is not None else "float32 N(0, 1)"

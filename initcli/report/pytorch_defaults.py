@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from initcli import loading, schemes
+from initcli import auto, loading, schemes, torch_defaults
 from initcli.errors import ProbeError
 from initcli.report._shared import check_spec_fits, followers_of
 from initcli.verdict import DEFAULTS_MISMATCH, fraction
@@ -21,7 +21,7 @@ class DefaultType:
 
     type: str
     modules: tuple[str, ...]
-    rules: tuple[schemes.DefaultRule, ...]
+    rules: tuple[torch_defaults.DefaultRule, ...]
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,9 @@ def defaults(
     except ProbeError as exc:
         followers = {}
         notes.append(f"the activation after each layer is unknown, so nothing is checked: {exc}")
-    by_type: dict[str, tuple[list[str], tuple[schemes.DefaultRule, ...]]] = {}
+    by_type: dict[str, tuple[list[str], tuple[torch_defaults.DefaultRule, ...]]] = {}
     for name, module in model.named_modules():
-        rules = schemes.default_rules(module)
+        rules = torch_defaults.default_rules(module)
         if rules:
             entry = by_type.setdefault(type(module).__name__, ([], rules))
             entry[0].append(name or "(model)")
@@ -92,8 +92,8 @@ def defaults(
     if any(isinstance(m, nn.Transformer) for m in model.modules()):
         notes.append("nn.Transformer re-initializes every matrix below it with xavier_uniform_")
 
-    expected = schemes.default_expectations(model)
-    choices = schemes.auto_choices(model, followers) if followers else {}
+    expected = torch_defaults.default_expectations(model)
+    choices = auto.auto_choices(model, followers) if followers else {}
     held = schemes.owners(model)
     module_names = {id(m): n for n, m in model.named_modules()}
     checks: list[DefaultCheck] = []
@@ -124,7 +124,11 @@ def defaults(
                 f"changes ×{math.sqrt(ratio):.2f} per such layer"
             )
             rule = next(
-                (r for r in schemes.default_rules(module) if r.param == name.rsplit(".", 1)[-1]),
+                (
+                    r
+                    for r in torch_defaults.default_rules(module)
+                    if r.param == name.rsplit(".", 1)[-1]
+                ),
                 None,
             )
             key = (

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from initcli import checkpoint, schemes
+from initcli import checkpoint, schemes, torch_defaults
 from initcli.counting import Counts, ModuleCount, formula
 from initcli.errors import SchemeError
 from initcli.report._shared import resolve_schemes
@@ -167,7 +167,7 @@ def _defaults(layout: list[_Group]) -> dict[str, schemes.Expectation]:
     found: dict[str, schemes.Expectation] = {}
     for group in sorted(layout, key=lambda g: -(g.prefix.count(".") + 1) if g.prefix else 0):
         if group.inferred:
-            for name, exp in schemes.default_expectations(group.module).items():
+            for name, exp in torch_defaults.default_expectations(group.module).items():
                 found[group.full(name)] = exp
     return found
 
