@@ -1,4 +1,4 @@
-"""The house layout as tests: imports flow one way (DESIGN §5) and no module grows past 600 lines."""
+"""The house layout as tests: imports flow one way (DESIGN §5), no module past 600 lines."""
 
 from __future__ import annotations
 
