@@ -6,8 +6,9 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
-from initcli.errors import CheckpointError, first_line
+from initcli.errors import CheckpointError
 from initcli.files import check_writable, write_atomic
+from initcli.weights import dcp, safetensors_files, torch_files
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -39,30 +41,32 @@ CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 BUFFER_LEAVES = frozenset({"running_mean", "running_var", "num_batches_tracked"})
 BUFFER_SUFFIXES = ("_mask",)
 
-# Where training scripts and frameworks (Lightning, many repos) keep the model's state dict inside
-# a larger checkpoint that also holds optimizer state, epochs and the like.
-STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
-
-_SAFE_LOAD = (
-    "initcli loads weights only and never runs code from a file: save a plain state dict "
-    "(torch.save(model.state_dict(), path)) or convert it to safetensors"
-)
-
 
 @dataclass(frozen=True)
 class Checkpoint:
     """The tensors of a weights file, by dotted name, in file order, plus what was skipped."""
 
     path: str
-    format: str  # "safetensors" or "torch"
+    format: str  # "safetensors", "torch" or "dcp"
+    # Each tensor's shape and dtype: meta tensors where the values are still on disk (read them
+    # with `values`), else the tensors themselves (memory-mapped for zip-format torch files).
     tensors: Mapping[str, torch.Tensor]
     notes: tuple[str, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=dict)
+    reader: Callable[[Sequence[str]], Iterator[tuple[str, torch.Tensor]]] | None = None
+    files: int = 1  # how many files the tensors are in (shards of a folder)
+
+    def values(self, names: Sequence[str]) -> Iterator[tuple[str, torch.Tensor]]:
+        """The named tensors with their values, one at a time, in an order that reads each file
+        once (not necessarily the order of `names`)."""
+        if self.reader is None:
+            return ((name, self.tensors[name]) for name in names)
+        return self.reader(names)
 
 
 def is_checkpoint(target: str) -> bool:
-    """Whether TARGET names a weights file (by suffix) rather than a model."""
-    return target.strip().lower().endswith(CHECKPOINT_SUFFIXES)
+    """Whether TARGET names a weights file (by suffix) or a folder, rather than a model."""
+    return target.strip().lower().endswith(CHECKPOINT_SUFFIXES) or os.path.isdir(target)
 
 
 def _natural(name: str) -> list[str | int]:
@@ -71,118 +75,73 @@ def _natural(name: str) -> list[str | int]:
 
 
 def load(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read every tensor of a .safetensors file or a torch state dict, never unpickling code."""
+    """Open a weights file or folder: every tensor's shape and dtype, values read on demand.
+
+    Nothing runs code from the file and nothing is read whole: safetensors headers are parsed
+    and checked (every shard, before any value is read), a DCP folder's sizes come from its
+    `.metadata`, and zip-format torch files are memory-mapped.
+    """
     file = Path(path)
     if not file.exists():
         raise CheckpointError(f"no such file: {file}; check the path")
     if file.is_dir():
-        raise CheckpointError(f"{file} is a directory; name a weights file in it")
+        return _load_folder(file)
     if file.suffix.lower() == ".safetensors":
-        return _load_safetensors(file)
-    return _load_torch(file)
-
-
-def _load_safetensors(file: Path) -> Checkpoint:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(file), framework="pt", device="cpu") as handle:
-            names = sorted(handle.keys(), key=_natural)
-            tensors = {name: handle.get_tensor(name) for name in names}
-            metadata = dict(handle.metadata() or {})
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{file} is not a readable safetensors file ({first_line(exc)})"
-        ) from None
-    return Checkpoint(str(file), "safetensors", tensors, metadata=metadata)
-
-
-def _load_torch(file: Path) -> Checkpoint:
-    import pickle
-
-    try:
-        with warnings.catch_warnings():
-            # torch warns about pickle protocols it has not tested; the refusal below says enough.
-            warnings.simplefilter("ignore")
-            obj = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch's weights-only unpickler stopped: at a global it does not allow (a function or
-        # class: what pickle exploits call), or at an opcode it does not read.
-        text = str(exc)
-        found = re.search(r"GLOBAL (\S+)", text)
-        if found:
-            what = f"it names {found.group(1)}, which only a full unpickle would load"
-        else:
-            reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
-            said = f" ({reason.group(1).strip().rstrip('.')})" if reason else ""
-            what = f"it is not a plain pickle of tensors{said}"
-        raise CheckpointError(
-            f"refused to load {file}: {what}, and a full unpickle can run code; {_SAFE_LOAD}"
-        ) from None
-    except Exception as exc:
-        raise CheckpointError(
-            f"{file} is not a readable PyTorch checkpoint ({first_line(exc)}); initcli reads "
-            "state dicts saved with torch.save and .safetensors files"
-        ) from None
-    return _from_object(file, obj)
-
-
-def _from_object(file: Path, obj: object) -> Checkpoint:
-    notes: list[str] = []
-    if isinstance(obj, torch.Tensor):
-        return Checkpoint(str(file), "torch", {"tensor": obj})
-    if isinstance(obj, Mapping) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        for key in STATE_DICT_KEYS:
-            inner = obj.get(key)
-            if isinstance(inner, Mapping) and _has_tensor(inner):
-                others = ", ".join(str(k) for k in obj if k != key)
-                notes.append(
-                    f"weights read from the checkpoint's '{key}' entry"
-                    + (f"; also in the file, not shown: {others}" if others else "")
-                    + "."
-                )
-                obj = inner
-                break
-    tensors: dict[str, torch.Tensor] = {}
-    skipped: list[str] = []
-    _flatten(obj, "", tensors, skipped)
-    if not tensors:
-        raise CheckpointError(
-            f"{file} holds no tensors (a {type(obj).__name__}); "
-            "name a state dict or a safetensors file"
+        shard = safetensors_files.read_header(file)
+        where = dict.fromkeys(_ordered(shard.tensors), file)
+        return Checkpoint(
+            str(file),
+            "safetensors",
+            {name: shard.tensors[name] for name in where},
+            metadata=shard.metadata,
+            reader=partial(safetensors_files.read_tensors, where),
         )
-    if skipped:
-        shown = ", ".join(skipped[:5]) + (
-            f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    tensors, notes = torch_files.load_torch(file)
+    return Checkpoint(str(file), "torch", tensors, notes)
+
+
+def _ordered(names: Iterable[str]) -> list[str]:
+    return sorted(names, key=_natural)
+
+
+def _load_folder(folder: Path) -> Checkpoint:
+    if dcp.is_dcp(folder):
+        found = dcp.read_metadata(folder)
+        notes = []
+        if found.skipped:
+            shown = ", ".join(found.skipped[:5]) + (
+                f" and {len(found.skipped) - 5} more" if len(found.skipped) > 5 else ""
+            )
+            notes.append(f"entries that are not tensors were skipped: {shown}.")
+        names = _ordered(found.tensors)
+        return Checkpoint(
+            str(folder),
+            "dcp",
+            {n: found.tensors[n] for n in names},
+            tuple(notes),
+            reader=partial(dcp.read_tensors, found),
         )
-        notes.append(f"entries that are not tensors were skipped: {shown}.")
-    return Checkpoint(str(file), "torch", tensors, tuple(notes))
-
-
-def _has_tensor(obj: object) -> bool:
-    if isinstance(obj, torch.Tensor):
-        return True
-    if isinstance(obj, Mapping):
-        return any(_has_tensor(v) for v in obj.values())
-    if isinstance(obj, list | tuple):
-        return any(_has_tensor(v) for v in obj)
-    return False
-
-
-def _flatten(obj: object, prefix: str, out: dict[str, torch.Tensor], skipped: list[str]) -> None:
-    items: Iterator[tuple[object, object]]
-    if isinstance(obj, Mapping):
-        items = iter(obj.items())
-    elif isinstance(obj, list | tuple):
-        items = iter(enumerate(obj))
-    elif isinstance(obj, torch.Tensor):
-        out[prefix or "tensor"] = obj
-        return
-    else:
-        skipped.append(prefix or type(obj).__name__)
-        return
-    for key, value in items:
-        _flatten(value, f"{prefix}.{key}" if prefix else str(key), out, skipped)
+    shards = safetensors_files.shards_of_folder(folder)
+    if shards is None:
+        raise CheckpointError(
+            f"{folder} holds no weights: no *.safetensors files, no *.safetensors.index.json "
+            "and no DCP .metadata; name a weights file or a model folder"
+        )
+    names = _ordered(shards.where)
+    tensors = {}
+    by_path = {s.path: s for s in shards.shards}
+    for name in names:
+        tensors[name] = by_path[shards.where[name]].tensors[name]
+    metadata = dict(shards.shards[0].metadata) if len(shards.shards) == 1 else {}
+    return Checkpoint(
+        str(folder),
+        "safetensors",
+        tensors,
+        shards.notes,
+        metadata,
+        reader=partial(safetensors_files.read_tensors, shards.where),
+        files=len(shards.shards),
+    )
 
 
 def is_buffer(name: str, tensor: torch.Tensor) -> bool:
@@ -210,7 +169,9 @@ def tied_names(tensors: Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
     first: dict[tuple[int, int, tuple[int, ...], tuple[int, ...], str], str] = {}
     tied: dict[str, list[str]] = {}
     for name, t in tensors.items():
-        if t.numel() == 0:
+        # Meta tensors (headers read, values on disk) share no storage: safetensors and DCP
+        # store each tensor once.
+        if t.numel() == 0 or t.is_meta:
             continue
         key = _storage_key(t)
         if key in first:

@@ -38,6 +38,7 @@ _DEVICE = re.compile(r"(cpu|cuda|mps)(:\d+)?")
 
 @app.command()
 def inspect(
+    ctx: typer.Context,
     target: ModelOrWeightsArg,
     init: InitOpt = None,
     bias_init: BiasInitOpt = None,
@@ -91,14 +92,19 @@ def inspect(
     check_output(output, force)
     view: View
     if is_checkpoint(target):
-        options = {"--init": init, "--arg": arg, "--save": save}
+        # --seed has a default (0) for models; for a weights file, only an explicit one is wrong.
+        source = ctx.get_parameter_source("seed")
+        seeded = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+        options = {"--init": init, "--seed": seeded, "--arg": arg, "--save": save}
+        options |= {"--input-shape": input_shape, "--device": device.strip() != "cpu"}
         given = [name for name, value in options.items() if value]
         if given:
             raise ArgError(
                 f"{given[0]} does not apply to a weights file; compare it with a scheme "
                 "using --against SCHEME"
             )
-        view = checkpoint_view(inspect_checkpoint(target, against, bias_init))
+        report_ = inspect_checkpoint(target, against, bias_init, progress=progress_bar(quiet))
+        view = checkpoint_view(report_)
     else:
         if against is not None:
             raise ArgError(

@@ -14,7 +14,7 @@ from initcli.counting import Counts, ModuleCount, formula
 from initcli.errors import SchemeError
 from initcli.report._shared import resolve_schemes
 from initcli.report.counts import CountReport
-from initcli.report.measuring import ParamReport, measure
+from initcli.report.measuring import ParamReport, Progress, measure
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,8 @@ def _checkpoint_counts(ckpt: checkpoint.Checkpoint, layout: list[_Group]) -> Cou
         if g.params
     )
     notes = list(ckpt.notes)
+    if ckpt.files > 1:
+        notes.append(f"read from {ckpt.files} shard files.")
     made = {key: ckpt.metadata.get(f"initcli.{key}") for key in ("target", "scheme", "seed")}
     if made["target"]:
         notes.append(
@@ -118,7 +120,10 @@ def count_file(path: str | os.PathLike[str]) -> CountReport:
 
 
 def inspect_checkpoint(
-    path: str | os.PathLike[str], against: str | None = None, bias_against: str | None = None
+    path: str | os.PathLike[str],
+    against: str | None = None,
+    bias_against: str | None = None,
+    progress: Progress | None = None,
 ) -> CheckpointReport:
     """`initcli inspect FILE`: statistics of each tensor in a .safetensors file or a state dict.
 
@@ -140,19 +145,30 @@ def inspect_checkpoint(
     defaults = (
         _defaults(layout) if chosen and (chosen[0].is_default or chosen[1].is_default) else {}
     )
-    rows = []
-    for group in layout:
-        for leaf, t in group.params.items():
+    owners = {group.full(leaf): (group, leaf) for group in layout for leaf in group.params}
+    measured: dict[str, CheckpointParam] = {}
+    if progress is not None:
+        progress.start(len(owners), sum(ckpt.tensors[n].numel() for n in owners))
+    try:
+        # Values are read one tensor at a time, each file once, in whatever order that takes.
+        for name, t in ckpt.values(list(owners)):
+            group, leaf = owners[name]
             exp = schemes.Expectation("-")
             if chosen is not None:
                 scheme = schemes.choose(*chosen, group.module, leaf, t)
                 exp = (
-                    defaults.get(group.full(leaf), schemes.UNKNOWN)
+                    defaults.get(name, schemes.UNKNOWN)
                     if scheme.is_default
                     else schemes.expectation(scheme, t)
                 )
-            row = measure(group.full(leaf), group.type_name, t, exp, True)
-            rows.append(_moved(row))
+            measured[name] = _moved(measure(name, group.type_name, t, exp, True))
+            del t
+            if progress is not None:
+                progress.advance(name, ckpt.tensors[name].numel())
+    finally:
+        if progress is not None:
+            progress.finish()
+    rows = [measured[name] for name in owners]
     counts = CountReport(str(path), _checkpoint_counts(ckpt, layout))
     described = chosen[0].describe() if chosen else None
     return CheckpointReport(str(path), ckpt.format, described, tuple(rows), counts)

@@ -1,0 +1,251 @@
+"""safetensors files and shard folders: headers parsed and checked first, values read one by one."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from initcli.errors import CheckpointError, first_line
+
+__all__ = ["MAX_HEADER_BYTES", "Shard", "read_header", "read_tensors", "shards_of_folder"]
+
+# safetensors' own reader refuses headers over 100 MB; a header is read whole (it is JSON), so a
+# length past this cap is refused before a byte of it is read: a hostile length cannot make
+# initcli allocate it.
+MAX_HEADER_BYTES = 100_000_000
+
+# safetensors dtype codes -> (torch dtype, bits per stored element). F4 packs two values a byte and
+# torch holds it as float4_e2m1fn_x2, whose last dimension is half the stored one.
+_DTYPES: dict[str, tuple[str, int]] = {
+    "F64": ("float64", 64),
+    "F32": ("float32", 32),
+    "F16": ("float16", 16),
+    "BF16": ("bfloat16", 16),
+    "I64": ("int64", 64),
+    "I32": ("int32", 32),
+    "I16": ("int16", 16),
+    "I8": ("int8", 8),
+    "U64": ("uint64", 64),
+    "U32": ("uint32", 32),
+    "U16": ("uint16", 16),
+    "U8": ("uint8", 8),
+    "BOOL": ("bool", 8),
+    "C64": ("complex64", 64),
+    "F8_E4M3": ("float8_e4m3fn", 8),
+    "F8_E5M2": ("float8_e5m2", 8),
+    "F8_E4M3FNUZ": ("float8_e4m3fnuz", 8),
+    "F8_E5M2FNUZ": ("float8_e5m2fnuz", 8),
+    "F8_E8M0": ("float8_e8m0fnu", 8),
+    "F4": ("float4_e2m1fn_x2", 4),
+}
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One safetensors file's header: every tensor's shape and dtype (meta tensors), checked."""
+
+    path: Path
+    tensors: Mapping[str, torch.Tensor]  # meta tensors: shape and dtype, no data
+    metadata: Mapping[str, str]
+    data_bytes: int  # the bytes the header says the tensors take
+
+
+def _fail(file: Path, why: str) -> CheckpointError:
+    return CheckpointError(f"{file} is not a readable safetensors file: {why}")
+
+
+def read_header(file: Path) -> Shard:
+    """Parse and check a safetensors header without reading any tensor data.
+
+    Memory is bounded by the header's size, which is checked against the file's size and
+    MAX_HEADER_BYTES before it is read; every tensor's byte range must lie inside the file (a
+    truncated file fails here, before anything is measured).
+    """
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as handle:
+            head = handle.read(8)
+            if len(head) < 8:
+                raise _fail(file, f"{size} bytes, shorter than the 8-byte header length")
+            length = int.from_bytes(head, "little")
+            if length > size - 8:
+                raise _fail(
+                    file,
+                    f"its header length ({length:,} bytes) runs past the end of the file "
+                    f"({size:,} bytes); the file is truncated or not safetensors",
+                )
+            if length > MAX_HEADER_BYTES:
+                raise _fail(
+                    file, f"its header is {length:,} bytes, over the {MAX_HEADER_BYTES:,} cap"
+                )
+            raw = handle.read(length)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {file} ({first_line(exc)})") from None
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _fail(file, f"its header is not JSON ({first_line(exc)})") from None
+    if not isinstance(header, dict):
+        raise _fail(file, "its header is not a JSON object")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict):
+        raise _fail(file, "its __metadata__ is not an object")
+    available = size - 8 - length
+    tensors: dict[str, torch.Tensor] = {}
+    total = 0
+    for name, info in header.items():
+        tensors[name] = _entry(file, name, info, available)
+        total += info["data_offsets"][1] - info["data_offsets"][0]
+    return Shard(file, tensors, {str(k): str(v) for k, v in meta.items()}, total)
+
+
+def _entry(file: Path, name: str, info: object, available: int) -> torch.Tensor:
+    if not isinstance(info, dict):
+        raise _fail(file, f"the header entry of {name!r} is not an object")
+    code, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if code not in _DTYPES:
+        raise _fail(file, f"tensor {name!r} has an unknown dtype {code!r}")
+    ok_shape = isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)
+    ok_offsets = (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(o, int) for o in offsets)
+        and 0 <= offsets[0] <= offsets[1]
+    )
+    if not (ok_shape and ok_offsets):
+        raise _fail(file, f"tensor {name!r} has a malformed shape or data_offsets")
+    assert isinstance(shape, list) and isinstance(offsets, list)
+    dtype_name, bits = _DTYPES[code]
+    numel = 1
+    for d in shape:
+        numel *= d
+    if offsets[1] - offsets[0] != (numel * bits + 7) // 8:
+        raise _fail(
+            file,
+            f"tensor {name!r} ({code}, shape {shape}) takes {offsets[1] - offsets[0]:,} bytes, "
+            f"not the {(numel * bits + 7) // 8:,} its shape needs",
+        )
+    if offsets[1] > available:
+        raise _fail(
+            file,
+            f"tensor {name!r} ends at byte {offsets[1]:,} of the data, which has only "
+            f"{available:,} bytes: the file is truncated",
+        )
+    dtype = getattr(torch, dtype_name, None)
+    if dtype is None:
+        raise _fail(file, f"tensor {name!r} is {code}, which this torch cannot hold")
+    if code == "F4":
+        if not shape or shape[-1] % 2:
+            raise _fail(file, f"F4 tensor {name!r} has an odd last dimension")
+        shape = [*shape[:-1], shape[-1] // 2]
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+@dataclass(frozen=True)
+class Folder:
+    """The shards of a folder and which shard holds each tensor (from the index, or the headers)."""
+
+    shards: tuple[Shard, ...]
+    where: Mapping[str, Path]  # tensor name -> its shard
+    notes: tuple[str, ...]
+
+
+def _index_file(folder: Path) -> Path | None:
+    found = sorted(folder.glob("*.safetensors.index.json"))
+    preferred = folder / "model.safetensors.index.json"
+    if preferred in found:
+        return preferred
+    if len(found) > 1:
+        names = ", ".join(f.name for f in found)
+        raise CheckpointError(f"{folder} holds several safetensors indexes ({names}); name one")
+    return found[0] if found else None
+
+
+def shards_of_folder(folder: Path) -> Folder | None:
+    """A folder's safetensors shards, every header checked; None when it holds no safetensors.
+
+    With an index (`*.safetensors.index.json`), each tensor it lists must be in the shard it
+    names, and its `total_size` must equal the shards' bytes.
+    """
+    index = _index_file(folder)
+    if index is None:
+        files = sorted(folder.glob("*.safetensors"))
+        if not files:
+            return None
+        shards = tuple(read_header(f) for f in files)
+        where: dict[str, Path] = {}
+        for shard in shards:
+            for name in shard.tensors:
+                if name in where:
+                    raise CheckpointError(
+                        f"tensor {name!r} is in both {where[name]} and {shard.path}; "
+                        "a folder of shards must hold each tensor once"
+                    )
+                where[name] = shard.path
+        return Folder(shards, where, ())
+    return _indexed(folder, index)
+
+
+def _indexed(folder: Path, index: Path) -> Folder:
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{index} is not a readable index ({first_line(exc)})") from None
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"{index} has no weight_map of tensor names to shard files")
+    shards: dict[str, Shard] = {}
+    for file in dict.fromkeys(weight_map.values()):
+        path = folder / file
+        if Path(file).name != file or not path.is_file():
+            raise CheckpointError(f"{index} names shard {file}, which is not in {folder}")
+        shards[file] = read_header(path)
+    where: dict[str, Path] = {}
+    for name, file in weight_map.items():
+        if name not in shards[file].tensors:
+            raise CheckpointError(
+                f"{index} lists tensor {name!r} in {file}, which does not hold it"
+            )
+        where[name] = shards[file].path
+    notes = []
+    extra = [n for s in shards.values() for n in s.tensors if n not in weight_map]
+    if extra:
+        notes.append(f"{len(extra)} tensors in the shards are not in {index.name}; not read.")
+    stated = (data.get("metadata") or {}).get("total_size")
+    held = sum(_nbytes(shards[f], n) for n, f in weight_map.items())
+    if isinstance(stated, int) and stated != held:
+        raise CheckpointError(
+            f"{index} says total_size {stated:,} bytes but the tensors it lists take {held:,}: "
+            "the index and the shards disagree"
+        )
+    return Folder(tuple(shards.values()), where, tuple(notes))
+
+
+def _nbytes(shard: Shard, name: str) -> int:
+    t = shard.tensors[name]
+    return t.numel() * t.element_size()
+
+
+def read_tensors(
+    where: Mapping[str, Path], names: Sequence[str]
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """The named tensors' values, one at a time (each shard memory-mapped, opened once in turn)."""
+    from safetensors import SafetensorError, safe_open
+
+    order: dict[Path, list[str]] = {}
+    for name in names:
+        order.setdefault(where[name], []).append(name)
+    for path, wanted in order.items():
+        try:
+            with safe_open(os.fspath(path), framework="pt", device="cpu") as handle:
+                for name in wanted:
+                    yield name, handle.get_tensor(name)
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(
+                f"{path} is not a readable safetensors file ({first_line(exc)})"
+            ) from None
