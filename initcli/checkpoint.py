@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
+from initcli import building
 from initcli.errors import CheckpointError
 from initcli.files import check_writable, write_atomic
 from initcli.weights import dcp, safetensors_files, torch_files
@@ -259,7 +260,8 @@ def stand_in(prefix: str, leaves: Mapping[str, torch.Tensor]) -> nn.Module | Non
     }
     for make in _candidates(prefix, leaves):
         try:
-            with torch.device("meta"), warnings.catch_warnings():
+            # Init skipped: on meta it does nothing but import torch._dynamo (seconds).
+            with torch.device("meta"), building.skip_init(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 module = make()
         except Exception:  # a shape no constructor accepts: try the next candidate
