@@ -128,3 +128,43 @@ def test_seed_with_a_weights_file_is_an_error(tmp_path: Path) -> None:
     code, _, err = run("inspect", str(tmp_path / "w.safetensors"), "--seed", "0")
     assert code == 2
     assert err.startswith("Error: --seed does not apply to a weights file")
+
+
+def test_a_hf_folder_is_counted_as_its_own_model_built_on_meta(tmp_path: Path) -> None:
+    from initcli.counting import count_model
+
+    torch.manual_seed(0)
+    model = _gpt2()
+    _save(model, tmp_path)
+    code, out, err = run("count", str(tmp_path), "--format", "json")
+    assert code == 0, err
+    found = json.loads(out)
+    own = count_model(model)
+    assert own.torchinfo is not None
+    assert found["torchinfo"]["total"] == own.torchinfo.total
+    types = {m["name"]: m["type"] for m in found["modules"]}
+    assert types["transformer.h.0.attn.c_attn"] == "Conv1D"
+    assert types["lm_head"] == "Linear"
+    assert any("not in the file, tied to a stored tensor: lm_head.weight" in n for n in found["notes"])
+
+
+def test_without_transformers_a_note_says_what_the_extra_adds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _save(_gpt2(), tmp_path)
+    monkeypatch.setitem(__import__("sys").modules, "transformers", None)
+    code, out, err = run("count", str(tmp_path), "--format", "json")
+    assert code == 0, err
+    found = json.loads(out)
+    assert any("pip install 'initcli[hf]'" in n for n in found["notes"])
+    assert {m["type"] for m in found["modules"]} >= {"Linear?"}
+
+
+def test_inspect_a_hf_folder_against_its_default_init(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    _save(_llama(), tmp_path)
+    code, out, err = run("inspect", str(tmp_path), "--against", "default", "--format", "json")
+    assert code == 0, err
+    params = {p["name"]: p for p in json.loads(out)["params"]}
+    assert params["model.layers.0.input_layernorm.weight"]["module"] == "LlamaRMSNorm"
+    assert params["model.layers.0.mlp.up_proj.weight"]["module"] == "Linear"

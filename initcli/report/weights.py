@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from initcli import checkpoint, schemes, torch_defaults
-from initcli.counting import Counts, ModuleCount, formula
+from initcli.counting import Counts, ModuleCount, count_model, formula
 from initcli.errors import SchemeError
 from initcli.report._shared import resolve_schemes
 from initcli.report.counts import CountReport
 from initcli.report.measuring import ParamReport, Progress, measure
+from initcli.weights import hf
 
 
 @dataclass(frozen=True)
@@ -45,16 +47,21 @@ class _Group:
     inferred: bool
     params: dict[str, torch.Tensor]
     buffers: dict[str, torch.Tensor]
+    exact: bool = False  # the module is the model's own (built from config.json), not a guess
 
     @property
     def type_name(self) -> str:
+        if self.exact:
+            return type(self.module).__name__
         return checkpoint.type_label(self.module) if self.inferred else "-"
 
     def full(self, leaf: str) -> str:
         return f"{self.prefix}.{leaf}" if self.prefix else leaf
 
 
-def _layout(ckpt: checkpoint.Checkpoint) -> list[_Group]:
+def _layout(ckpt: checkpoint.Checkpoint, own: hf.HFModel | None = None) -> list[_Group]:
+    if own is not None:
+        return _own_layout(ckpt, own)
     aliases = {n for names in checkpoint.tied_names(ckpt.tensors).values() for n in names}
     groups = checkpoint.module_groups([n for n in ckpt.tensors if n not in aliases])
     layout = []
@@ -75,6 +82,63 @@ def _layout(ckpt: checkpoint.Checkpoint) -> list[_Group]:
                 module.register_parameter(leaf, nn.Parameter(torch.empty(t.shape, device="meta")))
         layout.append(_Group(prefix, module, inferred, params, buffers))
     return layout
+
+
+def _own_layout(ckpt: checkpoint.Checkpoint, own: hf.HFModel) -> list[_Group]:
+    """Groups by the model's own modules: stored names mapped onto the model's."""
+    layout: dict[str, _Group] = {}
+    for name, t in ckpt.tensors.items():
+        if name not in own.names:
+            continue
+        mapped = own.names[name]
+        prefix, _, leaf = name.rpartition(".")
+        group = layout.get(prefix)
+        if group is None:
+            module = own.model.get_submodule(mapped.rpartition(".")[0])
+            group = layout[prefix] = _Group(prefix, module, True, {}, {}, exact=True)
+        is_param = any(n == leaf for n, _ in group.module.named_parameters(recurse=False))
+        (group.params if is_param else group.buffers)[leaf] = t
+    return list(layout.values())
+
+
+def _own_counts(ckpt: checkpoint.Checkpoint, own: hf.HFModel) -> Counts:
+    counted = count_model(own.model)
+    stored = sum(t.numel() for n, t in ckpt.tensors.items() if n in own.names)
+    notes = [
+        f"module types, tied weights and torchinfo's count are those of {own.architecture}, "
+        f"built on the meta device from config.json ({own.seconds:.2f} s; nothing downloaded).",
+        *ckpt.notes,
+    ]
+    if own.tied:
+        notes.append(f"not in the file, tied to a stored tensor: {', '.join(own.tied)}.")
+    if own.missing:
+        notes.append(
+            f"the model has {len(own.missing)} tensors the file does not hold "
+            f"({_few(own.missing)}): they would keep their fresh init when loaded."
+        )
+    if own.unexpected:
+        notes.append(
+            f"{len(own.unexpected)} stored tensors have no place in the model "
+            f"({_few(own.unexpected)}); not measured."
+        )
+    if ckpt.files > 1:
+        notes.append(f"read from {ckpt.files} shard files.")
+    if stored != counted.total:
+        notes.append(f"the file holds {stored:,} parameters; the model has {counted.total:,}.")
+    return replace(counted, notes=(*counted.notes, *notes))
+
+
+def _few(names: tuple[str, ...]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _model_of(ckpt: checkpoint.Checkpoint) -> tuple[hf.HFModel | None, list[str]]:
+    """The folder's own model from its config.json, if it has one and transformers is here."""
+    folder = Path(ckpt.path)
+    if not folder.is_dir():
+        return None, []
+    own, note = hf.meta_model(folder, ckpt.tensors)
+    return own, [note] if note else []
 
 
 def _checkpoint_counts(ckpt: checkpoint.Checkpoint, layout: list[_Group]) -> Counts:
@@ -114,9 +178,16 @@ def _checkpoint_counts(ckpt: checkpoint.Checkpoint, layout: list[_Group]) -> Cou
 
 
 def count_file(path: str | os.PathLike[str]) -> CountReport:
-    """`initcli count FILE`: a weights file's totals, per inferred module."""
+    """`initcli count FILE`: a weights file's totals, per inferred module (per the model's own
+    modules for a HF folder with a config.json, when transformers is installed)."""
     ckpt = checkpoint.load(path)
-    return CountReport(str(path), _checkpoint_counts(ckpt, _layout(ckpt)))
+    own, extra = _model_of(ckpt)
+    return CountReport(str(path), _counts(ckpt, own, extra))
+
+
+def _counts(ckpt: checkpoint.Checkpoint, own: hf.HFModel | None, extra: list[str]) -> Counts:
+    counted = _own_counts(ckpt, own) if own else _checkpoint_counts(ckpt, _layout(ckpt))
+    return replace(counted, notes=(*counted.notes, *extra))
 
 
 def inspect_checkpoint(
@@ -141,7 +212,8 @@ def inspect_checkpoint(
             "a weights file does not record; name a scheme, e.g. --against kaiming_normal"
         )
     ckpt = checkpoint.load(path)
-    layout = _layout(ckpt)
+    own, extra = _model_of(ckpt)
+    layout = _layout(ckpt, own)
     defaults = (
         _defaults(layout) if chosen and (chosen[0].is_default or chosen[1].is_default) else {}
     )
@@ -169,7 +241,10 @@ def inspect_checkpoint(
         if progress is not None:
             progress.finish()
     rows = [measured[name] for name in owners]
-    counts = CountReport(str(path), _checkpoint_counts(ckpt, layout))
+    counts = CountReport(
+        str(path), _own_counts(ckpt, own) if own else _checkpoint_counts(ckpt, layout)
+    )
+    counts = replace(counts, counts=replace(counts.counts, notes=(*counts.counts.notes, *extra)))
     described = chosen[0].describe() if chosen else None
     return CheckpointReport(str(path), ckpt.format, described, tuple(rows), counts)
 
