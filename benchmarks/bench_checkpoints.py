@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -61,7 +62,10 @@ def _groups(size: str) -> list[dict[str, tuple[int, ...]]]:
     return groups
 
 
+@functools.cache
 def _tensor(shape: tuple[int, ...]):  # type: ignore[no-untyped-def]
+    """Random bf16 values, drawn once per shape and reused by every layer (drawing 7B normals
+    would take minutes; what is timed is reading them)."""
     import torch
 
     if len(shape) == 1:
@@ -76,7 +80,8 @@ def write_safetensors(folder: Path, size: str) -> int:
     weight_map, total, params = {}, 0, 0
     for i, group in enumerate(groups):
         name = f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors"
-        tensors = {k: _tensor(s) for k, s in group.items()}
+        # Copies: safetensors refuses tensors that share memory.
+        tensors = {k: _tensor(s).clone() for k, s in group.items()}
         save_file(tensors, folder / name, metadata={"format": "pt"})
         for k, t in tensors.items():
             weight_map[k] = name
@@ -93,7 +98,7 @@ def write_dcp(folder: Path, size: str) -> int:
 
     import torch.distributed.checkpoint as dcp
 
-    state = {k: _tensor(s) for g in _groups(size) for k, s in g.items()}
+    state = {k: _tensor(s).clone() for g in _groups(size) for k, s in g.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dcp.save({"model": state}, checkpoint_id=folder, no_dist=True)
@@ -101,11 +106,12 @@ def write_dcp(folder: Path, size: str) -> int:
 
 
 def run(argv: list[str]) -> tuple[float, float, int, str]:
-    """Wall seconds, peak RSS in MB, exit code and the output's tail of one child process."""
+    """Wall seconds, peak RSS in MB, exit code and the stderr tail of one child process (its
+    stdout goes to /dev/null)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
-    assert proc.stdout is not None
-    text = proc.stdout.read().decode(errors="replace")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    assert proc.stderr is not None
+    text = proc.stderr.read().decode(errors="replace")
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     return wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), text[-400:]
