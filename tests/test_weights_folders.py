@@ -81,7 +81,9 @@ def test_inspect_of_a_folder_measures_every_stored_tensor(tmp_path: Path) -> Non
     state = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
     assert set(params) == set(state)
     for name, value in state.items():
-        assert params[name]["mean"] == pytest.approx(value.double().mean().item(), rel=1e-9, abs=1e-12)
+        assert params[name]["mean"] == pytest.approx(
+            value.double().mean().item(), rel=1e-9, abs=1e-12
+        )
         assert params[name]["min"] == value.min().item()
 
 
@@ -97,7 +99,11 @@ def test_dcp_folder_counts_and_stats_equal_the_state_dicts(tmp_path: Path) -> No
     import torch.distributed.checkpoint as dcp
 
     torch.manual_seed(0)
-    state = {"enc.weight": torch.randn(16, 8), "enc.bias": torch.randn(16), "head.weight": torch.randn(3, 16)}
+    state = {
+        "enc.weight": torch.randn(16, 8),
+        "enc.bias": torch.randn(16),
+        "head.weight": torch.randn(3, 16),
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dcp.save({"model": state, "step": 7}, checkpoint_id=tmp_path, no_dist=True)
@@ -145,7 +151,9 @@ def test_a_hf_folder_is_counted_as_its_own_model_built_on_meta(tmp_path: Path) -
     types = {m["name"]: m["type"] for m in found["modules"]}
     assert types["transformer.h.0.attn.c_attn"] == "Conv1D"
     assert types["lm_head"] == "Linear"
-    assert any("not in the file, tied to a stored tensor: lm_head.weight" in n for n in found["notes"])
+    assert any(
+        "not in the file, tied to a stored tensor: lm_head.weight" in n for n in found["notes"]
+    )
 
 
 def test_without_transformers_a_note_says_what_the_extra_adds(

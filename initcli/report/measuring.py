@@ -11,7 +11,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from initcli import schemes, stats, streaming
+from initcli import distributed, schemes, stats, streaming
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,10 @@ def measure(
             dtype,
             stats.Status.UNKNOWN.value,
         )
-    measured = stats.tensor_stats(param.detach())
+    if distributed.is_dtensor(param):  # a collective: every rank measures the same tensors
+        measured = distributed.global_stats(param)
+    else:
+        measured = stats.tensor_stats(param.detach())
     fan = schemes.fans(param)
     status = stats.judge(measured, param.dim(), exp.mean, exp.var, exp.kurtosis)
     return ParamReport(
