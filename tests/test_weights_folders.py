@@ -176,3 +176,18 @@ def test_inspect_a_hf_folder_against_its_default_init(tmp_path: Path) -> None:
     params = {p["name"]: p for p in json.loads(out)["params"]}
     assert params["model.layers.0.input_layernorm.weight"]["module"] == "LlamaRMSNorm"
     assert params["model.layers.0.mlp.up_proj.weight"]["module"] == "Linear"
+
+
+def test_tensors_no_init_and_no_training_produce_are_flagged(tmp_path: Path) -> None:
+    garbage = torch.full((4, 4), 3e35)
+    nan = torch.ones(4, 4)
+    nan[0, 0] = float("nan")
+    save_file(
+        {"a.weight": garbage, "b.weight": nan, "c.weight": torch.ones(4, 4)},
+        tmp_path / "w.safetensors",
+    )
+    code, out, err = run("inspect", str(tmp_path / "w.safetensors"), "--format", "json")
+    assert code == 0, err
+    notes = json.loads(out)["counts"]["notes"]
+    assert "1 tensors hold NaN or Inf (b.weight): no init and no training produces them." in notes
+    assert any(n.startswith("1 tensors hold values beyond ±1e30 (a.weight)") for n in notes)

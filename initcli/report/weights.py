@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -244,9 +245,43 @@ def inspect_checkpoint(
     counts = CountReport(
         str(path), _own_counts(ckpt, own) if own else _checkpoint_counts(ckpt, layout)
     )
+    extra += _unproduced(rows)
     counts = replace(counts, counts=replace(counts.counts, notes=(*counts.counts.notes, *extra)))
     described = chosen[0].describe() if chosen else None
     return CheckpointReport(str(path), ckpt.format, described, tuple(rows), counts)
+
+
+# Past this magnitude a float tensor holds values no init draws and no training reaches: the
+# signature of memory that was never written (torch.empty) or of a run that blew up.
+_GARBAGE = 1e30
+
+
+def _unproduced(rows: list[CheckpointParam]) -> list[str]:
+    """Notes on tensors that neither an init nor training produces (NaN/Inf, garbage values).
+
+    (Flagging tensors that still look freshly initialized among trained ones needs the
+    identification engineer's `looks_like`; see the issue-10 report.)
+    """
+    found = []
+    nonfinite = [r.name for r in rows if r.mean is not None and not math.isfinite(r.mean)]
+    if nonfinite:
+        found.append(
+            f"{len(nonfinite)} tensors hold NaN or Inf ({', '.join(nonfinite[:3])}"
+            f"{' ...' if len(nonfinite) > 3 else ''}): no init and no training produces them."
+        )
+    huge = [
+        r.name
+        for r in rows
+        if r.name not in nonfinite
+        and max(abs(r.min or 0.0), abs(r.max or 0.0)) > _GARBAGE
+        and r.dtype.startswith(("float", "bfloat"))
+    ]
+    if huge:
+        found.append(
+            f"{len(huge)} tensors hold values beyond ±1e30 ({', '.join(huge[:3])}"
+            f"{' ...' if len(huge) > 3 else ''}): uninitialized memory, never a trained weight."
+        )
+    return found
 
 
 def _defaults(layout: list[_Group]) -> dict[str, schemes.Expectation]:
