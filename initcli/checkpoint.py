@@ -66,8 +66,18 @@ class Checkpoint:
 
 
 def is_checkpoint(target: str) -> bool:
-    """Whether TARGET names a weights file (by suffix) or a folder, rather than a model."""
-    return target.strip().lower().endswith(CHECKPOINT_SUFFIXES) or os.path.isdir(target)
+    """Whether TARGET names a weights file (by suffix) or a weights folder, rather than a model.
+
+    A folder is one when it holds safetensors, an index, a DCP `.metadata` or a HF `config.json`
+    (a folder of Python files is left to the model loader, which says what to name instead).
+    """
+    if target.strip().lower().endswith(CHECKPOINT_SUFFIXES):
+        return True
+    folder = Path(target)
+    if not folder.is_dir():
+        return False
+    marks = (".metadata", "config.json")
+    return any((folder / m).is_file() for m in marks) or any(folder.glob("*.safetensors*"))
 
 
 def _natural(name: str) -> list[str | int]:
