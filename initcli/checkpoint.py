@@ -6,7 +6,7 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,6 +30,7 @@ __all__ = [
     "load",
     "module_groups",
     "save_safetensors",
+    "signature",
     "stand_in",
     "tied_names",
     "type_label",
@@ -235,7 +236,7 @@ def _candidates(
         embedding = lambda: nn.Embedding(w.shape[0], w.shape[1])  # noqa: E731
         linear = lambda: nn.Linear(w.shape[1], w.shape[0], bias=has_bias)  # noqa: E731
         # Both are a 2-D `weight`; only the name tells an embedding table from a bias-free Linear.
-        looks_embedded = re.search(r"emb|wte|wpe|tok", prefix.rsplit(".", 1)[-1], re.IGNORECASE)
+        looks_embedded = _looks_embedded(prefix)
         yield from (embedding, linear) if looks_embedded else (linear, embedding)
     elif w.dim() in (3, 4, 5):
         conv: Any = {3: nn.Conv1d, 4: nn.Conv2d, 5: nn.Conv3d}[w.dim()]
@@ -245,6 +246,19 @@ def _candidates(
         if "running_mean" in leaves:
             yield lambda: nn.BatchNorm1d(w.shape[0])
         yield lambda: nn.LayerNorm(w.shape[0], bias=has_bias)
+
+
+def _looks_embedded(prefix: str) -> bool:
+    return bool(re.search(r"emb|wte|wpe|tok", prefix.rsplit(".", 1)[-1], re.IGNORECASE))
+
+
+def signature(prefix: str, leaves: Mapping[str, torch.Tensor]) -> Hashable:
+    """All that `stand_in` reads of a group: groups with equal signatures get equal stand-ins
+    (a checkpoint of N identical layers builds one, not N)."""
+    return (
+        _looks_embedded(prefix),
+        tuple((leaf, tuple(t.shape), is_buffer(leaf, t)) for leaf, t in leaves.items()),
+    )
 
 
 def type_label(module: nn.Module) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Hashable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,9 @@ def _layout(ckpt: checkpoint.Checkpoint, own: hf.HFModel | None = None) -> list[
     aliases = {n for names in checkpoint.tied_names(ckpt.tensors).values() for n in names}
     groups = checkpoint.module_groups([n for n in ckpt.tensors if n not in aliases])
     layout = []
+    # Stand-ins are read, never changed: groups of the same signature share one (building one
+    # per layer would take minutes on a file of 10^5 small tensors).
+    built: dict[Hashable, tuple[nn.Module, bool]] = {}
     for prefix, leaves in groups.items():
         tensors = {leaf: ckpt.tensors[f"{prefix}.{leaf}" if prefix else leaf] for leaf in leaves}
         params = {
@@ -74,15 +78,25 @@ def _layout(ckpt: checkpoint.Checkpoint, own: hf.HFModel | None = None) -> list[
             if not checkpoint.is_buffer(f"{prefix}.{leaf}", t)
         }
         buffers = {leaf: t for leaf, t in tensors.items() if leaf not in params}
-        module = checkpoint.stand_in(prefix, tensors)
-        inferred = module is not None
-        if module is None:
-            # A bare module holding meta tensors of the same shapes, so counting.formula applies.
-            module = nn.Module()
-            for leaf, t in params.items():
-                module.register_parameter(leaf, nn.Parameter(torch.empty(t.shape, device="meta")))
+        key = checkpoint.signature(prefix, tensors)
+        if key not in built:
+            built[key] = _stand_in(prefix, tensors, params)
+        module, inferred = built[key]
         layout.append(_Group(prefix, module, inferred, params, buffers))
     return layout
+
+
+def _stand_in(
+    prefix: str, tensors: dict[str, torch.Tensor], params: dict[str, torch.Tensor]
+) -> tuple[nn.Module, bool]:
+    module = checkpoint.stand_in(prefix, tensors)
+    if module is not None:
+        return module, True
+    # A bare module holding meta tensors of the same shapes, so counting.formula applies.
+    bare = nn.Module()
+    for leaf, t in params.items():
+        bare.register_parameter(leaf, nn.Parameter(torch.empty(t.shape, device="meta")))
+    return bare, False
 
 
 def _own_layout(ckpt: checkpoint.Checkpoint, own: hf.HFModel) -> list[_Group]:
