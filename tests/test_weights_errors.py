@@ -151,3 +151,16 @@ def test_a_huge_header_length_is_refused_in_bounded_memory(tmp_path: Path) -> No
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "over the 100,000,000 cap" in done.stdout
+
+
+def test_options_that_do_not_apply_to_a_weights_file(tmp_path: Path) -> None:
+    save_file({"w": torch.ones(2, 2)}, tmp_path / "w.safetensors")
+    target = str(tmp_path / "w.safetensors")
+    for args, said in [
+        (("count", target, "--input-shape", "1,2"), "--input-shape does not apply"),
+        (("inspect", target, "--device", "cuda"), "--device does not apply"),
+        (("inspect", target, "-s", "3"), "--seed does not apply"),
+    ]:
+        code, out, err = run(*args)
+        assert (code, out) == (2, ""), args
+        assert err.startswith(f"Error: {said} to a weights file"), err

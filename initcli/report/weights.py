@@ -159,12 +159,13 @@ def _model_of(ckpt: checkpoint.Checkpoint) -> tuple[hf.HFModel | None, list[str]
 def _checkpoint_counts(ckpt: checkpoint.Checkpoint, layout: list[_Group]) -> Counts:
     total = sum(t.numel() for g in layout for t in g.params.values())
     buffers = sum(t.numel() for g in layout for t in g.buffers.values())
+    formulas: dict[int, str] = {}  # groups share stand-ins: one formula each
     modules = tuple(
         ModuleCount(
             g.prefix or "(root)",
             g.type_name,
             sum(t.numel() for t in g.params.values()),
-            formula(g.module),
+            formulas.get(id(g.module)) or formulas.setdefault(id(g.module), formula(g.module)),
         )
         for g in layout
         if g.params
