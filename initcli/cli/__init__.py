@@ -10,5 +10,15 @@ __all__ = ["app", "baselines", "count", "formulas", "inspect", "main", "probe"]
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="initcli")
+    """Console-script entry point: signals clean up temp files; a closed pipe is not an error."""
+    import sys
+
+    from initcli.files import install_signal_handlers, on_broken_pipe
+
+    install_signal_handlers()
+    try:
+        code = app(prog_name="initcli", standalone_mode=False)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = on_broken_pipe()
+    sys.exit(code)

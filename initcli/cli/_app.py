@@ -48,6 +48,8 @@ class _Group(TyperGroup):
         except InitcliError as exc:
             error(str(exc))
             code = ExitCode.BAD_INPUT
+        except BrokenPipeError:
+            raise  # the reader of stdout went away (`| head`): main() ends quietly, exit 0
         except Exception as exc:
             # A bug (ours or in the user's model code) still ends in one line, never a traceback,
             # unless INITCLI_DEBUG asks for it.

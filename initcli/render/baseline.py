@@ -11,6 +11,7 @@ from rich.text import Text
 
 from initcli.render.cells import args_text, value_text
 from initcli.render.writer import View
+from initcli.text import printable
 
 if TYPE_CHECKING:
     from initcli.report.baseline import CheckReport, TargetCheck
@@ -95,7 +96,9 @@ def _check_target_table(t: TargetCheck) -> Table:
             delta += " (new)"
         elif c.after is None:
             delta += " (gone)"
-        table.add_row(c.field, c.name, c.type, value_text(c.before), value_text(c.after), delta)
+        table.add_row(
+            c.field, printable(c.name), c.type, value_text(c.before), value_text(c.after), delta
+        )
     return table
 
 

@@ -7,6 +7,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from initcli.text import printable
+
 STATUS_STYLE = {"ok": "green", "off": "bold red", "symmetric": "yellow", "unknown": "dim"}
 # How schemes.initialize labels an `auto` choice: `<scheme> ← <why>`.
 AUTO_ARROW = " ← "
@@ -50,7 +52,7 @@ def wrap_after(text: str, separator: str, width: int) -> str:
 
 def wrap_dotted(name: str, width: int) -> str:
     """A long dotted parameter name broken after its dots (rich itself breaks only on spaces)."""
-    return wrap_after(name, ".", width)
+    return wrap_after(printable(name), ".", width)
 
 
 def pct(value: float | None) -> str:

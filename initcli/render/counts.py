@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from initcli.render.writer import View
+from initcli.text import printable
 
 if TYPE_CHECKING:
     from initcli.report import CountReport
@@ -74,7 +75,7 @@ def count_table(report: CountReport) -> list[RenderableType]:
     table.add_column("hand count", overflow="fold")
     table.add_column("params", justify="right")
     for m in report.counts.modules:
-        table.add_row(m.name, m.type, m.formula, f"{m.params:,}")
+        table.add_row(printable(m.name), m.type, m.formula, f"{m.params:,}")
     return [table, totals_panel(report)]
 
 

@@ -14,6 +14,7 @@ from typing import Any, TextIO, assert_never
 from rich.console import Console, RenderableType
 
 from initcli.render.cells import num
+from initcli.text import printable
 
 PIPED_WIDTH = 100
 
@@ -71,6 +72,14 @@ def write(view: View, fmt: OutputFormat, console: Console) -> None:
             assert_never(fmt)
 
 
+def _csv_cell(value: object) -> object:
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    if isinstance(value, str):
+        return printable(value)  # a name from a file or model: no terminal control sequences
+    return "" if value is None else value
+
+
 def to_csv(rows: Sequence[Mapping[str, Any]], header: Sequence[str] = ()) -> str:
     if not rows and not header:
         return ""
@@ -78,12 +87,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]], header: Sequence[str] = ()) -> str
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else header, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {
-                k: " ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
-                for k, v in row.items()
-            }
-        )
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
     return out.getvalue()
 
 
@@ -104,7 +108,9 @@ def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             value = num(value)
         elif isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:,}"  # read by people in a pull request: 118,282, not 118282
-        return str(value).replace("|", "\\|")
+        # Names from a file or model lose their control characters; a cell's line breaks stay.
+        lines = str(value).split("\n")
+        return "\n".join(map(printable, lines)).replace("|", "\\|")
 
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
