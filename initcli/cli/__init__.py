@@ -4,7 +4,7 @@ One module per command family; importing each registers its commands on the type
 """
 
 from initcli.cli import baselines, count, formulas, inspect, probe
-from initcli.cli._app import app
+from initcli.cli._app import StdoutClosedError, app
 
 __all__ = ["app", "baselines", "count", "formulas", "inspect", "main", "probe"]
 
@@ -19,6 +19,6 @@ def main() -> None:
     try:
         code = app(prog_name="initcli", standalone_mode=False)
         sys.stdout.flush()
-    except BrokenPipeError:
+    except (BrokenPipeError, StdoutClosedError):
         code = on_broken_pipe()
     sys.exit(code)

@@ -19,10 +19,17 @@ from initcli.text import printable
 PIPED_WIDTH = 100
 
 
+class _StdoutConsole(Console):
+    def on_broken_pipe(self) -> None:
+        # rich's own handling exits 1; a closed pipe (`| head -1`) is the CLI's to end, with 0.
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def stdout_console() -> Console:
     """The console results go to: colour only on a terminal and never with NO_COLOR (rich's own
     rules); piped output gets 100 columns (rich would pick 80) unless COLUMNS says otherwise."""
-    console = Console(soft_wrap=False)
+    console = _StdoutConsole(soft_wrap=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = PIPED_WIDTH
     return console
