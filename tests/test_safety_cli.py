@@ -270,3 +270,26 @@ def test_a_signal_during_save_leaves_no_temporary_file(
     assert proc.returncode == code
     assert err.splitlines()[-1] == line
     assert os.listdir(out) == []
+
+
+def test_save_under_an_address_space_limit_is_one_error_line(tmp_path: Path) -> None:
+    import resource
+
+    model = tmp_path / "big.py"
+    model.write_text(
+        "from torch import nn\nclass Big(nn.Sequential):\n    def __init__(self):\n"
+        "        super().__init__(*[nn.Linear(4096, 4096, bias=False) for _ in range(16)])\n"
+    )
+    limit = int(1.5 * 2**30)  # torch fits; the 1 GiB model's state dict, twice over, does not
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    save = tmp_path / "big.safetensors"
+    done = subprocess.run(
+        [str(INITCLI), "inspect", f"{model}:Big", "-i", "zeros", "--save", str(save), "-q"],
+        capture_output=True, text=True, preexec_fn=cap, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "needs 1.1 GB, more than half the free memory" in _one_error(done.stderr)
+    assert sorted(os.listdir(tmp_path)) == ["big.py"]
