@@ -292,4 +292,4 @@ def test_save_under_an_address_space_limit_is_one_error_line(tmp_path: Path) -> 
     )  # fmt: skip
     assert (done.returncode, done.stdout) == (2, "")
     assert "needs 1.1 GB, more than half the free memory" in _one_error(done.stderr)
-    assert sorted(os.listdir(tmp_path)) == ["big.py"]
+    assert [n for n in os.listdir(tmp_path) if "safetensors" in n] == []
