@@ -22,6 +22,7 @@ from initcli.cli.options import (
     notes,
     parse_kwargs,
     parse_shape_option,
+    target_file,
     tolerance_value,
 )
 from initcli.errors import ArgError, ExitCode
@@ -82,7 +83,7 @@ def count(
 
     if tolerance is not None and expect is None and expect_trainable is None:
         raise ArgError("--tolerance needs --expect N or --expect-trainable N")
-    check_output(output, force)
+    check_output(output, force, {"the target's file": target_file(target)})
     from initcli.checkpoint import is_checkpoint
 
     if input_shape is not None and is_checkpoint(target):
