@@ -451,9 +451,17 @@ def is_uninitialized(tensor: torch.Tensor) -> bool:
 
 
 def choose(
-    weight: Scheme, bias: Scheme, module: nn.Module, name: str, param: torch.Tensor
+    weight: Scheme,
+    bias: Scheme,
+    module: nn.Module,
+    name: str,
+    param: torch.Tensor,
+    choices: Mapping[str, tuple[Scheme, str]] | None = None,
 ) -> Scheme:
-    """The scheme DESIGN §4 applies to one parameter of `module`."""
+    """The scheme DESIGN §4 applies to one parameter of `module` (a policy: as its rules say)."""
+    if weight.name == RULES:
+        # A policy's parameters are all in `choices`; one no rule matched keeps its default.
+        return weight if choices is not None and name in choices else DEFAULT
     if is_norm(module) and not weight.is_default:
         # Normalization layers start as the identity map whatever the scheme.
         leaf = name.rsplit(".", 1)[-1]
@@ -485,6 +493,8 @@ def initialize_iter(
     choices: Mapping[str, tuple[Scheme, str]] | None = None,
 ) -> Iterator[tuple[str, Expectation]]:
     """`initialize` one parameter at a time: each is set when its (name, expectation) is yielded."""
+    if weight.name == RULES and choices is None:
+        raise SchemeError("a policy needs its rules resolved on the model (policy.assign)")
     if weight.name == AUTO and choices is None:
         raise SchemeError(
             "auto needs the activation after each weight: from a YAML spec or a traced forward"
@@ -492,14 +502,15 @@ def initialize_iter(
     # torch_defaults builds on this module's Expectation, so it is imported here, not above.
     from initcli.torch_defaults import default_expectations
 
-    defaults = default_expectations(model) if (weight.is_default or bias.is_default) else {}
+    keeps_default = weight.is_default or bias.is_default or weight.name == RULES
+    defaults = default_expectations(model) if keeps_default else {}
     held = owners(model)
     torch.manual_seed(seed)
     for name, param in model.named_parameters():
         if is_uninitialized(param):
             yield name, Expectation("uninitialized (lazy)")
             continue
-        chosen = choose(weight, bias, held[id(param)][1], name, param)
+        chosen = choose(weight, bias, held[id(param)][1], name, param, choices)
         if chosen.is_default:
             yield name, defaults.get(name, UNKNOWN)
             continue
@@ -517,13 +528,22 @@ def apply_chosen(
     tensor: torch.Tensor,
     choices: Mapping[str, tuple[Scheme, str]] | None = None,
 ) -> Expectation:
-    """Apply `chosen` (for auto: this parameter's choice) to `tensor`; what it implies."""
-    why = None
+    """Apply `chosen` (for auto or a policy: this parameter's choice) to `tensor`; what it implies.
+
+    `choices` pairs each scheme with a text: for auto the reason (the label becomes
+    `kaiming_normal(relu) ← act1 relu`), for a policy the label itself (the rule that matched).
+    """
+    why = label = None
     if chosen.name == AUTO:
         assert choices is not None
         chosen, why = choices.get(name, (parse_scheme("xavier_normal"), NOT_SEEN))
+    elif chosen.name == RULES:
+        assert choices is not None
+        chosen, label = choices[name]
     apply_to(chosen, name, tensor)
     exp = expectation(chosen, tensor)
+    if label is not None:
+        return replace(exp, init=label)
     return exp if why is None else replace(exp, init=f"{short_label(chosen)} ← {why}")
 
 
@@ -540,6 +560,10 @@ def apply_to(scheme: Scheme, name: str, tensor: torch.Tensor) -> None:
 
 
 AUTO = "auto"  # the scheme that picks each weight's init from the activation after it
+# Not a scheme users name: the weight "scheme" of a policy (initcli.policy), whose rules give
+# each parameter its scheme through `choices`, as auto's choices do.
+RULES = "policy"
+DEFAULT = Scheme("default")
 NOT_SEEN = "no activation seen after it"
 
 
