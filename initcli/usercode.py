@@ -150,8 +150,8 @@ def run(code: UserCode, model: nn.Module, seed: int, target: str) -> CodeRun:
     else:
         method = getattr(model, code.target, None)
         label = f"{type(model).__name__}.{code.target}"
-        if method is None or not callable(method):
-            what = "has no method" if method is None else "has a non-callable attribute"
+        if method is None or not callable(method) or isinstance(method, nn.Module):
+            what = "has no method" if method is None else "has an attribute, not a method,"
             raise PolicyError(
                 f"{target} ({type(model).__name__}) {what} {code.target!r}; "
                 f"--init method:NAME calls model.NAME() after the seed"

@@ -1,4 +1,4 @@
-"""LeNet-5 with BatchNorm and its own init: an `initialize_weights` method and an `init_weights(m)`."""
+"""LeNet-5 with BatchNorm and its own init: an `initialize_weights` method, `init_weights(m)`."""
 
 import torch
 from torch import nn

@@ -66,8 +66,8 @@ def _shown_init(init: str) -> str:
     # The table names the init function only; its arguments are in the JSON and in `schemes`.
     # An `auto` choice keeps its short label (`kaiming_normal(relu)`); the reason is listed below.
     if AUTO_ARROW in init:
-        return init.split(AUTO_ARROW)[0]
-    shown = init.split("(")[0].rstrip()
+        return init.split(AUTO_ARROW, maxsplit=1)[0]
+    shown = init.split("(", maxsplit=1)[0].rstrip()
     # A long rule (`Linear=normal:std=0.01`) may break after its `=` rather than mid-word.
     return shown.replace("=", "= ", 1) if "=" in init and len(shown) > 16 else shown
 
