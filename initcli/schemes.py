@@ -560,9 +560,7 @@ def apply_to(scheme: Scheme, name: str, tensor: torch.Tensor) -> None:
 
 
 AUTO = "auto"  # the scheme that picks each weight's init from the activation after it
-# Not a scheme users name: the weight "scheme" of a policy (initcli.policy), whose rules give
-# each parameter its scheme through `choices`, as auto's choices do.
-RULES = "policy"
+RULES = "policy"  # a policy's weight marker: its rules give each parameter a scheme via `choices`
 DEFAULT = Scheme("default")
 NOT_SEEN = "no activation seen after it"
 

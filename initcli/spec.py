@@ -359,6 +359,9 @@ def _validation_message(exc: ValidationError) -> tuple[_KeyPath, str]:
     # useful half, so it comes first.
     err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc: _KeyPath = tuple(err["loc"])
+    if loc[:1] == ("init",):
+        # init: is a string or a mapping; pydantic names the union member tried (init.str).
+        loc = ("init",)
     field = str(loc[-1]) if loc else ""
     if err["type"] == "extra_forbidden":
         valid = list((MLPSpec if len(loc) == 1 else LayerSpec).model_fields)

@@ -202,3 +202,26 @@ def test_plain_scheme_text_is_not_a_policy() -> None:
     found = report.inspect(TARGET, "normal:std=0.01")
     assert found.scheme == "normal(mean=0, std=0.01)"
     assert found.params[0].init == "normal"
+
+
+def test_schema_accepts_a_policy_mapping_under_init() -> None:
+    import json
+
+    code, out, _ = run("schema")
+    assert code == 0
+    init = json.loads(out)["properties"]["init"]
+    assert {"additionalProperties": {"type": "string"}, "type": "object"} in init["anyOf"]
+    assert {"type": "string"} in init["anyOf"]
+
+
+def test_a_glob_that_matches_nothing_is_a_note() -> None:
+    code, _, err = run("inspect", TARGET, "--init", f"{POLICY}; *.gamma=ones", "--format", "json")
+    assert code == 0
+    assert f"Note: rule '*.gamma=ones' sets no parameter of {TARGET}\n" in err
+
+
+def test_a_rule_shadowed_by_earlier_rules_says_so() -> None:
+    found = report.inspect(TARGET, "*=zeros; Linear=ones")
+    assert found.remarks == (
+        f"rule 'Linear=ones' sets no parameter of {TARGET} (earlier rules set them first)",
+    )
