@@ -165,7 +165,9 @@ def run(code: UserCode, model: nn.Module, seed: int, target: str) -> CodeRun:
     recorder = _Recorder({(p.data_ptr(), p.numel()): n for n, p in params.items()})
     torch.manual_seed(seed)
     try:
-        with loading.user_code(label, "run"), torch.no_grad(), recorder:
+        # No torch.no_grad() here: the code runs as in the user's script (where an in-place
+        # fill_ on a parameter outside no_grad raises), so its errors are the ones they would see.
+        with loading.user_code(label, "run"), recorder:
             call()
     except TargetError:
         raise
