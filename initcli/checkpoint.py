@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from initcli.errors import CheckpointError, first_line
-from initcli.files import check_writable, write_atomic
+from initcli.files import check_writable
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -341,7 +341,7 @@ def save_safetensors(
     safetensors stores each tensor once: of tied names the first is kept and the others are listed
     in the metadata; `safetensors.torch.load_model(model, path)` restores them.
     """
-    from safetensors.torch import save
+    from initcli.safetensors_writer import write_state_dict
 
     check_save_path(path, force)
     lazy = [
@@ -357,15 +357,10 @@ def save_safetensors(
     state = model.state_dict()
     tied = tied_names(state)
     dropped = {name for aliases in tied.values() for name in aliases}
-    tensors: dict[str, torch.Tensor] = {}
-    for name, value in state.items():
-        if name in dropped:
-            continue
-        t = value.detach().cpu()
-        # A view into a larger storage (or a non-contiguous one) must be copied out to be stored.
-        whole = t.is_contiguous() and t.untyped_storage().nbytes() == t.numel() * t.element_size()
-        tensors[name] = t if whole else t.contiguous().clone()
+    # Streamed into the file one tensor at a time: the peak is the model plus its largest tensor,
+    # not the two serialized copies safetensors.torch.save would hold (3× the model in all).
+    tensors = {name: value.detach() for name, value in state.items() if name not in dropped}
     meta = dict(metadata)
     if tied:
         meta["initcli.tied"] = json.dumps(tied, sort_keys=True)
-    return write_atomic(path, save(tensors, metadata=meta), force)
+    return write_state_dict(path, tensors, meta, force)

@@ -192,10 +192,16 @@ def atomic_writer(path: str | os.PathLike[str], force: bool = False) -> Iterator
     folder = target.parent
     mode = target.stat().st_mode & 0o7777 if target.exists() else _new_file_mode()
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        # No signal between creating the file and registering it: the handlers remove what is
+        # registered, so a SIGTERM in between would leave the file behind.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNAL_EXIT))
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+            _TEMP_PATHS.add(tmp_name)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     except OSError as exc:
         raise _write_error(target, exc) from None
-    _TEMP_PATHS.add(tmp_name)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:

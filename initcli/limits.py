@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-
-import torch
+from typing import TYPE_CHECKING
 
 from initcli.errors import ArgError, MemoryLimitError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "MAX_LR",
@@ -58,7 +60,7 @@ def check_count(option: str, value: int, limit: int, low: int = 1) -> int:
 def check_batch(
     batch_size: int,
     sample_shape: tuple[int, ...],
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     device: torch.device | None = None,
 ) -> int:
     """Refuse, before allocating, a `--batch-size` × `--input-shape` input that cannot fit.
@@ -67,10 +69,14 @@ def check_batch(
     (as inspect refuses one tensor); the forward pass needs more, so this only rules out the
     hopeless. Returns the input's size in bytes.
     """
+    # torch is imported here, not above: the other checks run while options are parsed, before
+    # anything needs torch.
+    import torch
+
     from initcli import building
 
     numel = batch_size * math.prod(sample_shape)
-    nbytes = numel * torch.empty((), dtype=dtype).element_size()
+    nbytes = numel * torch.empty((), dtype=dtype or torch.float32).element_size()
     free = building.available_bytes(device or torch.device("cpu"))
     limit = None if free is None else building.REFUSE_SHARE * free
     if numel >= 2**63 or (limit is not None and nbytes > limit):

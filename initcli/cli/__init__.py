@@ -4,11 +4,21 @@ One module per command family; importing each registers its commands on the type
 """
 
 from initcli.cli import baselines, count, formulas, inspect, probe
-from initcli.cli._app import app
+from initcli.cli._app import StdoutClosedError, app
 
 __all__ = ["app", "baselines", "count", "formulas", "inspect", "main", "probe"]
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="initcli")
+    """Console-script entry point: signals clean up temp files; a closed pipe is not an error."""
+    import sys
+
+    from initcli.files import install_signal_handlers, on_broken_pipe
+
+    install_signal_handlers()
+    try:
+        code = app(prog_name="initcli", standalone_mode=False)
+        sys.stdout.flush()
+    except (BrokenPipeError, StdoutClosedError):
+        code = on_broken_pipe()
+    sys.exit(code)

@@ -21,8 +21,19 @@ def error(message: str) -> None:
     sys.stderr.flush()
 
 
+class StdoutClosedError(Exception):
+    """stdout's reader went away (`initcli schemes | head -1`): not an error, exit 0."""
+
+
 class _Group(TyperGroup):
     """Runs commands so every failure ends as `Error: ...` plus the contract's exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # Raised as another type so click's own EPIPE handling (exit 1) does not see it.
+            raise StdoutClosedError from None
 
     def main(
         self,
@@ -48,6 +59,8 @@ class _Group(TyperGroup):
         except InitcliError as exc:
             error(str(exc))
             code = ExitCode.BAD_INPUT
+        except (BrokenPipeError, StdoutClosedError):
+            raise  # the reader of stdout went away (`| head`): main() ends quietly, exit 0
         except Exception as exc:
             # A bug (ours or in the user's model code) still ends in one line, never a traceback,
             # unless INITCLI_DEBUG asks for it.

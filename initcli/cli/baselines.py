@@ -20,9 +20,11 @@ from initcli.cli.options import (
     check_output,
     emit,
     parse_kwargs,
+    target_file,
     write_text,
 )
 from initcli.errors import ArgError, ExitCode
+from initcli.files import check_not_input
 from initcli.render import OutputFormat
 
 
@@ -75,8 +77,11 @@ def snapshot(
 
     if update and output is None:
         raise ArgError("--update needs the baseline file: -o FILE")
+    inputs = {f"the file of {t}": target_file(t) for t in targets}
     if not update:
-        check_output(output, force)
+        check_output(output, force, inputs)
+    elif output is not None:
+        check_not_input(output, inputs)
     recorded = baseline.snapshot(targets, parse_kwargs(arg), stats, init, bias_init, seed)
     if update and output is not None and output.exists():
         recorded = baseline.merge(baseline.load(output), recorded)
@@ -111,7 +116,7 @@ def check(
     from initcli.render.baseline import check_summary, check_view
     from initcli.report import baseline
 
-    check_output(output, force)
+    check_output(output, force, {"the baseline being checked": baseline_file})
     report = baseline.check(baseline_file)
     emit(check_view(report), output_format, output, force)
     if report.ok:

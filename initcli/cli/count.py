@@ -22,6 +22,7 @@ from initcli.cli.options import (
     notes,
     parse_kwargs,
     parse_shape_option,
+    target_file,
     tolerance_value,
 )
 from initcli.errors import ArgError, ExitCode
@@ -82,7 +83,7 @@ def count(
 
     if tolerance is not None and expect is None and expect_trainable is None:
         raise ArgError("--tolerance needs --expect N or --expect-trainable N")
-    check_output(output, force)
+    check_output(output, force, {"the target's file": target_file(target)})
     report = count_report(target, parse_kwargs(arg), parse_shape_option(input_shape))
     notes(report.remarks, quiet)
     emit(count_view(report), output_format, output, force)

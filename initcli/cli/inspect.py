@@ -28,8 +28,10 @@ from initcli.cli.options import (
     parse_kwargs,
     parse_shape_option,
     progress_bar,
+    target_file,
 )
 from initcli.errors import ArgError
+from initcli.files import check_not_input
 from initcli.render import OutputFormat, View
 
 # What --device accepts, checked before torch is imported; whether it exists is torch's to say.
@@ -88,7 +90,10 @@ def inspect(
     from initcli.report import inspect as inspect_report
     from initcli.report import inspect_checkpoint
 
-    check_output(output, force)
+    inputs = {"the target's file": target_file(target), "--save": save}
+    check_output(output, force, inputs)
+    if save is not None:
+        check_not_input(save, {"the target's file": target_file(target)})
     view: View
     if is_checkpoint(target):
         options = {"--init": init, "--arg": arg, "--save": save}

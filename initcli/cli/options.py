@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -62,8 +63,19 @@ BiasInitOpt = Annotated[str | None, typer.Option(
          "(default: zeros).",
     show_default=False,
 )]  # fmt: skip
+
+
+def _seed(value: int) -> int:
+    from initcli.limits import check_seed
+
+    try:
+        return check_seed(value)
+    except ArgError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 SeedOpt = Annotated[int, typer.Option(
-    "--seed", "-s", min=0,
+    "--seed", "-s", min=0, callback=_seed,
     help="torch.manual_seed before the init (before the build for 'default').",
 )]  # fmt: skip
 QuietOpt = Annotated[bool, typer.Option(
@@ -94,7 +106,7 @@ InitsOpt = Annotated[list[str] | None, typer.Option(
     show_default=False,
 )]  # fmt: skip
 ProbeSeedOpt = Annotated[int, typer.Option(
-    "--seed", "-s", min=0,
+    "--seed", "-s", min=0, callback=_seed,
     help="torch.manual_seed after each build, before the init (before the build for "
          "'default'); the input batch draws from a separate stream derived from it.",
 )]  # fmt: skip
@@ -138,12 +150,27 @@ def write_text(text: str, output: Path | None, force: bool, what: str = "") -> N
     note(f"Wrote {output}{what}")
 
 
-def check_output(output: Path | None, force: bool) -> None:
-    """Before the work: an --output that write_atomic would refuse is an error now, not later."""
-    from initcli.files import check_writable
+def check_output(
+    output: Path | None,
+    force: bool,
+    inputs: Mapping[str, str | os.PathLike[str] | None] | None = None,
+) -> None:
+    """Before the work: an --output that write_atomic would refuse is an error now, not later.
+
+    `inputs` names the files the command reads or also writes (a TARGET's file, the baseline,
+    --save, --plot): an --output that is one of them is refused even with --force.
+    """
+    from initcli.files import check_not_input, check_writable
 
     if output is not None:
+        check_not_input(output, inputs or {})
         check_writable(output, force)
+
+
+def target_file(target: str) -> str | None:
+    """The file a TARGET reads (a spec, a weights file, `file.py` of `file.py:Name`), if any."""
+    path = target.rsplit(":", 1)[0] if ":" in target else target
+    return path if os.path.isfile(path) else None
 
 
 def note(message: str) -> None:

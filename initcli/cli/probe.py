@@ -26,6 +26,7 @@ from initcli.cli.options import (
     emit,
     parse_kwargs,
     parse_shape_option,
+    target_file,
 )
 from initcli.render import OutputFormat
 
@@ -71,7 +72,7 @@ def probe(
     from initcli.report import probe_report
 
     _plot_first(plot, force)
-    check_output(output, force)
+    check_output(output, force, {"the target's file": target_file(target), "--plot": plot})
     report = probe_report(
         target,
         init or [],
@@ -126,7 +127,7 @@ def compare(
     from initcli.report import TrainSetup, probe_report
 
     _plot_first(plot, force)
-    check_output(output, force)
+    check_output(output, force, {"the target's file": target_file(target), "--plot": plot})
     setup = None if train is None else TrainSetup(train, lr, points, noise)
     report = probe_report(
         target,

@@ -9,8 +9,9 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from initcli.render.cells import args_text, value_text
+from initcli.render.cells import args_text, shown, value_text
 from initcli.render.writer import View
+from initcli.text import printable
 
 if TYPE_CHECKING:
     from initcli.report.baseline import CheckReport, TargetCheck
@@ -89,28 +90,36 @@ def _check_target_table(t: TargetCheck) -> Table:
     table.add_column("baseline", justify="right")
     table.add_column("now", justify="right")
     table.add_column("change", justify="right")
-    for c in t.changes:
+    changes, more = shown(t.changes, "changes")
+    if more:
+        table.caption = more[0]
+    for c in changes:
         delta = "" if c.delta is None else f"{c.delta:+,}"
         if c.before is None:
             delta += " (new)"
         elif c.after is None:
             delta += " (gone)"
-        table.add_row(c.field, c.name, c.type, value_text(c.before), value_text(c.after), delta)
+        table.add_row(
+            c.field, printable(c.name), c.type, value_text(c.before), value_text(c.after), delta
+        )
     return table
 
 
 def check_table(report: CheckReport) -> list[RenderableType]:
-    parts: list[RenderableType] = [_check_target_table(t) for t in report.changed]
+    changed, more = shown(report.changed, "changed targets")
+    parts: list[RenderableType] = [_check_target_table(t) for t in changed]
+    parts += more
     same = Table.grid(padding=(0, 2))
     same.add_column()
     same.add_column(justify="right")
     same.add_column()
-    for t in report.targets:
-        if t.ok:
-            args = f" ({args_text(t.args)})" if t.args else ""
-            same.add_row(Text("✓", style="green"), f"{t.total_after:,}", f"{t.target}{args}")
+    unchanged, rest = shown([t for t in report.targets if t.ok], "unchanged targets")
+    for t in unchanged:
+        args = f" ({args_text(t.args)})" if t.args else ""
+        same.add_row(Text("✓", style="green"), f"{t.total_after:,}", f"{t.target}{args}")
     if same.row_count:
         parts.append(same)
+    parts += rest
     parts.append(Text(check_summary(report), style="green" if report.ok else "bold red"))
     return parts
 

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from rich.text import Text
+
+from initcli.text import printable
+
+# A table shows at most this many rows: rich lays a table out in one piece, so 10⁵ rows take
+# minutes; the rows beyond are counted in a line under it, and JSON/CSV always hold them all.
+MAX_TABLE_ROWS = 1_000
+T = TypeVar("T")
 
 STATUS_STYLE = {"ok": "green", "off": "bold red", "symmetric": "yellow", "unknown": "dim"}
 # How schemes.initialize labels an `auto` choice: `<scheme> ← <why>`.
@@ -50,7 +59,7 @@ def wrap_after(text: str, separator: str, width: int) -> str:
 
 def wrap_dotted(name: str, width: int) -> str:
     """A long dotted parameter name broken after its dots (rich itself breaks only on spaces)."""
-    return wrap_after(name, ".", width)
+    return wrap_after(printable(name), ".", width)
 
 
 def pct(value: float | None) -> str:
@@ -71,3 +80,16 @@ def value_text(value: object) -> str:
 
 def args_text(args: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+
+
+def shown(rows: Sequence[T], what: str) -> tuple[Sequence[T], list[Text]]:
+    """The rows a table shows, and the line that says how many more there are (if any)."""
+    if len(rows) <= MAX_TABLE_ROWS:
+        return rows, []
+    more = len(rows) - MAX_TABLE_ROWS
+    line = Text(
+        f"… and {more:,} more {what} not shown: the table lists the first {MAX_TABLE_ROWS:,}; "
+        "-f json or -f csv lists them all",
+        style="yellow",
+    )
+    return rows[:MAX_TABLE_ROWS], [line]

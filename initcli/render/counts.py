@@ -11,7 +11,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from initcli.render.cells import shown
 from initcli.render.writer import View
+from initcli.text import printable
 
 if TYPE_CHECKING:
     from initcli.report import CountReport
@@ -73,9 +75,10 @@ def count_table(report: CountReport) -> list[RenderableType]:
     table.add_column("type")
     table.add_column("hand count", overflow="fold")
     table.add_column("params", justify="right")
-    for m in report.counts.modules:
-        table.add_row(m.name, m.type, m.formula, f"{m.params:,}")
-    return [table, totals_panel(report)]
+    rows, more = shown(report.counts.modules, "modules")
+    for m in rows:
+        table.add_row(printable(m.name), m.type, m.formula, f"{m.params:,}")
+    return [table, *more, totals_panel(report)]
 
 
 def count_view(report: CountReport) -> View:

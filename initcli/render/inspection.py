@@ -10,7 +10,15 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from initcli.render.cells import AUTO_ARROW, STATUS_STYLE, finite, num, shape_text, wrap_dotted
+from initcli.render.cells import (
+    AUTO_ARROW,
+    STATUS_STYLE,
+    finite,
+    num,
+    shape_text,
+    shown,
+    wrap_dotted,
+)
 from initcli.render.counts import count_dict, totals_line, totals_panel
 from initcli.render.writer import View
 
@@ -101,11 +109,12 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
     with_grad = any(not p.requires_grad for p in report.params)
     if with_grad:
         table.add_column("grad", no_wrap=True)
-    for p in report.params:
+    rows, more = shown(report.params, "parameters")
+    for p in rows:
         table.add_row(*_param_row(p, with_grad, name_width))
     if not auto:
-        return [heading, table, totals_panel(report.counts)]
-    return [heading, table, _auto_table(report, width), totals_panel(report.counts)]
+        return [heading, table, *more, totals_panel(report.counts)]
+    return [heading, table, *more, _auto_table(report, width), totals_panel(report.counts)]
 
 
 def _auto_table(report: InspectReport, width: int) -> Table:

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from initcli.render.cells import finite, num, pct
 from initcli.render.writer import View, to_markdown
+from initcli.text import printable
 
 if TYPE_CHECKING:
     from initcli.probe import BlockStats, LayerStats
@@ -295,7 +296,7 @@ def _blocks_table(report: ProbeReport, sp: SchemeProbe, scale: tuple[float, floa
     table.add_column("grad norm", justify="right", no_wrap=True)
     for b in r.blocks:
         table.add_row(
-            b.name,
+            printable(b.name),
             num(b.mean, 3),
             num(b.std, 3),
             std_bar(b.std, scale),
@@ -317,7 +318,7 @@ def _side_by_side_table(report: ProbeReport, scale: tuple[float, float]) -> Tabl
     for sp in report.schemes:
         table.add_column(_wrap_scheme(sp.scheme, 20), justify="right", overflow="fold")
     for row in _side_by_side_rows(report):
-        cells: list[RenderableType] = [row["block"]]
+        cells: list[RenderableType] = [printable(row["block"])]
         for sp in report.schemes:
             std = row[f"std {sp.scheme}"]
             cells.append(f"{num(std, 3)} {sparkline([std], scale)}")

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from initcli.render.cells import AUTO_ARROW, num
 from initcli.render.writer import View, to_markdown
+from initcli.text import printable
 from initcli.verdict import fraction
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ def defaults_dict(report: DefaultsReport) -> dict[str, Any]:
 
 def _modules_cell(names: Sequence[str]) -> str:
     # fc1, fc2, ..., fc20 would crowd the table: first and last, and how many.
+    names = [printable(name) for name in names]
     if len(names) <= 3:
         return "\n".join(names)
     return f"{names[0]} … {names[-1]} ({len(names)})"
@@ -103,7 +105,7 @@ def _tables(report: DefaultsReport) -> list[RenderableType]:
         fans = "–" if c.fan_in is None else f"{c.fan_in}→{c.fan_out}"
         ratio = "–" if c.ratio is None else fraction(c.ratio)
         checks.add_row(
-            c.name,
+            printable(c.name),
             fans,
             num(c.expected_var),
             c.followed_by or "–",

@@ -10,7 +10,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from initcli.render.cells import STATUS_STYLE, num, shape_text, wrap_dotted
+from initcli.render.cells import STATUS_STYLE, num, shape_text, shown, wrap_dotted
 from initcli.render.counts import count_dict, totals_line, totals_panel
 from initcli.render.inspection import param_dict
 from initcli.render.writer import View
@@ -55,7 +55,8 @@ def checkpoint_table(report: CheckpointReport, width: int = 100) -> list[Rendera
     else:
         table.add_column("min", justify="right", no_wrap=True)
         table.add_column("max", justify="right", no_wrap=True)
-    for p in report.params:
+    rows, more = shown(report.params, "tensors")
+    for p in rows:
         row: list[RenderableType] = [
             wrap_dotted(p.name, name_width),
             shape_text(p.shape),
@@ -73,7 +74,7 @@ def checkpoint_table(report: CheckpointReport, width: int = 100) -> list[Rendera
         else:
             row += [num(p.min, 3), num(p.max, 3)]
         table.add_row(*row)
-    return [table, totals_panel(report.counts)]
+    return [table, *more, totals_panel(report.counts)]
 
 
 def checkpoint_view(report: CheckpointReport) -> View:

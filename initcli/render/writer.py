@@ -14,14 +14,22 @@ from typing import Any, TextIO, assert_never
 from rich.console import Console, RenderableType
 
 from initcli.render.cells import num
+from initcli.text import printable
 
 PIPED_WIDTH = 100
+
+
+class _StdoutConsole(Console):
+    def on_broken_pipe(self) -> None:
+        # rich's own handling exits 1; a closed pipe (`| head -1`) is the CLI's to end, with 0.
+        self.quiet = True
+        raise BrokenPipeError
 
 
 def stdout_console() -> Console:
     """The console results go to: colour only on a terminal and never with NO_COLOR (rich's own
     rules); piped output gets 100 columns (rich would pick 80) unless COLUMNS says otherwise."""
-    console = Console(soft_wrap=False)
+    console = _StdoutConsole(soft_wrap=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = PIPED_WIDTH
     return console
@@ -71,6 +79,14 @@ def write(view: View, fmt: OutputFormat, console: Console) -> None:
             assert_never(fmt)
 
 
+def _csv_cell(value: object) -> object:
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    if isinstance(value, str):
+        return printable(value)  # a name from a file or model: no terminal control sequences
+    return "" if value is None else value
+
+
 def to_csv(rows: Sequence[Mapping[str, Any]], header: Sequence[str] = ()) -> str:
     if not rows and not header:
         return ""
@@ -78,12 +94,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]], header: Sequence[str] = ()) -> str
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else header, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {
-                k: " ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
-                for k, v in row.items()
-            }
-        )
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
     return out.getvalue()
 
 
@@ -104,7 +115,9 @@ def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             value = num(value)
         elif isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:,}"  # read by people in a pull request: 118,282, not 118282
-        return str(value).replace("|", "\\|")
+        # Names from a file or model lose their control characters; a cell's line breaks stay.
+        lines = str(value).split("\n")
+        return "\n".join(map(printable, lines)).replace("|", "\\|")
 
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import torch
 from torch import nn
@@ -181,3 +182,24 @@ def initialized(
         # The trace runs before the seed is set, so it cannot shift the values drawn.
         choices = auto_choices_for(source, model, input_shape, seed)
     return model, schemes.initialize(model, weight, bias, seed, choices), remarks
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guarded(phase: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run a report function with the user's code guarded (loading.user_code): a model's forward
+    or init that calls sys.exit() becomes an error naming the target (the first argument), and
+    what it prints goes to stderr. Imports and builds are guarded where loading runs them."""
+
+    def wrap(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            target = args[0] if args else kwargs.get("target", "the model")
+            with loading.user_code(str(target), phase):
+                return function(*args, **kwargs)
+
+        return run
+
+    return wrap

@@ -11,6 +11,7 @@ from initcli.errors import ArgError
 from initcli.report._shared import (
     check_spec_depth,
     counts_of,
+    guarded,
     has_lazy,
     materialize_lazy,
     try_meta,
@@ -27,6 +28,7 @@ class CountReport:
     remarks: tuple[str, ...] = ()
 
 
+@guarded("run")
 def count(
     target: str,
     args: Mapping[str, object] | None = None,

@@ -22,10 +22,12 @@ from initcli import (
     usercode,
 )
 from initcli.errors import MemoryLimitError, SchemeError, TargetError
+from initcli.memory import out_of_memory_is_an_error
 from initcli.report._shared import (
     auto_choices_for,
     check_spec_depth,
     counts_of,
+    guarded,
     has_lazy,
     materialize_lazy,
     resolve_policy,
@@ -145,6 +147,7 @@ def plan_inspect(
     return InspectPlan(Method.STREAM_DEFAULT, (remark,))
 
 
+@guarded("initialized or run")
 def inspect(
     target: str,
     init: str | None = None,
@@ -197,13 +200,15 @@ def inspect(
         source, chosen, meta, failure, dev,
         input_shape=input_shape, save=save is not None, stream=stream, assignment=assignment,
     )  # fmt: skip
-    model, items, choices, remarks = _execute(
-        plan, source, meta, chosen, assignment, seed, dev, input_shape
-    )
+    with out_of_memory_is_an_error(f"building and initializing {source.target}"):
+        model, items, choices, remarks = _execute(
+            plan, source, meta, chosen, assignment, seed, dev, input_shape
+        )
     # QR (orthogonal) is the one init whose values depend on torch's thread count.
     used = chosen.scheme_names() | {c.name for c, _ in (choices or {}).values()}
     try:
-        rows = run_items(model, items, progress, overlap="orthogonal" not in used)
+        with out_of_memory_is_an_error(f"initializing and measuring {source.target}"):
+            rows = run_items(model, items, progress, overlap="orthogonal" not in used)
     except streaming.StreamError as exc:
         raise TargetError(
             f"the default init of {source.target} cannot be streamed ({exc}) and a real build "
@@ -216,7 +221,8 @@ def inspect(
             "initcli.scheme": chosen.describe(),
             "initcli.seed": str(seed),
         }
-        checkpoint.save_safetensors(model, save, force, metadata)
+        with out_of_memory_is_an_error(f"saving {save}"):
+            checkpoint.save_safetensors(model, save, force, metadata)
     streamed = plan.method is not Method.REAL
     count_method = "spec" if source.spec is not None else ("meta" if streamed else "real")
     return InspectReport(

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-from initcli import loading, probe, training
+from initcli import limits, loading, probe, training
 from initcli.errors import ArgError, ProbeError, SchemeError
-from initcli.report._shared import check_spec_fits, initialized, resolve_policy
+from initcli.report._shared import check_spec_fits, guarded, initialized, resolve_policy
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class ProbeReport:
     train: TrainSetup | None = None
 
 
+@guarded("run")
 def probe_report(
     target: str,
     inits: Sequence[str],
@@ -76,6 +77,7 @@ def probe_report(
         model, _, _ = initialized(source, chosen, seed, input_shape)
         if spec is None or batch is None:
             spec = probe.input_spec(model, source.spec.input if source.spec else None, input_shape)
+            limits.check_batch(batch_size, spec.shape)
             batch = probe.make_batch(spec, batch_size, seed)
             if train is not None:
                 if spec.shape != (2,) or spec.token_ids is not None:
@@ -108,8 +110,9 @@ def probe_report(
 def _check_train(train: TrainSetup) -> None:
     if train.steps < 1:
         raise ArgError(f"--train must be ≥ 1 step, got {train.steps}")
-    if not (math.isfinite(train.lr) and train.lr > 0):
-        raise ArgError(f"--lr must be a positive number, got {train.lr:g}")
+    limits.check_count("--train", train.steps, limits.MAX_TRAIN_STEPS)
+    limits.check_lr(train.lr)
+    limits.check_count("--points", train.points, limits.MAX_POINTS, low=2)
     if train.points < 2:
         raise ArgError(f"--points must be ≥ 2, got {train.points}")
     if not (math.isfinite(train.noise) and train.noise >= 0):

@@ -11,7 +11,7 @@ from torch import nn
 
 from initcli import auto, loading, schemes, torch_defaults
 from initcli.errors import ProbeError
-from initcli.report._shared import check_spec_fits, followers_of
+from initcli.report._shared import check_spec_fits, followers_of, guarded
 from initcli.verdict import DEFAULTS_MISMATCH, fraction
 
 
@@ -66,6 +66,7 @@ def _names(names: Sequence[str]) -> str:
     return ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]} ({len(names)})"
 
 
+@guarded("run")
 def defaults(
     target: str,
     args: Mapping[str, object] | None = None,
