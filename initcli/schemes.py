@@ -471,9 +471,8 @@ def choose(
     param: torch.Tensor,
     choices: Mapping[str, tuple[Scheme, str]] | None = None,
 ) -> Scheme:
-    """The scheme DESIGN §4 applies to one parameter of `module` (a policy: as its rules say)."""
+    """The scheme DESIGN §4 applies to one parameter of `module` (a policy's: from `choices`)."""
     if weight.name == RULES:
-        # A policy's parameters are all in `choices`; one no rule matched keeps its default.
         return weight if choices is not None and name in choices else DEFAULT
     if is_norm(module) and not weight.is_default:
         # Normalization layers start as the identity map whatever the scheme.
@@ -506,8 +505,6 @@ def initialize_iter(
     choices: Mapping[str, tuple[Scheme, str]] | None = None,
 ) -> Iterator[tuple[str, Expectation]]:
     """`initialize` one parameter at a time: each is set when its (name, expectation) is yielded."""
-    if weight.name == RULES and choices is None:
-        raise SchemeError("a policy needs its rules resolved on the model (policy.assign)")
     if weight.name == AUTO and choices is None:
         raise SchemeError(
             "auto needs the activation after each weight: from a YAML spec or a traced forward"
@@ -515,8 +512,8 @@ def initialize_iter(
     # torch_defaults builds on this module's Expectation, so it is imported here, not above.
     from initcli.torch_defaults import default_expectations
 
-    keeps_default = weight.is_default or bias.is_default or weight.name == RULES
-    defaults = default_expectations(model) if keeps_default else {}
+    keeps = weight.name in ("default", RULES) or bias.is_default
+    defaults = default_expectations(model) if keeps else {}
     held = owners(model)
     torch.manual_seed(seed)
     for name, param in model.named_parameters():
@@ -536,28 +533,18 @@ def initialize_iter(
 
 
 def apply_chosen(
-    chosen: Scheme,
-    name: str,
-    tensor: torch.Tensor,
-    choices: Mapping[str, tuple[Scheme, str]] | None = None,
+    chosen: Scheme, name: str, tensor: torch.Tensor, choices: Choices | None = None
 ) -> Expectation:
-    """Apply `chosen` (for auto or a policy: this parameter's choice) to `tensor`; what it implies.
-
-    `choices` pairs each scheme with a text: for auto the reason (the label becomes
-    `kaiming_normal(relu) ← act1 relu`), for a policy the label itself (the rule that matched).
-    """
-    why = label = None
-    if chosen.name == AUTO:
+    """Apply `chosen` (auto's or a policy's per-parameter choice) to `tensor`; what it implies."""
+    label, fallback = None, (parse_scheme("xavier_normal"), NOT_SEEN)
+    if chosen.name in (AUTO, RULES):
         assert choices is not None
-        chosen, why = choices.get(name, (parse_scheme("xavier_normal"), NOT_SEEN))
-    elif chosen.name == RULES:
-        assert choices is not None
-        chosen, label = choices[name]
+        is_auto = chosen.name == AUTO
+        chosen, label = choices.get(name, fallback) if is_auto else choices[name]
+        label = f"{short_label(chosen)} ← {label}" if is_auto else label
     apply_to(chosen, name, tensor)
     exp = expectation(chosen, tensor)
-    if label is not None:
-        return replace(exp, init=label)
-    return exp if why is None else replace(exp, init=f"{short_label(chosen)} ← {why}")
+    return exp if label is None else replace(exp, init=label)
 
 
 def apply_to(scheme: Scheme, name: str, tensor: torch.Tensor) -> None:
@@ -573,8 +560,8 @@ def apply_to(scheme: Scheme, name: str, tensor: torch.Tensor) -> None:
 
 
 AUTO = "auto"  # the scheme that picks each weight's init from the activation after it
-RULES = "policy"  # a policy's weight marker: its rules give each parameter a scheme via `choices`
-DEFAULT = Scheme("default")
+RULES, DEFAULT = "policy", Scheme("default")  # RULES: a policy's marker; its rules fill `choices`
+Choices = Mapping[str, tuple[Scheme, str]]  # per parameter: auto's scheme and why, or a rule's
 NOT_SEEN = "no activation seen after it"
 
 
