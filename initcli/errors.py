@@ -38,6 +38,10 @@ class SchemeError(InitcliError):
     """An init scheme string is unknown or has bad parameters."""
 
 
+class PolicyError(SchemeError):
+    """An init policy (rules, @file, fn:, method:) is malformed or does not fit the model."""
+
+
 class ArgError(InitcliError):
     """A --arg or another command-line value is malformed or not accepted."""
 

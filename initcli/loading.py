@@ -164,6 +164,52 @@ def check_model_factory(label: str, obj: object) -> None:
         )
 
 
+def check_init_function(label: str, obj: object) -> None:
+    """Refuse, before calling it, what `--init fn:` names unless it is a Python function (or
+    bound method) outside the standard library: no classes, builtins, C functions or partials."""
+    if not callable(obj):
+        raise TargetError(
+            f"{label} is a {type(obj).__name__}, not a function; name an init function"
+        )
+    function = obj.__func__ if isinstance(obj, types.MethodType) else obj
+    if isinstance(obj, type) or not isinstance(function, types.FunctionType):
+        raise TargetError(
+            f"{label} is a {type(obj).__name__}, not a Python function; name a function "
+            "that takes a module, e.g. def init_weights(m): ..."
+        )
+    module = function.__module__ or ""
+    file = function.__code__.co_filename
+    if module.split(".")[0] in sys.stdlib_module_names or (
+        _under(file, _stdlib_dirs()) and not _under(file, _site_dirs())
+    ):
+        raise TargetError(
+            f"{label} is a function of Python's standard library ({module}), not an init "
+            "function; name a function of your own code"
+        )
+
+
+def resolve_function(target: str) -> Callable[..., object]:
+    """What `pkg.mod:name` or `file.py:name` names, imported as a TARGET is and checked to be
+    an init function of the user's own code (check_init_function)."""
+    location, name = _split(target.strip())
+    if not location or name is None:
+        raise TargetError(
+            f"'{target}' names no function; write pkg.mod:init_weights or file.py:init_weights"
+        )
+    refuse_library_target(target)
+    is_file = location.endswith(".py") or "/" in location or os.sep in location
+    module = _load_file(location) if is_file else _import_module(location)
+    label = f"{location}:{name}"
+    if not hasattr(module, name):
+        functions = [a for a, v in vars(module).items() if inspect.isfunction(v) and a[0] != "_"]
+        close = difflib.get_close_matches(name, functions, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise TargetError(f"'{location}' has no attribute '{name}'{hint}")
+    obj = getattr(module, name)
+    check_init_function(label, obj)
+    return typing.cast("Callable[..., object]", obj)
+
+
 def parse_args(pairs: Sequence[str]) -> dict[str, object]:
     """`--arg key=value` pairs, values read as YAML scalars (`5` int, `tanh` str, `[3,4]` list)."""
     args: dict[str, object] = {}

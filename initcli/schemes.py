@@ -464,9 +464,16 @@ def is_uninitialized(tensor: torch.Tensor) -> bool:
 
 
 def choose(
-    weight: Scheme, bias: Scheme, module: nn.Module, name: str, param: torch.Tensor
+    weight: Scheme,
+    bias: Scheme,
+    module: nn.Module,
+    name: str,
+    param: torch.Tensor,
+    choices: Mapping[str, tuple[Scheme, str]] | None = None,
 ) -> Scheme:
-    """The scheme DESIGN §4 applies to one parameter of `module`."""
+    """The scheme DESIGN §4 applies to one parameter of `module` (a policy's: from `choices`)."""
+    if weight.name == RULES:
+        return weight if choices is not None and name in choices else DEFAULT
     if is_norm(module) and not weight.is_default:
         # Normalization layers start as the identity map whatever the scheme.
         leaf = name.rsplit(".", 1)[-1]
@@ -505,14 +512,15 @@ def initialize_iter(
     # torch_defaults builds on this module's Expectation, so it is imported here, not above.
     from initcli.torch_defaults import default_expectations
 
-    defaults = default_expectations(model) if (weight.is_default or bias.is_default) else {}
+    keeps = weight.name in ("default", RULES) or bias.is_default
+    defaults = default_expectations(model) if keeps else {}
     held = owners(model)
     torch.manual_seed(seed)
     for name, param in model.named_parameters():
         if is_uninitialized(param):
             yield name, Expectation("uninitialized (lazy)")
             continue
-        chosen = choose(weight, bias, held[id(param)][1], name, param)
+        chosen = choose(weight, bias, held[id(param)][1], name, param, choices)
         if chosen.is_default:
             yield name, defaults.get(name, UNKNOWN)
             continue
@@ -525,19 +533,18 @@ def initialize_iter(
 
 
 def apply_chosen(
-    chosen: Scheme,
-    name: str,
-    tensor: torch.Tensor,
-    choices: Mapping[str, tuple[Scheme, str]] | None = None,
+    chosen: Scheme, name: str, tensor: torch.Tensor, choices: Choices | None = None
 ) -> Expectation:
-    """Apply `chosen` (for auto: this parameter's choice) to `tensor`; what it implies."""
-    why = None
-    if chosen.name == AUTO:
+    """Apply `chosen` (auto's or a policy's per-parameter choice) to `tensor`; what it implies."""
+    label, fallback = None, (parse_scheme("xavier_normal"), NOT_SEEN)
+    if chosen.name in (AUTO, RULES):
         assert choices is not None
-        chosen, why = choices.get(name, (parse_scheme("xavier_normal"), NOT_SEEN))
+        is_auto = chosen.name == AUTO
+        chosen, label = choices.get(name, fallback) if is_auto else choices[name]
+        label = f"{short_label(chosen)} ← {label}" if is_auto else label
     apply_to(chosen, name, tensor)
     exp = expectation(chosen, tensor)
-    return exp if why is None else replace(exp, init=f"{short_label(chosen)} ← {why}")
+    return exp if label is None else replace(exp, init=label)
 
 
 def apply_to(scheme: Scheme, name: str, tensor: torch.Tensor) -> None:
@@ -553,6 +560,8 @@ def apply_to(scheme: Scheme, name: str, tensor: torch.Tensor) -> None:
 
 
 AUTO = "auto"  # the scheme that picks each weight's init from the activation after it
+RULES, DEFAULT = "policy", Scheme("default")  # RULES: a policy's marker; its rules fill `choices`
+Choices = Mapping[str, tuple[Scheme, str]]  # per parameter: auto's scheme and why, or a rule's
 NOT_SEEN = "no activation seen after it"
 
 

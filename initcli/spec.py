@@ -64,7 +64,7 @@ _EXPECTED: dict[str, tuple[str, str]] = {
     "name": ("a string", "name: MyMLP"),
     "input": ("an integer ≥ 1", "input: 4"),
     "bias": ("true or false", "bias: false"),
-    "init": ("a scheme string", "init: kaiming_normal"),
+    "init": ("a scheme string or a mapping of rules", "init: kaiming_normal"),
     "layers": ("a non-empty list of layers", "layers: [{units: 5}]"),
     "units": ("an integer ≥ 1", "units: 64"),
     "activation": (f"one of {', '.join(ACTIVATIONS)}", "activation: relu"),
@@ -99,21 +99,28 @@ class MLPSpec(BaseModel):
     name: str | None = Field(default=None, description="a name for the model (metadata only)")
     input: int = Field(ge=1, le=MAX_UNITS, description="in_features of the first layer")
     bias: bool = Field(default=True, description="default bias for every layer")
-    init: str | None = Field(
+    init: str | dict[str, str] | None = Field(
         default=None,
-        description="init scheme used when --init is not given, e.g. kaiming_normal:mode=fan_out",
+        description="init used when --init is not given: a scheme (kaiming_normal:mode=fan_out) "
+        "or a policy, rules as a string or a mapping SELECTOR: SCHEME (Linear: xavier_normal)",
     )
     layers: list[LayerSpec] = Field(min_length=1, description="the layers, in order")
 
     @field_validator("init")
     @classmethod
-    def _known_scheme(cls, value: str | None) -> str | None:
+    def _known_scheme(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
         # Imported here so that a spec without init: never depends on the schemes module.
+        from initcli.policy import is_rules, parse_rules, rules_from_mapping
         from initcli.schemes import parse_scheme
 
         if value is not None:
             try:
-                parse_scheme(value)
+                if isinstance(value, dict):
+                    rules_from_mapping(value, "")
+                elif is_rules(value):
+                    parse_rules(value)
+                else:
+                    parse_scheme(value)
             except SchemeError as exc:
                 raise PydanticCustomError("init_scheme", "{reason}", {"reason": str(exc)}) from None
         return value
@@ -352,6 +359,9 @@ def _validation_message(exc: ValidationError) -> tuple[_KeyPath, str]:
     # useful half, so it comes first.
     err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc: _KeyPath = tuple(err["loc"])
+    if loc[:1] == ("init",):
+        # init: is a string or a mapping; pydantic names the union member tried (init.str).
+        loc = ("init",)
     field = str(loc[-1]) if loc else ""
     if err["type"] == "extra_forbidden":
         valid = list((MLPSpec if len(loc) == 1 else LayerSpec).model_fields)

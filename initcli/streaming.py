@@ -115,6 +115,7 @@ def named(
     tensor handed out to be measured. The random stream is consumed by the same calls on tensors
     of the same shapes in the same order as `schemes.initialize` on a real build, so the values
     are identical. Each tensor's memory is reused once the caller calls its `release`.
+    `choices` gives auto's or a policy's per-parameter schemes (see schemes.apply_chosen).
     """
     held = schemes.owners(model)
     params = [p for p in model.parameters() if not schemes.is_uninitialized(p)]
@@ -125,7 +126,7 @@ def named(
         if schemes.is_uninitialized(param):
             yield Item(name, module, param, None, Expectation("uninitialized (lazy)"))
             continue
-        chosen = schemes.choose(weight, bias, module, name, param)
+        chosen = schemes.choose(weight, bias, module, name, param, choices)
         if chosen.is_default:  # pragma: no cover - callers stream only fully named schemes
             raise ValueError("streaming needs a named scheme for every parameter")
         tensor, release = ring.take(param)

@@ -90,3 +90,8 @@ class Odd(nn.Module):
 def lazy_conv() -> nn.Module:
     """A lazy convolution: needs a (C, H, W) sample, so --input-shape 7 cannot work."""
     return nn.Sequential(nn.LazyConv2d(4, 3), nn.ReLU())
+
+
+def raising_init(m: nn.Module) -> None:
+    """An init function that fails: `--init fn:` must say so in one line."""
+    raise ValueError("boom")

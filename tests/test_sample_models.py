@@ -170,6 +170,19 @@ SAMPLE_LIST = [
         output_shape=(BATCH, SEQ, 256),
     ),
     Sample(
+        stem="lenet5_init",
+        name="LeNet5Init",
+        # LeNet-5 with a BatchNorm2d (weight + bias per channel) after each convolution.
+        modules={**LENET, "bn1": 2 * 6, "bn2": 2 * 16},
+        total=62006 + 2 * 6 + 2 * 16,
+        frozen=0,
+        buffers=6 + 6 + 1 + 16 + 16 + 1,
+        torchinfo_total=62050,
+        make_input=_floats(BATCH, 3, 32, 32),
+        output_shape=(BATCH, 10),
+        module_buffers={"bn1": 6 + 6 + 1, "bn2": 16 + 16 + 1},
+    ),
+    Sample(
         stem="frozen",
         name="PartlyFrozen",
         modules={"backbone": 8 * 8 + 8, "head": 8 * 2 + 2},

@@ -504,7 +504,11 @@ def test_wrong_types_in_a_layer(line: str, expected: str) -> None:
         ("input: 4\nlayers: 3", 2, "layers must be a non-empty list of layers, got 3"),
         ("input: 4\nbias: \nlayers: [{units: 1}]", 2, "bias must be true or false, got null"),
         ("input: 4\nname: 7\nlayers: [{units: 1}]", 2, "name must be a string, got 7"),
-        ("input: 4\ninit: 0.1\nlayers: [{units: 1}]", 2, "init must be a scheme string, got 0.1"),
+        (
+            "input: 4\ninit: 0.1\nlayers: [{units: 1}]",
+            2,
+            "init must be a scheme string or a mapping of rules, got 0.1",
+        ),
     ],
 )
 def test_wrong_types_at_top_level(text: str, line: int, expected: str) -> None:

@@ -51,7 +51,9 @@ ForceOpt = Annotated[bool, typer.Option(
 )]  # fmt: skip
 InitOpt = Annotated[str | None, typer.Option(
     "--init", "-i", metavar="SCHEME",
-    help="Scheme for every ≥2-D weight, name or name:key=value,... "
+    help="Scheme for every ≥2-D weight, name or name:key=value,...; or a policy "
+         "'Conv2d=xavier_normal; *.bias=zeros' or @policy.yaml; or your own init code "
+         "fn:pkg.mod:init_weights / method:initialize_weights "
          "(default: the spec's init:, else 'default' = the constructors' own init).",
     show_default=False,
 )]  # fmt: skip

@@ -54,9 +54,7 @@ def inspect_dict(report: InspectReport) -> dict[str, Any]:
 def _param_row(p: ParamReport, with_grad: bool, name_width: int) -> list[RenderableType]:
     fans = "–" if p.fan_in is None else f"{p.fan_in}→{p.fan_out}"
     status = Text(p.status, style=STATUS_STYLE.get(p.status, ""))
-    # The table names the init function only; its arguments are in the JSON and in `schemes`.
-    # An `auto` choice keeps its short label (`kaiming_normal(relu)`); the reason is listed below.
-    init = p.init.split(AUTO_ARROW)[0] if AUTO_ARROW in p.init else p.init.split("(")[0]
+    init = _shown_init(p.init)
     row: list[RenderableType] = [
         wrap_dotted(p.name, name_width),
         shape_text(p.shape),
@@ -72,6 +70,16 @@ def _param_row(p: ParamReport, with_grad: bool, name_width: int) -> list[Rendera
     return row
 
 
+def _shown_init(init: str) -> str:
+    # The table names the init function only; its arguments are in the JSON and in `schemes`.
+    # An `auto` choice keeps its short label (`kaiming_normal(relu)`); the reason is listed below.
+    if AUTO_ARROW in init:
+        return init.split(AUTO_ARROW, maxsplit=1)[0]
+    shown = init.split("(", maxsplit=1)[0].rstrip()
+    # A long rule (`Linear=normal:std=0.01`) may break after its `=` rather than mid-word.
+    return shown.replace("=", "= ", 1) if "=" in init and len(shown) > 16 else shown
+
+
 def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableType]:
     # The heading is printed above the table, not as its title: a title wraps at the table's
     # width, and a long scheme description is wider than a small model's table.
@@ -83,6 +91,10 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
     if auto_labels:
         # auto's labels (`xavier_normal(gain=tanh)`) are wider than a bare function name.
         name_width = max(16, name_width - max(0, max(map(len, auto_labels)) - 14))
+    rule_labels = [_shown_init(p.init) for p in report.params if "=" in p.init]
+    if rule_labels:
+        # So are a policy's rules (`Linear=normal:std=0.01`).
+        name_width = max(16, name_width - max(0, max(map(len, rule_labels)) - 14))
     table.add_column("parameter", overflow="fold")
     table.add_column("shape", no_wrap=True)
     table.add_column("fans", justify="right", no_wrap=True)
@@ -90,7 +102,8 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
     table.add_column("var", justify="right", no_wrap=True)
     table.add_column("expected", justify="right", no_wrap=True)
     auto = any(AUTO_ARROW in p.init for p in report.params)
-    table.add_column("init", no_wrap=True)
+    # A policy's rules may wrap (at their `=`) rather than squeeze the parameter names.
+    table.add_column("init", no_wrap=not rule_labels, overflow="fold")
     table.add_column("status", no_wrap=True)
     # The trainable column only earns its width when something is frozen.
     with_grad = any(not p.requires_grad for p in report.params)

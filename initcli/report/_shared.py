@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import torch
 from torch import nn
 
-from initcli import auto, building, loading, probe, schemes, torch_defaults
+from initcli import auto, building, loading, policy, probe, schemes, torch_defaults, usercode
 from initcli.counting import Counts, count_model, count_spec
 from initcli.errors import ProbeError, SchemeError, TargetError, first_line
 
@@ -90,25 +90,23 @@ def materialize_lazy(
         ) from None
 
 
+def resolve_policy(
+    init: str | None, bias_init: str | None, spec_init: str | Mapping[str, object] | None
+) -> policy.Policy:
+    """--init (a scheme, rules, @file, fn:, method:), else the spec's init:, else default."""
+    return policy.parse(init or spec_init, bias_init)
+
+
 def resolve_schemes(
     init: str | None, bias_init: str | None, spec_init: str | None
 ) -> tuple[schemes.Scheme, schemes.Scheme]:
-    """The weight and bias schemes: --init, else the spec's init:, else default."""
-    weight = schemes.parse_scheme(init or spec_init or "default")
-    if weight.is_default:
-        if bias_init is not None and not schemes.parse_scheme(bias_init).is_default:
-            raise SchemeError(
-                "--bias-init needs a named --init: with default, the modules' own "
-                "constructors set the biases (add e.g. --init kaiming_normal)"
-            )
-        return weight, weight
-    bias = schemes.parse_scheme(bias_init or "zeros")
-    if bias.info.min_dims > 1:
+    """The weight and bias schemes of a plain scheme (where a policy cannot apply: --against)."""
+    found = resolve_policy(init, bias_init, spec_init)
+    if not found.is_plain:
         raise SchemeError(
-            f"--bias-init {bias.name} needs ≥2-D tensors and biases are 1-D; use "
-            "zeros, ones, constant, uniform, normal, trunc_normal or default"
+            f"{found.describe()} is a policy; here give one scheme (e.g. kaiming_normal)"
         )
-    return weight, bias
+    return found.weight, found.bias
 
 
 # The batch that traces a forward pass for `auto` and `defaults`: only the order of calls matters.
@@ -159,23 +157,31 @@ def auto_choices_for(
 
 def initialized(
     source: loading.ModelSource,
-    weight: schemes.Scheme,
-    bias: schemes.Scheme,
+    chosen: policy.Policy,
     seed: int,
     input_shape: tuple[int, ...] | None,
-) -> tuple[nn.Module, dict[str, schemes.Expectation]]:
-    """A freshly built model with the schemes applied under the seeding contract (DESIGN §4)."""
-    if weight.is_default:
-        # The constructors are the init, so the seed goes before the build (DESIGN §4).
+) -> tuple[nn.Module, dict[str, schemes.Expectation], tuple[str, ...]]:
+    """A freshly built model with the policy applied under the seeding contract (DESIGN §4, §7),
+    each parameter's expectation, and the remarks the policy's matching made."""
+    weight, bias = chosen.weight, chosen.bias
+    if chosen.is_default or not chosen.is_plain:
+        # The constructors are the init (of what a policy leaves alone): seed before the build.
         torch.manual_seed(seed)
-        model = source.build()
-        return model, torch_defaults.default_expectations(model)
     model = source.build()
+    if chosen.is_default:
+        return model, torch_defaults.default_expectations(model), ()
+    if chosen.code is not None:
+        done = usercode.run(chosen.code, model, seed, source.target)
+        return model, done.expectations, done.remarks
     choices = None
-    if weight.name == schemes.AUTO:
+    remarks: tuple[str, ...] = ()
+    if chosen.rules:
+        matched = policy.assign(chosen, model, source.target)
+        choices, remarks = matched.choices, matched.remarks
+    elif weight.name == schemes.AUTO:
         # The trace runs before the seed is set, so it cannot shift the values drawn.
         choices = auto_choices_for(source, model, input_shape, seed)
-    return model, schemes.initialize(model, weight, bias, seed, choices)
+    return model, schemes.initialize(model, weight, bias, seed, choices), remarks
 
 
 P = ParamSpec("P")

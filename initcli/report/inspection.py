@@ -10,7 +10,17 @@ from enum import StrEnum
 import torch
 from torch import nn
 
-from initcli import auto, building, checkpoint, loading, schemes, streaming, torch_defaults
+from initcli import (
+    auto,
+    building,
+    checkpoint,
+    loading,
+    policy,
+    schemes,
+    streaming,
+    torch_defaults,
+    usercode,
+)
 from initcli.errors import MemoryLimitError, SchemeError, TargetError
 from initcli.memory import out_of_memory_is_an_error
 from initcli.report._shared import (
@@ -20,7 +30,7 @@ from initcli.report._shared import (
     guarded,
     has_lazy,
     materialize_lazy,
-    resolve_schemes,
+    resolve_policy,
     spec_followers,
     try_meta,
 )
@@ -63,8 +73,7 @@ class InspectPlan:
 
 def plan_inspect(
     source: loading.ModelSource,
-    weight: schemes.Scheme,
-    bias: schemes.Scheme,
+    chosen: policy.Policy,
     meta: nn.Module | None,
     meta_failure: str | None,
     dev: torch.device,
@@ -72,12 +81,25 @@ def plan_inspect(
     input_shape: tuple[int, ...] | None = None,
     save: bool = False,
     stream: bool | None = None,
+    assignment: policy.Assignment | None = None,
 ) -> InspectPlan:
     """Decide how to inspect: stream from `meta` (the meta-built model, None when that build
     failed for `meta_failure` or was not tried) or build for real. Raises where neither can work.
+    `assignment` is a rules policy matched on `meta`: it streams when every parameter gets a
+    named scheme; one that keeps some constructor values needs a real build, as fn:/method: do.
     """
+    weight, bias = chosen.weight, chosen.bias
     remarks = [] if meta_failure is None else [building.fallback_note(source.target, meta_failure)]
-    named = not weight.is_default and not bias.is_default
+    if chosen.code is not None:
+        remarks.append(
+            f"{chosen.describe()} runs the model's own init code, so {source.target} was built "
+            "whole (not streamed) and that code run on it after the seed"
+        )
+        return InspectPlan(Method.REAL, tuple(remarks))
+    if chosen.rules:
+        named = assignment is not None and not assignment.defaults
+    else:
+        named = not weight.is_default and not bias.is_default
     if meta is None:
         return InspectPlan(Method.REAL, tuple(remarks))
     if named and any(p.is_complex() for p in meta.parameters()):
@@ -100,6 +122,14 @@ def plan_inspect(
     if named:
         _check_streamable(source.target, meta, dev)
         return InspectPlan(Method.STREAM)
+    if chosen.rules:
+        if stream is not True and building.fits(nbytes, dev):
+            return InspectPlan(Method.REAL)
+        raise MemoryLimitError(
+            f"the policy leaves parameters of {source.target} at their constructors' values, "
+            f"which needs a real build ({building.human_bytes(nbytes)}, more than half the free "
+            f"memory on {dev}); add rules that set them too, so the policy can be streamed"
+        )
     use_stream = stream if stream is not None else not building.fits(nbytes, dev)
     if not use_stream:
         return InspectPlan(Method.REAL)
@@ -158,20 +188,24 @@ def inspect(
     dev = building.resolve_device(device)
     source = loading.resolve(target, args)
     check_spec_depth(source)
-    weight, bias = resolve_schemes(init, bias_init, source.spec.init if source.spec else None)
+    chosen = resolve_policy(init, bias_init, source.spec.init if source.spec else None)
     meta: nn.Module | None = None
     failure: str | None = None
     if not source.prebuilt and stream is not False:
-        # With `default` a real build usually follows; its warnings are the ones to show.
-        meta, failure = try_meta(source, quiet=weight.is_default)
+        # With `default` (or the user's init code) a real build usually follows; its warnings
+        # are the ones to show.
+        meta, failure = try_meta(source, quiet=chosen.is_default or chosen.code is not None)
+    assignment = policy.assign(chosen, meta, source.target) if chosen.rules and meta else None
     plan = plan_inspect(
-        source, weight, bias, meta, failure, dev,
-        input_shape=input_shape, save=save is not None, stream=stream,
+        source, chosen, meta, failure, dev,
+        input_shape=input_shape, save=save is not None, stream=stream, assignment=assignment,
     )  # fmt: skip
     with out_of_memory_is_an_error(f"building and initializing {source.target}"):
-        model, items, choices = _execute(plan, source, meta, weight, bias, seed, dev, input_shape)
+        model, items, choices, remarks = _execute(
+            plan, source, meta, chosen, assignment, seed, dev, input_shape
+        )
     # QR (orthogonal) is the one init whose values depend on torch's thread count.
-    used = {weight.name, bias.name, *(c.name for c, _ in (choices or {}).values())}
+    used = chosen.scheme_names() | {c.name for c, _ in (choices or {}).values()}
     try:
         with out_of_memory_is_an_error(f"initializing and measuring {source.target}"):
             rows = run_items(model, items, progress, overlap="orthogonal" not in used)
@@ -184,7 +218,7 @@ def inspect(
     if save is not None:
         metadata = {
             "initcli.target": source.target,
-            "initcli.scheme": weight.describe(),
+            "initcli.scheme": chosen.describe(),
             "initcli.seed": str(seed),
         }
         with out_of_memory_is_an_error(f"saving {save}"):
@@ -193,12 +227,12 @@ def inspect(
     count_method = "spec" if source.spec is not None else ("meta" if streamed else "real")
     return InspectReport(
         source.target,
-        weight.describe(),
+        chosen.describe(),
         seed,
         rows,
         CountReport(source.target, counts_of(source, model), count_method),
         "stream" if streamed else "real",
-        plan.remarks,
+        (*plan.remarks, *remarks),
         str(dev),
     )
 
@@ -210,36 +244,47 @@ def _execute(
     plan: InspectPlan,
     source: loading.ModelSource,
     meta: nn.Module | None,
-    weight: schemes.Scheme,
-    bias: schemes.Scheme,
+    chosen: policy.Policy,
+    assignment: policy.Assignment | None,
     seed: int,
     dev: torch.device,
     input_shape: tuple[int, ...] | None,
-) -> tuple[nn.Module, Iterator[streaming.Item], Choices | None]:
-    """The model the plan measures, its parameters as items to measure, and auto's choices."""
+) -> tuple[nn.Module, Iterator[streaming.Item], Choices | None, tuple[str, ...]]:
+    """The model the plan measures, its parameters as items to measure, auto's or the policy's
+    per-parameter choices, and the remarks the policy made."""
+    weight, bias = chosen.weight, chosen.bias
     is_auto = weight.name == schemes.AUTO
+    choices: Choices | None
     if plan.method is Method.STREAM and meta is not None:
-        choices = None
+        choices = assignment.choices if assignment is not None else None
         if is_auto and source.spec is not None:
             choices = auto.auto_choices(meta, spec_followers(source.spec))
-        return meta, streaming.named(meta, weight, bias, seed, dev, choices), choices
+        remarks = assignment.remarks if assignment is not None else ()
+        return meta, streaming.named(meta, weight, bias, seed, dev, choices), choices, remarks
     if plan.method is Method.STREAM_DEFAULT and meta is not None:
-        return meta, streaming.default(meta, seed, dev), None
-    if weight.is_default:
-        # The constructors are the init, so the seed goes before the build (DESIGN §4).
+        return meta, streaming.default(meta, seed, dev), None, ()
+    if chosen.is_default or not chosen.is_plain:
+        # The constructors are the init (of what a policy leaves alone), so the seed goes before
+        # the build (DESIGN §4).
         torch.manual_seed(seed)
     model = _build_real(source, dev)
     materialize_lazy(source, model, input_shape)
-    if weight.is_default:
-        return (
-            model,
-            streaming.in_memory(model, torch_defaults.default_expectations(model).items()),
-            None,
-        )
-    # The trace runs before the seed is set, so it cannot shift the values drawn.
-    choices = auto_choices_for(source, model, input_shape, seed) if is_auto else None
+    if chosen.is_default:
+        expected = torch_defaults.default_expectations(model)
+        return model, streaming.in_memory(model, expected.items()), None, ()
+    if chosen.code is not None:
+        done = usercode.run(chosen.code, model, seed, source.target)
+        return model, streaming.in_memory(model, done.expectations.items()), None, done.remarks
+    remarks = ()
+    if chosen.rules:
+        matched = policy.assign(chosen, model, source.target)
+        choices = matched.choices
+        remarks = matched.remarks
+    else:
+        # The trace runs before the seed is set, so it cannot shift the values drawn.
+        choices = auto_choices_for(source, model, input_shape, seed) if is_auto else None
     items = streaming.in_memory(model, schemes.initialize_iter(model, weight, bias, seed, choices))
-    return model, items, choices
+    return model, items, choices, remarks
 
 
 def _check_streamable(target: str, model: nn.Module, dev: torch.device) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from initcli import limits, loading, probe, training
 from initcli.errors import ArgError, ProbeError, SchemeError
-from initcli.report._shared import check_spec_fits, guarded, initialized, resolve_schemes
+from initcli.report._shared import check_spec_fits, guarded, initialized, resolve_policy
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,16 @@ def probe_report(
     # The probed model, its gradients and (with --train) a second copy with Adam's two moments.
     check_spec_fits(source, copies=5 if train else 2, hint="probe a smaller spec")
     # Every scheme is parsed before anything is built, so a typo fails fast.
-    parsed = [resolve_schemes(init, bias_init, None) for init in inits]
-    names = [w.describe() for w, _ in parsed]
+    parsed = [resolve_policy(init, bias_init, None) for init in inits]
+    names = [chosen.describe() for chosen in parsed]
     if len(set(names)) < len(names):
         twice = next(n for n in names if names.count(n) > 1)
         raise SchemeError(f"--init {twice} is given twice; give each scheme once")
     results: list[SchemeProbe] = []
     spec: probe.InputSpec | None = None
     batch: torch.Tensor | None = None
-    for weight, bias in parsed:
-        model, _ = initialized(source, weight, bias, seed, input_shape)
+    for chosen in parsed:
+        model, _, _ = initialized(source, chosen, seed, input_shape)
         if spec is None or batch is None:
             spec = probe.input_spec(model, source.spec.input if source.spec else None, input_shape)
             limits.check_batch(batch_size, spec.shape)
@@ -93,11 +93,11 @@ def probe_report(
         result = probe.probe(model, batch)
         trained = None
         if train is not None:
-            fresh, _ = initialized(source, weight, bias, seed, input_shape)
+            fresh, _, _ = initialized(source, chosen, seed, input_shape)
             trained = training.train_moons(
                 fresh, train.steps, train.lr, seed, train.points, train.noise
             )
-        results.append(SchemeProbe(weight.describe(), result, trained))
+        results.append(SchemeProbe(chosen.describe(), result, trained))
     assert spec is not None and batch is not None
     kind = (
         f"token ids in [0, {spec.token_ids})" if spec.token_ids is not None else "float32 N(0, 1)"

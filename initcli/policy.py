@@ -1,0 +1,367 @@
+"""Init policies: `SELECTOR=SCHEME` rules, `@file.yaml`, `fn:`/`method:` — parsed and matched."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from torch import nn
+
+from initcli import schemes
+from initcli.errors import PolicyError, SchemeError
+from initcli.schemes import Scheme
+
+# A policy file holds a few dozen rules; anything much larger is not one.
+MAX_POLICY_BYTES = 65_536
+_GLOB = frozenset("*?[")
+FN, METHOD = "fn", "method"
+Choices = dict[str, tuple[Scheme, str]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One `SELECTOR=SCHEME`; `text` is what the init column shows for what it sets."""
+
+    selector: str
+    scheme: Scheme
+    text: str
+
+    @property
+    def is_glob(self) -> bool:
+        return any(c in _GLOB for c in self.selector)
+
+
+@dataclass(frozen=True)
+class UserCode:
+    """`fn:TARGET` (model.apply(fn)) or `method:NAME` (model.NAME()), run after the seed."""
+
+    kind: str  # FN or METHOD
+    target: str  # `pkg.mod:name` / `file.py:name`, or the method's name
+
+    @property
+    def name(self) -> str:
+        """The function's own name, as messages and labels say it: `init_weights`."""
+        return self.target.rsplit(":", 1)[-1]
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.target}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What --init asked for: a plain scheme (no rules), rules, or the user's own init code.
+
+    A plain scheme is the one-rule case: `weight` and `bias` are its schemes. With rules, `weight`
+    is the `schemes.RULES` marker and `bias` is --bias-init, the scheme of the biases of a module
+    a bare class rule claims. With `code`, both are unused.
+    """
+
+    weight: Scheme
+    bias: Scheme
+    rules: tuple[Rule, ...] = ()
+    code: UserCode | None = None
+
+    @property
+    def is_plain(self) -> bool:
+        return not self.rules and self.code is None
+
+    @property
+    def is_default(self) -> bool:
+        return self.is_plain and self.weight.is_default
+
+    def describe(self) -> str:
+        """The heading and JSON `scheme`: the scheme, the rules joined by `; `, or `fn:...`."""
+        if self.code is not None:
+            return self.code.describe()
+        if self.rules:
+            return "; ".join(rule.text for rule in self.rules)
+        return self.weight.describe()
+
+    def scheme_names(self) -> set[str]:
+        """Every scheme name the policy may apply (orthogonal's values depend on threads)."""
+        return {self.weight.name, self.bias.name, *(rule.scheme.name for rule in self.rules)}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A policy's rules matched on one model: per parameter the scheme and the rule's text."""
+
+    choices: Choices
+    # Parameters no rule sets: they keep their constructors' values (`default`).
+    defaults: tuple[str, ...]
+    remarks: tuple[str, ...]
+
+
+def is_rules(text: str) -> bool:
+    """Whether --init text is rules (`Linear=normal:std=0.01`) rather than one scheme
+    (`normal:std=0.01`): a `;`, or an `=` before any `:`."""
+    eq, colon = text.find("="), text.find(":")
+    return ";" in text or (eq >= 0 and (colon < 0 or eq < colon))
+
+
+def parse(init: str | Mapping[str, object] | None, bias_init: str | None) -> Policy:
+    """--init (or a spec's `init:`) and --bias-init as one Policy; raise what to fix."""
+    if isinstance(init, Mapping):
+        return _with_rules(rules_from_mapping(init, "init: "), bias_init)
+    text = (init or "default").strip()
+    for kind in (FN, METHOD):
+        if text.startswith(kind + ":"):
+            return _with_code(kind, text[len(kind) + 1 :].strip(), bias_init)
+    if text.startswith("@"):
+        path = text[1:].strip()
+        return _with_rules(rules_from_mapping(read_file(path), f"{path}: "), bias_init)
+    if is_rules(text):
+        return _with_rules(parse_rules(text), bias_init)
+    return _plain(schemes.parse_scheme(text), bias_init)
+
+
+def _plain(weight: Scheme, bias_init: str | None) -> Policy:
+    if weight.is_default:
+        if bias_init is not None and not schemes.parse_scheme(bias_init).is_default:
+            raise SchemeError(
+                "--bias-init needs a named --init: with default, the modules' own "
+                "constructors set the biases (add e.g. --init kaiming_normal)"
+            )
+        return Policy(weight, weight)
+    return Policy(weight, _bias(bias_init))
+
+
+def _bias(bias_init: str | None) -> Scheme:
+    bias = schemes.parse_scheme(bias_init or "zeros")
+    if bias.info.min_dims > 1:
+        raise SchemeError(
+            f"--bias-init {bias.name} needs ≥2-D tensors and biases are 1-D; use "
+            "zeros, ones, constant, uniform, normal, trunc_normal or default"
+        )
+    return bias
+
+
+def _with_rules(rules: tuple[Rule, ...], bias_init: str | None) -> Policy:
+    return Policy(Scheme(schemes.RULES), _bias(bias_init), rules)
+
+
+def _with_code(kind: str, target: str, bias_init: str | None) -> Policy:
+    example = "fn:pkg.mod:init_weights or fn:file.py:init_weights"
+    if kind == METHOD and not target.isidentifier():
+        raise PolicyError(
+            f"method:{target} does not name a method; write e.g. method:initialize_weights"
+        )
+    if kind == FN and (":" not in target or not target.rsplit(":", 1)[-1].strip()):
+        raise PolicyError(f"fn:{target} names no function; write e.g. {example}")
+    if bias_init is not None:
+        raise PolicyError(
+            f"--bias-init does not apply to {kind}:{target}: that code sets the biases itself"
+        )
+    default = schemes.DEFAULT
+    return Policy(default, default, code=UserCode(kind, target))
+
+
+def parse_rules(text: str, where: str = "") -> tuple[Rule, ...]:
+    """`SELECTOR=SCHEME; ...` as rules, in order; a malformed rule is a PolicyError."""
+    parts = text.split(";")
+    rules = []
+    for i, part in enumerate(parts, 1):
+        rule = part.strip()
+        if not rule:
+            raise PolicyError(
+                f"{where}rule {i} of {len(parts)} in the policy is empty; remove the extra ';'"
+            )
+        selector, eq, scheme_text = rule.partition("=")
+        if not eq:
+            raise PolicyError(
+                f"{where}rule {rule!r} has no '='; write SELECTOR=SCHEME, "
+                "e.g. Linear=kaiming_normal or *.bias=zeros"
+            )
+        rules.append(make_rule(selector, scheme_text, where))
+    return tuple(rules)
+
+
+def make_rule(selector: str, scheme_text: object, where: str = "") -> Rule:
+    """One rule from its selector and scheme text; PolicyError with the rule quoted."""
+    selector = selector.strip()
+    if not isinstance(scheme_text, str):
+        raise PolicyError(
+            f"{where}rule {selector!r}: the scheme must be a string such as xavier_normal, "
+            f"got {scheme_text!r}"
+        )
+    scheme_text = scheme_text.strip()
+    text = f"{selector}={scheme_text}"
+    if not selector or any(c.isspace() for c in selector):
+        raise PolicyError(
+            f"{where}rule {text!r} has no selector before '='; write e.g. Conv2d={scheme_text}"
+            if not selector
+            else f"{where}rule {text!r}: a selector has no spaces; write e.g. Conv2d.weight"
+        )
+    try:
+        scheme = schemes.parse_scheme(scheme_text)
+    except SchemeError as exc:
+        raise PolicyError(f"{where}rule {text!r}: {exc}") from None
+    if scheme.name == schemes.AUTO:
+        raise PolicyError(
+            f"{where}rule {text!r}: auto chooses per weight itself and cannot be one rule; "
+            "use --init auto alone, or name a scheme"
+        )
+    return Rule(selector, scheme, text)
+
+
+def rules_from_mapping(mapping: Mapping[Any, object], where: str) -> tuple[Rule, ...]:
+    """A mapping `SELECTOR: SCHEME` (a policy file, a spec's `init:`) as rules, in order."""
+    if not mapping:
+        raise PolicyError(f"{where}the policy holds no rules; write e.g. Linear: kaiming_normal")
+    return tuple(make_rule(str(key), value, where) for key, value in mapping.items())
+
+
+def read_file(path: str) -> Mapping[object, object]:
+    """A policy file (`--init @policy.yaml`): YAML, safe-loaded, a mapping of rules."""
+    if not path:
+        raise PolicyError("--init @ names no file; write e.g. --init @policy.yaml")
+    try:
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_POLICY_BYTES + 1)
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: no such policy file; check the path") from None
+    except IsADirectoryError:
+        raise PolicyError(f"{path} is a directory; give a .yaml policy file") from None
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read it ({exc.strerror})") from None
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(
+            f"{path} is larger than {MAX_POLICY_BYTES:,} bytes, too large for a policy file"
+        )
+    try:
+        loaded = yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PolicyError(f"{path} is not UTF-8 text; save it as UTF-8") from None
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0]
+        raise PolicyError(
+            f"{path} is not valid YAML ({problem}); quote selectors that start with '*', "
+            "e.g. '*.bias': zeros"
+        ) from None
+    if not isinstance(loaded, dict):
+        kind = "empty" if loaded is None else f"a {type(loaded).__name__}"
+        raise PolicyError(
+            f"{path} must hold a mapping of rules (SELECTOR: SCHEME, e.g. Conv2d: "
+            f"xavier_normal), not {kind}"
+        )
+    return loaded
+
+
+# --- matching rules to a model's parameters ------------------------------------------------------
+
+
+def _torch_classes() -> frozenset[str]:
+    return frozenset(
+        name
+        for name, value in vars(nn).items()
+        if isinstance(value, type) and issubclass(value, nn.Module)
+    )
+
+
+def _mro_names(module: nn.Module) -> frozenset[str]:
+    return frozenset(cls.__name__ for cls in type(module).__mro__)
+
+
+def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
+    """Match the rules on `model` (first match wins) and check each scheme fits its parameter.
+
+    A glob matches the full parameter name; `Class` or `Class.param` a parameter held directly by
+    a module with that class in its MRO. A bare class sets the module's ≥2-D parameters and a
+    norm layer's weight; its other (1-D) parameters take the first rule that names them, else
+    --bias-init. Unknown classes and unfit schemes raise PolicyError; idle rules are remarks.
+    """
+    held = schemes.owners(model)
+    named = [(n, p) for n, p in model.named_parameters() if not schemes.is_uninitialized(p)]
+    known = frozenset().union(*(_mro_names(m) for m in model.modules())) | _torch_classes()
+    kinds = [_kind(rule, known, model, {n for n, _ in named}) for rule in policy.rules]
+    choices: Choices = {}
+    used = [0] * len(policy.rules)
+    defaults: list[str] = []
+    for name, param in named:
+        module = held[id(param)][1]
+        mro = _mro_names(module)
+        leaf = name.rsplit(".", 1)[-1]
+        weightlike = param.dim() >= 2 or (schemes.is_norm(module) and leaf == "weight")
+        claimed: int | None = None
+        picked: tuple[Scheme, str] | None = None
+        for i, (rule, (cls, pname)) in enumerate(zip(policy.rules, kinds, strict=True)):
+            if cls is None:
+                hit = fnmatch.fnmatchcase(name, rule.selector)
+            elif pname is not None:
+                hit = cls in mro and leaf == pname
+            else:
+                hit = cls in mro and weightlike
+                if cls in mro and not weightlike and claimed is None:
+                    claimed = i
+            if hit:
+                used[i] += 1
+                picked = (rule.scheme, rule.text)
+                break
+        if picked is None and claimed is not None:
+            used[claimed] += 1
+            picked = (policy.bias, f"--bias-init={policy.bias.describe()}")
+        if picked is None or picked[0].is_default:
+            defaults.append(name)
+            continue
+        _check_fits(picked, name, param)
+        choices[name] = picked
+    remarks = [
+        f"rule '{rule.text}' sets no parameter of {target}"
+        + (" (earlier rules set them first)" if _matches_any(rule, kind, model) else "")
+        for rule, kind, n in zip(policy.rules, kinds, used, strict=True)
+        if n == 0
+    ]
+    if defaults:
+        shown = ", ".join(defaults[:5]) + (
+            f" and {len(defaults) - 5} more" if len(defaults) > 5 else ""
+        )
+        remarks.append(
+            f"{len(defaults)} parameter{'s' if len(defaults) != 1 else ''} of {target} match no "
+            f"rule and keep their constructors' values (default): {shown}"
+        )
+    return Assignment(choices, tuple(defaults), tuple(remarks))
+
+
+def _kind(
+    rule: Rule, known: frozenset[str], model: nn.Module, names: set[str]
+) -> tuple[str | None, str | None]:
+    """(class, parameter) for a class selector; (None, None) for a glob or a parameter name."""
+    if rule.is_glob or rule.selector in names:
+        return None, None
+    head, _, leaf = rule.selector.partition(".")
+    if head in known:
+        return head, leaf or None
+    own = sorted({type(m).__name__ for m in model.modules()})
+    close = difflib.get_close_matches(head, own, n=1, cutoff=0.5)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise PolicyError(
+        f"rule '{rule.text}': {head!r} is no module class of the model nor of torch.nn; {hint}"
+        f"(the model's module types: {', '.join(own)}; a glob such as '*.weight' matches "
+        "parameter names)"
+    )
+
+
+def _matches_any(rule: Rule, kind: tuple[str | None, str | None], model: nn.Module) -> bool:
+    cls, pname = kind
+    if cls is None:
+        return any(fnmatch.fnmatchcase(n, rule.selector) for n, _ in model.named_parameters())
+    return any(
+        cls in _mro_names(m) and (pname is None or pname in dict(m.named_parameters(recurse=False)))
+        for m in model.modules()
+        if any(True for _ in m.parameters(recurse=False))
+    )
+
+
+def _check_fits(picked: tuple[Scheme, str], name: str, param: nn.Parameter) -> None:
+    scheme, label = picked
+    if scheme.info.min_dims > param.dim():
+        raise PolicyError(
+            f"rule '{label}' gives {name} (shape {tuple(param.shape)}) {scheme.name}, which needs "
+            f"a tensor of ≥{scheme.info.min_dims} dimensions; narrow the selector (e.g. "
+            "'Class.weight') or choose a scheme such as normal or zeros for it"
+        )
