@@ -7,7 +7,14 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-STATUS_STYLE = {"ok": "green", "off": "bold red", "symmetric": "yellow", "unknown": "dim"}
+STATUS_STYLE = {
+    "ok": "green",
+    "off": "bold red",
+    "symmetric": "yellow",
+    "unknown": "dim",
+    "custom": "cyan",
+    "uninitialized": "bold magenta",
+}
 # How schemes.initialize labels an `auto` choice: `<scheme> ← <why>`.
 AUTO_ARROW = " ← "
 

@@ -29,7 +29,35 @@ def param_dict(p: ParamReport) -> dict[str, Any]:
     for key in _FLOAT_KEYS:
         if key in row:
             row[key] = finite(row[key])
+    # looks_like and fit came later than every other key (a weights file's var_ratio too): last.
+    row["looks_like"] = row.pop("looks_like")
+    fit = row.pop("fit")
+    row["fit"] = None if fit is None else {
+        "family": fit["family"],
+        "std": finite(fit["std"]),
+        "bound": finite(fit["bound"]),
+        "matches": list(fit["matches"]),
+    }
     return row
+
+
+# Statuses whose rows earn a `looks like` cell: where the values are not what was asked for.
+_LOOK_STATUSES = frozenset({"custom", "uninitialized", "off", "unknown"})
+
+
+def looks_cell(p: ParamReport) -> str | None:
+    """What the values look like where that is not the init: None where the init column says it
+    (ok rows); "–" for uninitialized values (the reason is in the summary line under the table)."""
+    if p.status not in _LOOK_STATUSES:
+        return None
+    if p.looks_like is None or p.status == "uninitialized":
+        return "–"
+    return p.looks_like.replace(" — torch default", " (default)")
+
+
+def shows_looks(params: tuple[ParamReport, ...]) -> bool:
+    """Whether the `looks like` column says anything the init/status columns do not."""
+    return any(p.status in _LOOK_STATUSES and p.looks_like is not None for p in params)
 
 
 def inspect_dict(report: InspectReport) -> dict[str, Any]:
@@ -49,6 +77,9 @@ def _param_row(p: ParamReport, with_grad: bool, name_width: int) -> list[Rendera
     # The table names the init function only; its arguments are in the JSON and in `schemes`.
     # An `auto` choice keeps its short label (`kaiming_normal(relu)`); the reason is listed below.
     init = p.init.split(AUTO_ARROW)[0] if AUTO_ARROW in p.init else p.init.split("(")[0]
+    # Where the values are not what the init says (custom, off, ...), what they look like instead.
+    looks = looks_cell(p)
+    init_cell: RenderableType = init if looks is None else Text(looks, style="italic")
     row: list[RenderableType] = [
         wrap_dotted(p.name, name_width),
         shape_text(p.shape),
@@ -56,7 +87,7 @@ def _param_row(p: ParamReport, with_grad: bool, name_width: int) -> list[Rendera
         num(p.mean, 3),
         num(p.var),
         num(p.expected_var),
-        init,
+        init_cell,
         status,
     ]
     if with_grad:
@@ -71,6 +102,11 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     # Everything but the name is short and fixed; the name gets what is left, broken at dots.
     name_width = max(16, width - 82)
+    looks = shows_looks(report.params)
+    if looks:
+        # A looks-like label is wider than a function name: take it from the name, up to 24.
+        widest = max(len(looks_cell(p) or "") for p in report.params)
+        name_width = max(16, name_width - max(0, min(widest, 24) - 15))
     auto_labels = [p.init.split(AUTO_ARROW)[0] for p in report.params if AUTO_ARROW in p.init]
     if auto_labels:
         # auto's labels (`xavier_normal(gain=tanh)`) are wider than a bare function name.
@@ -82,7 +118,10 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
     table.add_column("var", justify="right", no_wrap=True)
     table.add_column("expected", justify="right", no_wrap=True)
     auto = any(AUTO_ARROW in p.init for p in report.params)
-    table.add_column("init", no_wrap=True)
+    if looks:
+        table.add_column("init / looks like", overflow="fold", max_width=24)
+    else:
+        table.add_column("init", no_wrap=True)
     table.add_column("status", no_wrap=True)
     # The trainable column only earns its width when something is frozen.
     with_grad = any(not p.requires_grad for p in report.params)
@@ -90,9 +129,12 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
         table.add_column("grad", no_wrap=True)
     for p in report.params:
         table.add_row(*_param_row(p, with_grad, name_width))
-    if not auto:
-        return [heading, table, totals_panel(report.counts)]
-    return [heading, table, _auto_table(report, width), totals_panel(report.counts)]
+    below: list[RenderableType] = []
+    if looks:
+        below.append(Text("looks like: " + "; ".join(report.looks_like)))
+    if auto:
+        below.append(_auto_table(report, width))
+    return [heading, table, *below, totals_panel(report.counts)]
 
 
 def _auto_table(report: InspectReport, width: int) -> Table:
@@ -117,6 +159,7 @@ def inspect_view(report: InspectReport) -> View:
     data = inspect_dict(report)
     notes = [
         f"scheme {report.scheme}, seed {report.seed}",
+        *(["looks like: " + "; ".join(report.looks_like)] if report.looks_like else []),
         totals_line(report.counts),
         *report.counts.counts.notes,
     ]

@@ -23,7 +23,7 @@ from initcli.report._shared import (
     try_meta,
 )
 from initcli.report.counts import CountReport
-from initcli.report.measuring import ParamReport, Progress, run_items
+from initcli.report.measuring import ParamReport, Progress, looks_like_summary, run_items
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class InspectReport:
     method: str = "real"
     remarks: tuple[str, ...] = ()
     device: str = "cpu"
+    # What the values look like, grouped (report.measuring.looks_like_summary).
+    looks_like: tuple[str, ...] = ()
 
 
 class Method(StrEnum):
@@ -169,7 +171,9 @@ def inspect(
     # QR (orthogonal) is the one init whose values depend on torch's thread count.
     used = {weight.name, bias.name, *(c.name for c, _ in (choices or {}).values())}
     try:
-        rows = run_items(model, items, progress, overlap="orthogonal" not in used)
+        rows = run_items(
+            model, items, progress, overlap="orthogonal" not in used, default=weight.is_default
+        )
     except streaming.StreamError as exc:
         raise TargetError(
             f"the default init of {source.target} cannot be streamed ({exc}) and a real build "
@@ -194,6 +198,7 @@ def inspect(
         "stream" if streamed else "real",
         plan.remarks,
         str(dev),
+        looks_like_summary(rows),
     )
 
 

@@ -144,14 +144,16 @@ def inspect_checkpoint(
     for group in layout:
         for leaf, t in group.params.items():
             exp = schemes.Expectation("-")
+            default = False
             if chosen is not None:
                 scheme = schemes.choose(*chosen, group.module, leaf, t)
+                default = scheme.is_default
                 exp = (
                     defaults.get(group.full(leaf), schemes.UNKNOWN)
                     if scheme.is_default
                     else schemes.expectation(scheme, t)
                 )
-            row = measure(group.full(leaf), group.type_name, t, exp, True)
+            row = measure(group.full(leaf), group.type_name, t, exp, True, default=default)
             rows.append(_moved(row))
     counts = CountReport(str(path), _checkpoint_counts(ckpt, layout))
     described = chosen[0].describe() if chosen else None
