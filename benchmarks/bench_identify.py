@@ -24,7 +24,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from initcli import identify, schemes, stats, torch_defaults  # noqa: E402
+from initcli import identify, schemes, stats, torch_defaults
 
 Init = Callable[[torch.Tensor], object]
 

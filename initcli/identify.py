@@ -1,4 +1,4 @@
-"""What a tensor's values look like: its distribution family and the named inits consistent with it."""
+"""What a tensor's values look like: its distribution family and the named inits it matches."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import torch
-from scipy import stats as sps
+from scipy import stats as sps  # type: ignore[import-untyped]
 from torch import nn
 
 from initcli.schemes import KURTOSIS_NORMAL, KURTOSIS_UNIFORM, Expectation
@@ -45,7 +45,7 @@ GAINS: tuple[tuple[str, float], ...] = (
 
 @dataclass(frozen=True)
 class Fit:
-    """The family the values were drawn from, its scale, and the named inits they are consistent with.
+    """The family the values were drawn from, its scale, and the named inits consistent with them.
 
     `family` is one of constant, normal, uniform, trunc_normal (cut at ±2σ), orthogonal, sparse,
     uninitialized or none; `std` the observed standard deviation (of the non-zero values for
@@ -192,10 +192,9 @@ def _candidates(
     out.append(_Candidate("kaiming_uniform(a=√5)", "uniform", 1 / math.sqrt(3 * fan_in)))
     for mode, fan in (("fan_in", fan_in), ("fan_out", fan_out)):
         for name, gain in GAINS:
-            out.append(_Candidate(f"kaiming_normal({mode}, {name})", "normal", gain / math.sqrt(fan)))
-            out.append(
-                _Candidate(f"kaiming_uniform({mode}, {name})", "uniform", gain / math.sqrt(fan))
-            )
+            std = gain / math.sqrt(fan)
+            out.append(_Candidate(f"kaiming_normal({mode}, {name})", "normal", std))
+            out.append(_Candidate(f"kaiming_uniform({mode}, {name})", "uniform", std))
     for name, gain in GAINS:
         arg = "" if name == "linear" else f"(gain={name})"
         xavier = gain * math.sqrt(2.0 / (fan_in + fan_out))
@@ -236,7 +235,9 @@ def _generic(family: str, st: TensorStats, bound: float | None) -> str:
     assert st.mean is not None and st.std is not None and st.min is not None and st.max is not None
     centered = abs(st.mean) <= Z * st.std / math.sqrt(st.numel)
     if family == "uniform":
-        return f"uniform(±{_g(bound or 0.0)})" if centered else f"uniform({_g(st.min)}, {_g(st.max)})"
+        return (
+            f"uniform(±{_g(bound or 0.0)})" if centered else f"uniform({_g(st.min)}, {_g(st.max)})"
+        )
     mean = "" if centered else f"mean={_g(st.mean)}, "
     if family == "trunc_normal":
         return f"trunc_normal({mean}std={_g(st.std / _trunc2()[0])}, ±2σ)"
@@ -257,13 +258,12 @@ def _uninitialized(
         return f"torch.empty leftovers? max |x| = {big:.1e}"
     # float16's smallest normal (6e-5) is within reach of small-std draws; float32, bfloat16 and
     # float64 draws never come near theirs (1e-38), so a denormal there is left-over memory.
-    if st.sample is not None and dtype is not None and dtype.is_floating_point:
-        if dtype != torch.float16 and torch.finfo(dtype).bits >= 16:
-            tiny = torch.finfo(dtype).tiny
-            small = st.sample.abs()
-            denormal = int(((small > 0) & (small < tiny)).sum())
-            if denormal:
-                return f"torch.empty leftovers? {denormal} denormal values in {st.sample.numel()} sampled"
+    sample = st.sample
+    if sample is not None and dtype is not None and dtype.is_floating_point and dtype.itemsize > 1:
+        small = sample.abs()
+        denormal = int(((small > 0) & (small < torch.finfo(dtype).tiny)).sum())
+        if denormal and dtype != torch.float16:
+            return f"torch.empty leftovers? {denormal} denormal values in {sample.numel()} sampled"
     if (
         ndim >= 2
         and st.min == 0.0
@@ -335,24 +335,24 @@ def identify(
     if reason is not None:
         return Identification(Fit("uninitialized", None, None, ()), None, reason)
     assert st.mean is not None and st.std is not None and st.min is not None and st.max is not None
+    assert st.var is not None
     if st.min == st.max:
         v = st.min
         named = {0.0: "zeros", 1.0: "ones"}.get(v, f"constant({v:g})")
-        matches = [named]
-        if default is not None and default.var == 0 and default.mean == v:
-            matches.insert(0, f"{default.init} — torch default")
-        return Identification(Fit("constant", 0.0, None, tuple(matches)), f"constant({v:g})")
+        same = default is not None and default.var == 0 and default.mean == v
+        consts = (f"{default.init} — torch default", named) if same and default else (named,)
+        return Identification(Fit("constant", 0.0, None, consts), f"constant({v:g})")
     if st.zeros is not None and st.zeros >= SPARSE_SHARE * st.numel and st.numel > 1:
         nonzero = st.numel - st.zeros
         share = st.zeros / st.numel
         spread = math.sqrt(max(st.var * (st.numel - 1) + st.numel * st.mean**2, 0.0) / nonzero)
-        matches = tuple(
+        sparse = tuple(
             f"sparse(sparsity={share:.2g}, std={c:g})"
             for c in ROUND_STDS
             if abs(spread * spread - c * c) <= Z * c * c * math.sqrt(2.0 / nonzero)
         )
-        text = matches[0] if matches else f"sparse(sparsity={share:.2g}, std={_g(spread)})"
-        return Identification(Fit("sparse", spread, None, matches), text)
+        text = sparse[0] if sparse else f"sparse(sparsity={share:.2g}, std={_g(spread)})"
+        return Identification(Fit("sparse", spread, None, sparse), text)
     if values is not None and ndim >= 2 and dtype is not None and dtype.is_floating_point:
         gain = _orthogonal(values, dtype)
         if gain is not None:
@@ -370,9 +370,9 @@ def identify(
         bound = (st.max - st.min) / 2
     elif family == "trunc_normal":
         bound = 2 * st.std / _trunc2()[0]
-    matches = tuple(dict.fromkeys(c.label for c in candidates))
+    labels = tuple(dict.fromkeys(c.label for c in candidates))
     if candidates:
-        return Identification(Fit(family, st.std, bound, matches), _pick(candidates, st.var, best))
+        return Identification(Fit(family, st.std, bound, labels), _pick(candidates, st.var, best))
     return Identification(Fit(family, st.std, bound, ()), _generic(family, st, bound))
 
 

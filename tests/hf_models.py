@@ -1,4 +1,4 @@
-"""Small transformers models built from configs (nothing downloaded), for tests/test_real_models.py."""
+"""Small transformers models built from configs (nothing downloaded) for test_real_models.py."""
 
 from __future__ import annotations
 

@@ -59,9 +59,11 @@ def test_true_scheme_among_matches(label: str, init, shape: tuple[int, ...]) -> 
         (lambda w: nn.init.normal_(w, std=0.02), "normal(std=0.02)", "normal"),
         (lambda w: nn.init.trunc_normal_(w, std=0.02, a=-0.04, b=0.04),
          "trunc_normal(std=0.02, ±2σ)", "trunc_normal"),
-        (lambda w: nn.init.normal_(w, std=0.02 / math.sqrt(24)), "normal(std=0.02/√(2·12))", "normal"),
+        (lambda w: nn.init.normal_(w, std=0.02 / math.sqrt(24)),
+         "normal(std=0.02/√(2·12))", "normal"),
         (nn.init.orthogonal_, "orthogonal(gain=1)", "orthogonal"),
-        (lambda w: nn.init.orthogonal_(w, gain=math.sqrt(2)), "orthogonal(gain=relu)", "orthogonal"),
+        (lambda w: nn.init.orthogonal_(w, gain=math.sqrt(2)),
+         "orthogonal(gain=relu)", "orthogonal"),
         (lambda w: nn.init.constant_(w, 0.5), "constant(0.5)", "constant"),
         (lambda w: nn.init.normal_(w, mean=1.0, std=0.3), "normal(mean=0.999, std=0.3)", "normal"),
     ],
@@ -100,11 +102,13 @@ def test_torch_default_is_ok_and_named() -> None:
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
-        (lambda: torch.randint(-(2**31), 2**31 - 1, (64, 64), dtype=torch.int32).view(torch.float32),
+        (lambda: torch.randint(-(2**31), 2**31 - 1, (64, 64), dtype=torch.int32)
+         .view(torch.float32),
          "torch.empty leftovers?"),
         (lambda: torch.full((64, 64), 1e37), "torch.empty leftovers? max |x| = 1.0e+37"),
         (lambda: torch.full((64, 64), math.nan), "torch.empty leftovers? 4096 NaN/Inf values"),
-        (lambda: torch.randn(64, 64) * 1e-39, "torch.empty leftovers? 4096 denormal values in 4096 sampled"),
+        (lambda: torch.randn(64, 64) * 1e-39,
+         "torch.empty leftovers? 4096 denormal values in 4096 sampled"),
     ],
 )  # fmt: skip
 def test_uninitialized(make, reason: str) -> None:  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""Real transformers models (small configs, nothing downloaded) under `default`: what initcli says."""
+"""Real transformers models (small configs, nothing downloaded) under `default`: initcli's view."""
 
 from __future__ import annotations
 

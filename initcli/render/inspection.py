@@ -32,12 +32,16 @@ def param_dict(p: ParamReport) -> dict[str, Any]:
     # looks_like and fit came later than every other key (a weights file's var_ratio too): last.
     row["looks_like"] = row.pop("looks_like")
     fit = row.pop("fit")
-    row["fit"] = None if fit is None else {
-        "family": fit["family"],
-        "std": finite(fit["std"]),
-        "bound": finite(fit["bound"]),
-        "matches": list(fit["matches"]),
-    }
+    row["fit"] = (
+        None
+        if fit is None
+        else {
+            "family": fit["family"],
+            "std": finite(fit["std"]),
+            "bound": finite(fit["bound"]),
+            "matches": list(fit["matches"]),
+        }
+    )
     return row
 
 
