@@ -86,10 +86,11 @@ class TensorStats:
     nonfinite: int
     # Central moments sum((x - mean)^k) / n for k = 3, 4 (None where mean is None or NaN), the
     # count of exact zeros, and up to SAMPLE values (float64, evenly strided in memory order).
-    # Filled by tensor_stats for strided tensors; None where not measured.
-    m3: float | None = None
-    m4: float | None = None
-    zeros: int | None = None
+    # Filled by tensor_stats for strided tensors; None where not measured. They take no part in
+    # equality: two TensorStats are equal when their exact summary statistics are.
+    m3: float | None = field(default=None, compare=False)
+    m4: float | None = field(default=None, compare=False)
+    zeros: int | None = field(default=None, compare=False)
     sample: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     @property
