@@ -1,6 +1,6 @@
 """How often initcli.identify names the true scheme, and flags torch's own default (run by hand).
 
-    python benchmarks/bench_identify.py [--seeds 200] [--max-side 4096]
+    python benchmarks/bench_identify.py [--seeds 200] [--big-seeds 20] [--max-side N] [--shape AxB]
 
 For every named scheme × shape it draws fresh tensors (seeds 0..N-1) with torch's own nn.init
 function, measures them with stats.tensor_stats and identifies them: `hit` is the share of seeds
@@ -68,19 +68,24 @@ def status_of(t: torch.Tensor, module: nn.Module, name: str) -> stats.Status:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=200)
+    parser.add_argument("--big-seeds", type=int, default=None, help="seeds for ≥ 4M elements")
     parser.add_argument("--max-side", type=int, default=4096)
+    parser.add_argument("--shape", default=None, help="only this shape (e.g. 4096x4096)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{datetime.date.today()}, {args.seeds} seeds")  # fmt: skip
     shapes = [s for s in SHAPES if max(s) <= args.max_side]
+    if args.shape:
+        shapes = [tuple(int(x) for x in args.shape.split("x"))]
+    big_seeds = args.big_seeds if args.big_seeds is not None else max(args.seeds // 10, 1)
     print("| scheme | " + " | ".join("×".join(map(str, s)) for s in shapes) + " |")
     print("|---|" + "---|" * len(shapes))
     worst = 1.0
     for label, init in SCHEMES:
         cells = []
         for shape in shapes:
-            seeds = args.seeds if math.prod(shape) < 2**22 else max(args.seeds // 10, 1)
+            seeds = args.seeds if math.prod(shape) < 2**22 else big_seeds
             hits = 0
             for seed in range(seeds):
                 torch.manual_seed(seed)
