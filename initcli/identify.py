@@ -353,7 +353,14 @@ def identify(
         )
         text = sparse[0] if sparse else f"sparse(sparsity={share:.2g}, std={_g(spread)})"
         return Identification(Fit("sparse", spread, None, sparse), text)
-    if values is not None and ndim >= 2 and dtype is not None and dtype.is_floating_point:
+    if (
+        values is not None
+        and values.layout == torch.strided
+        and ndim >= 2
+        and dtype is not None
+        and dtype.is_floating_point
+        and dtype.itemsize >= 2  # float8's 3-bit mantissa cannot tell orthogonal rows
+    ):
         gain = _orthogonal(values, dtype)
         if gain is not None:
             label = f"orthogonal(gain={_gain_name(gain)})"

@@ -45,6 +45,18 @@ def param_dict(p: ParamReport) -> dict[str, Any]:
     return row
 
 
+def param_rows(params: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """CSV/Markdown rows: the JSON params with `fit` as two flat cells (its matches stay JSON's)."""
+    rows = []
+    for param in params:
+        row = {k: v for k, v in param.items() if k != "fit"}
+        fit = param.get("fit") or {}
+        row["fit_family"] = fit.get("family")
+        row["fit_std"] = fit.get("std")
+        rows.append(row)
+    return rows
+
+
 # Statuses whose rows earn a `looks like` cell: where the values are not what was asked for.
 _LOOK_STATUSES = frozenset({"custom", "uninitialized", "off", "unknown"})
 
@@ -75,14 +87,16 @@ def inspect_dict(report: InspectReport) -> dict[str, Any]:
     }
 
 
-def _param_row(p: ParamReport, with_grad: bool, name_width: int) -> list[RenderableType]:
+def _param_row(
+    p: ParamReport, with_grad: bool, name_width: int, with_looks: bool
+) -> list[RenderableType]:
     fans = "–" if p.fan_in is None else f"{p.fan_in}→{p.fan_out}"
     status = Text(p.status, style=STATUS_STYLE.get(p.status, ""))
     # The table names the init function only; its arguments are in the JSON and in `schemes`.
     # An `auto` choice keeps its short label (`kaiming_normal(relu)`); the reason is listed below.
     init = p.init.split(AUTO_ARROW)[0] if AUTO_ARROW in p.init else p.init.split("(")[0]
     # Where the values are not what the init says (custom, off, ...), what they look like instead.
-    looks = looks_cell(p)
+    looks = looks_cell(p) if with_looks else None
     init_cell: RenderableType = init if looks is None else Text(looks, style="italic")
     row: list[RenderableType] = [
         wrap_dotted(p.name, name_width),
@@ -132,7 +146,7 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
     if with_grad:
         table.add_column("grad", no_wrap=True)
     for p in report.params:
-        table.add_row(*_param_row(p, with_grad, name_width))
+        table.add_row(*_param_row(p, with_grad, name_width, looks))
     below: list[RenderableType] = []
     if looks:
         below.append(Text("looks like: " + "; ".join(report.looks_like)))
@@ -167,4 +181,5 @@ def inspect_view(report: InspectReport) -> View:
         totals_line(report.counts),
         *report.counts.counts.notes,
     ]
-    return View(data, data["params"], lambda width: inspect_table(report, width), notes=notes)
+    rows = param_rows(data["params"])
+    return View(data, rows, lambda width: inspect_table(report, width), notes=notes)

@@ -85,11 +85,14 @@ def measure(
     *,
     default: bool = False,
     depth: int | None = None,
+    trained: bool = False,
 ) -> ParamReport:
     """Measure one parameter against `exp` and identify its values.
 
-    With `default` (the values are the constructors' own; `exp` is torch's default for the
-    module), the status follows DESIGN §7: ok, custom, uninitialized, or judge's verdict.
+    With `default` (`exp` is torch's default for the module, tried first in identification) the
+    values are the constructors' own and the status follows DESIGN §7: ok, custom,
+    uninitialized, or judge's verdict — unless `trained` (a weights file compared with
+    `--against default`), where `off` keeps saying "no longer that init".
     """
     dtype = str(param.dtype).removeprefix("torch.")
     if schemes.is_uninitialized(param):
@@ -124,7 +127,7 @@ def measure(
         default=exp if default and exp.var is not None else None,
         depth=depth,
     )
-    if default:
+    if default and not trained:
         status = identify.default_status(status, found, ndim=param.dim(), module=module)
     looks_like = found.looks_like
     if found.uninitialized is not None:

@@ -153,7 +153,9 @@ def inspect_checkpoint(
                     if scheme.is_default
                     else schemes.expectation(scheme, t)
                 )
-            row = measure(group.full(leaf), group.type_name, t, exp, True, default=default)
+            row = measure(
+                group.full(leaf), group.type_name, t, exp, True, default=default, trained=True
+            )
             rows.append(_moved(row))
     counts = CountReport(str(path), _checkpoint_counts(ckpt, layout))
     described = chosen[0].describe() if chosen else None
