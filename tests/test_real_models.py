@@ -6,6 +6,7 @@ from collections import Counter
 from functools import cache
 
 import pytest
+from conftest import run
 
 from initcli.report import inspect
 
@@ -66,3 +67,15 @@ def test_one_empty_parameter_is_uninitialized() -> None:
         line.startswith("1 uninitialized: gate (torch.empty leftovers?")
         for line in report.looks_like
     )
+
+
+def test_table_and_markdown_say_what_the_values_look_like() -> None:
+    code, out, _ = run("inspect", "tests/hf_models.py:gated_gpt2")
+    assert code == 0
+    assert "init / looks like" in out
+    assert "normal(std=0.02/√(2·3))" in out
+    assert "looks like: 12 constant(0) (custom); 8 normal(std=0.02) (custom);" in " ".join(
+        out.split()
+    )
+    code, out, _ = run("inspect", "tests/hf_models.py:gated_gpt2", "-f", "markdown")
+    assert code == 0 and "looks like: " in out and "1 uninitialized: gate (torch.empty" in out

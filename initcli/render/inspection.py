@@ -98,13 +98,14 @@ def _param_row(
     # Where the values are not what the init says (custom, off, ...), what they look like instead.
     looks = looks_cell(p) if with_looks else None
     init_cell: RenderableType = init if looks is None else Text(looks, style="italic")
+    # With looks-like labels the row trades fans, var and expected for the std those labels name.
+    middle = [num(p.std)] if with_looks else [fans, num(p.mean, 3), num(p.var), num(p.expected_var)]
+    if with_looks:
+        middle.insert(0, num(p.mean, 3))
     row: list[RenderableType] = [
         wrap_dotted(p.name, name_width),
         shape_text(p.shape),
-        fans,
-        num(p.mean, 3),
-        num(p.var),
-        num(p.expected_var),
+        *middle,
         init_cell,
         status,
     ]
@@ -122,24 +123,32 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
     name_width = max(16, width - 82)
     looks = shows_looks(report.params)
     if looks:
-        # A looks-like label is wider than a function name: take it from the name, up to 24.
-        widest = max(len(looks_cell(p) or "") for p in report.params)
-        name_width = max(16, name_width - max(0, min(widest, 24) - 15))
+        # Fans, var and expected give way to std and a label of up to 26: the name gets what the
+        # other columns (3 spaces apart) leave.
+        widest = max(len(looks_cell(p) or p.init.split("(")[0]) for p in report.params)
+        shapes = max(len(shape_text(p.shape)) for p in report.params)
+        statuses = max(len(p.status) for p in report.params)
+        others = max(5, shapes) + 10 + 10 + min(max(17, widest), 26) + max(6, statuses) + 15
+        name_width = max(
+            16, width - others - (9 if any(not p.requires_grad for p in report.params) else 0)
+        )
     auto_labels = [p.init.split(AUTO_ARROW)[0] for p in report.params if AUTO_ARROW in p.init]
     if auto_labels:
         # auto's labels (`xavier_normal(gain=tanh)`) are wider than a bare function name.
         name_width = max(16, name_width - max(0, max(map(len, auto_labels)) - 14))
     table.add_column("parameter", overflow="fold")
     table.add_column("shape", no_wrap=True)
-    table.add_column("fans", justify="right", no_wrap=True)
-    table.add_column("mean", justify="right", no_wrap=True)
-    table.add_column("var", justify="right", no_wrap=True)
-    table.add_column("expected", justify="right", no_wrap=True)
-    auto = any(AUTO_ARROW in p.init for p in report.params)
     if looks:
-        table.add_column("init / looks like", overflow="fold", max_width=24)
+        table.add_column("mean", justify="right", no_wrap=True)
+        table.add_column("std", justify="right", no_wrap=True)
+        table.add_column("init / looks like", overflow="fold", max_width=26)
     else:
+        table.add_column("fans", justify="right", no_wrap=True)
+        table.add_column("mean", justify="right", no_wrap=True)
+        table.add_column("var", justify="right", no_wrap=True)
+        table.add_column("expected", justify="right", no_wrap=True)
         table.add_column("init", no_wrap=True)
+    auto = any(AUTO_ARROW in p.init for p in report.params)
     table.add_column("status", no_wrap=True)
     # The trainable column only earns its width when something is frozen.
     with_grad = any(not p.requires_grad for p in report.params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,7 +41,7 @@ class ParamReport:
     fit: identify.Fit | None = field(default=None, kw_only=True)
 
 
-def looks_like_summary(params: Iterator[ParamReport] | tuple[ParamReport, ...]) -> tuple[str, ...]:
+def looks_like_summary(params: Iterable[ParamReport]) -> tuple[str, ...]:
     """What the model's values look like, grouped: one entry per (looks_like, status), largest
     group first, then each uninitialized parameter by name with its reason."""
     groups: dict[tuple[str, str], int] = {}
