@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import torch
-from scipy import stats as sps  # type: ignore[import-untyped]
 from torch import nn
 
 from initcli.schemes import KURTOSIS_NORMAL, KURTOSIS_UNIFORM, Expectation
@@ -84,9 +84,18 @@ class _Candidate:
 
 
 @cache
+def _sps() -> Any:
+    """scipy.stats, imported on first use: it costs ~60 MB and a fraction of a second, which
+    `initcli count` and `--help` should not pay."""
+    from scipy import stats  # type: ignore[import-untyped]
+
+    return stats
+
+
+@cache
 def _trunc2() -> tuple[float, float, float, float]:
     """std, kurtosis, 6th and 8th standardized moments of the standard normal cut at ±2."""
-    d = sps.truncnorm(-2.0, 2.0)
+    d = _sps().truncnorm(-2.0, 2.0)
     var = float(d.moment(2))
     return (
         math.sqrt(var),
@@ -111,11 +120,14 @@ def _kurtosis_band(family: str, n: int) -> tuple[float, float]:
     return k, math.sqrt(max(s8 - k * k + 4 * k**3 - 4 * k * s6, 0.0) / n)
 
 
-def _kurtosis(st: TensorStats) -> float | None:
-    if st.m4 is None or st.var is None or st.var <= 0:
+def _kurtosis(st: TensorStats) -> tuple[float, int] | None:
+    """The sample kurtosis m4/m2² of the strided sample (about the exact mean), and its size."""
+    if st.m4 is None or st.sample is None or st.var is None or st.var <= 0:
         return None
-    m2 = st.var * (st.numel - 1) / st.numel
-    return st.m4 / (m2 * m2)
+    m = st.sample.numel()
+    dev = st.sample - (st.mean or 0.0)
+    m2 = float((dev * dev).mean())
+    return (st.m4 / (m2 * m2), m) if m2 > 0 else None
 
 
 def _ks(sample: torch.Tensor | None, family: str, center: float, scale: float) -> bool:
@@ -124,11 +136,11 @@ def _ks(sample: torch.Tensor | None, family: str, center: float, scale: float) -
         return True
     x = sample.numpy()
     if family == "normal":
-        p = sps.kstest(x, "norm", args=(center, scale)).pvalue
+        p = _sps().kstest(x, "norm", args=(center, scale)).pvalue
     elif family == "uniform":
-        p = sps.kstest(x, "uniform", args=(center - scale, 2 * scale)).pvalue
+        p = _sps().kstest(x, "uniform", args=(center - scale, 2 * scale)).pvalue
     else:
-        p = sps.kstest(x, "truncnorm", args=(-2.0, 2.0, center, scale)).pvalue
+        p = _sps().kstest(x, "truncnorm", args=(-2.0, 2.0, center, scale)).pvalue
     return bool(p >= KS_ALPHA)
 
 
@@ -136,18 +148,18 @@ def _families(st: TensorStats) -> dict[str, float]:
     """Each family (normal, uniform, trunc2) the values pass, with its KS-free fit score."""
     assert st.mean is not None and st.std is not None and st.min is not None and st.max is not None
     n, mean, std = st.numel, st.mean, st.std
-    kurt = _kurtosis(st)
+    kurtosis = _kurtosis(st)
     reach = max(st.max - mean, mean - st.min)
     # Relative standard error of the std, loose enough for any of the three families.
     std_slack = Z * math.sqrt(0.5 / n) + 1e-6
     passed: dict[str, float] = {}
     for family in ("normal", "uniform", "trunc2"):
-        if kurt is not None and n >= 8:
-            expected, se = _kurtosis_band(family, n)
-            if abs(kurt - expected) > Z * se:
+        if kurtosis is not None and kurtosis[1] >= 8:
+            expected, se = _kurtosis_band(family, kurtosis[1])
+            if abs(kurtosis[0] - expected) > Z * se:
                 continue
         if family == "normal":
-            limit = float(sps.norm.isf(EXTREME_ALPHA / (2 * n)))
+            limit = float(_sps().norm.isf(EXTREME_ALPHA / (2 * n)))
             if reach > limit * std * (1 + std_slack):
                 continue
             center, scale = mean, std
@@ -160,8 +172,10 @@ def _families(st: TensorStats) -> dict[str, float]:
             if reach > 2 * scale * (1 + std_slack):
                 continue
         if _ks(st.sample, family, center, scale):
-            expected_k = KURTOSIS_NORMAL if family == "normal" else KURTOSIS_UNIFORM
-            passed[family] = abs((kurt or expected_k) - _kurtosis_band(family, n)[0])
+            if kurtosis is None:
+                passed[family] = 0.0
+            else:
+                passed[family] = abs(kurtosis[0] - _kurtosis_band(family, kurtosis[1])[0])
     return passed
 
 
@@ -288,7 +302,19 @@ def _orthogonal(values: torch.Tensor, dtype: torch.dtype) -> float | None:
     # not tell them from an orthogonal matrix at this tolerance.
     if 4 / math.sqrt(long_side) < 3 * tol:
         return None
-    k = min(rows, cols, GRAM_SIDE)
+    # Two rows (columns) first: for random draws their cosine is ~1/√(long side), far above tol,
+    # so most tensors are settled by reading two lines instead of GRAM_SIDE.
+    for k in (2, min(rows, cols, GRAM_SIDE)):
+        gain = _gram_gain(w, k, tol)
+        if gain is None:
+            return None
+    return gain
+
+
+def _gram_gain(w: torch.Tensor, k: int, tol: float) -> float | None:
+    """The common norm of k evenly spaced rows (or columns, when taller than wide) of `w` when they
+    are orthogonal to within tol, else None."""
+    rows, cols = w.shape
     if rows <= cols:
         idx = torch.linspace(0, rows - 1, k).round().long().to(w.device)
         a = w.index_select(0, idx).to(torch.float64)
@@ -342,9 +368,10 @@ def identify(
         same = default is not None and default.var == 0 and default.mean == v
         consts = (f"{default.init} — torch default", named) if same and default else (named,)
         return Identification(Fit("constant", 0.0, None, consts), f"constant({v:g})")
-    if st.zeros is not None and st.zeros >= SPARSE_SHARE * st.numel and st.numel > 1:
-        nonzero = st.numel - st.zeros
-        share = st.zeros / st.numel
+    sampled = st.sample.numel() if st.sample is not None else 0
+    if st.zeros is not None and sampled and st.zeros >= SPARSE_SHARE * sampled and st.numel > 1:
+        share = st.zeros / sampled
+        nonzero = max(round(st.numel * (1 - share)), 1)
         spread = math.sqrt(max(st.var * (st.numel - 1) + st.numel * st.mean**2, 0.0) / nonzero)
         sparse = tuple(
             f"sparse(sparsity={share:.2g}, std={c:g})"

@@ -84,10 +84,15 @@ class TensorStats:
     min: float | None
     max: float | None
     nonfinite: int
-    # Central moments sum((x - mean)^k) / n for k = 3, 4 (None where mean is None or NaN), the
-    # count of exact zeros, and up to SAMPLE values (float64, evenly strided in memory order).
-    # Filled by tensor_stats for strided tensors; None where not measured. They take no part in
-    # equality: two TensorStats are equal when their exact summary statistics are.
+    # Up to SAMPLE values (float64, evenly strided in memory order: every value when numel <=
+    # SAMPLE), and of those values the central moments sum((x - mean)^k) / m for k = 3, 4 about
+    # the exact mean, and the count of exact zeros. From the sample, not every value: exact
+    # 3rd/4th moments and a zero count over all values doubled the time of tensor_stats (a
+    # multiply and two dots plus a count_nonzero per chunk, ~2x the four passes it makes), while
+    # 20,000 values pin the kurtosis to ±0.035 (normal), ample to tell normal (3), ±2σ-cut
+    # normal (2.37) and uniform (1.8) apart. Filled by tensor_stats for strided tensors with
+    # finite values; None where not measured. They take no part in equality: two TensorStats are
+    # equal when their exact summary statistics are.
     m3: float | None = field(default=None, compare=False)
     m4: float | None = field(default=None, compare=False)
     zeros: int | None = field(default=None, compare=False)
@@ -101,7 +106,8 @@ class TensorStats:
 
 def tensor_stats(t: torch.Tensor) -> TensorStats:
     """Exact mean, unbiased variance, std, min, max and NaN/Inf count of all elements of `t`,
-    plus its 3rd/4th central moments, exact-zero count and a strided sample (same single pass).
+    plus a strided sample of its values (same single pass) and that sample's 3rd/4th central
+    moments and zero count.
 
     Works for float (float8 and float4 too: upcast chunk by chunk), integer, bool and complex
     tensors, contiguous or not, dense or sparse, on any device. Accumulation is float64, chunk by
@@ -124,7 +130,6 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
 
     work = torch.device("cpu") if t.device.type in _NO_FLOAT64_DEVICES else t.device
     buf = torch.empty(min(n, per_element * _CHUNK), dtype=torch.float64, device=work)
-    sq = torch.empty_like(buf)  # the squared deviations, for the 3rd and 4th moments
     step = -(-n // SAMPLE)  # ceil: every step-th value in memory order is sampled
     # The CPU has no vectorized float16 -> float64 conversion (it runs ~4x slower than float16 ->
     # float32 -> float64, both steps vectorized and exact), so float16 goes through float32.
@@ -145,9 +150,6 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
     mins: list[torch.Tensor] = []
     maxs: list[torch.Tensor] = []
     sizes: list[int] = []
-    cubes: list[torch.Tensor] = []
-    quarts: list[torch.Tensor] = []
-    nonzeros: list[torch.Tensor] = []
     samples: list[torch.Tensor] = []
     seen = 0
     for chunk in _chunks(t, _CHUNK):
@@ -161,7 +163,6 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
         if stage is not None:
             c = stage[:m].view(c.shape).copy_(c)
         b.view(c.shape).copy_(c)
-        nonzeros.append(torch.count_nonzero(b))
         samples.append(b[(-seen) % step :: step].clone())
         seen += m
         # Two passes within the chunk, cheap because the chunk is in cache: the chunk's own float64
@@ -174,9 +175,6 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
         if corrected:
             resid.append(b.sum() / m)
         sqsums.append(torch.dot(b, b))
-        s = torch.mul(b, b, out=sq[:m])
-        cubes.append(torch.dot(s, b))
-        quarts.append(torch.dot(s, s))
         mins.append(lo)
         maxs.append(hi)
         sizes.append(m)
@@ -199,18 +197,16 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
     m2_t = m2_t + (counts * (e - e_mean).square()).sum()
     lo_t = torch.stack(mins).min().to(torch.float64)
     hi_t = torch.stack(maxs).max().to(torch.float64)
-    # Each chunk's 3rd/4th power sums are about its own shift (its mean, up to rounding: the sum
-    # of deviations is taken as 0); moved to the overall mean binomially with d = shift - mean.
-    d = shift_t - mean_t
-    s2, s3, s4 = torch.stack(sqsums), torch.stack(cubes), torch.stack(quarts)
-    m3_t = (s3 + 3 * d * s2 + counts * d**3).sum() / n
-    m4_t = (s4 + 4 * d * s3 + 6 * d.square() * s2 + counts * d**4).sum() / n
-    zeros_t = n - torch.stack(nonzeros).sum().to(torch.float64)
+    sample_t = torch.cat(samples)
+    dev = sample_t - mean_t
+    dev2 = dev * dev
+    m3_t, m4_t = (dev2 * dev).mean(), (dev2 * dev2).mean()
+    zeros_t = (sample_t == 0).sum().to(torch.float64)
     mean, m2, lo_v, hi_v, m3, m4, zeros_f = torch.stack(
         [mean_t, m2_t, lo_t, hi_t, m3_t, m4_t, zeros_t]
     ).tolist()
     zeros = int(zeros_f)
-    sample = torch.cat(samples).cpu()
+    sample = sample_t.cpu()
 
     if not (math.isfinite(lo_v) and math.isfinite(hi_v)):
         # NaN propagates through aminmax and ±Inf shows up in min/max, so finite min and max prove

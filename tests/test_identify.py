@@ -132,17 +132,19 @@ def test_zero_weight_of_a_random_default_is_uninitialized() -> None:
     )
 
 
-def test_stats_moments_match_float64() -> None:
+def test_stats_sample_and_its_moments() -> None:
     torch.manual_seed(0)
     x = torch.randn(1_200_000) * 0.3 + 2.0  # three chunks
     x[:777] = 0.0
     st = stats.tensor_stats(x)
-    d = x.double() - x.double().mean()
-    assert st.m3 == pytest.approx(float((d**3).mean()), rel=1e-9, abs=1e-12)
-    assert st.m4 == pytest.approx(float((d**4).mean()), rel=1e-9)
-    assert st.zeros == 777
     assert st.sample is not None and st.sample.numel() == 20_000
     assert torch.equal(st.sample, x[::60].double())
+    d = x[::60].double() - x.double().mean()
+    assert st.m3 == pytest.approx(float((d**3).mean()), rel=1e-9, abs=1e-12)
+    assert st.m4 == pytest.approx(float((d**4).mean()), rel=1e-9)
+    assert st.zeros == 13  # sampled zeros: every 60th of the first 777 values
+    small = stats.tensor_stats(torch.tensor([0.0, 1.0, 2.0, 5.0]))
+    assert (small.m3, small.m4, small.zeros) == (pytest.approx(4.5), pytest.approx(24.5), 1)
 
 
 def test_depth_hint() -> None:
