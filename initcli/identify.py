@@ -355,7 +355,8 @@ def identify(
     `depth` (e.g. a config's n_layer) adds the depth-scaled residual formulas 0.02/√(2·depth).
     """
     none = Fit("none", None, None, ())
-    if st.numel == 0:
+    if st.numel == 0 or (dtype is not None and dtype.is_complex):
+        # Complex values: no init scheme here describes them (their statistics pool re and im).
         return Identification(none, None)
     reason = _uninitialized(st, ndim, dtype, default)
     if reason is not None:
