@@ -232,7 +232,9 @@ def test_checkpoint_text_formats(tmp_path: Path, fmt: str) -> None:
     assert code == 0
     if fmt == "csv":
         header = out.splitlines()[0].split(",")
-        assert header[-3:] == ["status", "var_ratio", "mean_shift"]
+        assert header[-6:] == [
+            "status", "var_ratio", "mean_shift", "looks_like", "fit_family", "fit_std"
+        ]  # fmt: skip
     else:
         assert out.startswith("| name | module | shape |")
         assert "| conv1.weight | Conv2d? | 6×3×5×5 |" in out

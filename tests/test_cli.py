@@ -86,7 +86,12 @@ def test_inspect_json_keys_and_values() -> None:
         "requires_grad",
         "dtype",
         "status",
+        "looks_like",
+        "fit",
     ]
+    assert list(first["fit"]) == ["family", "std", "bound", "matches"]
+    assert first["fit"]["family"] in ("normal", "uniform", "trunc_normal")  # 20 values: any fits
+    assert "kaiming_normal(fan_in, relu)" in first["fit"]["matches"]
     assert (first["name"], first["module"], first["shape"], first["numel"]) == (
         "fc1.weight",
         "Linear",

@@ -177,13 +177,17 @@ def test_counts_ride_along_with_inspect() -> None:
     assert [p.name for p in result.params] == ["embed.weight", "hidden.weight", "hidden.bias"]
 
 
-def test_wrong_init_is_flagged_off() -> None:
-    """A model whose constructor scales its weights: default expectations must catch it."""
+def test_scaled_default_is_custom_with_what_it_looks_like() -> None:
+    """A model whose constructor scales its weights: not torch's default, so `custom` (DESIGN §7:
+    never `off` under default), and identified as the uniform it now is, U(±1.5/√256)."""
     target = "tests/models_for_tests.py:ScaledLinear"
     result = report.inspect(target)
     weight = result.params[0]
-    assert weight.status == "off"
+    assert weight.status == "custom"
     assert weight.var == pytest.approx(weight.expected_var * 2.25, rel=0.1)  # type: ignore[operator]
+    assert weight.fit is not None and weight.fit.family == "uniform"
+    assert weight.fit.bound == pytest.approx(1.5 / 16, rel=0.01)
+    assert weight.looks_like == "uniform(±0.0937)"
 
 
 def test_scheme_rows_cover_the_registry() -> None:

@@ -154,7 +154,8 @@ def test_odd_model_never_breaks(scheme: str) -> None:
         "float64",
     }
     if scheme == "default":
-        assert rows["nanw.weight"].status == "off"
+        # NaN is no init's draw: under default that is `uninitialized` (DESIGN §7), not `off`.
+        assert rows["nanw.weight"].status == "uninitialized"
         assert (
             rows["nanw.weight"].mean is not None
             and rows["nanw.weight"].mean != rows["nanw.weight"].mean
@@ -170,7 +171,8 @@ def test_odd_model_json_has_no_nan_tokens() -> None:
     assert code == 0
     data = json.loads(out)  # strict JSON: NaN would not parse back as a number
     nanw = next(p for p in data["params"] if p["name"] == "nanw.weight")
-    assert (nanw["mean"], nanw["status"]) == (None, "off")
+    assert (nanw["mean"], nanw["status"]) == (None, "uninitialized")
+    assert nanw["looks_like"].startswith("uninitialized: torch.empty leftovers?")
 
 
 @pytest.mark.parametrize("scheme", ["default", "kaiming_normal", "orthogonal"])

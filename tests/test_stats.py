@@ -430,5 +430,12 @@ def test_tolerance_edge_cases() -> None:
 
 
 def test_status_values_are_the_json_strings() -> None:
-    assert [s.value for s in Status] == ["ok", "off", "symmetric", "unknown"]
+    assert [s.value for s in Status] == [
+        "ok",
+        "off",
+        "symmetric",
+        "unknown",
+        "custom",
+        "uninitialized",
+    ]
     assert f"{Status.SYMMETRIC}" == "symmetric"

@@ -16,7 +16,14 @@ from initcli.text import printable
 MAX_TABLE_ROWS = 1_000
 T = TypeVar("T")
 
-STATUS_STYLE = {"ok": "green", "off": "bold red", "symmetric": "yellow", "unknown": "dim"}
+STATUS_STYLE = {
+    "ok": "green",
+    "off": "bold red",
+    "symmetric": "yellow",
+    "unknown": "dim",
+    "custom": "cyan",
+    "uninitialized": "bold magenta",
+}
 # How schemes.initialize labels an `auto` choice: `<scheme> ← <why>`.
 AUTO_ARROW = " ← "
 

@@ -37,7 +37,51 @@ def param_dict(p: ParamReport) -> dict[str, Any]:
     for key in _FLOAT_KEYS:
         if key in row:
             row[key] = finite(row[key])
+    # looks_like and fit came later than every other key (a weights file's var_ratio too): last.
+    row["looks_like"] = row.pop("looks_like")
+    fit = row.pop("fit")
+    row["fit"] = (
+        None
+        if fit is None
+        else {
+            "family": fit["family"],
+            "std": finite(fit["std"]),
+            "bound": finite(fit["bound"]),
+            "matches": list(fit["matches"]),
+        }
+    )
     return row
+
+
+def param_rows(params: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """CSV/Markdown rows: the JSON params with `fit` as two flat cells (its matches stay JSON's)."""
+    rows = []
+    for param in params:
+        row = {k: v for k, v in param.items() if k != "fit"}
+        fit = param.get("fit") or {}
+        row["fit_family"] = fit.get("family")
+        row["fit_std"] = fit.get("std")
+        rows.append(row)
+    return rows
+
+
+# Statuses whose rows earn a `looks like` cell: where the values are not what was asked for.
+_LOOK_STATUSES = frozenset({"custom", "uninitialized", "off", "unknown"})
+
+
+def looks_cell(p: ParamReport) -> str | None:
+    """What the values look like where that is not the init: None where the init column says it
+    (ok rows); "–" for uninitialized values (the reason is in the summary line under the table)."""
+    if p.status not in _LOOK_STATUSES:
+        return None
+    if p.looks_like is None or p.status == "uninitialized":
+        return "–"
+    return p.looks_like.replace(" — torch default", " (default)")
+
+
+def shows_looks(params: tuple[ParamReport, ...]) -> bool:
+    """Whether the `looks like` column says anything the init/status columns do not."""
+    return any(p.status in _LOOK_STATUSES and p.looks_like is not None for p in params)
 
 
 def inspect_dict(report: InspectReport) -> dict[str, Any]:
@@ -51,18 +95,24 @@ def inspect_dict(report: InspectReport) -> dict[str, Any]:
     }
 
 
-def _param_row(p: ParamReport, with_grad: bool, name_width: int) -> list[RenderableType]:
+def _param_row(
+    p: ParamReport, with_grad: bool, name_width: int, with_looks: bool
+) -> list[RenderableType]:
     fans = "–" if p.fan_in is None else f"{p.fan_in}→{p.fan_out}"
     status = Text(p.status, style=STATUS_STYLE.get(p.status, ""))
     init = _shown_init(p.init)
+    # Where the values are not what the init says (custom, off, ...), what they look like instead.
+    looks = looks_cell(p) if with_looks else None
+    init_cell: RenderableType = init if looks is None else Text(looks, style="italic")
+    # With looks-like labels the row trades fans, var and expected for the std those labels name.
+    middle = [num(p.std)] if with_looks else [fans, num(p.mean, 3), num(p.var), num(p.expected_var)]
+    if with_looks:
+        middle.insert(0, num(p.mean, 3))
     row: list[RenderableType] = [
         wrap_dotted(p.name, name_width),
         shape_text(p.shape),
-        fans,
-        num(p.mean, 3),
-        num(p.var),
-        num(p.expected_var),
-        init,
+        *middle,
+        init_cell,
         status,
     ]
     if with_grad:
@@ -87,6 +137,17 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     # Everything but the name is short and fixed; the name gets what is left, broken at dots.
     name_width = max(16, width - 82)
+    looks = shows_looks(report.params)
+    if looks:
+        # Fans, var and expected give way to std and a label of up to 26: the name gets what the
+        # other columns (3 spaces apart) leave.
+        widest = max(len(looks_cell(p) or p.init.split("(")[0]) for p in report.params)
+        shapes = max(len(shape_text(p.shape)) for p in report.params)
+        statuses = max(len(p.status) for p in report.params)
+        others = max(5, shapes) + 10 + 10 + min(max(17, widest), 26) + max(6, statuses) + 15
+        name_width = max(
+            16, width - others - (9 if any(not p.requires_grad for p in report.params) else 0)
+        )
     auto_labels = [p.init.split(AUTO_ARROW)[0] for p in report.params if AUTO_ARROW in p.init]
     if auto_labels:
         # auto's labels (`xavier_normal(gain=tanh)`) are wider than a bare function name.
@@ -97,13 +158,18 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
         name_width = max(16, name_width - max(0, max(map(len, rule_labels)) - 14))
     table.add_column("parameter", overflow="fold")
     table.add_column("shape", no_wrap=True)
-    table.add_column("fans", justify="right", no_wrap=True)
-    table.add_column("mean", justify="right", no_wrap=True)
-    table.add_column("var", justify="right", no_wrap=True)
-    table.add_column("expected", justify="right", no_wrap=True)
+    if looks:
+        table.add_column("mean", justify="right", no_wrap=True)
+        table.add_column("std", justify="right", no_wrap=True)
+        table.add_column("init / looks like", overflow="fold", max_width=26)
+    else:
+        table.add_column("fans", justify="right", no_wrap=True)
+        table.add_column("mean", justify="right", no_wrap=True)
+        table.add_column("var", justify="right", no_wrap=True)
+        table.add_column("expected", justify="right", no_wrap=True)
+        # A policy's rules may wrap (at their `=`) rather than squeeze the parameter names.
+        table.add_column("init", no_wrap=not rule_labels, overflow="fold")
     auto = any(AUTO_ARROW in p.init for p in report.params)
-    # A policy's rules may wrap (at their `=`) rather than squeeze the parameter names.
-    table.add_column("init", no_wrap=not rule_labels, overflow="fold")
     table.add_column("status", no_wrap=True)
     # The trainable column only earns its width when something is frozen.
     with_grad = any(not p.requires_grad for p in report.params)
@@ -111,10 +177,13 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
         table.add_column("grad", no_wrap=True)
     rows, more = shown(report.params, "parameters")
     for p in rows:
-        table.add_row(*_param_row(p, with_grad, name_width))
-    if not auto:
-        return [heading, table, *more, totals_panel(report.counts)]
-    return [heading, table, *more, _auto_table(report, width), totals_panel(report.counts)]
+        table.add_row(*_param_row(p, with_grad, name_width, looks))
+    below: list[RenderableType] = [*more]
+    if looks:
+        below.append(Text("looks like: " + "; ".join(report.looks_like)))
+    if auto:
+        below.append(_auto_table(report, width))
+    return [heading, table, *below, totals_panel(report.counts)]
 
 
 def _auto_table(report: InspectReport, width: int) -> Table:
@@ -139,7 +208,9 @@ def inspect_view(report: InspectReport) -> View:
     data = inspect_dict(report)
     notes = [
         f"scheme {report.scheme}, seed {report.seed}",
+        *(["looks like: " + "; ".join(report.looks_like)] if report.looks_like else []),
         totals_line(report.counts),
         *report.counts.counts.notes,
     ]
-    return View(data, data["params"], lambda width: inspect_table(report, width), notes=notes)
+    rows = param_rows(data["params"])
+    return View(data, rows, lambda width: inspect_table(report, width), notes=notes)

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from initcli.render.cells import STATUS_STYLE, num, shape_text, shown, wrap_dotted
 from initcli.render.counts import count_dict, totals_line, totals_panel
-from initcli.render.inspection import param_dict
+from initcli.render.inspection import param_dict, param_rows
 from initcli.render.writer import View
 
 if TYPE_CHECKING:
@@ -85,4 +85,5 @@ def checkpoint_view(report: CheckpointReport) -> View:
         totals_line(report.counts),
         *report.counts.counts.notes,
     ]
-    return View(data, data["params"], lambda width: checkpoint_table(report, width), notes=notes)
+    rows = param_rows(data["params"])
+    return View(data, rows, lambda width: checkpoint_table(report, width), notes=notes)

@@ -35,7 +35,7 @@ from initcli.report._shared import (
     try_meta,
 )
 from initcli.report.counts import CountReport
-from initcli.report.measuring import ParamReport, Progress, run_items
+from initcli.report.measuring import ParamReport, Progress, looks_like_summary, run_items
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ class InspectReport:
     method: str = "real"
     remarks: tuple[str, ...] = ()
     device: str = "cpu"
+    # What the values look like, grouped (report.measuring.looks_like_summary).
+    looks_like: tuple[str, ...] = ()
 
 
 class Method(StrEnum):
@@ -208,7 +210,9 @@ def inspect(
     used = chosen.scheme_names() | {c.name for c, _ in (choices or {}).values()}
     try:
         with out_of_memory_is_an_error(f"initializing and measuring {source.target}"):
-            rows = run_items(model, items, progress, overlap="orthogonal" not in used)
+            rows = run_items(
+                model, items, progress, overlap="orthogonal" not in used, default=chosen.is_default
+            )
     except streaming.StreamError as exc:
         raise TargetError(
             f"the default init of {source.target} cannot be streamed ({exc}) and a real build "
@@ -234,6 +238,7 @@ def inspect(
         "stream" if streamed else "real",
         (*plan.remarks, *remarks),
         str(dev),
+        looks_like_summary(rows),
     )
 
 

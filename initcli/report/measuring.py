@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
 from torch import nn
 
-from initcli import distributed, schemes, stats, streaming
+from initcli import distributed, identify, schemes, stats, streaming
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,32 @@ class ParamReport:
     requires_grad: bool
     dtype: str
     status: str
+    # What the values look like (initcli.identify): a one-line description, and the fit behind it
+    # (family, std, bound, matches). For `uninitialized` values, looks_like gives the reason.
+    looks_like: str | None = field(default=None, kw_only=True)
+    fit: identify.Fit | None = field(default=None, kw_only=True)
+
+
+def looks_like_summary(params: Iterable[ParamReport]) -> tuple[str, ...]:
+    """What the model's values look like, grouped: one entry per (looks_like, status), largest
+    group first, then each uninitialized parameter by name with its reason."""
+    groups: dict[tuple[str, str], int] = {}
+    empty: list[ParamReport] = []
+    for p in params:
+        if p.status == stats.Status.UNINITIALIZED:
+            empty.append(p)
+        elif p.looks_like is not None:
+            key = (p.looks_like, p.status)
+            groups[key] = groups.get(key, 0) + 1
+    ranked = sorted(groups.items(), key=lambda kv: -kv[1])
+    lines = [f"{count} {looks} ({status})" for (looks, status), count in ranked]
+    if empty:
+        shown = ", ".join(
+            f"{p.name} ({(p.looks_like or '').removeprefix('uninitialized: ')})" for p in empty[:3]
+        )
+        more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
+        lines.append(f"{len(empty)} uninitialized: {shown}{more}")
+    return tuple(lines)
 
 
 class Progress(Protocol):
@@ -51,8 +77,23 @@ class Progress(Protocol):
 
 
 def measure(
-    name: str, module: str, param: torch.Tensor, exp: schemes.Expectation, requires_grad: bool
+    name: str,
+    module: str,
+    param: torch.Tensor,
+    exp: schemes.Expectation,
+    requires_grad: bool,
+    *,
+    default: bool = False,
+    depth: int | None = None,
+    trained: bool = False,
 ) -> ParamReport:
+    """Measure one parameter against `exp` and identify its values.
+
+    With `default` (`exp` is torch's default for the module, tried first in identification) the
+    values are the constructors' own and the status follows DESIGN §7: ok, custom,
+    uninitialized, or judge's verdict — unless `trained` (a weights file compared with
+    `--against default`), where `off` keeps saying "no longer that init".
+    """
     dtype = str(param.dtype).removeprefix("torch.")
     if schemes.is_uninitialized(param):
         return ParamReport(
@@ -80,6 +121,20 @@ def measure(
         measured = stats.tensor_stats(param.detach())
     fan = schemes.fans(param)
     status = stats.judge(measured, param.dim(), exp.mean, exp.var, exp.kurtosis)
+    found = identify.identify(
+        measured,
+        ndim=param.dim(),
+        fans=fan,
+        dtype=param.dtype,
+        values=param,
+        default=exp if default and exp.var is not None else None,
+        depth=depth,
+    )
+    if default and not trained:
+        status = identify.default_status(status, found, ndim=param.dim(), module=module)
+    looks_like = found.looks_like
+    if found.uninitialized is not None:
+        looks_like = f"uninitialized: {found.uninitialized}"
     return ParamReport(
         name=name,
         module=module,
@@ -98,16 +153,22 @@ def measure(
         requires_grad=requires_grad,
         dtype=dtype,
         status=status.value,
+        looks_like=looks_like,
+        fit=found.fit,
     )
 
 
-def measure_item(item: streaming.Item) -> ParamReport:
+def measure_item(
+    item: streaming.Item, default: bool = False, depth: int | None = None
+) -> ParamReport:
     """A streamed or in-memory parameter, measured; without values, its shape and fans only."""
     kind = type(item.module).__name__
     param, exp = item.param, item.expectation
     if item.tensor is not None or schemes.is_uninitialized(param):
         tensor = param if item.tensor is None else item.tensor
-        return measure(item.name, kind, tensor, exp, param.requires_grad)
+        return measure(
+            item.name, kind, tensor, exp, param.requires_grad, default=default, depth=depth
+        )
     fan = schemes.fans(param)
     return ParamReport(
         name=item.name,
@@ -135,6 +196,8 @@ def run_items(
     items: Iterator[streaming.Item],
     progress: Progress | None,
     overlap: bool = True,
+    *,
+    default: bool = False,
 ) -> tuple[ParamReport, ...]:
     """Measure every item, in named_parameters() order, with one intra-op thread.
 
@@ -145,8 +208,9 @@ def run_items(
     two cores; torch's CPU random fills are serial kernels whatever the thread count, so every
     value is the same as a serial run's. Without it (orthogonal: its QR factorization depends on
     the thread count) items are drawn with torch's thread setting untouched and only measuring
-    drops to one thread.
+    drops to one thread. `default`: the values are the constructors' own (see `measure`).
     """
+    depth = identify.depth_hint(model)
     names = [name for name, _ in model.named_parameters()]
     found: dict[str, ParamReport] = {}
     if progress is not None:
@@ -155,7 +219,7 @@ def run_items(
 
     def measure_one(item: streaming.Item) -> None:
         try:
-            found[item.name] = measure_item(item)
+            found[item.name] = measure_item(item, default, depth)
         finally:
             if item.release is not None:
                 item.release()

@@ -242,14 +242,18 @@ def inspect_checkpoint(
         for name, t in ckpt.values(list(owners)):
             group, leaf = owners[name]
             exp = schemes.Expectation("-")
+            default = False
             if chosen is not None:
                 scheme = schemes.choose(*chosen, group.module, leaf, t)
+                default = scheme.is_default
                 exp = (
                     defaults.get(name, schemes.UNKNOWN)
                     if scheme.is_default
                     else schemes.expectation(scheme, t)
                 )
-            measured[name] = _moved(measure(name, group.type_name, t, exp, True))
+            measured[name] = _moved(
+                measure(name, group.type_name, t, exp, True, default=default, trained=True)
+            )
             del t
             if progress is not None:
                 progress.advance(name, ckpt.tensors[name].numel())

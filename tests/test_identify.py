@@ -1,0 +1,157 @@
+"""initcli.identify on fresh draws of named schemes, torch's defaults and uninitialized memory."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from initcli import identify, schemes, stats, torch_defaults
+from initcli.identify import Fit
+
+
+def _identify(
+    t: torch.Tensor, default: schemes.Expectation | None = None, depth: int | None = None
+):  # type: ignore[no-untyped-def]
+    st = stats.tensor_stats(t)
+    return identify.identify(
+        st,
+        ndim=t.dim(),
+        fans=schemes.fans(t),
+        dtype=t.dtype,
+        values=t,
+        default=default,
+        depth=depth,
+    )
+
+
+SCHEMES = [
+    ("kaiming_uniform(a=√5)", lambda w: nn.init.kaiming_uniform_(w, a=math.sqrt(5))),
+    ("xavier_uniform", nn.init.xavier_uniform_),
+    ("xavier_normal", nn.init.xavier_normal_),
+    ("kaiming_normal(fan_in, relu)", lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu")),
+    ("kaiming_uniform(fan_out, tanh)",
+     lambda w: nn.init.kaiming_uniform_(w, mode="fan_out", nonlinearity="tanh")),
+    ("normal(std=0.02)", lambda w: nn.init.normal_(w, std=0.02)),
+    ("normal(std=0.02/√(2·12))", lambda w: nn.init.normal_(w, std=0.02 / math.sqrt(24))),
+    ("trunc_normal(std=0.02, ±2σ)", lambda w: nn.init.trunc_normal_(w, std=0.02, a=-0.04, b=0.04)),
+    ("uniform(±0.1)", lambda w: nn.init.uniform_(w, -0.1, 0.1)),
+    ("orthogonal(gain=1)", nn.init.orthogonal_),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "init"), SCHEMES, ids=[s[0] for s in SCHEMES])
+@pytest.mark.parametrize("shape", [(8, 8), (96, 64), (32, 16, 3, 3)])
+def test_true_scheme_among_matches(label: str, init, shape: tuple[int, ...]) -> None:  # type: ignore[no-untyped-def]
+    # 20 seeds each here; benchmarks/bench_identify.py measures 200 (README: measured rates).
+    for seed in range(20):
+        torch.manual_seed(seed)
+        w = torch.empty(shape)
+        init(w)
+        assert label in _identify(w, depth=12).fit.matches, (seed, _identify(w, depth=12))
+
+
+@pytest.mark.parametrize(
+    ("init", "looks_like", "family"),
+    [
+        (lambda w: nn.init.normal_(w, std=0.02), "normal(std=0.02)", "normal"),
+        (lambda w: nn.init.trunc_normal_(w, std=0.02, a=-0.04, b=0.04),
+         "trunc_normal(std=0.02, ±2σ)", "trunc_normal"),
+        (lambda w: nn.init.normal_(w, std=0.02 / math.sqrt(24)),
+         "normal(std=0.02/√(2·12))", "normal"),
+        (nn.init.orthogonal_, "orthogonal(gain=1)", "orthogonal"),
+        (lambda w: nn.init.orthogonal_(w, gain=math.sqrt(2)),
+         "orthogonal(gain=relu)", "orthogonal"),
+        (lambda w: nn.init.constant_(w, 0.5), "constant(0.5)", "constant"),
+        (lambda w: nn.init.normal_(w, mean=1.0, std=0.3), "normal(mean=0.999, std=0.3)", "normal"),
+    ],
+)  # fmt: skip
+def test_looks_like_on_a_large_tensor(init, looks_like: str, family: str) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    w = torch.empty(512, 768)
+    init(w)
+    found = _identify(w, depth=12)
+    assert (found.looks_like, found.fit.family) == (looks_like, family)
+
+
+def test_sparse() -> None:
+    torch.manual_seed(0)
+    w = torch.empty(256, 128)
+    nn.init.sparse_(w, sparsity=0.1, std=0.01)
+    found = _identify(w)
+    assert found.fit.family == "sparse" and found.looks_like == "sparse(sparsity=0.1, std=0.01)"
+
+
+def test_torch_default_is_ok_and_named() -> None:
+    for seed in range(20):
+        torch.manual_seed(seed)
+        layer = nn.Linear(64, 32)
+        exps = torch_defaults.default_expectations(layer)
+        for name, p in layer.named_parameters():
+            t = p.detach()
+            st = stats.tensor_stats(t)
+            found = _identify(t, exps[name])
+            judged = stats.judge(st, t.dim(), exps[name].mean, exps[name].var, exps[name].kurtosis)
+            status = identify.default_status(judged, found, ndim=t.dim(), module="Linear")
+            assert status is stats.Status.OK
+            assert found.looks_like == f"{exps[name].init} — torch default"
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: torch.randint(-(2**31), 2**31 - 1, (64, 64), dtype=torch.int32)
+         .view(torch.float32),
+         "torch.empty leftovers?"),
+        (lambda: torch.full((64, 64), 1e37), "torch.empty leftovers? max |x| = 1.0e+37"),
+        (lambda: torch.full((64, 64), math.nan), "torch.empty leftovers? 4096 NaN/Inf values"),
+        (lambda: torch.randn(64, 64) * 1e-39,
+         "torch.empty leftovers? 4096 denormal values in 4096 sampled"),
+    ],
+)  # fmt: skip
+def test_uninitialized(make, reason: str) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    found = _identify(make())
+    assert found.uninitialized is not None and found.uninitialized.startswith(reason)
+    assert found.fit == Fit("uninitialized", None, None, ())
+    assert (
+        identify.default_status(stats.Status.OFF, found, ndim=2, module="Linear") == "uninitialized"
+    )
+
+
+def test_zero_weight_of_a_random_default_is_uninitialized() -> None:
+    layer = nn.Linear(8, 8)
+    nn.init.zeros_(layer.weight)
+    exp = torch_defaults.default_expectations(layer)["weight"]
+    found = _identify(layer.weight.detach(), exp)
+    assert (
+        found.uninitialized
+        == "all zeros where the module's default (kaiming_uniform(a=√5)) is random"
+    )
+
+
+def test_stats_sample_and_its_moments() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(1_200_000) * 0.3 + 2.0  # three chunks
+    x[:777] = 0.0
+    st = stats.tensor_stats(x)
+    assert st.sample is not None and st.sample.numel() == 20_000
+    assert torch.equal(st.sample, x[::60].double())
+    d = x[::60].double() - x.double().mean()
+    assert st.m3 == pytest.approx(float((d**3).mean()), rel=1e-9, abs=1e-12)
+    assert st.m4 == pytest.approx(float((d**4).mean()), rel=1e-9)
+    assert st.zeros == 13  # sampled zeros: every 60th of the first 777 values
+    small = stats.tensor_stats(torch.tensor([0.0, 1.0, 2.0, 5.0]))
+    assert (small.m3, small.m4, small.zeros) == (pytest.approx(4.5), pytest.approx(24.5), 1)
+
+
+def test_depth_hint() -> None:
+    class Blocks(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = nn.ModuleList(nn.Linear(2, 2) for _ in range(5))
+
+    assert identify.depth_hint(Blocks()) == 5
+    assert identify.depth_hint(nn.Linear(2, 2)) is None
