@@ -28,6 +28,7 @@ from initcli.cli.options import (
     parse_shape_option,
     target_file,
 )
+from initcli.errors import ArgError
 from initcli.render import OutputFormat
 
 
@@ -94,14 +95,69 @@ def compare(
         int | None,
         typer.Option(
             "--train",
+            "--steps",
             metavar="STEPS",
-            min=1,
-            help="Also train a fresh copy per scheme for STEPS full-batch Adam steps on two "
-            "moons (for models mapping 2 features to 2 logits) and report the losses.",
+            help="Also train a fresh copy per scheme for STEPS updates (full-batch Adam on two "
+            "moons unless --data/--optimizer/--train-batch say otherwise) and report the losses.",
             show_default=False,
         ),
     ] = None,
-    lr: Annotated[float, typer.Option("--lr", help="Adam's learning rate for --train.")] = 0.01,
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            metavar="DATA",
+            help="--train's data: moons, digits (scikit-learn's 8×8 digits; the 'data' extra), "
+            "or pkg.mod:name / file.py:name returning (X, y), a dict of 'train'/'validation' "
+            "splits or a torch Dataset. Integer y: classification; float y: regression (MSE).",
+        ),
+    ] = "moons",
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs",
+            help="Train for this many passes over the training split (with --train-batch) "
+            "instead of --train STEPS.",
+            show_default=False,
+        ),
+    ] = None,
+    train_batch: Annotated[
+        int | None,
+        typer.Option(
+            "--train-batch",
+            help="Minibatch size for --train (default: full batch). Not the probe's --batch-size.",
+            show_default=False,
+        ),
+    ] = None,
+    optimizer: Annotated[
+        str, typer.Option("--optimizer", help="--train's optimizer: adam or sgd.")
+    ] = "adam",
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            help="Train every scheme once per seed (--seed, --seed+1, ...) and report mean ± "
+            "95%% t-interval and paired t-tests between schemes.",
+        ),
+    ] = 1,
+    val_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--val-fraction",
+            help="Share of an unsplit data set held out for validation (default 0.2; moons 0).",
+            show_default=False,
+        ),
+    ] = None,
+    target_loss: Annotated[
+        float | None,
+        typer.Option(
+            "--target-loss",
+            help="Report steps to reach this training loss (default: a quarter of the mean "
+            "step-0 loss).",
+            show_default=False,
+        ),
+    ] = None,
+    lr: Annotated[float, typer.Option("--lr", help="The learning rate for --train.")] = 0.01,
     points: Annotated[
         int, typer.Option("--points", min=2, help="Two-moons points for --train.")
     ] = 500,
@@ -128,7 +184,26 @@ def compare(
 
     _plot_first(plot, force)
     check_output(output, force, {"the target's file": target_file(target), "--plot": plot})
-    setup = None if train is None else TrainSetup(train, lr, points, noise)
+    if epochs is not None and train is not None:
+        raise ArgError("give --train STEPS or --epochs N, not both")
+    steps = train if epochs is None else 1
+    setup = (
+        None
+        if steps is None
+        else TrainSetup(
+            steps,
+            lr,
+            points,
+            noise,
+            data,
+            optimizer.lower(),
+            train_batch,
+            epochs,
+            seeds,
+            val_fraction,
+            target_loss,
+        )
+    )
     report = probe_report(
         target,
         init or [],
