@@ -58,6 +58,21 @@ def probe(
     arg: ArgOpt = None,
     input_shape: InputShapeOpt = None,
     batch_size: BatchOpt = 256,
+    sweep: Annotated[
+        str | None,
+        typer.Option(
+            "--sweep",
+            metavar="KEY=W1,W2,...",
+            help="Width sweep (coord check): rebuild the model at each width (a constructor "
+            "argument; for a YAML spec layers.units, every layer but the last) and fit "
+            "std ∝ width^k per block.",
+            show_default=False,
+        ),
+    ] = None,
+    step: Annotated[
+        bool,
+        typer.Option("--step", help="With --sweep: also the update size after one Adam step."),
+    ] = False,
     plot: PlotOpt = None,
     force: ForceOpt = False,
     output_format: FormatOpt = OutputFormat.table,
@@ -72,6 +87,28 @@ def probe(
     from initcli.render.probing import probe_view
     from initcli.report import probe_report
 
+    if sweep is not None:
+        from initcli.render.sweeping import sweep_view
+        from initcli.report.sweeping import sweep_report
+
+        if plot is not None:
+            raise ArgError("--plot does not apply to --sweep yet; use --format json")
+        check_output(output, force, {"the target's file": target_file(target)})
+        swept = sweep_report(
+            target,
+            init or [],
+            sweep,
+            bias_init,
+            seed,
+            parse_kwargs(arg),
+            parse_shape_option(input_shape),
+            batch_size,
+            step,
+        )
+        emit(sweep_view(swept), output_format, output, force)
+        return
+    if step:
+        raise ArgError("--step goes with --sweep (the update size per width)")
     _plot_first(plot, force)
     check_output(output, force, {"the target's file": target_file(target), "--plot": plot})
     report = probe_report(
