@@ -182,3 +182,24 @@ def test_paired_test_false_alarm_rate_on_real_training() -> None:
     rate = alarms / sets
     print(f"false-alarm rate {rate:.3f} over {sets} seed sets of 5")
     assert rate <= 0.095
+
+
+def test_probe_seeds_spread_and_verdict_only_where_it_holds() -> None:
+    data = _json("probe", "sample_models/relu20.yaml", "-i", "kaiming", "-i", "default",
+                 "--seeds", "3")  # fmt: skip
+    kaiming, default = data["schemes"]
+    single = [
+        _json("probe", "sample_models/relu20.yaml", "-i", "kaiming", "--seed", str(s))
+        for s in range(3)
+    ]
+    assert kaiming["seeds_probe"]["std_ratios"] == [d["schemes"][0]["std_ratio"] for d in single]
+    verdicts = [d["schemes"][0]["verdict"] for d in single]
+    assert kaiming["seeds_probe"]["verdicts"] == verdicts
+    expected = verdicts[0] if len(set(verdicts)) == 1 else None
+    assert kaiming["seeds_probe"]["holds"] == expected
+    assert default["seeds_probe"]["holds"] == "vanishing"
+
+
+def test_probe_seeds_zero_exit_2() -> None:
+    code, out, err = run("probe", MOONS, "-i", "kaiming", "--seeds", "0")
+    assert code == 2 and out == "" and err == "Error: --seeds 0 is out of range; give 1 to 100\n"

@@ -73,6 +73,14 @@ def probe(
         bool,
         typer.Option("--step", help="With --sweep: also the update size after one Adam step."),
     ] = False,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            help="Probe at --seed, --seed+1, ...: the std ratio's range and a verdict only "
+            "where every seed agrees.",
+        ),
+    ] = 1,
     plot: PlotOpt = None,
     force: ForceOpt = False,
     output_format: FormatOpt = OutputFormat.table,
@@ -119,6 +127,7 @@ def probe(
         parse_kwargs(arg),
         parse_shape_option(input_shape),
         batch_size,
+        seeds_count=seeds,
     )
     emit(probe_view(report), output_format, output, force)
     _plot_last(report, plot, force)
@@ -250,6 +259,7 @@ def compare(
         parse_shape_option(input_shape),
         batch_size,
         setup,
+        seeds_count=seeds,
     )
     emit(probe_view(report, compare=True), output_format, output, force)
     _plot_last(report, plot, force)

@@ -121,6 +121,15 @@ def scheme_probe_dict(sp: SchemeProbe) -> dict[str, Any]:
         data["losses"] = [finite(v) for v in sp.training.losses]
         data["accuracy"] = sp.training.accuracy
         data["val_loss"] = finite(sp.training.val_loss)
+    if sp.across is not None:
+        ratios = [r for r in sp.across.std_ratios if r is not None and math.isfinite(r)]
+        data["seeds_probe"] = {
+            "std_ratios": [finite(r) for r in sp.across.std_ratios],
+            "verdicts": list(sp.across.verdicts),
+            "holds": sp.across.holds,
+            "std_ratio_min": min(ratios) if ratios else None,
+            "std_ratio_max": max(ratios) if ratios else None,
+        }
     if sp.summary is not None:
         reach = sp.summary.to_target
         data["runs"] = [
@@ -319,7 +328,30 @@ def _summary_table(report: ProbeReport, scale: tuple[float, float]) -> list[Rend
             num(r.std_ratio, 3),
         )
     reasons = [Text(f"{sp.scheme}: {sp.result.reason}") for sp in report.schemes]
-    return [table, *reasons]
+    return [table, *reasons, *_across_lines(report)]
+
+
+def _across_lines(report: ProbeReport) -> list[Text]:
+    """--seeds: each scheme's std ratio range and the verdict only where every seed agrees."""
+    lines = []
+    for sp in report.schemes:
+        a = sp.across
+        if a is None:
+            continue
+        ratios = [r for r in a.std_ratios if r is not None and math.isfinite(r)]
+        spread = f"{min(ratios):.3g}–{max(ratios):.3g}" if ratios else "undefined"
+        n = len(a.verdicts)
+        if a.holds is not None:
+            said = f"{a.holds} at all {n} seeds"
+        else:
+            counts = {v: a.verdicts.count(v) for v in dict.fromkeys(a.verdicts)}
+            said = (
+                "no verdict: the seeds disagree ("
+                + ", ".join(f"{v} {c}" for v, c in counts.items())
+                + ")"
+            )
+        lines.append(Text(f"{sp.scheme} over {n} seeds: std ratio {spread}; {said}"))
+    return lines
 
 
 def _thin(values: Sequence[float | None], most: int) -> list[float | None]:

@@ -62,6 +62,17 @@ class SchemeProbe:
     training: TrainResult | None = None
     runs: tuple[TrainResult, ...] = ()  # one per --seeds seed; runs[0] is `training`
     summary: SeedSummary | None = None
+    across: ProbeSeeds | None = None  # --seeds ≥ 2: the probe repeated per seed
+
+
+@dataclass(frozen=True)
+class ProbeSeeds:
+    """The probe at --seed, --seed+1, ...: each seed's std ratio and verdict, and the verdict
+    that holds at every seed (None where the seeds disagree)."""
+
+    std_ratios: tuple[float | None, ...]
+    verdicts: tuple[str, ...]
+    holds: str | None
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,7 @@ def probe_report(
     input_shape: tuple[int, ...] | None = None,
     batch_size: int = probe.DEFAULT_BATCH,
     train: TrainSetup | None = None,
+    seeds_count: int = 1,
 ) -> ProbeReport:
     """`initcli probe` and `compare`: per scheme, a fresh model, one seeded batch, the verdict."""
     if not inits:
@@ -96,6 +108,8 @@ def probe_report(
         raise ArgError(f"--batch-size must be ≥ 1, got {batch_size}")
     if train is not None:
         _check_train(train)
+        seeds_count = train.seeds
+    limits.check_count("--seeds", seeds_count, MAX_SEEDS)
     source = loading.resolve(target, args)
     # The probed model, its gradients and (with --train) a second copy with Adam's two moments.
     check_spec_fits(source, copies=5 if train else 2, hint="probe a smaller spec")
@@ -146,7 +160,16 @@ def probe_report(
                 else:
                     runs.append(training.fit(fresh, data, how, seed + k))
         trained = runs[0] if runs else None
-        results.append(SchemeProbe(weight.describe(), result, trained, tuple(runs)))
+        across = None
+        if seeds_count > 1:
+            others = [result]
+            for k in range(1, seeds_count):
+                again, _ = initialized(source, weight, bias, seed + k, input_shape)
+                others.append(probe.probe(again, probe.make_batch(spec, batch_size, seed + k)))
+            verdicts = tuple(r.verdict.value for r in others)
+            holds = verdicts[0] if len(set(verdicts)) == 1 else None
+            across = ProbeSeeds(tuple(r.std_ratio for r in others), verdicts, holds)
+        results.append(SchemeProbe(weight.describe(), result, trained, tuple(runs), across=across))
     assert spec is not None and batch is not None
     outcome = None
     if train is not None:
@@ -202,7 +225,7 @@ def _summarize(
         )
         summary = SeedSummary(seeds.interval(final), seeds.interval(accs) if accs else None, reach)
         finals.append((sp.scheme, final))
-        out.append(SchemeProbe(sp.scheme, sp.result, sp.training, sp.runs, summary))
+        out.append(SchemeProbe(sp.scheme, sp.result, sp.training, sp.runs, summary, sp.across))
     metric = "validation loss" if split else "training loss"
     steps = len(runs[0].losses) - 1
     task = "classification" if data is None else data.task
