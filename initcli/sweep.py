@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from initcli.errors import ArgError
 from initcli.seeds import CONFIDENCE, _stats
 
-# |k| below this is `width-stable`: over a 16× width range (64 → 1024) a k of 0.1 moves the std
-# by 16**0.1 ≈ 1.3×, while the muP-violating cases this catches sit at k = ±0.5 (std ∝ √width).
-STABLE_EXPONENT = 0.1
+# `width-stable` when k's whole 95% interval lies inside ±this: over a 16× width range (64 → 1024)
+# k = 0.25 moves the std 2×, while the scalings this is meant to catch sit at k = ±0.5 (std ∝
+# √width, a layer whose variance is not scaled by 1/fan_in). `grows`/`shrinks` need |k| ≥ this
+# and an interval that excludes 0; anything else is `unclear` (more widths or a larger batch).
+STABLE_EXPONENT = 0.25
 # The key a YAML spec sweeps: every layer's units but the last (the output size is the task's).
 SPEC_KEY = "layers.units"
 MIN_WIDTHS = 3  # two points fit any line exactly: a third gives the fit its interval
@@ -54,7 +56,7 @@ class Exponent:
     k: float | None  # None: a std was 0, NaN or Inf at some width
     low: float | None
     high: float | None
-    verdict: str  # width-stable, grows, shrinks, or undefined
+    verdict: str  # width-stable, grows, shrinks, unclear, or undefined
 
 
 def fit_exponent(widths: Sequence[int], values: Sequence[float | None]) -> Exponent:
@@ -67,8 +69,16 @@ def fit_exponent(widths: Sequence[int], values: Sequence[float | None]) -> Expon
     fit = stats.linregress(xs, ys)
     k = float(fit.slope)
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(xs) - 2)) * float(fit.stderr)
-    verdict = "width-stable" if abs(k) < STABLE_EXPONENT else "grows" if k > 0 else "shrinks"
-    return Exponent(k, k - half, k + half, verdict)
+    low, high = k - half, k + half
+    if low > -STABLE_EXPONENT and high < STABLE_EXPONENT:
+        verdict = "width-stable"
+    elif k >= STABLE_EXPONENT and low > 0:
+        verdict = "grows"
+    elif k <= -STABLE_EXPONENT and high < 0:
+        verdict = "shrinks"
+    else:
+        verdict = "unclear"
+    return Exponent(k, low, high, verdict)
 
 
 def overall(verdicts: Sequence[str]) -> str:
@@ -76,4 +86,7 @@ def overall(verdicts: Sequence[str]) -> str:
     bad = [v for v in verdicts if v != "width-stable"]
     if not bad:
         return "width-stable"
-    return "grows" if "grows" in bad else bad[0]
+    for worst in ("grows", "shrinks", "undefined"):
+        if worst in bad:
+            return worst
+    return "unclear"

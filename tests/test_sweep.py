@@ -19,7 +19,9 @@ def _json(*args: str) -> dict:
 
 
 def test_mis_scaled_output_layer_is_exactly_the_block_that_grows() -> None:
-    data = _json("probe", "tests/sweep_models.py:MisScaled", "-i", "default", "--sweep", WIDTHS)
+    data = _json(
+        "probe", "sample_models/width_mlp.py:MisScaled", "-i", "default", "--sweep", WIDTHS
+    )
     (scheme,) = data["schemes"]
     verdicts = [b["exponent"]["verdict"] for b in scheme["blocks"]]
     assert verdicts == ["width-stable", "width-stable", "width-stable", "grows"]
@@ -30,9 +32,13 @@ def test_mis_scaled_output_layer_is_exactly_the_block_that_grows() -> None:
 
 
 def test_well_scaled_model_is_width_stable_and_fit_matches_scipy() -> None:
-    data = _json("probe", "tests/sweep_models.py:MLP", "-i", "kaiming", "--sweep", WIDTHS)
+    data = _json("probe", "sample_models/width_mlp.py:MLP", "-i", "kaiming", "--sweep", WIDTHS)
     (scheme,) = data["schemes"]
-    assert scheme["verdict"] == "width-stable"
+    # Hidden blocks: kaiming keeps the std put. The 8-unit output's std swings with its few
+    # rows' norms, so its interval is too wide to call (measured: +0.094 ± 0.282).
+    verdicts = [b["exponent"]["verdict"] for b in scheme["blocks"]]
+    assert verdicts == ["width-stable", "width-stable", "width-stable", "unclear"]
+    assert scheme["verdict"] == "unclear"
     block = scheme["blocks"][2]
     widths = [64, 128, 256, 512, 1024]
     fit = stats.linregress([math.log(w) for w in widths], [math.log(s) for s in block["stds"]])
@@ -55,20 +61,22 @@ def test_exponent_of_an_exact_power_law() -> None:
     e = sweep.fit_exponent([64, 128, 256], [w**0.5 for w in (64, 128, 256)])
     assert e.k == pytest.approx(0.5) and e.verdict == "grows"
     assert sweep.fit_exponent([64, 128, 256], [1.0, 0.0, 1.0]).verdict == "undefined"
+    assert sweep.fit_exponent([64, 128, 256], [1.0, 1.01, 0.99]).verdict == "width-stable"
+    assert sweep.fit_exponent([64, 128, 256], [1.0, 3.0, 1.2]).verdict == "unclear"
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["tests/sweep_models.py:MLP", "--sweep", "width=64,32,128"],
+        (["sample_models/width_mlp.py:MLP", "--sweep", "width=64,32,128"],
          "Error: --sweep width: widths must be strictly increasing, got 64,32,128"),
-        (["tests/sweep_models.py:MLP", "--sweep", "width=64,128"],
+        (["sample_models/width_mlp.py:MLP", "--sweep", "width=64,128"],
          "Error: --sweep width: give at least 3 widths, got 2"),
-        (["tests/sweep_models.py:MLP", "--sweep", "widht=64,128,256"],
-         "Error: tests/sweep_models.py:MLP does not accept --sweep widht; did you mean 'width'?"),
+        (["sample_models/width_mlp.py:MLP", "--sweep", "widht=64,128,256"],
+         "Error: sample_models/width_mlp.py:MLP does not accept --sweep widht; did you mean 'width'?"),
         (["sample_models/moons.yaml", "--sweep", "units=64,128,256"],
          "Error: --sweep units: a YAML spec sweeps layers.units"),
-        (["tests/sweep_models.py:MLP", "--step"],
+        (["sample_models/width_mlp.py:MLP", "--step"],
          "Error: --step goes with --sweep"),
     ],
 )  # fmt: skip

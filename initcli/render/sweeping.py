@@ -17,7 +17,12 @@ if TYPE_CHECKING:
     from initcli.report.sweeping import BlockSweep, SweepReport
     from initcli.sweep import Exponent
 
-STYLE = {"width-stable": "green", "grows": "bold red", "shrinks": "bold yellow"}
+STYLE = {
+    "width-stable": "green",
+    "grows": "bold red",
+    "shrinks": "bold yellow",
+    "unclear": "yellow",
+}
 
 
 def _exp_dict(e: Exponent | None) -> dict[str, Any] | None:
@@ -109,7 +114,8 @@ def _tables(report: SweepReport) -> list[RenderableType]:
     parts.append(
         Text(
             f"k: least-squares slope of log std on log {report.key}, 95% t-interval; "
-            f"width-stable when |k| < {report.threshold:g}"
+            f"width-stable when the interval lies within ±{report.threshold:g}; grows/shrinks "
+            f"when |k| ≥ {report.threshold:g} and the interval excludes 0; else unclear"
             + (" · update: std of each block output's change after one Adam step (lr 1e-3)"
                if report.step else ""),
             style="dim",

@@ -1,4 +1,4 @@
-"""4-layer MLPs for `probe --sweep width=...` (tests/test_sweep.py)."""
+"""4-layer MLPs for width sweeps: `initcli probe sample_models/width_mlp.py:MLP --sweep width=...`."""
 
 from torch import nn
 
