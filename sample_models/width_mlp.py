@@ -1,4 +1,4 @@
-"""4-layer MLPs for width sweeps: `initcli probe sample_models/width_mlp.py:MLP --sweep width=...`."""
+"""4-layer MLPs for width sweeps: `initcli probe ...width_mlp.py:MLP --sweep width=64,128,...`."""
 
 from torch import nn
 

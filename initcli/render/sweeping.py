@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -79,48 +80,49 @@ def _k(e: Exponent) -> str:
     return f"{e.k:+.3f}" if half is None else f"{e.k:+.3f} ± {half:.3f}"
 
 
+def _table(
+    report: SweepReport, title: Text, rows: Sequence[tuple[str, Sequence[float | None], Exponent]]
+) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    table.add_column("block", overflow="fold")
+    for w in report.widths:
+        table.add_column(str(w), justify="right", no_wrap=True)
+    table.add_column("k ± 95%", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    for name, values, e in rows:
+        cells: list[RenderableType] = [printable(name), *[num(v, 3) for v in values]]
+        cells += [_k(e), Text(e.verdict, style=STYLE.get(e.verdict, ""))]
+        table.add_row(*cells)
+    return table
+
+
 def _tables(report: SweepReport) -> list[RenderableType]:
     parts: list[RenderableType] = []
     for s in report.schemes:
-        table = Table(
-            title=Text.assemble(
-                f"{report.target} · {s.scheme} · std ∝ {report.key}^k · ",
-                Text(s.verdict, style=STYLE.get(s.verdict, "")),
-            ),
-            box=box.SIMPLE_HEAD,
-            title_justify="left",
-            pad_edge=False,
+        head = f"{report.target} · {s.scheme} · "
+        title = Text.assemble(
+            f"{head}output std ∝ {report.key}^k · ", Text(s.verdict, style=STYLE.get(s.verdict, ""))
         )
-        table.add_column("block", overflow="fold")
-        for w in report.widths:
-            table.add_column(str(w), justify="right", no_wrap=True)
-        table.add_column("k ± 95%", justify="right", no_wrap=True)
-        table.add_column("verdict", no_wrap=True)
+        parts.append(_table(report, title, [(b.name, b.stds, b.exponent) for b in s.blocks]))
         if report.step:
-            table.add_column("update k ± 95%", justify="right", no_wrap=True)
-            table.add_column("update", no_wrap=True)
-        for b in s.blocks:
-            cells: list[RenderableType] = [printable(b.name)]
-            cells += [num(v, 3) for v in b.stds]
-            cells += [
-                _k(b.exponent),
-                Text(b.exponent.verdict, style=STYLE.get(b.exponent.verdict, "")),
+            ups = [
+                (b.name, b.updates, b.update_exponent)
+                for b in s.blocks
+                if b.updates is not None and b.update_exponent is not None
             ]
-            if b.update_exponent is not None:
-                ue = b.update_exponent
-                cells += [_k(ue), Text(ue.verdict, style=STYLE.get(ue.verdict, ""))]
-            table.add_row(*cells)
-        parts.append(table)
+            title = Text(f"{head}update size after one Adam step (lr 1e-3) ∝ {report.key}^k")
+            parts.append(_table(report, title, ups))
     parts.append(
         Text(
             f"k: least-squares slope of log std on log {report.key}, 95% t-interval; "
             f"width-stable when the interval lies within ±{report.threshold:g}; grows/shrinks "
             f"when |k| ≥ {report.threshold:g} and the interval excludes 0; else unclear"
-            + (" · update: std of each block output's change after one Adam step (lr 1e-3)"
-               if report.step else ""),
+            + (
+                " · update: std of each block output's change after the step" if report.step else ""
+            ),
             style="dim",
         )
-    )  # fmt: skip
+    )
     return parts
 
 
