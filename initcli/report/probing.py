@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -178,7 +179,15 @@ def probe_report(
         f"token ids in [0, {spec.token_ids})" if spec.token_ids is not None else "float32 N(0, 1)"
     )
     return ProbeReport(
-        source.target, seed, tuple(batch.shape), kind, spec.source, tuple(results), train, outcome
+        source.target,
+        seed,
+        tuple(batch.shape),
+        kind,
+        spec.source,
+        tuple(results),
+        # With --epochs the step count is known only once the data is: report the real one.
+        train if train is None or how is None else dataclasses.replace(train, steps=how.steps),
+        outcome,
     )
 
 
