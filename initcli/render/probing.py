@@ -267,8 +267,34 @@ def _markdown(report: ProbeReport, compare: bool) -> str:
         for sp in report.schemes:
             parts.append(f"**{sp.scheme}**: {sp.result.verdict.value}\n")
             parts.append(to_markdown([block_dict(b) for b in sp.result.blocks]))
+    if report.outcome is not None and _shows_seeds(report):
+        parts.append(to_markdown(_seed_rows(report)))
+        parts.append("\n".join(verdict_lines(report)) + "\n")
     parts.append(_input_line(report) + "\n")
     return "\n".join(parts)
+
+
+def _seed_rows(report: ProbeReport) -> list[dict[str, Any]]:
+    rows = []
+    for sp in report.schemes:
+        if sp.summary is None:
+            continue
+        final, acc = sp.summary.final_loss, sp.summary.accuracy
+        rows.append(
+            {
+                "scheme": sp.scheme,
+                "final_loss": finite(final.mean),
+                "final_loss_low": finite(final.low),
+                "final_loss_high": finite(final.high),
+                "accuracy": None if acc is None else acc.mean,
+                "accuracy_low": None if acc is None else finite(acc.low),
+                "accuracy_high": None if acc is None else finite(acc.high),
+                "steps_to_target": " ".join(
+                    "–" if r is None else str(r) for r in sp.summary.to_target
+                ),
+            }
+        )
+    return rows
 
 
 def _side_by_side_rows(report: ProbeReport) -> list[dict[str, Any]]:
