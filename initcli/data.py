@@ -95,11 +95,11 @@ def _user(name: str, seed: int, val_fraction: float) -> Data:
             )
         x, y = _pair(name, train)
         if val is None:
-            return _finish(name, x, y, seed, val_fraction)
+            return _split(name, name, x, y, seed, val_fraction)
         xv, yv = _pair(name, val)
         return _make(name, f"{name} (given train/validation splits)", x, y, xv, yv)
     x, y = _pair(name, obj)
-    return _finish(name, x, y, seed, val_fraction)
+    return _split(name, name, x, y, seed, val_fraction)
 
 
 def _pair(name: str, obj: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,10 +122,6 @@ def _pair(name: str, obj: Any) -> tuple[torch.Tensor, torch.Tensor]:
         f"--data {name} gave a {type(obj).__name__}; return (X, y) tensors, a dict "
         "{'train': (X, y), 'validation': (X, y)} or a torch.utils.data.Dataset"
     )
-
-
-def _finish(name: str, x: torch.Tensor, y: torch.Tensor, seed: int, frac: float) -> Data:
-    return _split(name, name, x, y, seed, frac)
 
 
 def _split(name: str, desc: str, x: torch.Tensor, y: torch.Tensor, seed: int, frac: float) -> Data:
@@ -152,11 +148,16 @@ def _make(
     xv: torch.Tensor | None,
     yv: torch.Tensor | None,
 ) -> Data:
+    for xs, ys in ((x, y), (xv, yv)):
+        if xs is not None and ys is not None and len(xs) != len(ys):
+            raise TargetError(
+                f"--data {name}: X has {len(xs)} samples and y {len(ys)}; give as many"
+            )
     floating = y.is_floating_point() or (yv is not None and yv.is_floating_point())
     x = x.float()
     xv = None if xv is None else xv.float()
     if floating:
-        return _make_typed(name, desc, x, y.float(), xv, None if yv is None else yv.float(), None)
+        return Data(name, desc, x, y.float(), xv, None if yv is None else yv.float(), None)
     if y.dim() != 1:
         raise TargetError(
             f"--data {name}: integer labels must be one per sample, shape (N,); "
@@ -168,16 +169,4 @@ def _make(
     low = int(y.min()) if yv is None else min(int(y.min()), int(yv.min()))
     if low < 0:
         raise TargetError(f"--data {name}: class labels must be ≥ 0, got {low}")
-    return _make_typed(name, desc, x, y, xv, yv, top + 1)
-
-
-def _make_typed(
-    name: str,
-    desc: str,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    xv: torch.Tensor | None,
-    yv: torch.Tensor | None,
-    classes: int | None,
-) -> Data:
-    return Data(name, desc, x, y, xv, yv, classes)
+    return Data(name, desc, x, y, xv, yv, top + 1)
