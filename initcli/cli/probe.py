@@ -198,8 +198,8 @@ def compare(
         float | None,
         typer.Option(
             "--target-loss",
-            help="Report steps to reach this training loss (default: a quarter of the mean "
-            "step-0 loss).",
+            help="Report steps to reach this training loss (default: a quarter of the chance "
+            "loss: ln(classes), or var(y) for regression).",
             show_default=False,
         ),
     ] = None,

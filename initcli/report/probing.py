@@ -215,12 +215,24 @@ def _fit(train: TrainSetup, data: datasets.Data) -> training.Fit:
     return training.Fit(steps, train.lr, train.optimizer, train.batch)
 
 
+def _chance_loss(data: datasets.Data | None) -> float:
+    """The loss of a model that knows nothing: ln(classes) (uniform logits) or var(y) (the mean).
+
+    The default target is a quarter of it: a property of the data, so adding a scheme to the
+    comparison never moves another scheme's steps to the target.
+    """
+    if data is None:
+        return math.log(2)  # two moons
+    if data.classes is not None:
+        return math.log(max(data.classes, 2))
+    return float(data.y_train.float().var())
+
+
 def _summarize(
     results: list[SchemeProbe], train: TrainSetup, data: datasets.Data | None
 ) -> tuple[list[SchemeProbe], TrainOutcome]:
     runs = [r for sp in results for r in sp.runs]
-    start = math.fsum(r.losses[0] for r in runs) / len(runs)
-    target = train.target_loss if train.target_loss is not None else start / 4
+    target = train.target_loss if train.target_loss is not None else _chance_loss(data) / 4
     split = data is not None and data.x_val is not None
     out: list[SchemeProbe] = []
     finals: list[tuple[str, list[float]]] = []
