@@ -10,15 +10,32 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from initcli.data import Data
+from initcli.errors import ProbeError, first_line
 from initcli.probe import input_seed
+
+OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Full-batch training on two moons: the loss after each of 0..N updates, final accuracy."""
+    """The training loss before each of 0..N-1 updates and after the last (full training set),
+    accuracy (validation set if there is one, else training set; None for regression) and the
+    validation loss (None without a validation split)."""
 
     losses: tuple[float, ...]
-    accuracy: float
+    accuracy: float | None
+    val_loss: float | None = None
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How to train: update count, optimizer, learning rate, minibatch size (None: full batch)."""
+
+    steps: int
+    lr: float
+    optimizer: str = "adam"
+    batch: int | None = None
 
 
 def two_moons(points: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,7 +60,55 @@ def train_moons(
     """Adam, full batch, cross-entropy; seeded, so the same figures come back every run."""
     x, y = two_moons(points, noise, seed)
     with _one_thread():
-        return _train(model, x, y, steps, lr, seed)
+        return _train(model, x, y, None, None, Fit(steps, lr), seed, classify=True)
+
+
+def fit(model: nn.Module, data: Data, how: Fit, seed: int) -> TrainResult:
+    """Train `model` on `data` (seeded minibatch order); one thread, so the same bits every run."""
+    with _one_thread():
+        return _train(
+            model,
+            data.x_train,
+            data.y_train,
+            data.x_val,
+            data.y_val,
+            how,
+            seed,
+            classify=data.classes is not None,
+        )
+
+
+def check_shapes(model: nn.Module, data: Data) -> None:
+    """One forward pass on 2 training samples: the model must take X's per-sample shape and
+    give one logit per class (classification) or y's per-sample shape (regression)."""
+    x = data.x_train[:2]
+    per_sample = "×".join(map(str, x.shape[1:])) or "a scalar"
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as exc:
+        raise ProbeError(
+            f"--data {data.name} gives inputs of shape {per_sample} per sample, and the model "
+            f"cannot take them (on 2 samples, shape {tuple(x.shape)}: {first_line(exc)})"
+        ) from None
+    finally:
+        model.train()
+    if not isinstance(out, torch.Tensor):
+        raise ProbeError(
+            f"--train needs a model that returns a tensor; it gave {type(out).__name__}"
+        )
+    if data.classes is not None:
+        want: tuple[int, ...] = (2, data.classes)
+        what = f"{data.classes} logits per sample (one per class)"
+    else:
+        want = (2, *(data.y_train.shape[1:] or (1,)))
+        what = f"outputs of shape {'×'.join(map(str, want[1:]))} per sample (y's shape)"
+    if tuple(out.shape) != want:
+        raise ProbeError(
+            f"--data {data.name} needs the model to give {what}, i.e. {want} on 2 samples; "
+            f"it gave {tuple(out.shape)}"
+        )
 
 
 @contextmanager
@@ -58,16 +123,47 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _batches(n: int, size: int | None, steps: int, seed: int) -> Iterator[torch.Tensor | None]:
+    """Indices of each step's minibatch: a fresh seeded permutation per epoch; None: all."""
+    if size is None or size >= n:
+        for _ in range(steps):
+            yield None
+        return
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=gen)
+    at = 0
+    for _ in range(steps):
+        if at + size > n:  # the epoch's remainder is dropped: every batch has `size` samples
+            order, at = torch.randperm(n, generator=gen), 0
+        yield order[at : at + size]
+        at += size
+
+
 def _train(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float, seed: int
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    xv: torch.Tensor | None,
+    yv: torch.Tensor | None,
+    how: Fit,
+    seed: int,
+    classify: bool,
 ) -> TrainResult:
     torch.manual_seed(seed)  # dropout, if the model has any
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    criterion = nn.CrossEntropyLoss()
+    optimizer: torch.optim.Optimizer = (
+        torch.optim.Adam(model.parameters(), lr=how.lr)
+        if how.optimizer == "adam"
+        else torch.optim.SGD(model.parameters(), lr=how.lr)
+    )
+    criterion: nn.Module = nn.CrossEntropyLoss() if classify else nn.MSELoss()
+    if not classify and y.dim() == 1:
+        y = y[:, None]
+        yv = None if yv is None else yv[:, None]
     losses: list[float] = []
-    for _ in range(steps):
-        loss = criterion(model(x), y)
+    for index in _batches(len(x), how.batch, how.steps, seed):
+        xb, yb = (x, y) if index is None else (x[index], y[index])
+        loss = criterion(model(xb), yb)
         losses.append(float(loss.detach()))
         optimizer.zero_grad()
         torch.autograd.backward(loss)
@@ -75,6 +171,9 @@ def _train(
     with torch.no_grad():
         losses.append(float(criterion(model(x), y)))
         model.eval()
-        accuracy = float((model(x).argmax(dim=1) == y).double().mean())
+        ex, ey = (x, y) if xv is None or yv is None else (xv, yv)
+        out = model(ex)
+        accuracy = float((out.argmax(dim=1) == ey).double().mean()) if classify else None
+        val_loss = None if xv is None else float(criterion(out, ey))
     model.train()
-    return TrainResult(tuple(losses), accuracy)
+    return TrainResult(tuple(losses), accuracy, val_loss)

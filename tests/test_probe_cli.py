@@ -63,7 +63,10 @@ def test_compare_train_json_adds_losses_and_is_identical_on_rerun() -> None:
     assert run(*args)[1] == out  # seeded: the same bytes every run
     data = json.loads(out)
     assert data["train"] == {"steps": 200, "lr": 0.01, "points": 500, "noise": 0.2,
-                             "optimizer": "Adam", "data": "two moons"}  # fmt: skip
+                             "optimizer": "Adam", "data": "two moons",
+                             # issue 11's keys, added (DESIGN §2: never renamed or dropped)
+                             "batch": None, "epochs": None, "seeds": 1, "val_fraction": None,
+                             "target_loss": None, "data_option": "moons"}  # fmt: skip
     losses = {s["scheme"].split("(")[0]: s["losses"] for s in data["schemes"]}
     assert all(len(v) == 201 for v in losses.values())
     # zeros stays at ln 2 (tolerance 1e-6); Kaiming and Xavier end below a tenth of it.

@@ -28,6 +28,7 @@ from initcli.cli.options import (
     parse_shape_option,
     target_file,
 )
+from initcli.errors import ArgError
 from initcli.render import OutputFormat
 
 
@@ -57,6 +58,29 @@ def probe(
     arg: ArgOpt = None,
     input_shape: InputShapeOpt = None,
     batch_size: BatchOpt = 256,
+    sweep: Annotated[
+        str | None,
+        typer.Option(
+            "--sweep",
+            metavar="KEY=W1,W2,...",
+            help="Width sweep (coord check): rebuild the model at each width (a constructor "
+            "argument; for a YAML spec layers.units, every layer but the last) and fit "
+            "std ∝ width^k per block.",
+            show_default=False,
+        ),
+    ] = None,
+    step: Annotated[
+        bool,
+        typer.Option("--step", help="With --sweep: also the update size after one Adam step."),
+    ] = False,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            help="Probe at --seed, --seed+1, ...: the std ratio's range and a verdict only "
+            "where every seed agrees.",
+        ),
+    ] = 1,
     plot: PlotOpt = None,
     force: ForceOpt = False,
     output_format: FormatOpt = OutputFormat.table,
@@ -71,6 +95,28 @@ def probe(
     from initcli.render.probing import probe_view
     from initcli.report import probe_report
 
+    if sweep is not None:
+        from initcli.render.sweeping import sweep_view
+        from initcli.report.sweeping import sweep_report
+
+        if plot is not None:
+            raise ArgError("--plot does not apply to --sweep yet; use --format json")
+        check_output(output, force, {"the target's file": target_file(target)})
+        swept = sweep_report(
+            target,
+            init or [],
+            sweep,
+            bias_init,
+            seed,
+            parse_kwargs(arg),
+            parse_shape_option(input_shape),
+            batch_size,
+            step,
+        )
+        emit(sweep_view(swept), output_format, output, force)
+        return
+    if step:
+        raise ArgError("--step goes with --sweep (the update size per width)")
     _plot_first(plot, force)
     check_output(output, force, {"the target's file": target_file(target), "--plot": plot})
     report = probe_report(
@@ -81,6 +127,7 @@ def probe(
         parse_kwargs(arg),
         parse_shape_option(input_shape),
         batch_size,
+        seeds_count=seeds,
     )
     emit(probe_view(report), output_format, output, force)
     _plot_last(report, plot, force)
@@ -94,14 +141,69 @@ def compare(
         int | None,
         typer.Option(
             "--train",
+            "--steps",
             metavar="STEPS",
-            min=1,
-            help="Also train a fresh copy per scheme for STEPS full-batch Adam steps on two "
-            "moons (for models mapping 2 features to 2 logits) and report the losses.",
+            help="Also train a fresh copy per scheme for STEPS updates (full-batch Adam on two "
+            "moons unless --data/--optimizer/--train-batch say otherwise) and report the losses.",
             show_default=False,
         ),
     ] = None,
-    lr: Annotated[float, typer.Option("--lr", help="Adam's learning rate for --train.")] = 0.01,
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            metavar="DATA",
+            help="--train's data: moons, digits (scikit-learn's 8×8 digits; the 'data' extra), "
+            "or pkg.mod:name / file.py:name returning (X, y), a dict of 'train'/'validation' "
+            "splits or a torch Dataset. Integer y: classification; float y: regression (MSE).",
+        ),
+    ] = "moons",
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs",
+            help="Train for this many passes over the training split (with --train-batch) "
+            "instead of --train STEPS.",
+            show_default=False,
+        ),
+    ] = None,
+    train_batch: Annotated[
+        int | None,
+        typer.Option(
+            "--train-batch",
+            help="Minibatch size for --train (default: full batch). Not the probe's --batch-size.",
+            show_default=False,
+        ),
+    ] = None,
+    optimizer: Annotated[
+        str, typer.Option("--optimizer", help="--train's optimizer: adam or sgd.")
+    ] = "adam",
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            help="Train every scheme once per seed (--seed, --seed+1, ...) and report mean ± "
+            "95%% t-interval and paired t-tests between schemes.",
+        ),
+    ] = 1,
+    val_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--val-fraction",
+            help="Share of an unsplit data set held out for validation (default 0.2; moons 0).",
+            show_default=False,
+        ),
+    ] = None,
+    target_loss: Annotated[
+        float | None,
+        typer.Option(
+            "--target-loss",
+            help="Report steps to reach this training loss (default: a quarter of the chance "
+            "loss: ln(classes), or var(y) for regression).",
+            show_default=False,
+        ),
+    ] = None,
+    lr: Annotated[float, typer.Option("--lr", help="The learning rate for --train.")] = 0.01,
     points: Annotated[
         int, typer.Option("--points", min=2, help="Two-moons points for --train.")
     ] = 500,
@@ -128,7 +230,26 @@ def compare(
 
     _plot_first(plot, force)
     check_output(output, force, {"the target's file": target_file(target), "--plot": plot})
-    setup = None if train is None else TrainSetup(train, lr, points, noise)
+    if epochs is not None and train is not None:
+        raise ArgError("give --train STEPS or --epochs N, not both")
+    steps = train if epochs is None else 1
+    setup = (
+        None
+        if steps is None
+        else TrainSetup(
+            steps,
+            lr,
+            points,
+            noise,
+            data,
+            optimizer.lower(),
+            train_batch,
+            epochs,
+            seeds,
+            val_fraction,
+            target_loss,
+        )
+    )
     report = probe_report(
         target,
         init or [],
@@ -138,6 +259,7 @@ def compare(
         parse_shape_option(input_shape),
         batch_size,
         setup,
+        seeds_count=seeds,
     )
     emit(probe_view(report, compare=True), output_format, output, force)
     _plot_last(report, plot, force)

@@ -131,13 +131,18 @@ def _loss_chart(ax: Any, report: ProbeReport, colors: Sequence[str]) -> None:
     assert report.train is not None
     for sp, color in zip(report.schemes, colors, strict=True):
         if sp.training is not None:
-            label = f"{sp.scheme}: {sp.training.accuracy:.0%}"
+            acc = sp.training.accuracy
+            label = sp.scheme if acc is None else f"{sp.scheme}: {acc:.0%}"
             ax.plot(sp.training.losses, color=color, linewidth=1.5, label=label)
-    ax.axhline(math.log(2), color="grey", linestyle=":", linewidth=1, label="ln 2 (chance)")
     t = report.train
-    ax.set_title(f"two moons: loss (Adam lr {t.lr:g}, {t.points} points, noise {t.noise:g})")
+    o = report.outcome
+    if o is None or o.data == "moons":
+        ax.axhline(math.log(2), color="grey", linestyle=":", linewidth=1, label="ln 2 (chance)")
+        ax.set_title(f"two moons: loss (Adam lr {t.lr:g}, {t.points} points, noise {t.noise:g})")
+    else:
+        ax.set_title(f"{o.data}: training loss ({t.optimizer} lr {t.lr:g}, seed {report.seed})")
     ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy")
+    ax.set_ylabel("cross-entropy" if o is None or o.task == "classification" else "MSE")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
 

@@ -9,7 +9,14 @@ from initcli.report.counts import CountReport, count
 from initcli.report.formulas import GainRow, SchemeRow, gains, scheme_rows
 from initcli.report.inspection import InspectPlan, InspectReport, inspect, plan_inspect
 from initcli.report.measuring import ParamReport, Progress
-from initcli.report.probing import ProbeReport, SchemeProbe, TrainSetup, probe_report
+from initcli.report.probing import (
+    ProbeReport,
+    SchemeProbe,
+    SeedSummary,
+    TrainOutcome,
+    TrainSetup,
+    probe_report,
+)
 from initcli.report.pytorch_defaults import DefaultCheck, DefaultsReport, DefaultType, defaults
 from initcli.report.weights import CheckpointParam, CheckpointReport, inspect_checkpoint
 
@@ -29,6 +36,8 @@ __all__ = [
     "Progress",
     "SchemeProbe",
     "SchemeRow",
+    "SeedSummary",
+    "TrainOutcome",
     "TrainSetup",
     "count",
     "defaults",

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from initcli import limits, loading, probe, training
+from initcli import data as datasets
+from initcli import limits, loading, probe, seeds, training
 from initcli.errors import ArgError, ProbeError, SchemeError
 from initcli.report._shared import check_spec_fits, guarded, initialized, resolve_policy
+from initcli.training import TrainResult
+
+MAX_SEEDS = 100
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,34 @@ class TrainSetup:
     lr: float
     points: int
     noise: float
+    data: str = "moons"
+    optimizer: str = "adam"
+    batch: int | None = None  # None: full batch
+    epochs: int | None = None  # given: steps = epochs × batches per epoch
+    seeds: int = 1
+    val_fraction: float | None = None  # None: moons 0, otherwise data.VAL_FRACTION
+    target_loss: float | None = None  # None: a quarter of the mean step-0 loss
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """One scheme's training over --seeds: intervals and steps to the target loss per seed."""
+
+    final_loss: seeds.Interval  # validation loss, or the training loss without a split
+    accuracy: seeds.Interval | None
+    to_target: tuple[int | None, ...]  # first step whose training loss ≤ target, per seed
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What --train measured beyond each scheme's runs: the data, target and paired tests."""
+
+    data: str
+    task: str
+    steps: int
+    target_loss: float
+    metric: str  # "validation loss" or "training loss"
+    tests: tuple[seeds.Paired, ...]
 
 
 @dataclass(frozen=True)
@@ -27,7 +60,20 @@ class SchemeProbe:
 
     scheme: str
     result: probe.ProbeResult
-    training: training.TrainResult | None = None
+    training: TrainResult | None = None
+    runs: tuple[TrainResult, ...] = ()  # one per --seeds seed; runs[0] is `training`
+    summary: SeedSummary | None = None
+    across: ProbeSeeds | None = None  # --seeds ≥ 2: the probe repeated per seed
+
+
+@dataclass(frozen=True)
+class ProbeSeeds:
+    """The probe at --seed, --seed+1, ...: each seed's std ratio and verdict, and the verdict
+    that holds at every seed (None where the seeds disagree)."""
+
+    std_ratios: tuple[float | None, ...]
+    verdicts: tuple[str, ...]
+    holds: str | None
 
 
 @dataclass(frozen=True)
@@ -39,6 +85,7 @@ class ProbeReport:
     input_source: str
     schemes: tuple[SchemeProbe, ...]
     train: TrainSetup | None = None
+    outcome: TrainOutcome | None = None
 
 
 @guarded("run")
@@ -51,6 +98,7 @@ def probe_report(
     input_shape: tuple[int, ...] | None = None,
     batch_size: int = probe.DEFAULT_BATCH,
     train: TrainSetup | None = None,
+    seeds_count: int = 1,
 ) -> ProbeReport:
     """`initcli probe` and `compare`: per scheme, a fresh model, one seeded batch, the verdict."""
     if not inits:
@@ -61,6 +109,8 @@ def probe_report(
         raise ArgError(f"--batch-size must be ≥ 1, got {batch_size}")
     if train is not None:
         _check_train(train)
+        seeds_count = train.seeds
+    limits.check_count("--seeds", seeds_count, MAX_SEEDS)
     source = loading.resolve(target, args)
     # The probed model, its gradients and (with --train) a second copy with Adam's two moments.
     check_spec_fits(source, copies=5 if train else 2, hint="probe a smaller spec")
@@ -73,13 +123,20 @@ def probe_report(
     results: list[SchemeProbe] = []
     spec: probe.InputSpec | None = None
     batch: torch.Tensor | None = None
+    data = None
+    how = None
+    if train is not None and (train.data != "moons" or _new_options(train)):
+        data = datasets.load(train.data, seed, train.points, train.noise, train.val_fraction)
+        how = _fit(train, data)
     for chosen in parsed:
         model, _, _ = initialized(source, chosen, seed, input_shape)
         if spec is None or batch is None:
             spec = probe.input_spec(model, source.spec.input if source.spec else None, input_shape)
             limits.check_batch(batch_size, spec.shape)
             batch = probe.make_batch(spec, batch_size, seed)
-            if train is not None:
+            if data is not None:
+                training.check_shapes(model, data)
+            elif train is not None:
                 if spec.shape != (2,) or spec.token_ids is not None:
                     shape = "×".join(map(str, spec.shape))
                     raise ProbeError(
@@ -91,20 +148,111 @@ def probe_report(
         # Training starts from the init, not from the probe's backward pass, so it gets its own
         # fresh copy; both are built and initialized identically.
         result = probe.probe(model, batch)
-        trained = None
+        runs: list[training.TrainResult] = []
         if train is not None:
-            fresh, _, _ = initialized(source, chosen, seed, input_shape)
-            trained = training.train_moons(
-                fresh, train.steps, train.lr, seed, train.points, train.noise
-            )
-        results.append(SchemeProbe(chosen.describe(), result, trained))
+            for k in range(train.seeds):
+                fresh, _, _ = initialized(source, chosen, seed + k, input_shape)
+                if data is None or how is None:
+                    runs.append(
+                        training.train_moons(
+                            fresh, train.steps, train.lr, seed, train.points, train.noise
+                        )
+                    )
+                else:
+                    runs.append(training.fit(fresh, data, how, seed + k))
+        trained = runs[0] if runs else None
+        across = None
+        if seeds_count > 1:
+            others = [result]
+            for k in range(1, seeds_count):
+                again, _, _ = initialized(source, chosen, seed + k, input_shape)
+                others.append(probe.probe(again, probe.make_batch(spec, batch_size, seed + k)))
+            verdicts = tuple(r.verdict.value for r in others)
+            holds = verdicts[0] if len(set(verdicts)) == 1 else None
+            across = ProbeSeeds(tuple(r.std_ratio for r in others), verdicts, holds)
+        results.append(SchemeProbe(chosen.describe(), result, trained, tuple(runs), across=across))
     assert spec is not None and batch is not None
+    outcome = None
+    if train is not None:
+        results, outcome = _summarize(results, train, data)
     kind = (
         f"token ids in [0, {spec.token_ids})" if spec.token_ids is not None else "float32 N(0, 1)"
     )
     return ProbeReport(
-        source.target, seed, tuple(batch.shape), kind, spec.source, tuple(results), train
+        source.target,
+        seed,
+        tuple(batch.shape),
+        kind,
+        spec.source,
+        tuple(results),
+        # With --epochs the step count is known only once the data is: report the real one.
+        train if train is None or how is None else dataclasses.replace(train, steps=how.steps),
+        outcome,
     )
+
+
+def _new_options(train: TrainSetup) -> bool:
+    """Whether --train uses anything beyond today's full-batch Adam on all of two moons."""
+    return (
+        train.optimizer != "adam"
+        or train.batch is not None
+        or train.epochs is not None
+        or train.seeds != 1
+        or bool(train.val_fraction)
+    )
+
+
+def _fit(train: TrainSetup, data: datasets.Data) -> training.Fit:
+    steps = train.steps
+    if train.epochs is not None:
+        per_epoch = max(1, len(data.x_train) // (train.batch or len(data.x_train)))
+        steps = train.epochs * per_epoch
+        limits.check_count("--epochs × batches per epoch", steps, limits.MAX_TRAIN_STEPS)
+    if train.batch is not None and train.batch > len(data.x_train):
+        raise ArgError(
+            f"--train-batch {train.batch} is more than the {len(data.x_train)} training samples"
+        )
+    return training.Fit(steps, train.lr, train.optimizer, train.batch)
+
+
+def _chance_loss(data: datasets.Data | None) -> float:
+    """The loss of a model that knows nothing: ln(classes) (uniform logits) or var(y) (the mean).
+
+    The default target is a quarter of it: a property of the data, so adding a scheme to the
+    comparison never moves another scheme's steps to the target.
+    """
+    if data is None:
+        return math.log(2)  # two moons
+    if data.classes is not None:
+        return math.log(max(data.classes, 2))
+    return float(data.y_train.float().var())
+
+
+def _summarize(
+    results: list[SchemeProbe], train: TrainSetup, data: datasets.Data | None
+) -> tuple[list[SchemeProbe], TrainOutcome]:
+    runs = [r for sp in results for r in sp.runs]
+    target = train.target_loss if train.target_loss is not None else _chance_loss(data) / 4
+    split = data is not None and data.x_val is not None
+    out: list[SchemeProbe] = []
+    finals: list[tuple[str, list[float]]] = []
+    for sp in results:
+        final = [
+            (r.val_loss if split and r.val_loss is not None else r.losses[-1]) for r in sp.runs
+        ]
+        accs = [r.accuracy for r in sp.runs if r.accuracy is not None]
+        reach = tuple(
+            next((i for i, loss in enumerate(r.losses) if loss <= target), None) for r in sp.runs
+        )
+        summary = SeedSummary(seeds.interval(final), seeds.interval(accs) if accs else None, reach)
+        finals.append((sp.scheme, final))
+        out.append(SchemeProbe(sp.scheme, sp.result, sp.training, sp.runs, summary, sp.across))
+    metric = "validation loss" if split else "training loss"
+    steps = len(runs[0].losses) - 1
+    task = "classification" if data is None else data.task
+    name = "moons" if data is None else data.name
+    tests = tuple(seeds.paired_tests(metric, finals))
+    return out, TrainOutcome(name, task, steps, target, metric, tests)
 
 
 def _check_train(train: TrainSetup) -> None:
@@ -112,6 +260,19 @@ def _check_train(train: TrainSetup) -> None:
         raise ArgError(f"--train must be ≥ 1 step, got {train.steps}")
     limits.check_count("--train", train.steps, limits.MAX_TRAIN_STEPS)
     limits.check_lr(train.lr)
+    limits.check_count("--seeds", train.seeds, MAX_SEEDS)
+    if train.seeds > 1:
+        seeds.check_scipy()
+    if train.optimizer not in training.OPTIMIZERS:
+        raise ArgError(f"--optimizer must be adam or sgd, got {train.optimizer!r}")
+    if train.batch is not None:
+        limits.check_count("--train-batch", train.batch, limits.MAX_POINTS)
+    if train.epochs is not None:
+        limits.check_count("--epochs", train.epochs, limits.MAX_TRAIN_STEPS)
+    if train.target_loss is not None and not (
+        math.isfinite(train.target_loss) and train.target_loss > 0
+    ):
+        raise ArgError(f"--target-loss must be a number above 0, got {train.target_loss:g}")
     limits.check_count("--points", train.points, limits.MAX_POINTS, low=2)
     if train.points < 2:
         raise ArgError(f"--points must be ≥ 2, got {train.points}")

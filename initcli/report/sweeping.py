@@ -1,0 +1,189 @@
+"""`initcli probe --sweep`: per block, output std (and one step's update) against width."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from initcli import limits, loading, probe, sweep
+from initcli.errors import ArgError, ProbeError, SchemeError
+from initcli.report._shared import guarded, initialized, resolve_policy
+
+# --step: one Adam step at this learning rate on the probe's loss mean(output²), as muP's coord
+# check does; Adam's update size per weight is ~lr whatever the gradient's scale.
+STEP_LR = 1e-3
+
+
+@dataclass(frozen=True)
+class BlockSweep:
+    """One block across the widths: output std per width and its fitted exponent."""
+
+    name: str
+    stds: tuple[float | None, ...]
+    exponent: sweep.Exponent
+    updates: tuple[float | None, ...] | None = None  # --step: std of the output's change
+    update_exponent: sweep.Exponent | None = None
+
+
+@dataclass(frozen=True)
+class SchemeSweep:
+    scheme: str
+    blocks: tuple[BlockSweep, ...]
+    verdict: str  # overall: width-stable only if every block (and update, with --step) is
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    target: str
+    key: str
+    widths: tuple[int, ...]
+    seed: int
+    input_shape: tuple[int, ...]
+    step: bool
+    schemes: tuple[SchemeSweep, ...]
+    threshold: float = sweep.STABLE_EXPONENT
+
+
+def _sources(
+    target: str, key: str, widths: Sequence[int], args: Mapping[str, object]
+) -> list[loading.ModelSource]:
+    base = loading.resolve(target, args)
+    if base.spec is not None:
+        if key != sweep.SPEC_KEY:
+            close = difflib.get_close_matches(key, [sweep.SPEC_KEY, "units"], n=1)
+            hint = f"did you mean '{sweep.SPEC_KEY}'? " if close else ""
+            raise ArgError(
+                f"--sweep {key}: a YAML spec sweeps {sweep.SPEC_KEY} (every layer's units but the "
+                f"last); {hint}e.g. --sweep {sweep.SPEC_KEY}=64,128,256"
+            )
+        from initcli.spec import build_mlp
+
+        out = []
+        for w in widths:
+            layers = base.spec.layers
+            changed = [layer.model_copy(update={"units": w}) for layer in layers[:-1]]
+            spec = base.spec.model_copy(update={"layers": [*changed, layers[-1]]})
+            out.append(loading.ModelSource(target, functools.partial(build_mlp, spec), spec=spec))
+        return out
+    if key in args:
+        raise ArgError(f"--sweep {key} and --arg {key} both set {key}; give it once")
+    try:
+        return [loading.resolve(target, {**args, key: w}) for w in widths]
+    except ArgError as exc:
+        raise ArgError(str(exc).replace(f"--arg {key}", f"--sweep {key}")) from None
+
+
+def _block_outputs(
+    model: nn.Module, names: Sequence[str], batch: torch.Tensor
+) -> list[torch.Tensor]:
+    seen: dict[str, torch.Tensor] = {}
+    handles = []
+    for name in names:
+        module = model.get_submodule(name)
+
+        def hook(_m: nn.Module, _i: object, out: object, name: str = name) -> None:
+            if isinstance(out, torch.Tensor) and name not in seen:
+                seen[name] = out.detach().clone()
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        model(batch)
+    finally:
+        for h in handles:
+            h.remove()
+    return [seen[n] for n in names]
+
+
+def _update_sizes(model: nn.Module, names: Sequence[str], batch: torch.Tensor) -> list[float]:
+    """Std of each block output's change after one Adam step on mean(output²)."""
+    before = _block_outputs(model, names, batch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=STEP_LR)
+    out = probe._first_tensor(model(batch))
+    if out is None:
+        raise ProbeError("--step needs a model whose forward returns a tensor")
+    optimizer.zero_grad()
+    torch.autograd.backward(out.float().pow(2).mean())
+    optimizer.step()
+    after = _block_outputs(model, names, batch)
+    return [float((a.float() - b.float()).std()) for a, b in zip(after, before, strict=True)]
+
+
+@guarded("run")
+def sweep_report(
+    target: str,
+    inits: Sequence[str],
+    sweep_text: str,
+    bias_init: str | None = None,
+    seed: int = 0,
+    args: Mapping[str, object] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    batch_size: int = probe.DEFAULT_BATCH,
+    step: bool = False,
+) -> SweepReport:
+    """`probe --sweep KEY=W1,W2,...`: per scheme and width a fresh model and the same batch."""
+    if not inits:
+        raise SchemeError("give at least one --init SCHEME (e.g. --init kaiming_normal)")
+    if batch_size < 1:
+        raise ArgError(f"--batch-size must be ≥ 1, got {batch_size}")
+    spec_sweep = sweep.parse_sweep(sweep_text)
+    sources = _sources(target, spec_sweep.key, spec_sweep.values, dict(args or {}))
+    parsed = [resolve_policy(init, bias_init, None) for init in inits]
+    batch: torch.Tensor | None = None
+    results = []
+    for chosen in parsed:
+        per_width: list[tuple[list[str], list[float | None], list[float] | None]] = []
+        for source in sources:
+            model, _, _ = initialized(source, chosen, seed, input_shape)
+            if batch is None:
+                spec = probe.input_spec(
+                    model, source.spec.input if source.spec else None, input_shape
+                )
+                limits.check_batch(batch_size, spec.shape)
+                batch = probe.make_batch(spec, batch_size, seed)
+            result = probe.probe(model, batch)
+            names = [b.name for b in result.blocks]
+            updates = None
+            if step:
+                fresh, _, _ = initialized(source, chosen, seed, input_shape)
+                ends = [layer.name for layer in result.layers if layer.ends_block]
+                updates = _update_sizes(fresh, ends, batch)
+            per_width.append((names, [b.std for b in result.blocks], updates))
+        names = per_width[0][0]
+        if any(len(p[0]) != len(names) for p in per_width):
+            counts = ", ".join(str(len(p[0])) for p in per_width)
+            raise ProbeError(
+                f"--sweep {spec_sweep.key}: the block count changes with width ({counts}); "
+                "sweep a width, not a depth"
+            )
+        blocks = []
+        for i, name in enumerate(names):
+            stds = tuple(p[1][i] for p in per_width)
+            ups = None if not step else tuple(p[2][i] for p in per_width if p[2] is not None)
+            blocks.append(
+                BlockSweep(
+                    name,
+                    stds,
+                    sweep.fit_exponent(spec_sweep.values, stds),
+                    ups,
+                    None if ups is None else sweep.fit_exponent(spec_sweep.values, ups),
+                )
+            )
+        verdicts = [b.exponent.verdict for b in blocks] + [
+            b.update_exponent.verdict for b in blocks if b.update_exponent is not None
+        ]
+        results.append(SchemeSweep(chosen.describe(), tuple(blocks), sweep.overall(verdicts)))
+    assert batch is not None
+    return SweepReport(
+        sources[0].target,
+        spec_sweep.key,
+        spec_sweep.values,
+        seed,
+        tuple(batch.shape),
+        step,
+        tuple(results),
+    )
