@@ -1,4 +1,4 @@
-"""Build models without memory (meta device, fills answered empty); pick the device; size a build."""
+"""Build models without memory (meta device, no draws); pick the device; size a real build."""
 
 from __future__ import annotations
 
