@@ -90,3 +90,13 @@ class Odd(nn.Module):
 def lazy_conv() -> nn.Module:
     """A lazy convolution: needs a (C, H, W) sample, so --input-shape 7 cannot work."""
     return nn.Sequential(nn.LazyConv2d(4, 3), nn.ReLU())
+
+
+class SharedModule(nn.Module):
+    """One Linear registered under two parents (issue 12, item 5)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        shared = nn.Linear(32, 32)
+        self.a = nn.Sequential(shared, nn.ReLU())
+        self.b = nn.Sequential(shared, nn.ReLU())
