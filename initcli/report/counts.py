@@ -39,7 +39,7 @@ def count(
     """`initcli count`: count TARGET's parameters (or a weights file's) without allocating them.
 
     A spec is counted by arithmetic; anything else is built on the meta device (shapes, no data,
-    init skipped), and only built for real when its constructor cannot run there.
+    no draws), and only built for real when its constructor cannot run there.
     """
     if checkpoint.is_checkpoint(target):
         if args:
