@@ -1,27 +1,29 @@
-"""Build models without memory (meta device, init skipped); pick the device; size a real build."""
+"""Build models without memory (meta device, no draws); pick the device; size a real build."""
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from initcli import memory
 from initcli.errors import DeviceError
 from initcli.loading import ModelSource
 
-# Every torch.nn.init function a constructor may call (the deprecated spellings too: they hold
-# their own reference to the original function). On the meta device they would compute nothing,
-# but the first random fill on meta costs ~1.5 s of one-time decomposition imports, more than the
-# whole build of a 7B model; skipping them keeps `count` at the cost of importing torch.
-_INIT_FUNCTIONS = (
-    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
-    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
-    "sparse_", "uniform", "normal", "constant", "eye", "dirac", "xavier_uniform", "xavier_normal",
-    "kaiming_uniform", "kaiming_normal", "orthogonal", "sparse",
+# The in-place fills an init draws with. On the meta device they compute nothing, but the first
+# normal_ there pays a one-time import of torch's decompositions (measured with torch 2.13: ~1.5 s
+# idle, more than the whole meta build of a 7B model), so `_MetaFills` answers them itself.
+_RANDOM_FILLS = frozenset(
+    getattr(torch.Tensor, name)
+    for name in (
+        "normal_", "uniform_", "random_", "bernoulli_", "exponential_", "cauchy_",
+        "log_normal_", "geometric_", "erfinv_",
+    )
 )  # fmt: skip
 
 # A real build is only attempted when the model takes at most this share of the memory that is
@@ -31,31 +33,49 @@ MEMORY_SHARE = 0.5
 REFUSE_SHARE = 0.8
 
 
-def _keep(tensor: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
-    return tensor
+class _MetaFills(TorchFunctionMode):
+    """Answers in-place random fills of meta tensors with the tensor itself, while active.
+
+    A function mode is thread-local and lives only inside the `with`: nothing global is replaced,
+    so a library imported during the build keeps torch's real init functions (replacing
+    `torch.nn.init.*` leaked no-ops into every later build of transformers models). Whatever an
+    init computes on meta is empty anyway; real tensors pass through untouched.
+    """
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Iterable[type],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        fill = func in _RANDOM_FILLS or (
+            # torch.nn.init's fills hand themselves to the mode before touching the tensor.
+            getattr(func, "__module__", None) == "torch.nn.init"
+            and getattr(func, "__name__", "").endswith("_")
+        )
+        kwargs = kwargs or {}
+        # nn.init passes its tensor by keyword, Tensor methods positionally.
+        tensor = args[0] if args else kwargs.get("tensor")
+        if fill and isinstance(tensor, torch.Tensor) and tensor.is_meta:
+            return tensor
+        return func(*args, **kwargs)
 
 
 @contextlib.contextmanager
-def skip_init() -> Iterator[None]:
-    """Make every torch.nn.init function a no-op that returns its tensor (as transformers'
-    `no_init_weights` does), restoring them on exit."""
-    saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS if hasattr(nn.init, name)}
-    try:
-        for name in saved:
-            setattr(nn.init, name, _keep)
+def on_meta() -> Iterator[None]:
+    """Construct on the meta device with random fills answered empty (see `_MetaFills`)."""
+    with torch.device("meta"), _MetaFills():
         yield
-    finally:
-        for name, function in saved.items():
-            setattr(nn.init, name, function)
 
 
 def build_meta(source: ModelSource, quiet: bool = False) -> nn.Module:
-    """Run the constructor on the meta device with init calls skipped: shapes, no data.
+    """Run the constructor on the meta device: shapes, no data, nothing patched.
 
     Raises whatever the constructor raises there (e.g. `.item()` on a meta tensor). `quiet`
     silences the constructor's warnings, for when a real build that repeats them may follow.
     """
-    with torch.device("meta"), skip_init(), warnings.catch_warnings():
+    with on_meta(), warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore")
         return source.build()

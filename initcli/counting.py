@@ -100,6 +100,25 @@ def _tied(model: nn.Module) -> list[tuple[list[str], int]]:
     return [(names, sizes[key]) for key, names in holders.items() if len(names) > 1]
 
 
+def _shared(model: nn.Module) -> list[tuple[list[str], int, int]]:
+    """Modules registered under more than one parent, with parameters of their own: (every path
+    that reaches them, their own elements, the number of parents); torchinfo counts each parent."""
+    paths: dict[int, list[str]] = {}
+    parents: dict[int, set[int]] = {}
+    sizes: dict[int, int] = {}
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        own = [n for p in module.parameters(recurse=False) if (n := _numel(p)) is not None]
+        if own and prefix:
+            paths.setdefault(id(module), []).append(prefix)
+            # Twice under one parent (Sequential(layer, act, layer)) torchinfo counts once.
+            parent = model.get_submodule(prefix.rpartition(".")[0])
+            parents.setdefault(id(module), set()).add(id(parent))
+            sizes[id(module)] = sum(own)
+    return [
+        (paths[key], sizes[key], len(found)) for key, found in parents.items() if len(found) > 1
+    ]
+
+
 def _torchinfo(model: nn.Module) -> TorchinfoCount | str:
     import torchinfo
 
@@ -152,6 +171,15 @@ def count_model(model: nn.Module) -> Counts:
         notes.append(
             f"tied weights: {joined} are one tensor of {_plural(size, 'element')}; initcli counts "
             f"it once, torchinfo once per module that holds it (+{extra:,})."
+        )
+    for names, size, parents in _shared(model):
+        extra = size * (parents - 1)
+        predicted += extra
+        joined = " and ".join(names) if len(names) == 2 else ", ".join(names)
+        notes.append(
+            f"shared module: {joined} are one module with {_plural(size, 'parameter')} of its "
+            f"own, registered under {parents} parents; initcli counts it once, torchinfo once "
+            f"per parent (+{extra:,})."
         )
     for name, size, kept in _pruned(model):
         predicted -= size - kept

@@ -95,3 +95,26 @@ def lazy_conv() -> nn.Module:
 def raising_init(m: nn.Module) -> None:
     """An init function that fails: `--init fn:` must say so in one line."""
     raise ValueError("boom")
+
+
+class SharedModule(nn.Module):
+    """One Linear registered under two parents (issue 12, item 5)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        shared = nn.Linear(32, 32)
+        self.a = nn.Sequential(shared, nn.ReLU())
+        self.b = nn.Sequential(shared, nn.ReLU())
+
+
+class MaskParameter(nn.Module):
+    """A pruning mask registered as a Parameter (torchinfo's own test-suite does): torchinfo sums
+    it, which a meta tensor cannot do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.fc.weight_orig = nn.Parameter(torch.ones(4, 4))
+        mask = torch.ones(4, 4)
+        mask[0] = 0
+        self.fc.weight_mask = nn.Parameter(mask)

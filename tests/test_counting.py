@@ -108,3 +108,24 @@ def test_parameters_on_the_root_and_in_containers() -> None:
     c = count_model(Root())
     assert c.total == 8 and c.agree
     assert [(m.name, m.formula) for m in c.modules] == [("(root)", "1"), ("plist", "3 + 2×2")]
+
+
+def test_shared_module_is_named_with_both_paths_and_torchinfos_extra_count() -> None:
+    c = report.count(f"{ODD}:SharedModule").counts
+    assert (c.total, c.torchinfo and c.torchinfo.total, c.agree) == (1056, 2112, False)
+    assert c.notes == (
+        "shared module: a.0 and b.0 are one module with 1,056 parameters of its own, registered "
+        "under 2 parents; initcli counts it once, torchinfo once per parent (+1,056).",
+    )
+
+
+def test_torchinfo_failing_on_meta_is_run_on_a_real_build_with_a_note() -> None:
+    result = report.count(f"{ODD}:MaskParameter")
+    c = result.counts
+    assert (result.method, c.total, c.torchinfo and c.torchinfo.total) == ("real", 52, 48)
+    assert result.remarks == (
+        "tests/models_for_tests.py:MaskParameter was built for real, in memory, not on the meta "
+        "device: torchinfo.summary failed on the meta build (RuntimeError: Tensor.item() cannot "
+        "be called on meta tensors)",
+    )
+    assert not any(n.startswith("torchinfo.summary failed") for n in c.notes)

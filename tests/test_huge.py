@@ -43,13 +43,15 @@ def test_meta_count_equals_real_count(target: str) -> None:
     assert result.counts == count_model(loading.resolve(target).build())
 
 
-def test_meta_build_allocates_nothing_and_skips_init() -> None:
+def test_meta_build_allocates_nothing_and_patches_nothing() -> None:
     model = building.build_meta(loading.resolve("sample_models.lenet:LeNet5"))
     assert {p.device.type for p in model.parameters()} == {"meta"}
-    original = nn.init.kaiming_uniform_
-    with building.skip_init():
-        assert nn.init.kaiming_uniform_ is not original
-    assert nn.init.kaiming_uniform_ is original
+    originals = dict(vars(nn.init))
+    with building.on_meta():
+        assert dict(vars(nn.init)) == originals
+        real = torch.zeros(3, device="cpu")
+        nn.init.ones_(real)  # real tensors are filled as usual inside
+    assert real.tolist() == [1.0, 1.0, 1.0]
 
 
 def test_constructor_that_needs_data_falls_back_with_a_note() -> None:
@@ -72,7 +74,7 @@ def test_fallback_note_goes_to_stderr_unless_quiet() -> None:
 
 
 def test_llama_7b_shape_counts_by_arithmetic_on_meta() -> None:
-    with torch.device("meta"), building.skip_init():
+    with building.on_meta():
         model = Llama()
     assert llama_params(32000, 4096, 32, 11008) == 6_738_415_616
     assert sum(p.numel() for p in model.parameters()) == 6_738_415_616
@@ -88,7 +90,7 @@ def test_llama_7b_shape_counts_by_arithmetic_on_meta() -> None:
 
 def test_405m_encoder_counts() -> None:
     assert encoder_params(50257, 1024, 24, 4096) == 405_285_969
-    with torch.device("meta"), building.skip_init():
+    with building.on_meta():
         model = Encoder405M()
     assert sum(p.numel() for p in model.parameters()) == 405_285_969
     c = report.count("benchmarks/models/transformer.py:Encoder405M").counts
@@ -273,7 +275,7 @@ def test_ring_never_hands_out_overlapping_live_memory() -> None:
 
 
 def test_streaming_peak_is_one_block_the_size_of_the_largest_parameter() -> None:
-    with torch.device("meta"), building.skip_init():
+    with building.on_meta():
         model = Llama(**SMALL_LLAMA)  # type: ignore[arg-type]
     largest = max(p.numel() * p.element_size() for p in model.parameters())
     assert streaming._contiguous_bytes(model.parameters()) == largest

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import torch
+
 from initcli import building, checkpoint, loading
 from initcli.counting import Counts, count_model
 from initcli.errors import ArgError
@@ -37,7 +39,7 @@ def count(
     """`initcli count`: count TARGET's parameters (or a weights file's) without allocating them.
 
     A spec is counted by arithmetic; anything else is built on the meta device (shapes, no data,
-    init skipped), and only built for real when its constructor cannot run there.
+    no draws), and only built for real when its constructor cannot run there.
     """
     if checkpoint.is_checkpoint(target):
         if args:
@@ -58,7 +60,25 @@ def count(
         meta, why = None, "--input-shape materializes its lazy layers"
     if meta is not None:
         method = "spec" if source.spec is not None else "meta"
-        return CountReport(source.target, counts_of(source, meta), method)
+        counts = counts_of(source, meta)
+        cpu = torch.device("cpu")
+        if (
+            counts.torchinfo is None
+            and source.spec is None
+            and building.fits(building.tensor_bytes(meta), cpu)
+        ):
+            # torchinfo reads values on some models (a pruning mask it sums): give it real ones.
+            failed = next(n for n in counts.notes if n.startswith("torchinfo.summary failed"))
+            built = source.build()
+            real = counts_of(source, built)
+            if real.torchinfo is not None:
+                why = failed.removeprefix("torchinfo.summary failed ")
+                why = why.removesuffix(", so there is nothing to compare with.")
+                remark = building.fallback_note(
+                    source.target, f"torchinfo.summary failed on the meta build {why}"
+                )
+                return CountReport(source.target, real, "real", (remark,))
+        return CountReport(source.target, counts, method)
     built = source.build()
     materialize_lazy(source, built, input_shape)
     remark = building.fallback_note(source.target, why or "")
