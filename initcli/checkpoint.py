@@ -285,7 +285,7 @@ def stand_in(prefix: str, leaves: Mapping[str, torch.Tensor]) -> nn.Module | Non
     for make in _candidates(prefix, leaves):
         try:
             # Init skipped: on meta it does nothing but import torch._dynamo (seconds).
-            with torch.device("meta"), building.skip_init(), warnings.catch_warnings():
+            with building.on_meta(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 module = make()
         except Exception:  # a shape no constructor accepts: try the next candidate

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from initcli import building
@@ -54,7 +53,7 @@ def meta_model(folder: Path, stored: Iterable[str]) -> tuple[HFModel | None, str
             )
             arch = next(iter(config.architectures or []), None)
             cls = getattr(transformers, arch, None) if arch else None
-            with torch.device("meta"), building.skip_init():
+            with building.on_meta():
                 if cls is not None:
                     model = cls(config)
                 else:
