@@ -183,6 +183,24 @@ SAMPLE_LIST = [
         module_buffers={"bn1": 6 + 6 + 1, "bn2": 16 + 16 + 1},
     ),
     Sample(
+        stem="width_mlp",
+        name="MLP",
+        # 16 → 64 → 64 → 64 → 8 at the default width.
+        modules={
+            "net": 9928,
+            "net.0": 16 * 64 + 64,
+            "net.2": 64 * 64 + 64,
+            "net.4": 64 * 64 + 64,
+            "net.6": 64 * 8 + 8,
+        },
+        total=9928,
+        frozen=0,
+        buffers=0,
+        torchinfo_total=9928,
+        make_input=_floats(BATCH, 16),
+        output_shape=(BATCH, 8),
+    ),
+    Sample(
         stem="frozen",
         name="PartlyFrozen",
         modules={"backbone": 8 * 8 + 8, "head": 8 * 2 + 2},
