@@ -430,6 +430,14 @@ YAML_SPECS: dict[str, tuple[dict[str, Any], int]] = {
         },
         51,
     ),
+    "digits_mlp.yaml": (
+        {
+            "name": "DigitsMLP",
+            "input": 64,
+            "layers": [{"units": 64, "activation": "relu", "repeat": 9}, {"units": 10}],
+        },
+        9 * (64 * 64 + 64) + 64 * 10 + 10,
+    ),
     "moons.yaml": (
         {
             "name": "Moons",
