@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import signal
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
@@ -117,8 +117,8 @@ def check_not_input(
 
 
 def _new_file_mode() -> int:
-    # mkstemp creates 0600; a written report should get the mode `open()` would give it. The umask
-    # can only be read by setting it, so it is set back at once.
+    # The temporary file is created 0600; a written report should get the mode `open()` would
+    # give it. The umask can only be read by setting it, so it is set back at once.
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
@@ -191,17 +191,19 @@ def atomic_writer(path: str | os.PathLike[str], force: bool = False) -> Iterator
     check_writable(target, force)
     folder = target.parent
     mode = target.stat().st_mode & 0o7777 if target.exists() else _new_file_mode()
-    try:
-        # No signal between creating the file and registering it: the handlers remove what is
-        # registered, so a SIGTERM in between would leave the file behind.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNAL_EXIT))
+    # The name is registered before the file exists: a signal handler (it may be triggered from
+    # any thread, e.g. one of torch's) then always knows what to remove.
+    while True:
+        tmp_name = str(folder / f".{target.name}.{secrets.token_hex(4)}.tmp")
+        _TEMP_PATHS.add(tmp_name)
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-            _TEMP_PATHS.add(tmp_name)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    except OSError as exc:
-        raise _write_error(target, exc) from None
+            fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            break
+        except FileExistsError:
+            _TEMP_PATHS.discard(tmp_name)
+        except OSError as exc:
+            _TEMP_PATHS.discard(tmp_name)
+            raise _write_error(target, exc) from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -115,10 +115,9 @@ def measure(
             dtype,
             stats.Status.UNKNOWN.value,
         )
-    if distributed.is_dtensor(param):  # a collective: every rank measures the same tensors
-        measured = distributed.global_stats(param)
-    else:
-        measured = stats.tensor_stats(param.detach())
+    sharded = distributed.is_dtensor(param)
+    # A DTensor's statistics are a collective: every rank measures the same tensors.
+    measured = distributed.global_stats(param) if sharded else stats.tensor_stats(param.detach())
     fan = schemes.fans(param)
     status = stats.judge(measured, param.dim(), exp.mean, exp.var, exp.kurtosis)
     found = identify.identify(
@@ -126,7 +125,8 @@ def measure(
         ndim=param.dim(),
         fans=fan,
         dtype=param.dtype,
-        values=param,
+        # A shard holds part of the rows: the orthogonality check needs the whole matrix.
+        values=None if sharded else param,
         default=exp if default and exp.var is not None else None,
         depth=depth,
     )
