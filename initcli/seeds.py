@@ -7,26 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from initcli.errors import ArgError
-
-SCIPY_EXTRA = "--seeds 2 or more needs scipy: pip install 'initcli[data]'"
 # A difference is "clear" when the Holm-adjusted paired t-test p-value is below this.
 ALPHA = 0.05
 CONFIDENCE = 0.95
 
 
 def _stats() -> Any:
-    """scipy.stats, imported only when seeds are compared (an optional extra)."""
-    try:
-        from scipy import stats  # type: ignore[import-untyped]
-    except ImportError:
-        raise ArgError(SCIPY_EXTRA) from None
+    """scipy.stats, imported only when seeds are compared (it takes a fraction of a second)."""
+    from scipy import stats  # type: ignore[import-untyped]
+
     return stats
-
-
-def check_scipy() -> None:
-    """Fail before any training when --seeds ≥ 2 cannot be summarized."""
-    _stats()
 
 
 @dataclass(frozen=True)

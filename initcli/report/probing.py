@@ -261,8 +261,6 @@ def _check_train(train: TrainSetup) -> None:
     limits.check_count("--train", train.steps, limits.MAX_TRAIN_STEPS)
     limits.check_lr(train.lr)
     limits.check_count("--seeds", train.seeds, MAX_SEEDS)
-    if train.seeds > 1:
-        seeds.check_scipy()
     if train.optimizer not in training.OPTIMIZERS:
         raise ArgError(f"--optimizer must be adam or sgd, got {train.optimizer!r}")
     if train.batch is not None:
