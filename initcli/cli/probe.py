@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from initcli import verdict
-from initcli.cli._app import app
+from initcli.cli._app import DEFAULT_TRAIN_STEPS, app
 from initcli.cli.options import (
     ArgOpt,
     BatchOpt,
@@ -142,9 +142,10 @@ def compare(
         typer.Option(
             "--train",
             "--steps",
-            metavar="STEPS",
-            help="Also train a fresh copy per scheme for STEPS updates (full-batch Adam on two "
-            "moons unless --data/--optimizer/--train-batch say otherwise) and report the losses.",
+            metavar="[STEPS]",
+            help="Also train a fresh copy per scheme for STEPS updates (bare --train: "
+            f"{DEFAULT_TRAIN_STEPS}; full-batch Adam on two moons unless --data/--optimizer/"
+            "--train-batch say otherwise) and report the losses.",
             show_default=False,
         ),
     ] = None,
@@ -171,7 +172,8 @@ def compare(
         int | None,
         typer.Option(
             "--train-batch",
-            help="Minibatch size for --train (default: full batch). Not the probe's --batch-size.",
+            help="Minibatch size for --train (default: 64 for digits, else full batch). Not the "
+            "probe's --batch-size.",
             show_default=False,
         ),
     ] = None,

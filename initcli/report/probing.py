@@ -185,8 +185,11 @@ def probe_report(
         kind,
         spec.source,
         tuple(results),
-        # With --epochs the step count is known only once the data is: report the real one.
-        train if train is None or how is None else dataclasses.replace(train, steps=how.steps),
+        # With --epochs the step count is known only once the data is, and the default minibatch
+        # depends on the data: report the real ones.
+        train
+        if train is None or how is None
+        else dataclasses.replace(train, steps=how.steps, batch=how.batch),
         outcome,
     )
 
@@ -204,15 +207,18 @@ def _new_options(train: TrainSetup) -> bool:
 
 def _fit(train: TrainSetup, data: datasets.Data) -> training.Fit:
     steps = train.steps
-    if train.epochs is not None:
-        per_epoch = max(1, len(data.x_train) // (train.batch or len(data.x_train)))
-        steps = train.epochs * per_epoch
-        limits.check_count("--epochs × batches per epoch", steps, limits.MAX_TRAIN_STEPS)
-    if train.batch is not None and train.batch > len(data.x_train):
+    batch = train.batch
+    if batch is None:
+        batch = datasets.DEFAULT_BATCH.get(data.name)
+    elif batch > len(data.x_train):
         raise ArgError(
             f"--train-batch {train.batch} is more than the {len(data.x_train)} training samples"
         )
-    return training.Fit(steps, train.lr, train.optimizer, train.batch)
+    if train.epochs is not None:
+        per_epoch = max(1, len(data.x_train) // (batch or len(data.x_train)))
+        steps = train.epochs * per_epoch
+        limits.check_count("--epochs × batches per epoch", steps, limits.MAX_TRAIN_STEPS)
+    return training.Fit(steps, train.lr, train.optimizer, batch)
 
 
 def _chance_loss(data: datasets.Data | None) -> float:

@@ -151,7 +151,8 @@ def sweep_report(
             if step:
                 fresh, _, _ = initialized(source, chosen, seed, input_shape)
                 ends = [layer.name for layer in result.layers if layer.ends_block]
-                updates = _update_sizes(fresh, ends, batch)
+                with probe.threads_for(fresh):
+                    updates = _update_sizes(fresh, ends, batch)
             per_width.append((names, [b.std for b in result.blocks], updates))
         names = per_width[0][0]
         if any(len(p[0]) != len(names) for p in per_width):
