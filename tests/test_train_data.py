@@ -5,6 +5,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from conftest import run
@@ -227,6 +228,12 @@ def test_probe_seeds_spread_and_verdict_only_where_it_holds() -> None:
     expected = verdicts[0] if len(set(verdicts)) == 1 else None
     assert kaiming["seeds_probe"]["holds"] == expected
     assert default["seeds_probe"]["holds"] == "vanishing"
+    ratios = kaiming["seeds_probe"]["std_ratios"]
+    iv = kaiming["seeds_probe"]["std_ratio_interval"]
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(ratios), scale=stats.sem(ratios))
+    assert iv["n"] == 3 and iv["mean"] == pytest.approx(np.mean(ratios))
+    assert (iv["low"], iv["high"]) == pytest.approx((low, high))
+    assert kaiming["seeds_probe"]["std_ratio_min"] == min(ratios)
 
 
 def test_probe_seeds_zero_exit_2() -> None:

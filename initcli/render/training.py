@@ -33,6 +33,9 @@ def seeds_parts(sp: SchemeProbe) -> dict[str, Any]:
             "holds": sp.across.holds,
             "std_ratio_min": min(ratios) if ratios else None,
             "std_ratio_max": max(ratios) if ratios else None,
+            "std_ratio_interval": (
+                None if sp.across.ratio is None else interval_dict(sp.across.ratio)
+            ),
         }
     if sp.summary is not None:
         reach = sp.summary.to_target
@@ -98,7 +101,8 @@ def interval_dict(iv: Interval) -> dict[str, Any]:
 
 
 def across_lines(report: ProbeReport) -> list[Text]:
-    """--seeds: each scheme's std ratio range and the verdict only where every seed agrees."""
+    """--seeds: each scheme's std ratio range, mean ± 95% t-interval, and the verdict only where
+    every seed agrees."""
     lines = []
     for sp in report.schemes:
         a = sp.across
@@ -106,6 +110,8 @@ def across_lines(report: ProbeReport) -> list[Text]:
             continue
         ratios = [r for r in a.std_ratios if r is not None and math.isfinite(r)]
         spread = f"{min(ratios):.3g}–{max(ratios):.3g}" if ratios else "undefined"
+        if a.ratio is not None and a.ratio.half_width is not None:
+            spread += f", mean {a.ratio.mean:.3g} ± {a.ratio.half_width:.2g} (95% t-interval)"
         n = len(a.verdicts)
         if a.holds is not None:
             said = f"{a.holds} at all {n} seeds"

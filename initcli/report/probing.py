@@ -74,6 +74,8 @@ class ProbeSeeds:
     std_ratios: tuple[float | None, ...]
     verdicts: tuple[str, ...]
     holds: str | None
+    # Mean ± 95% t-interval of the finite std ratios (None when none is finite).
+    ratio: seeds.Interval | None = None
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,10 @@ def probe_report(
                 others.append(probe.probe(again, probe.make_batch(spec, batch_size, seed + k)))
             verdicts = tuple(r.verdict.value for r in others)
             holds = verdicts[0] if len(set(verdicts)) == 1 else None
-            across = ProbeSeeds(tuple(r.std_ratio for r in others), verdicts, holds)
+            ratios = tuple(r.std_ratio for r in others)
+            finite = [r for r in ratios if r is not None and math.isfinite(r)]
+            ratio = seeds.interval(finite) if finite else None
+            across = ProbeSeeds(ratios, verdicts, holds, ratio)
         results.append(SchemeProbe(chosen.describe(), result, trained, tuple(runs), across=across))
     assert spec is not None and batch is not None
     outcome = None
