@@ -99,9 +99,13 @@ def probe(
         from initcli.render.sweeping import sweep_view
         from initcli.report.sweeping import sweep_report
 
-        if plot is not None:
-            raise ArgError("--plot does not apply to --sweep yet; use --format json")
-        check_output(output, force, {"the target's file": target_file(target)})
+        if seeds != 1:
+            raise ArgError(
+                "--seeds does not apply to --sweep (one seeded batch per width); to check a "
+                "sweep's seed noise, rerun it with another --seed"
+            )
+        _plot_first(plot, force)
+        check_output(output, force, {"the target's file": target_file(target), "--plot": plot})
         swept = sweep_report(
             target,
             init or [],
@@ -114,6 +118,7 @@ def probe(
             step,
         )
         emit(sweep_view(swept), output_format, output, force)
+        _plot_last(swept, plot, force)
         return
     if step:
         raise ArgError("--step goes with --sweep (the update size per width)")
