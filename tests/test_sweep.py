@@ -28,10 +28,24 @@ def test_mis_scaled_output_layer_is_exactly_the_block_that_grows() -> None:
     (scheme,) = data["schemes"]
     verdicts = [b["exponent"]["verdict"] for b in scheme["blocks"]]
     assert verdicts == ["width-stable", "width-stable", "width-stable", "grows"]
-    assert scheme["verdict"] == "grows"
+    assert scheme["verdict"] == "grows" and data["notes"] == []
     # N(0, 1) output weights: std ∝ √width, so k ≈ 0.5.
     k = scheme["blocks"][-1]["exponent"]
     assert k["low"] < 0.5 < k["high"]
+
+
+def test_mup_readout_shrinks_as_inverse_sqrt_width_and_the_note_says_why() -> None:
+    data = _json(
+        "probe", "sample_models/width_mlp.py:MuPReadout", "-i", "default", "--sweep", WIDTHS
+    )
+    (scheme,) = data["schemes"]
+    verdicts = [b["exponent"]["verdict"] for b in scheme["blocks"]]
+    assert verdicts == ["width-stable", "width-stable", "width-stable", "shrinks"]
+    # Weights N(0, 1/width²) on width Θ(1) inputs: logits' std ∝ width^-1/2.
+    k = scheme["blocks"][-1]["exponent"]
+    assert k["low"] < -0.5 < k["high"]
+    (note,) = data["notes"]
+    assert note.startswith("default: the output block net.6 shrinks as width^-1/2, as a muP")
 
 
 def test_well_scaled_model_is_width_stable_and_fit_matches_scipy() -> None:
