@@ -229,8 +229,9 @@ def compare(
 ) -> None:
     """Schemes side by side: output std per block, verdicts and, with --train, loss curves.
 
-    --train N trains a fresh copy per scheme for N full-batch Adam steps on an in-process two-moons
-    set (sklearn's make_moons layout), for models that map 2 features to 2 logits.
+    --train [N] trains a fresh copy per scheme for N steps (bare: 300): full-batch Adam on an
+    in-process two-moons set by default, or --data digits / your own data; --seeds K repeats it per
+    seed and reports mean ± 95% intervals and paired tests between schemes.
     """
     from initcli.render.probing import probe_view
     from initcli.report import TrainSetup, probe_report
