@@ -119,8 +119,9 @@ def judge(tensors: Sequence[Tensor]) -> Verdict:
             )
         else:
             notes.append(
-                f"{len(fresh)} module{'s' if len(fresh) > 1 else ''} look freshly initialized "
-                f"among trained ones ({trained} of {len(decided)} decided tensors look trained): "
+                f"{len(fresh)} module{'s look' if len(fresh) > 1 else ' looks'} freshly "
+                f"initialized among trained ones ({trained} of {len(decided)} decided tensors "
+                "look trained): "
                 f"{_few(fresh)} — did {'they' if len(fresh) > 1 else 'it'} load? A layer missing "
                 "from the checkpoint, or stored under a name the model does not use, keeps its "
                 "init."
