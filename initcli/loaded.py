@@ -19,8 +19,10 @@ UNPRODUCED = "uninitialized"
 # of a 64-element bias's variance spans every round std from 0.002 to 0.02 (measured: trained
 # biases of small GPT-2/BERT configs "match" normal(std=0.005) after 30 Adam steps).
 MIN_DECIDABLE = 1024
-# Flag freshly initialized modules only when at least this share of the decided tensors look
-# trained: in an untrained or lightly trained checkpoint, fresh-looking layers are the rule.
+# Flag freshly initialized modules only when at least this share of the decided weight matrices
+# (≥ 2-D) look trained: in an untrained or lightly trained checkpoint fresh-looking layers are the
+# rule. Matrices, because a norm's ones or a bias's zeros leave their constant at the first step,
+# while a matrix's distribution moves visibly only after tens of steps (bench_loaded.py).
 TRAINED_MAJORITY = 0.5
 
 
@@ -35,6 +37,7 @@ class Tensor:
     var: float | None
     fit: Fit | None
     init: Expectation | None = None
+    ndim: int = 2
 
 
 def state(t: Tensor) -> str:
@@ -91,9 +94,14 @@ def judge(tensors: Sequence[Tensor]) -> Verdict:
     """Each tensor's state and the summary: all at init (an untrained save), all trained, or
     modules that look freshly initialized among trained ones (a layer that did not load)."""
     states = {t.name: state(t) for t in tensors}
-    decided = [s for s in states.values() if s in (AT_INIT, TRAINED)]
+    decided_states = (AT_INIT, TRAINED)
+    decided = [s for s in states.values() if s in decided_states]
     trained = decided.count(TRAINED)
     at_init = decided.count(AT_INIT)
+    matrices = [states[t.name] for t in tensors if t.ndim >= 2 and states[t.name] in decided_states]
+    basis = matrices or decided
+    share_trained = basis.count(TRAINED) / len(basis) if basis else 0.0
+    what = "weight matrices" if matrices else "tensors"
     notes: list[str] = []
     fresh: tuple[str, ...] = ()
     if decided and trained == 0:
@@ -103,7 +111,7 @@ def judge(tensors: Sequence[Tensor]) -> Verdict:
         )
     elif at_init == 0 and decided:
         notes.append(f"every tensor that can be told ({trained} of {len(states)}) looks trained.")
-    elif decided and trained >= TRAINED_MAJORITY * len(decided):
+    elif decided and share_trained >= TRAINED_MAJORITY:
         by_module: dict[str, list[str]] = {}
         for name, s in states.items():
             by_module.setdefault(_module(name), []).append(s)
@@ -114,23 +122,23 @@ def judge(tensors: Sequence[Tensor]) -> Verdict:
         )
         if not fresh:
             notes.append(
-                f"{trained} of {len(decided)} decided tensors look trained; no module still "
-                "holds only a fresh init's values."
+                f"{basis.count(TRAINED)} of {len(basis)} decided {what} look trained; no module "
+                "still holds only a fresh init's values."
             )
         else:
             notes.append(
                 f"{len(fresh)} module{'s look' if len(fresh) > 1 else ' looks'} freshly "
-                f"initialized among trained ones ({trained} of {len(decided)} decided tensors "
-                "look trained): "
+                f"initialized among trained ones ({basis.count(TRAINED)} of {len(basis)} decided "
+                f"{what} look trained): "
                 f"{_few(fresh)} — did {'they' if len(fresh) > 1 else 'it'} load? A layer missing "
                 "from the checkpoint, or stored under a name the model does not use, keeps its "
                 "init."
             )
     elif decided:
         notes.append(
-            f"{trained} of {len(decided)} decided tensors look trained, {at_init} still hold a "
-            "fresh init's distribution: a lightly trained checkpoint, or one whose training "
-            "touched only some layers."
+            f"{basis.count(TRAINED)} of {len(basis)} decided {what} look trained, "
+            f"{basis.count(AT_INIT)} still hold a fresh init's distribution: a lightly trained "
+            "checkpoint, or one whose training touched only some layers; no module is flagged."
         )
     undecided = sum(s == UNDECIDED for s in states.values())
     if undecided and decided:

@@ -209,23 +209,39 @@ def test_state(tensor: loaded.Tensor, expected: str) -> None:
 
 
 def _t(name: str, state: str) -> loaded.Tensor:
+    ndim = 1 if name.endswith("bias") else 2
     if state == loaded.AT_INIT:
-        return loaded.Tensor(name, 64, 0.0, 0.0, _fit("constant", ("zeros",)))
-    return loaded.Tensor(name, 4096, 0.0, 5e-4, _fit("none"))
+        return loaded.Tensor(name, 64, 0.0, 0.0, _fit("constant", ("zeros",)), ndim=ndim)
+    return loaded.Tensor(name, 4096, 0.0, 5e-4, _fit("none"), ndim=ndim)
 
 
-def test_judge_flags_only_among_a_trained_majority() -> None:
+def _at_init_matrix(name: str) -> loaded.Tensor:
+    return loaded.Tensor(name, 4096, 0.0, 4e-4, _fit("normal", ("n(0.02)",)))
+
+
+def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
     mostly_trained = [_t(f"l{i}.weight", loaded.TRAINED) for i in range(3)] + [
         _t("head.bias", loaded.AT_INIT)
     ]
     verdict = loaded.judge(mostly_trained)
     assert verdict.fresh_modules == ("head",)
-    mostly_fresh = [_t(f"l{i}.bias", loaded.AT_INIT) for i in range(3)] + [
-        _t("x.weight", loaded.TRAINED)
-    ]
-    verdict = loaded.judge(mostly_fresh)
+    assert verdict.notes[0].startswith(
+        "1 module looks freshly initialized among trained ones (3 of 3 decided weight matrices "
+        "look trained): head — did it load?"
+    )
+    # The majority is judged on weight matrices: norms and biases leave their constants at the
+    # first step, while a matrix's distribution moves visibly only after tens of steps.
+    light = [_at_init_matrix(f"l{i}.weight") for i in range(3)]
+    light += [_t(f"l{i}.bias", loaded.TRAINED) for i in range(3)]
+    light += [_t("x.weight", loaded.TRAINED), _t("x.bias", loaded.AT_INIT)]
+    verdict = loaded.judge(light)
     assert verdict.fresh_modules == ()
-    assert verdict.notes[0].startswith("1 of 4 decided tensors look trained, 3 still hold")
+    assert verdict.notes[0].startswith(
+        "1 of 4 decided weight matrices look trained, 3 still hold a fresh init's distribution"
+    )
+    # Without any matrix, the tensors themselves.
+    biases = [_t(f"l{i}.bias", loaded.TRAINED) for i in range(3)] + [_t("h.bias", loaded.AT_INIT)]
+    assert loaded.judge(biases).fresh_modules == ("h",)
 
 
 def test_fill_log_records_the_last_whole_tensor_write() -> None:

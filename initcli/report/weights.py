@@ -287,6 +287,7 @@ def inspect_checkpoint(
                 r.var,
                 r.fit,
                 own_init.get(r.name),
+                len(r.shape or ()),
             )
             for r in measured.values()
         ]
