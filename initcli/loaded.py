@@ -81,6 +81,15 @@ class Verdict:
     notes: tuple[str, ...]
 
 
+def _sure(t: Tensor) -> bool:
+    """Whether a tensor at init is evidence enough to flag its module: consistent with the model's
+    own init, or a constant (a bias's zeros, a norm's ones, which training always moves). A
+    matrix matching only some named init is not: without the model's own init, trained
+    matrices pass through round stds (bench_loaded.py: BERT after 10 steps, 8.6 false flags a
+    run when they counted)."""
+    return t.init is not None or (t.fit is not None and t.fit.family == "constant")
+
+
 def _module(name: str) -> str:
     return name.rpartition(".")[0] or "(root)"
 
@@ -113,12 +122,15 @@ def judge(tensors: Sequence[Tensor]) -> Verdict:
         notes.append(f"every tensor that can be told ({trained} of {len(states)}) looks trained.")
     elif decided and share_trained >= TRAINED_MAJORITY:
         by_module: dict[str, list[str]] = {}
-        for name, s in states.items():
-            by_module.setdefault(_module(name), []).append(s)
+        sure: set[str] = set()
+        for t in tensors:
+            by_module.setdefault(_module(t.name), []).append(states[t.name])
+            if states[t.name] == AT_INIT and _sure(t):
+                sure.add(_module(t.name))
         fresh = tuple(
             m
             for m, found in by_module.items()
-            if AT_INIT in found and all(s in (AT_INIT, UNDECIDED) for s in found)
+            if m in sure and all(s in (AT_INIT, UNDECIDED) for s in found)
         )
         if not fresh:
             notes.append(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,14 @@ def test_fill_log_records_the_last_whole_tensor_write() -> None:
     assert fills.expectation(log.of(lin.weight), lin.weight) is schemes.UNKNOWN
     exp = fills.expectation(log.of(lin.bias), lin.bias)
     assert (exp.mean, exp.var) == (0.0, pytest.approx(1 / 12))
+
+
+def test_a_matrix_that_only_matches_a_named_init_is_not_flagged_without_the_models_own() -> None:
+    trained = [_t(f"l{i}.weight", loaded.TRAINED) for i in range(3)]
+    bare = loaded.judge([*trained, _at_init_matrix("q.weight")])
+    assert bare.states["q.weight"] == loaded.AT_INIT
+    assert bare.fresh_modules == ()
+    own = schemes.Expectation("normal", 0.0, 4e-4)
+    known = [replace(t, init=own) for t in trained]
+    known.append(replace(_at_init_matrix("q.weight"), init=own))
+    assert loaded.judge(known).fresh_modules == ("q",)
