@@ -110,13 +110,16 @@ def write_dcp(folder: Path, size: str) -> int:
 
 
 def run(
-    argv: list[str], env: dict[str, str] | None = None, timeout: float | None = None
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+    cwd: Path = ROOT,
 ) -> tuple[float, float, int, str]:
     """Wall seconds, peak RSS in MB, exit code and the stderr tail of one child process (its
     stdout goes to /dev/null); past `timeout` seconds it is killed (exit code -9)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=env)
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd, env=env)
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
@@ -232,7 +235,9 @@ def tiny_main(args: argparse.Namespace) -> list[dict[str, object]]:
                         env["PYTHONPATH"] = source
                     for what, argv in commands.items():
                         cmd = [sys.executable, "-m", "initcli", *argv]
-                        wall, rss, code, tail = run(cmd, env, args.timeout)
+                        # `-m` puts the working directory first on sys.path: run in the tree.
+                        where = Path(source) if source else ROOT
+                        wall, rss, code, tail = run(cmd, env, args.timeout, where)
                         row = {
                             "tensors": n,
                             "layout": layout,

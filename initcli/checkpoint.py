@@ -93,7 +93,7 @@ _DIGITS = re.compile(r"(\d+)")
 def _natural(name: str) -> list[str | int]:
     # layers.2 before layers.10; split() puts digit runs at odd indices, so types line up.
     parts: list[str | int] = list(_DIGITS.split(name))
-    parts[1::2] = map(int, parts[1::2])  # type: ignore[arg-type]
+    parts[1::2] = map(int, parts[1::2])
     return parts
 
 
