@@ -33,8 +33,8 @@ MAX_LR = 100.0
 MAX_TRAIN_STEPS = 100_000
 # Two-moons points for `--train`: one full batch, held in memory with its activations.
 MAX_POINTS = 1_000_000
-# `count`/`inspect` of a weights file: a module type is guessed by building a stand-in module on
-# the meta device (~0.1-1 ms) once per distinct layout (names and shapes of a module's tensors).
+# `count` of a safetensors file: a module type is guessed by building a stand-in module on the
+# meta device (~0.1-1 ms) once per distinct layout (names and shapes of a module's tensors).
 # Real checkpoints have a few dozen layouts; past this many, the rest are not guessed (type `-`,
 # counted from the header), so 10⁶ tensors of distinct shapes cannot take minutes.
 MAX_GUESSED_LAYOUTS = 10_000
