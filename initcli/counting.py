@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,13 +13,14 @@ import torch
 from torch import nn
 
 from initcli.errors import first_line
+from initcli.limits import MAX_FORMULA_TERMS
 from initcli.schemes import is_uninitialized
 
 if TYPE_CHECKING:
     from initcli.spec import MLPSpec
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a weights file may hold 10⁶ modules
 class ModuleCount:
     """A module that owns parameters directly, with its hand count written out."""
 
@@ -53,8 +55,17 @@ def _numel(tensor: torch.Tensor) -> int | None:
     return None if is_uninitialized(tensor) else int(tensor.numel())
 
 
-def _dims(shape: torch.Size) -> str:
+def _dims(shape: Sequence[int]) -> str:
     return "×".join(str(d) for d in shape) if len(shape) else "1"
+
+
+def shapes_formula(shapes: Sequence[Sequence[int]]) -> str:
+    """A hand count of tensors of these shapes: `4×5 + 5` (past limits.MAX_FORMULA_TERMS
+    tensors, the first ten and how many more)."""
+    if len(shapes) <= MAX_FORMULA_TERMS:
+        return " + ".join(_dims(s) for s in shapes)
+    shown = " + ".join(_dims(s) for s in shapes[:10])
+    return f"{shown} + … {len(shapes) - 10:,} more tensors"
 
 
 def formula(module: nn.Module) -> str:
@@ -67,7 +78,7 @@ def formula(module: nn.Module) -> str:
         # Written in_features×out_features, the way the layer is usually described.
         text = f"{weight.shape[1]}×{weight.shape[0]}"
         return f"{text} + {bias.shape[0]}" if bias is not None else text
-    return " + ".join(_dims(p.shape) for p in params.values())
+    return shapes_formula([p.shape for p in params.values()])
 
 
 def _pruned(model: nn.Module) -> list[tuple[str, int, int]]:

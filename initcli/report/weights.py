@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,8 @@ from torch import nn
 
 from initcli import checkpoint, identify, loaded, schemes, torch_defaults
 from initcli.counting import Counts, ModuleCount, count_model, formula
-from initcli.errors import SchemeError
+from initcli.errors import CheckpointError, SchemeError
+from initcli.limits import MAX_GUESSED_LAYOUTS
 from initcli.report._shared import resolve_schemes
 from initcli.report.counts import CountReport
 from initcli.report.measuring import ParamReport, Progress, measure
@@ -174,32 +175,67 @@ def _checkpoint_counts(ckpt: checkpoint.Checkpoint, layout: list[_Group]) -> Cou
         for g in layout
         if g.params
     )
-    notes = list(ckpt.notes)
-    if ckpt.files > 1:
-        notes.append(f"read from {ckpt.files} shard files.")
-    made = {key: ckpt.metadata.get(f"initcli.{key}") for key in ("target", "scheme", "seed")}
+    tied = [
+        f"tied weights: {' and '.join([first, *others])} are one tensor of "
+        f"{ckpt.tensors[first].numel():,} elements; counted once."
+        for first, others in checkpoint.tied_names(ckpt.tensors).items()
+    ]
+    inferred = any(g.inferred for g in layout)
+    notes = _file_notes(ckpt.notes, ckpt.files, ckpt.metadata, tied, inferred)
+    return Counts(total, total, 0, buffers, None, False, notes, modules)
+
+
+def _file_notes(
+    notes: Sequence[str],
+    files: int,
+    metadata: Mapping[str, str],
+    tied: Sequence[str],
+    inferred: bool,
+) -> tuple[str, ...]:
+    """A weights file's count notes: what was read, who wrote it, tied tensors, what is guessed."""
+    found = list(notes)
+    if files > 1:
+        found.append(f"read from {files} shard files.")
+    made = {key: metadata.get(f"initcli.{key}") for key in ("target", "scheme", "seed")}
     if made["target"]:
-        notes.append(
+        found.append(
             f"written by initcli inspect --save: {made['target']}, {made['scheme']}, "
             f"seed {made['seed']}."
         )
-    for first, others in checkpoint.tied_names(ckpt.tensors).items():
-        names = " and ".join([first, *others])
-        size = ckpt.tensors[first].numel()
-        notes.append(f"tied weights: {names} are one tensor of {size:,} elements; counted once.")
-    notes.append(
+    found.extend(tied)
+    found.append(
         "a weights file holds tensors, not a model: torchinfo is not run; requires_grad is not "
         "stored, so every parameter counts as trainable; buffers are told from parameters by "
         "name and dtype (running_mean, running_var, num_batches_tracked, *_mask, integer tensors)."
     )
-    if any(g.inferred for g in layout):
-        notes.append("module types marked ? are inferred from parameter names and shapes.")
-    return Counts(total, total, 0, buffers, None, False, tuple(notes), modules)
+    if inferred:
+        found.append("module types marked ? are inferred from parameter names and shapes.")
+    return tuple(found)
+
+
+def _header_counts(file: Path) -> Counts:
+    """A single safetensors file's counts from its header alone (what `_checkpoint_counts`
+    gives, in time and memory linear in the number of tensors and small per tensor)."""
+    found = checkpoint.header_layout(file)
+    notes = _file_notes((), 1, found.metadata, (), found.inferred)
+    if found.unguessed:
+        notes += (
+            f"module types are guessed for {MAX_GUESSED_LAYOUTS:,} distinct layouts (tensor names "
+            f"and shapes) only: the {found.unguessed:,} modules of other layouts show type -; "
+            "their counts, read from the header, are exact.",
+        )
+    return Counts(found.params, found.params, 0, found.buffers, None, False, notes, found.modules)
 
 
 def count_file(path: str | os.PathLike[str]) -> CountReport:
     """`initcli count FILE`: a weights file's totals, per inferred module (per the model's own
     modules for a HF folder with a config.json, when transformers is installed)."""
+    file = Path(path)
+    if file.suffix.lower() == ".safetensors" and file.is_file():
+        try:
+            return CountReport(str(path), _header_counts(file))
+        except CheckpointError:
+            pass  # an irregular header: `load` reads it, or says what is wrong in its own words
     ckpt = checkpoint.load(path)
     own, extra = _model_of(ckpt)
     return CountReport(str(path), _counts(ckpt, own, extra))
