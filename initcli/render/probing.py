@@ -204,6 +204,8 @@ def probe_dict(report: ProbeReport) -> dict[str, Any]:
                 for t in o.tests
             ],
         }
+    # The policies' remarks (the `Note:` lines on stderr) came later than every other key: last.
+    data["remarks"] = list(report.remarks)
     return data
 
 
