@@ -100,23 +100,30 @@ def _tied(model: nn.Module) -> list[tuple[list[str], int]]:
     return [(names, sizes[key]) for key, names in holders.items() if len(names) > 1]
 
 
-def _shared(model: nn.Module) -> list[tuple[list[str], int, int]]:
-    """Modules registered under more than one parent, with parameters of their own: (every path
-    that reaches them, their own elements, the number of parents); torchinfo counts each parent."""
+def _shared(model: nn.Module) -> list[tuple[list[str], int, int, bool]]:
+    """Modules registered under more than one parent that hold parameters, in themselves or their
+    submodules: (every path that reaches them, their elements, the number of parents, whether
+    all of them are the module's own); torchinfo counts the whole module once per parent."""
     paths: dict[int, list[str]] = {}
     parents: dict[int, set[int]] = {}
-    sizes: dict[int, int] = {}
+    modules: dict[int, nn.Module] = {}
     for prefix, module in model.named_modules(remove_duplicate=False):
-        own = [n for p in module.parameters(recurse=False) if (n := _numel(p)) is not None]
-        if own and prefix:
+        if prefix:
             paths.setdefault(id(module), []).append(prefix)
             # Twice under one parent (Sequential(layer, act, layer)) torchinfo counts once.
             parent = model.get_submodule(prefix.rpartition(".")[0])
             parents.setdefault(id(module), set()).add(id(parent))
-            sizes[id(module)] = sum(own)
-    return [
-        (paths[key], sizes[key], len(found)) for key, found in parents.items() if len(found) > 1
-    ]
+            modules[id(module)] = module
+    found = []
+    for key, held in parents.items():
+        if len(held) < 2:
+            continue
+        # A shared container's children sit under that one container: only it is reported.
+        total = sum(_numel(p) or 0 for p in modules[key].parameters())
+        own = sum(_numel(p) or 0 for p in modules[key].parameters(recurse=False))
+        if total:
+            found.append((paths[key], total, len(held), own == total))
+    return found
 
 
 def _torchinfo(model: nn.Module) -> TorchinfoCount | str:
@@ -172,14 +179,15 @@ def count_model(model: nn.Module) -> Counts:
             f"tied weights: {joined} are one tensor of {_plural(size, 'element')}; initcli counts "
             f"it once, torchinfo once per module that holds it (+{extra:,})."
         )
-    for names, size, parents in _shared(model):
+    for names, size, parents, own in _shared(model):
         extra = size * (parents - 1)
         predicted += extra
         joined = " and ".join(names) if len(names) == 2 else ", ".join(names)
+        held = "of its own" if own else "in it and its submodules"
         notes.append(
-            f"shared module: {joined} are one module with {_plural(size, 'parameter')} of its "
-            f"own, registered under {parents} parents; initcli counts it once, torchinfo once "
-            f"per parent (+{extra:,})."
+            f"shared module: {joined} are one module with {_plural(size, 'parameter')} {held}, "
+            f"registered under {parents} parents; initcli counts it once, torchinfo once per "
+            f"parent (+{extra:,})."
         )
     for name, size, kept in _pruned(model):
         predicted -= size - kept

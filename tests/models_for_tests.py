@@ -98,13 +98,16 @@ def raising_init(m: nn.Module) -> None:
 
 
 class SharedModule(nn.Module):
-    """One Linear registered under two parents (issue 12, item 5)."""
+    """One Linear (or, with `container`, a Sequential holding it) registered under `parents`
+    parents: a, b, c, ... (issue 12, item 5)."""
 
-    def __init__(self) -> None:
+    def __init__(self, parents: int = 2, container: bool = False) -> None:
         super().__init__()
-        shared = nn.Linear(32, 32)
-        self.a = nn.Sequential(shared, nn.ReLU())
-        self.b = nn.Sequential(shared, nn.ReLU())
+        shared: nn.Module = nn.Linear(32, 32)
+        if container:
+            shared = nn.Sequential(shared, nn.Tanh())
+        for i in range(parents):
+            self.add_module("abcdefgh"[i], nn.Sequential(shared, nn.ReLU()))
 
 
 class MaskParameter(nn.Module):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -110,12 +111,26 @@ def test_parameters_on_the_root_and_in_containers() -> None:
     assert [(m.name, m.formula) for m in c.modules] == [("(root)", "1"), ("plist", "3 + 2×2")]
 
 
-def test_shared_module_is_named_with_both_paths_and_torchinfos_extra_count() -> None:
-    c = report.count(f"{ODD}:SharedModule").counts
-    assert (c.total, c.torchinfo and c.torchinfo.total, c.agree) == (1056, 2112, False)
+@pytest.mark.parametrize(
+    ("parents", "container", "paths", "held"),
+    [
+        (2, False, "a.0 and b.0", "of its own"),
+        (3, False, "a.0, b.0, c.0", "of its own"),
+        (2, True, "a.0 and b.0", "in it and its submodules"),
+        (3, True, "a.0, b.0, c.0", "in it and its submodules"),
+    ],
+)
+def test_shared_module_is_named_with_every_path_and_torchinfos_extra_count(
+    parents: int, container: bool, paths: str, held: str
+) -> None:
+    args = {"parents": parents, "container": container}
+    c = report.count(f"{ODD}:SharedModule", args).counts
+    # torchinfo 1.8.0 counts the module's 1,056 parameters once per parent: 2,112 and 3,168.
+    assert (c.total, c.torchinfo and c.torchinfo.total, c.agree) == (1056, 1056 * parents, False)
     assert c.notes == (
-        "shared module: a.0 and b.0 are one module with 1,056 parameters of its own, registered "
-        "under 2 parents; initcli counts it once, torchinfo once per parent (+1,056).",
+        f"shared module: {paths} are one module with 1,056 parameters {held}, registered under "
+        f"{parents} parents; initcli counts it once, torchinfo once per parent "
+        f"(+{1056 * (parents - 1):,}).",
     )
 
 
