@@ -179,11 +179,11 @@ def count_model(model: nn.Module) -> Counts:
             f"tied weights: {joined} are one tensor of {_plural(size, 'element')}; initcli counts "
             f"it once, torchinfo once per module that holds it (+{extra:,})."
         )
-    for names, size, parents, own in _shared(model):
+    for names, size, parents, only_own in _shared(model):
         extra = size * (parents - 1)
         predicted += extra
         joined = " and ".join(names) if len(names) == 2 else ", ".join(names)
-        held = "of its own" if own else "in it and its submodules"
+        held = "of its own" if only_own else "in it and its submodules"
         notes.append(
             f"shared module: {joined} are one module with {_plural(size, 'parameter')} {held}, "
             f"registered under {parents} parents; initcli counts it once, torchinfo once per "
