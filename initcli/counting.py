@@ -47,6 +47,9 @@ class Counts:
     notes: tuple[str, ...]
     modules: tuple[ModuleCount, ...]
     uninitialized: tuple[str, ...] = ()
+    # The shape of the batch torchinfo ran its forward pass on (--input-shape), or None: it
+    # counted the parameters it found walking the modules, with no input.
+    torchinfo_input: tuple[int, ...] | None = None
 
 
 def _numel(tensor: torch.Tensor) -> int | None:
@@ -126,16 +129,19 @@ def _shared(model: nn.Module) -> list[tuple[list[str], int, int, bool]]:
     return found
 
 
-def _torchinfo(model: nn.Module) -> TorchinfoCount | str:
+def _torchinfo(model: nn.Module, inputs: torch.Tensor | None = None) -> TorchinfoCount | str:
     import torchinfo
 
     try:
         # torchinfo prints and warns on its own; the totals are all we want from it.
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            stats = torchinfo.summary(model, verbose=0)
+            stats = torchinfo.summary(model, input_data=inputs, verbose=0)
     except Exception as exc:  # torchinfo's failures are reported, never fatal
-        return first_line(exc)
+        # A failed forward pass comes wrapped ("Failed to run torchinfo. See above stack
+        # traces"), with the model's own error as its cause: that one says what went wrong.
+        cause = exc.__cause__
+        return first_line(cause if isinstance(cause, Exception) else exc)
     return TorchinfoCount(int(stats.total_params), int(stats.trainable_params))
 
 
@@ -143,11 +149,13 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
-def count_model(model: nn.Module) -> Counts:
+def count_model(model: nn.Module, inputs: torch.Tensor | None = None) -> Counts:
     """Count parameters by identity, compare with torchinfo, and explain every difference.
 
     Works on a meta-built model too (only shapes are read), except for pruning masks, whose
     kept-element count is data: `initcli.building.needs_values` tells when a real build is needed.
+    With `inputs` (a batch on the model's device) torchinfo runs its forward pass on it, as
+    `torchinfo.summary(model, input_data=inputs)` does; without, it only walks the modules.
     """
     unique: dict[int, nn.Parameter] = {}
     uninitialized: list[str] = []
@@ -202,7 +210,7 @@ def count_model(model: nn.Module) -> Counts:
             "forward pass, so neither initcli nor torchinfo counts them."
         )
     return _compare(
-        total, trainable, buffers, modules, notes, predicted, tuple(uninitialized), model
+        total, trainable, buffers, modules, notes, predicted, tuple(uninitialized), model, inputs
     )
 
 
@@ -215,9 +223,22 @@ def _compare(
     predicted: int,
     uninitialized: tuple[str, ...],
     model: nn.Module,
+    inputs: torch.Tensor | None = None,
 ) -> Counts:
-    """Put torchinfo's count beside initcli's; `predicted` is what the notes say it should be."""
-    info = _torchinfo(model)
+    """Put torchinfo's count beside initcli's; `predicted` is what the notes say it should be
+    (torchinfo's count without an input)."""
+    used: tuple[int, ...] | None = None
+    if inputs is not None:
+        used = tuple(inputs.shape)
+        info = _torchinfo(model, inputs)
+        if isinstance(info, str):
+            notes.append(
+                f"torchinfo.summary failed on the {_dims(inputs.shape)} input ({info}), so "
+                "its count here is without an input."
+            )
+            used = None
+    if used is None:
+        info = _torchinfo(model)
     if isinstance(info, str):
         notes.append(f"torchinfo.summary failed ({info}), so there is nothing to compare with.")
         return Counts(
@@ -232,11 +253,7 @@ def _compare(
             uninitialized,
         )
     if info.total != predicted:
-        diff = info.total - total
-        notes.append(
-            f"torchinfo reports {abs(diff):,} {'more' if diff > 0 else 'fewer'} parameters than "
-            "initcli for a reason initcli does not recognize."
-        )
+        notes.append(_unexplained(info.total - total, model, used, predicted))
     return Counts(
         total,
         trainable,
@@ -247,6 +264,28 @@ def _compare(
         tuple(notes),
         tuple(modules),
         uninitialized,
+        used,
+    )
+
+
+def _unexplained(diff: int, model: nn.Module, used: tuple[int, ...] | None, predicted: int) -> str:
+    """Why torchinfo's total is not the one the notes predict, as far as initcli can tell."""
+    more = f"{abs(diff):,} {'more' if diff > 0 else 'fewer'} parameters than initcli"
+    if used is None:
+        return f"torchinfo reports {more} for a reason initcli does not recognize."
+    without = _torchinfo(model)
+    if isinstance(without, str):
+        walked = f"without an input it fails ({without})"
+    elif without.total == predicted:
+        walked = (
+            f"without an input it reports a total of {without.total:,}, as the notes above explain"
+        )
+    else:
+        walked = f"without an input it reports a total of {without.total:,}"
+    return (
+        f"given the {_dims(torch.Size(used))} input, torchinfo reports {more}: it then counts "
+        "the modules its forward pass calls, which for a module called more than once, under "
+        f"several parents, or not at all can differ from their parameters; {walked}."
     )
 
 
@@ -256,7 +295,7 @@ def _compare(
 _SPEC_NORMS = {"batchnorm": ("BatchNorm1d", 2, 2, 1), "layernorm": ("LayerNorm", 2, 0, 0)}
 
 
-def count_spec(spec: MLPSpec, model: nn.Module) -> Counts:
+def count_spec(spec: MLPSpec, model: nn.Module, inputs: torch.Tensor | None = None) -> Counts:
     """Count a YAML MLP spec by arithmetic, with no tensor built: instant at any width.
 
     `model` is the spec built on the meta device (no memory either), for torchinfo only; the
@@ -281,4 +320,4 @@ def count_spec(spec: MLPSpec, model: nn.Module) -> Counts:
             total += per_unit * n_out
             buffers += buffer_per_unit * n_out + buffer_extra
     # Every spec parameter is trainable and none is shared, pruned or lazy.
-    return _compare(total, total, buffers, modules, [], total, (), model)
+    return _compare(total, total, buffers, modules, [], total, (), model, inputs)

@@ -109,6 +109,11 @@ class SharedModule(nn.Module):
         for i in range(parents):
             self.add_module("abcdefgh"[i], nn.Sequential(shared, nn.ReLU()))
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for parent in self.children():
+            x = parent(x)
+        return x
+
 
 class MaskParameter(nn.Module):
     """A pruning mask registered as a Parameter (torchinfo's own test-suite does): torchinfo sums

@@ -234,7 +234,7 @@ def inspect(
         chosen.describe(),
         seed,
         rows,
-        CountReport(source.target, counts_of(source, model), count_method),
+        CountReport(source.target, counts_of(source, model, input_shape), count_method),
         "stream" if streamed else "real",
         (*plan.remarks, *remarks),
         str(dev),
