@@ -126,3 +126,17 @@ class MaskParameter(nn.Module):
         mask = torch.ones(4, 4)
         mask[0] = 0
         self.fc.weight_mask = nn.Parameter(mask)
+
+
+class FanLayouts(nn.Module):
+    """Weights whose layout misleads torch's fans (issue 12, item 7)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(8, 8, 3, groups=8)
+        self.grouped = nn.Conv2d(8, 16, 3, groups=4)
+        self.up = nn.ConvTranspose2d(8, 4, 3, groups=2)
+        self.lstm = nn.LSTM(12, 16)
+        self.gru = nn.GRU(12, 16)
+        self.rnn = nn.RNN(12, 16)
+        self.fc = nn.Linear(16, 4)
