@@ -64,6 +64,9 @@ def param_rows(params: list[dict[str, Any]]) -> list[dict[str, Any]]:
         fit = param.get("fit") or {}
         row["fit_family"] = fit.get("family")
         row["fit_std"] = fit.get("std")
+        # The forward fans came after fit: after its cells too, so every column keeps its place.
+        for key in ("forward_fan_in", "forward_fan_out"):
+            row[key] = row.pop(key, None)
         rows.append(row)
     return rows
 
