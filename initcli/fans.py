@@ -138,10 +138,11 @@ def fan_use(
 ) -> FanUse | None:
     """The fan `scheme` uses on the parameter where it is not the forward pass's, else None."""
     used = fan_used(scheme, module, pname)
-    found = forward_fans(module, pname, param)
-    torch_fans = fans(param)
-    if used is None or found is None or found.layout is None or torch_fans is None:
+    found = forward_fans(module, pname, param)  # None for an uninitialized lazy parameter
+    if used is None or found is None or found.layout is None:
         return None
+    torch_fans = fans(param)
+    assert torch_fans is not None  # forward fans exist only where torch's do
     values = {"fan_in": 0, "fan_out": 1}
     if used == SUM:
         mine, theirs = sum(torch_fans), found.fan_in + found.fan_out

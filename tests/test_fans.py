@@ -189,3 +189,9 @@ def test_a_weights_file_has_no_forward_fans(tmp_path: Path) -> None:
         (16, None, None),
         (18, None, None),
     ]
+
+
+def test_uninitialized_lazy_parameters_have_no_fans_and_no_remark() -> None:
+    conv = nn.LazyConvTranspose2d(4, 3)
+    assert fans.forward_fans(conv, "weight", conv.weight) is None
+    assert fans.fan_use("up.weight", conv, "weight", conv.weight, None) is None
