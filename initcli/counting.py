@@ -73,19 +73,30 @@ def formula(module: nn.Module) -> str:
     return " + ".join(_dims(p.shape) for p in params.values())
 
 
-def _pruned(model: nn.Module) -> list[tuple[str, int, int]]:
-    """(parameter, elements, unmasked elements) for each torch.nn.utils.prune reparametrization."""
+def pruning_mask(module: nn.Module, pname: str) -> torch.Tensor | None:
+    """The mask torchinfo applies to `pname` (`weight_orig` → `weight_mask`), or None.
+
+    torch.nn.utils.prune registers it as a buffer; torchinfo takes any attribute of that name,
+    so a mask registered as a Parameter (as its own test-suite does) counts as well.
+    """
+    if not pname.endswith("_orig"):
+        return None
+    mask = getattr(module, pname.removesuffix("_orig") + "_mask", None)
+    return mask if isinstance(mask, torch.Tensor) else None
+
+
+def _pruned(model: nn.Module) -> list[tuple[str, int, int, bool]]:
+    """(parameter, elements, unmasked elements, whether the mask is a Parameter) for each
+    pruning reparametrization."""
     found = []
     for prefix, module in model.named_modules():
-        buffers = dict(module.named_buffers(recurse=False))
         for pname, param in module.named_parameters(recurse=False):
-            if not pname.endswith("_orig") or is_uninitialized(param):
-                continue
-            mask = buffers.get(pname[: -len("_orig")] + "_mask")
-            if mask is None:
+            mask = pruning_mask(module, pname)
+            if mask is None or is_uninitialized(param):
                 continue
             full = f"{prefix}.{pname}" if prefix else pname
-            found.append((full, int(param.numel()), int(torch.count_nonzero(mask))))
+            kept = int(torch.count_nonzero(mask))
+            found.append((full, int(param.numel()), kept, isinstance(mask, nn.Parameter)))
     return found
 
 
@@ -197,12 +208,13 @@ def count_model(model: nn.Module, inputs: torch.Tensor | None = None) -> Counts:
             f"registered under {parents} parents; initcli counts it once, torchinfo once per "
             f"parent (+{extra:,})."
         )
-    for name, size, kept in _pruned(model):
+    for name, size, kept, parameter in _pruned(model):
         predicted -= size - kept
         base = name[: -len("_orig")]
+        mask = "a parameter, counted in full by both" if parameter else "a buffer"
         notes.append(
             f"pruning: {name} holds all {size:,} elements of {base}; torchinfo counts only the "
-            f"{kept:,} that {base}_mask keeps (−{size - kept:,}); the mask is a buffer."
+            f"{kept:,} that {base}_mask keeps (−{size - kept:,}); the mask is {mask}."
         )
     if uninitialized:
         notes.append(
