@@ -57,11 +57,15 @@ def _forward(
         k = math.prod(shape[2:])
         if module.transposed:
             # weight is (in, out/groups, *k): torch reads out/groups·k as fan_in.
-            return Forward(
-                shape[0] // groups * k,
-                shape[1] * k,
-                f"{kind} stores its weight (in, out/groups, *k)",
-            )
+            layout = f"{kind} stores its weight (in, out/groups, *k)"
+            stride = math.prod(int(s) for s in module.stride)
+            if stride > 1:
+                # A strided transposed conv's output position sums only ~k/stride of the taps.
+                layout += (
+                    f"; stride {tuple(module.stride)} is not counted: an output position sums "
+                    f"about 1/{stride} of the kernel's taps"
+                )
+            return Forward(shape[0] // groups * k, shape[1] * k, layout)
         if groups > 1:
             # fan_in = in/groups·k is right; one input channel feeds out/groups channels only.
             return Forward(

@@ -195,3 +195,13 @@ def test_uninitialized_lazy_parameters_have_no_fans_and_no_remark() -> None:
     conv = nn.LazyConvTranspose2d(4, 3)
     assert fans.forward_fans(conv, "weight", conv.weight) is None
     assert fans.fan_use("up.weight", conv, "weight", conv.weight, None) is None
+
+
+def test_a_strided_transposed_conv_says_its_stride_is_not_counted() -> None:
+    up = nn.ConvTranspose2d(8, 4, 4, stride=2)
+    assert forward(up) == (
+        128, 64, "ConvTranspose2d stores its weight (in, out/groups, *k); stride (2, 2) is not "
+        "counted: an output position sums about 1/4 of the kernel's taps",
+    )  # fmt: skip
+    # As said: an interior output element of this layer depends on 8·16/4 = 32 inputs.
+    assert jacobian_fans(up, torch.randn(1, 8, 6, 6), (0, 1, 6, 6), (0, 1, 3, 3))[0] == 32
