@@ -13,6 +13,7 @@ from torch.overrides import TorchFunctionMode
 
 from initcli import memory
 from initcli.errors import DeviceError
+from initcli.fills import FillLog
 from initcli.loading import ModelSource
 
 # The in-place fills an init draws with. On the meta device they compute nothing, but the first
@@ -39,8 +40,13 @@ class _MetaFills(TorchFunctionMode):
     A function mode is thread-local and lives only inside the `with`: nothing global is replaced,
     so a library imported during the build keeps torch's real init functions (replacing
     `torch.nn.init.*` leaked no-ops into every later build of transformers models). Whatever an
-    init computes on meta is empty anyway; real tensors pass through untouched.
+    init computes on meta is empty anyway; real tensors pass through untouched. With a `log`,
+    every whole-tensor write and factory-made meta tensor is recorded there (fills.FillLog).
     """
+
+    def __init__(self, log: FillLog | None = None) -> None:
+        super().__init__()
+        self.log = log
 
     def __torch_function__(
         self,
@@ -57,15 +63,30 @@ class _MetaFills(TorchFunctionMode):
         kwargs = kwargs or {}
         # nn.init passes its tensor by keyword, Tensor methods positionally.
         tensor = args[0] if args else kwargs.get("tensor")
+        if self.log is not None:
+            self.log.note(func, args, kwargs)
         if fill and isinstance(tensor, torch.Tensor) and tensor.is_meta:
             return tensor
-        return func(*args, **kwargs)
+        result = func(*args, **kwargs)
+        if self.log is not None:
+            self.log.created(func, result, args)
+        return result
 
 
 @contextlib.contextmanager
-def on_meta() -> Iterator[None]:
-    """Construct on the meta device with random fills answered empty (see `_MetaFills`)."""
-    with torch.device("meta"), _MetaFills():
+def on_meta(log: FillLog | None = None) -> Iterator[None]:
+    """Construct on the meta device with random fills answered empty (see `_MetaFills`); with a
+    `log`, record what each tensor's init would have been."""
+    with torch.device("meta"), _MetaFills(log):
+        yield
+
+
+@contextlib.contextmanager
+def recording(log: FillLog) -> Iterator[None]:
+    """Run init code on an already meta-built model: fills answered empty and recorded in `log`
+    (transformers' post_init skips `_init_weights` while the meta device is the default, so a
+    folder's model is built with on_meta and its model-level init replayed under this)."""
+    with _MetaFills(log):
         yield
 
 

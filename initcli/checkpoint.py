@@ -295,6 +295,20 @@ def stand_in(prefix: str, leaves: Mapping[str, torch.Tensor]) -> nn.Module | Non
     return None
 
 
+_BLOCK = re.compile(r"^(.*?)\.(\d+)\.")
+
+
+def depth_hint(names: Iterable[str]) -> int | None:
+    """The number of blocks in the longest numbered run of names (`h.0.` … `h.11.` → 12): the
+    depth the depth-scaled init formulas (GPT-2's 0.02/√(2·n_layer)) need, read from names."""
+    blocks: dict[str, set[str]] = {}
+    for name in names:
+        found = _BLOCK.match(name)
+        if found:
+            blocks.setdefault(found[1], set()).add(found[2])
+    return max((len(b) for b in blocks.values() if len(b) > 1), default=None)
+
+
 def module_groups(names: list[str]) -> dict[str, list[str]]:
     """Module prefix -> the leaf names under it, in order (root-level tensors under '')."""
     groups: dict[str, list[str]] = {}

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from initcli import checkpoint, schemes, torch_defaults
+from initcli import checkpoint, identify, loaded, schemes, torch_defaults
 from initcli.counting import Counts, ModuleCount, count_model, formula
 from initcli.errors import SchemeError
 from initcli.report._shared import resolve_schemes
@@ -27,6 +27,8 @@ class CheckpointParam(ParamReport):
 
     var_ratio: float | None  # observed var / expected var: 1 at init, drifts as training moves it
     mean_shift: float | None  # observed mean - expected mean
+    # initcli.loaded's state: at init, trained, undecided or uninitialized.
+    state: str = loaded.UNDECIDED
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class CheckpointReport:
     against: str | None  # the scheme compared with, described; None without --against
     params: tuple[CheckpointParam, ...]
     counts: CountReport
+    # Modules whose every decided tensor still holds a fresh init among trained ones (loaded.judge).
+    fresh_modules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,10 +234,15 @@ def inspect_checkpoint(
     ckpt = checkpoint.load(path)
     own, extra = _model_of(ckpt)
     layout = _layout(ckpt, own)
+    # The model's own init per stored tensor (a HF folder with its config.json), else {}.
+    own_init = _own_init(layout, ckpt, own) if own else {}
     defaults = (
-        _defaults(layout) if chosen and (chosen[0].is_default or chosen[1].is_default) else {}
+        (own_init or _defaults(layout))
+        if chosen and (chosen[0].is_default or chosen[1].is_default)
+        else {}
     )
     owners = {group.full(leaf): (group, leaf) for group in layout for leaf in group.params}
+    depth = identify.depth_hint(own.model) if own else checkpoint.depth_hint(ckpt.tensors)
     measured: dict[str, CheckpointParam] = {}
     if progress is not None:
         progress.start(len(owners), sum(ckpt.tensors[n].numel() for n in owners))
@@ -252,7 +261,16 @@ def inspect_checkpoint(
                     else schemes.expectation(scheme, t)
                 )
             measured[name] = _moved(
-                measure(name, group.type_name, t, exp, True, default=default, trained=True)
+                measure(
+                    name,
+                    group.type_name,
+                    t,
+                    exp,
+                    True,
+                    default=default,
+                    depth=depth,
+                    trained=True,
+                )
             )
             del t
             if progress is not None:
@@ -260,14 +278,30 @@ def inspect_checkpoint(
     finally:
         if progress is not None:
             progress.finish()
-    rows = [measured[name] for name in owners]
+    verdict = loaded.judge(
+        [
+            loaded.Tensor(
+                r.name,
+                r.numel or 0,
+                r.mean,
+                r.var,
+                r.fit,
+                own_init.get(r.name),
+                len(r.shape or ()),
+            )
+            for r in measured.values()
+        ]
+    )
+    rows = [replace(measured[name], state=verdict.states[name]) for name in owners]
     counts = CountReport(
         str(path), _own_counts(ckpt, own) if own else _checkpoint_counts(ckpt, layout)
     )
-    extra += _unproduced(rows)
+    extra += [*verdict.notes, *_unproduced(rows)]
     counts = replace(counts, counts=replace(counts.counts, notes=(*counts.counts.notes, *extra)))
     described = chosen[0].describe() if chosen else None
-    return CheckpointReport(str(path), ckpt.format, described, tuple(rows), counts)
+    return CheckpointReport(
+        str(path), ckpt.format, described, tuple(rows), counts, verdict.fresh_modules
+    )
 
 
 # Past this magnitude a float tensor holds values no init draws and no training reaches: the
@@ -276,11 +310,7 @@ _GARBAGE = 1e30
 
 
 def _unproduced(rows: list[CheckpointParam]) -> list[str]:
-    """Notes on tensors that neither an init nor training produces (NaN/Inf, garbage values).
-
-    (Flagging tensors that still look freshly initialized among trained ones needs the
-    identification engineer's `looks_like`; see the issue-10 report.)
-    """
+    """Notes on tensors that neither an init nor training produces (NaN/Inf, garbage values)."""
     found = []
     nonfinite = [r.name for r in rows if r.mean is not None and not math.isfinite(r.mean)]
     if nonfinite:
@@ -301,6 +331,14 @@ def _unproduced(rows: list[CheckpointParam]) -> list[str]:
             f"{' ...' if len(huge) > 3 else ''}): uninitialized memory, never a trained weight."
         )
     return found
+
+
+def _own_init(
+    layout: list[_Group], ckpt: checkpoint.Checkpoint, own: hf.HFModel
+) -> dict[str, schemes.Expectation]:
+    """What a HF folder's model draws for each stored tensor: its constructors, then its
+    `_init_weights` through post_init (recorded on meta, see hf.HFModel.init_of)."""
+    return {n: own.init_of(n, ckpt.tensors[n]) for g in layout for n in map(g.full, g.params)}
 
 
 def _defaults(layout: list[_Group]) -> dict[str, schemes.Expectation]:
