@@ -108,11 +108,12 @@ def fallback_note(target: str, reason: str) -> str:
 
 def needs_values(model: nn.Module) -> str | None:
     """Why counting this meta model needs real values, or None: pruning masks are data."""
+    from initcli.counting import pruning_mask
+
     for prefix, module in model.named_modules():
-        buffers = dict(module.named_buffers(recurse=False))
         for pname, _param in module.named_parameters(recurse=False):
-            mask = buffers.get(pname.removesuffix("_orig") + "_mask")
-            if pname.endswith("_orig") and mask is not None and mask.device.type == "meta":
+            mask = pruning_mask(module, pname)
+            if mask is not None and mask.device.type == "meta":
                 full = f"{prefix}.{pname}" if prefix else pname
                 return f"the pruning mask of {full} depends on the weights' values"
     return None

@@ -96,7 +96,8 @@ LazyShapeOpt = Annotated[str | None, typer.Option(
     "--input-shape", metavar="SHAPE",
     help="One sample's shape, without the batch dimension (256, or 3,32,32): a forward pass on a "
          "dummy batch gives lazy layers (LazyLinear, ...) their shapes first; inspect --init auto "
-         "also traces it to see which activation follows each weight.",
+         "also traces it to see which activation follows each weight; torchinfo's count runs "
+         "its forward pass on a batch of 2.",
     show_default=False,
 )]  # fmt: skip
 InitsOpt = Annotated[list[str] | None, typer.Option(

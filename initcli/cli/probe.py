@@ -24,6 +24,7 @@ from initcli.cli.options import (
     TargetArg,
     check_output,
     emit,
+    notes,
     parse_kwargs,
     parse_shape_option,
     target_file,
@@ -134,6 +135,7 @@ def probe(
         batch_size,
         seeds_count=seeds,
     )
+    notes(report.remarks, False)
     emit(probe_view(report), output_format, output, force)
     _plot_last(report, plot, force)
 
@@ -269,5 +271,6 @@ def compare(
         setup,
         seeds_count=seeds,
     )
+    notes(report.remarks, False)
     emit(probe_view(report, compare=True), output_format, output, force)
     _plot_last(report, plot, force)

@@ -149,6 +149,8 @@ def probe_dict(report: ProbeReport) -> dict[str, Any]:
         "schemes": [scheme_probe_dict(sp) for sp in report.schemes],
     }
     data |= train_parts(report)
+    # The policies' remarks (the `Note:` lines on stderr) came later than every other key: last.
+    data["remarks"] = list(report.remarks)
     return data
 
 

@@ -88,6 +88,9 @@ class ProbeReport:
     schemes: tuple[SchemeProbe, ...]
     train: TrainSetup | None = None
     outcome: TrainOutcome | None = None
+    # What each --init's policy or init code said while it was applied (a rule that sets nothing,
+    # parameters left at torch's default): the CLI prints them as `Note:` lines.
+    remarks: tuple[str, ...] = ()
 
 
 @guarded("run")
@@ -123,6 +126,7 @@ def probe_report(
         twice = next(n for n in names if names.count(n) > 1)
         raise SchemeError(f"--init {twice} is given twice; give each scheme once")
     results: list[SchemeProbe] = []
+    remarks: list[str] = []
     spec: probe.InputSpec | None = None
     batch: torch.Tensor | None = None
     data = None
@@ -131,7 +135,10 @@ def probe_report(
         data = datasets.load(train.data, seed, train.points, train.noise, train.val_fraction)
         how = _fit(train, data)
     for chosen in parsed:
-        model, _, _ = initialized(source, chosen, seed, input_shape)
+        model, _, said = initialized(source, chosen, seed, input_shape)
+        # With several --init, each remark says whose it is.
+        prefix = f"--init {chosen.describe()}: " if len(parsed) > 1 else ""
+        remarks.extend(prefix + remark for remark in said if prefix + remark not in remarks)
         if spec is None or batch is None:
             spec = probe.input_spec(model, source.spec.input if source.spec else None, input_shape)
             limits.check_batch(batch_size, spec.shape)
@@ -196,6 +203,7 @@ def probe_report(
         if train is None or how is None
         else dataclasses.replace(train, steps=how.steps, batch=how.batch),
         outcome,
+        tuple(remarks),
     )
 
 
