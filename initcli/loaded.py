@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,12 +20,12 @@ UNPRODUCED = "uninitialized"
 # of a 64-element bias's variance spans every round std from 0.002 to 0.02 (measured: trained
 # biases of small GPT-2/BERT configs "match" normal(std=0.005) after 30 Adam steps).
 MIN_DECIDABLE = 1024
-# Flag freshly initialized modules only when at least this share of the decided weight matrices
-# (≥ 2-D) look trained: in a lightly trained checkpoint fresh-looking layers are the rule, not a
-# sign of a failed load. Matrices, because a norm's ones or a bias's zeros leave their constant at
-# the first step, while a matrix's variance moves past its tolerance only after tens of steps
-# (bench_loaded.py: a small Llama after 10 Adam steps has half its matrices still at init; with a
-# 0.5 share it flagged 7.8 trained modules a run).
+# A module at init with no peers (the same module in other blocks) is flagged only when at least
+# this share of the decided weight matrices (≥ 2-D) look trained: in a lightly trained checkpoint
+# fresh-looking layers are the rule, not a sign of a failed load. Matrices, because a norm's ones
+# or a bias's zeros leave their constant at the first step, while a matrix's variance moves past
+# its tolerance only after tens of steps (bench_loaded.py: a small Llama after 10 Adam steps has
+# half its matrices still at init; with a global 0.5 share it flagged 7.8 trained modules a run).
 TRAINED_MAJORITY = 0.9
 
 
@@ -116,6 +117,37 @@ def _at_init_modules(tensors: Sequence[Tensor], states: dict[str, str]) -> tuple
     )
 
 
+_INDEX = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.)")
+
+
+def _role(module: str) -> str:
+    """The module's place in a repeated block: `model.layers.3.mlp.up_proj` → `model.layers.*.
+    mlp.up_proj`; modules of one role are peers (the same layer in every block)."""
+    return _INDEX.sub("*", module)
+
+
+def _flagged(
+    candidates: tuple[str, ...], tensors: Sequence[Tensor], states: dict[str, str], share: float
+) -> tuple[str, ...]:
+    """The candidates that stand out: at init while most of their peers (the same module in the
+    other blocks) trained; a module without peers (an embedding, a head) only where at least
+    TRAINED_MAJORITY of the checkpoint's decided matrices look trained."""
+    trained_modules = {_module(t.name) for t in tensors if states[t.name] == TRAINED}
+    peers: dict[str, set[str]] = {}
+    for t in tensors:
+        module = _module(t.name)
+        peers.setdefault(_role(module), set()).add(module)
+    flagged = []
+    for m in candidates:
+        others = peers[_role(m)] - {m}
+        if others:
+            if len(others & trained_modules) > len(others) / 2:
+                flagged.append(m)
+        elif share >= TRAINED_MAJORITY:
+            flagged.append(m)
+    return tuple(flagged)
+
+
 def judge(tensors: Sequence[Tensor]) -> Verdict:
     """Each tensor's state and the summary: all at init (an untrained save), all trained, or
     modules that look freshly initialized among trained ones (a layer that did not load)."""
@@ -139,8 +171,8 @@ def judge(tensors: Sequence[Tensor]) -> Verdict:
         notes.append(f"every tensor that can be told ({trained} of {len(states)}) looks trained.")
     elif decided:
         candidates = _at_init_modules(tensors, states)
-        if basis.count(TRAINED) >= TRAINED_MAJORITY * len(basis):
-            fresh = candidates
+        fresh = _flagged(candidates, tensors, states, basis.count(TRAINED) / len(basis))
+        named = [m for m in candidates if m not in fresh]
         if fresh:
             notes.append(
                 f"{len(fresh)} module{'s look' if len(fresh) > 1 else ' looks'} freshly "
@@ -149,13 +181,13 @@ def judge(tensors: Sequence[Tensor]) -> Verdict:
                 "from the checkpoint, or stored under a name the model does not use, keeps its "
                 "init."
             )
-        elif candidates:
+        if named:
             notes.append(
-                f"{told} look trained; still at init: {_few(candidates)}. Too many to single out "
-                "as a layer that did not load: a lightly trained checkpoint, or training that "
-                "touched only some layers (none flagged)."
+                f"{told} look trained; also still at init, but not standing out from their "
+                f"peers: {_few(named)} (a lightly trained checkpoint, or training that touched "
+                "only some layers; not flagged)."
             )
-        else:
+        elif not fresh:
             notes.append(f"{told} look trained; no module still holds only a fresh init's values.")
     undecided = sum(s == UNDECIDED for s in states.values())
     if undecided and decided:

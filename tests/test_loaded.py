@@ -240,9 +240,9 @@ def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
     verdict = loaded.judge(light)
     assert verdict.fresh_modules == ()
     assert verdict.notes[0] == (
-        "1 of 4 decided weight matrices look trained; still at init: l0, l1, l2. Too many to "
-        "single out as a layer that did not load: a lightly trained checkpoint, or training that "
-        "touched only some layers (none flagged)."
+        "1 of 4 decided weight matrices look trained; also still at init, but not standing out "
+        "from their peers: l0, l1, l2 (a lightly trained checkpoint, or training that touched "
+        "only some layers; not flagged)."
     )
     # Without any matrix, the tensors themselves.
     biases = [_t(f"l{i}.bias", loaded.TRAINED) for i in range(9)] + [_t("h.bias", loaded.AT_INIT)]
@@ -272,6 +272,21 @@ def test_fill_log_records_the_last_whole_tensor_write() -> None:
     assert fills.expectation(log.of(lin.weight), lin.weight) is schemes.UNKNOWN
     exp = fills.expectation(log.of(lin.bias), lin.bias)
     assert (exp.mean, exp.var) == (0.0, pytest.approx(1 / 12))
+
+
+def test_a_block_module_at_init_among_trained_peers_is_flagged_whatever_the_share() -> None:
+    """h.2.mlp is at init while h.0/1/3.mlp trained: it stands out, although most other
+    matrices (lightly trained attention) still look at init and the global share is low."""
+    own = schemes.Expectation("normal", 0.0, 4e-4)
+    tensors = [replace(_t(f"h.{i}.mlp.weight", loaded.TRAINED), init=own) for i in (0, 1, 3)]
+    tensors += [replace(_at_init_matrix("h.2.mlp.weight"), init=own)]
+    tensors += [replace(_at_init_matrix(f"h.{i}.attn.weight"), init=own) for i in range(4)]
+    verdict = loaded.judge(tensors)
+    assert verdict.fresh_modules == ("h.2.mlp",)
+    assert verdict.notes[1].startswith(
+        "3 of 8 decided weight matrices look trained; also still at init, but not standing out "
+        "from their peers: h.0.attn, h.1.attn, h.2.attn, h.3.attn"
+    )
 
 
 def test_a_matrix_that_only_matches_a_named_init_is_not_flagged_without_the_models_own() -> None:
