@@ -129,8 +129,8 @@ def _role(module: str) -> str:
 def _flagged(
     candidates: tuple[str, ...], tensors: Sequence[Tensor], states: dict[str, str], share: float
 ) -> tuple[str, ...]:
-    """The candidates that stand out: at init while most of their peers (the same module in the
-    other blocks) trained; a module without peers (an embedding, a head) only where at least
+    """The candidates that stand out: at init while all their peers (the same module in every
+    other block) trained (a majority flagged 1.8 lightly trained Llama modules a run at 30 steps); a module without peers (an embedding, a head) only where at least
     TRAINED_MAJORITY of the checkpoint's decided matrices look trained."""
     trained_modules = {_module(t.name) for t in tensors if states[t.name] == TRAINED}
     peers: dict[str, set[str]] = {}
@@ -141,7 +141,7 @@ def _flagged(
     for m in candidates:
         others = peers[_role(m)] - {m}
         if others:
-            if len(others & trained_modules) > len(others) / 2:
+            if others <= trained_modules:
                 flagged.append(m)
         elif share >= TRAINED_MAJORITY:
             flagged.append(m)

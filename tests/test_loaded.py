@@ -276,7 +276,8 @@ def test_fill_log_records_the_last_whole_tensor_write() -> None:
 
 def test_a_block_module_at_init_among_trained_peers_is_flagged_whatever_the_share() -> None:
     """h.2.mlp is at init while h.0/1/3.mlp trained: it stands out, although most other
-    matrices (lightly trained attention) still look at init and the global share is low."""
+    matrices (lightly trained attention) still look at init and the global share is low; the
+    attention modules, at init like all their peers, do not."""
     own = schemes.Expectation("normal", 0.0, 4e-4)
     tensors = [replace(_t(f"h.{i}.mlp.weight", loaded.TRAINED), init=own) for i in (0, 1, 3)]
     tensors += [replace(_at_init_matrix("h.2.mlp.weight"), init=own)]
