@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from initcli import memory
+from initcli import memory, tracing
 from initcli.errors import DeviceError
 from initcli.loading import ModelSource
 
@@ -39,8 +39,13 @@ class _MetaFills(TorchFunctionMode):
     A function mode is thread-local and lives only inside the `with`: nothing global is replaced,
     so a library imported during the build keeps torch's real init functions (replacing
     `torch.nn.init.*` leaked no-ops into every later build of transformers models). Whatever an
-    init computes on meta is empty anyway; real tensors pass through untouched.
+    init computes on meta is empty anyway; real tensors pass through untouched. With a `trace`,
+    every write and draw is recorded there first (tracing.Trace.see).
     """
+
+    def __init__(self, trace: tracing.Trace | None = None) -> None:
+        super().__init__()
+        self.trace = trace
 
     def __torch_function__(
         self,
@@ -55,6 +60,8 @@ class _MetaFills(TorchFunctionMode):
             and getattr(func, "__name__", "").endswith("_")
         )
         kwargs = kwargs or {}
+        if self.trace is not None:
+            self.trace.see(func, args, kwargs)
         # nn.init passes its tensor by keyword, Tensor methods positionally.
         tensor = args[0] if args else kwargs.get("tensor")
         if fill and isinstance(tensor, torch.Tensor) and tensor.is_meta:
@@ -63,9 +70,10 @@ class _MetaFills(TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def on_meta() -> Iterator[None]:
-    """Construct on the meta device with random fills answered empty (see `_MetaFills`)."""
-    with torch.device("meta"), _MetaFills():
+def on_meta(trace: tracing.Trace | None = None) -> Iterator[None]:
+    """Construct on the meta device with random fills answered empty (see `_MetaFills`),
+    recording into `trace` what the construction writes and draws."""
+    with torch.device("meta"), _MetaFills(trace):
         yield
 
 
@@ -75,10 +83,14 @@ def build_meta(source: ModelSource, quiet: bool = False) -> nn.Module:
     Raises whatever the constructor raises there (e.g. `.item()` on a meta tensor). `quiet`
     silences the constructor's warnings, for when a real build that repeats them may follow.
     """
-    with on_meta(), warnings.catch_warnings():
+    trace = tracing.Trace()
+    with on_meta(trace), warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore")
-        return source.build()
+        model = source.build()
+    # What streaming a default init replays (initcli.replay): kept beside the model.
+    tracing.remember(model, trace)
+    return model
 
 
 def fallback_note(target: str, reason: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from initcli import schemes, torch_defaults
+from initcli import schemes, torch_defaults, tracing
 from initcli.schemes import Expectation, Scheme
 
 
@@ -158,6 +158,9 @@ class DefaultPlan:
     # Layers that a real build deep-copies from their first sibling (nn.TransformerEncoder and
     # nn.TransformerDecoder do): streaming copies them too instead of drawing new numbers.
     copies: tuple[str, ...] = ()
+    # Why code beyond the reset methods (transformers' post_init, a `self.apply(fn)`, constructor
+    # code writing into parameters) sets values the reset replay does not reproduce, or None.
+    model_init: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,55 @@ def plan_default(model: nn.Module) -> DefaultPlan:
         and any(not schemes.is_uninitialized(p) for p in s.module.parameters(recurse=False))
     ]
     copies = [s.name for s in steps if s.source is not None and s.name.rsplit(".", 1)[-1].isdigit()]
-    return DefaultPlan(tuple(missing), tuple(copies))
+    return DefaultPlan(tuple(missing), tuple(copies), model_init_reason(model))
+
+
+def model_init_reason(model: nn.Module) -> str | None:
+    """What sets values beyond the modules' reset methods, as recorded by the meta build."""
+    trace = tracing.trace_of(model)
+    if trace is None or not trace.model_init:
+        return None
+    inits = [e for e in trace.events if isinstance(e, tracing.PostInit)]
+    if inits:
+        return f"transformers' _init_weights (run by {type(inits[-1].model).__name__}.post_init)"
+    writes = [e for e in trace.events if isinstance(e, tracing.Write) and not e.in_reset]
+    if any(e.in_apply for e in writes):
+        return "a model-level init (self.apply(fn) in the constructor)"
+    return f"constructor code outside reset_parameters ({writes[0].name})"
+
+
+def _affected(model: nn.Module) -> set[int]:
+    """Storages (by identity) whose values a model-level init may set: with transformers' post_init
+    every parameter below the model, else the targets of the writes made outside reset methods."""
+    trace = tracing.trace_of(model)
+    if trace is None or not trace.model_init:
+        return set()
+    if any(isinstance(e, tracing.PostInit) for e in trace.events):
+        return {_storage(p) for p in model.parameters() if not schemes.is_uninitialized(p)}
+    return {
+        _storage(e.target)
+        for e in trace.events
+        if isinstance(e, tracing.Write) and not e.in_reset and e.target is not None
+    } | _drawn_outside_reset(model, trace)
+
+
+def _drawn_outside_reset(model: nn.Module, trace: tracing.Trace) -> set[int]:
+    # A draw outside the reset methods shifts the random stream for every parameter after it.
+    first = next(
+        (i for i, e in enumerate(trace.events) if isinstance(e, tracing.Write) and e.draws
+         and not e.in_reset),
+        None,
+    )  # fmt: skip
+    if first is None:
+        return set()
+    later = trace.events[first:]
+    return {
+        _storage(e.target) for e in later if isinstance(e, tracing.Write) and e.target is not None
+    }
+
+
+def _storage(t: torch.Tensor) -> int:
+    return int(t.untyped_storage()._cdata)
 
 
 def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]:
@@ -243,6 +294,8 @@ def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]
     expected = torch_defaults.default_expectations(model)
     held = schemes.owners(model)
     names = {id(p): n for n, p in model.named_parameters()}
+    affected = _affected(model)
+    why = model_init_reason(model)
     # Every (module, key) slot that holds each tensor: tied tensors are installed everywhere.
     slots: dict[int, list[tuple[nn.Module, str]]] = {}
     for module in model.modules():
@@ -314,7 +367,10 @@ def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]
                     continue
                 pname = names[id(p)]
                 install(p, p)
-                if _unwritten(real):
+                if _storage(p) in affected:
+                    exp = Expectation(f"not reproduced ({why} sets it; the replay does not)")
+                    yield Item(pname, held[id(p)][1], p, None, exp)
+                elif _unwritten(real):
                     kind = type(held[id(p)][1]).__name__
                     exp = Expectation(f"not reproduced ({kind} has no reset method that sets it)")
                     yield Item(pname, held[id(p)][1], p, None, exp)

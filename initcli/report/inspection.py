@@ -329,6 +329,11 @@ def _default_stream_remark(target: str, reason: str | None, plan: streaming.Defa
         "numbers as a real build wherever the constructors draw their init that way, as torch's "
         "own layers do (not where constructor code changes the values after that)"
     )
+    if plan.model_init:
+        text += (
+            f"; but {plan.model_init} sets values after that, which this replay does not "
+            "reproduce: the parameters it may set are reported without values (not replayed)"
+        )
     if plan.without_reset:
         shown = ", ".join(plan.without_reset[:5])
         more = f" and {len(plan.without_reset) - 5} more" if len(plan.without_reset) > 5 else ""

@@ -1,0 +1,171 @@
+"""Record, in order, what a meta build writes into its tensors and draws from the random stream."""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import torch
+from torch import nn
+
+# Factories that draw from the global random stream (unless handed a generator of their own).
+_RANDOM_FACTORIES = frozenset(
+    getattr(torch, name)
+    for name in (
+        "rand", "randn", "randint", "randperm", "normal", "bernoulli", "multinomial",
+        "poisson", "rand_like", "randn_like", "randint_like",
+    )
+)  # fmt: skip
+# In-place Tensor methods that draw random numbers into their tensor.
+RANDOM_METHODS = frozenset((
+    "normal_", "uniform_", "random_", "bernoulli_", "exponential_", "cauchy_", "log_normal_",
+    "geometric_",
+))  # fmt: skip
+# nn.init functions that draw random numbers (the others are deterministic fills).
+RANDOM_INITS = frozenset((
+    "uniform_", "normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
+    "kaiming_normal_", "trunc_normal_", "orthogonal_", "sparse_",
+))  # fmt: skip
+# In-place methods that change a tensor's bookkeeping, not its values.
+_NOT_WRITES = frozenset((
+    "requires_grad_", "share_memory_", "detach_", "retain_grad", "rename_", "refine_names_",
+    "record_stream_",
+))  # fmt: skip
+_INPLACE_OPERATORS = frozenset(
+    f"__i{op}__"
+    for op in (
+        "add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor",
+        "lshift", "rshift",
+    )
+)  # fmt: skip
+_RESETS = frozenset({"reset_parameters", "_reset_parameters"})
+_APPLY = nn.Module.apply.__code__
+
+
+@dataclass(frozen=True)
+class Write:
+    """One call that writes into `target` (in place) or, for a factory, draws a new tensor.
+
+    `func(*args, **kwargs)` is the call as made; `target` is the tensor written (None for a
+    factory). `draws`: it consumes the global random stream. `in_reset`: made from inside a
+    module's reset method; `in_apply`: from inside `nn.Module.apply` (a model-level init).
+    """
+
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    target: torch.Tensor | None
+    draws: bool
+    in_reset: bool
+    in_apply: bool
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.func, "__name__", self.func))
+
+
+@dataclass(frozen=True)
+class PostInit:
+    """transformers' `post_init` of `model` began here (on meta it skips the weight init that a
+    real build runs at this point). `params`: every (module, key, parameter) slot below `model`
+    at that moment, before the tying that post_init does."""
+
+    model: nn.Module
+    params: tuple[tuple[nn.Module, str, torch.Tensor], ...]
+
+
+Event = Write | PostInit
+
+
+@dataclass
+class Trace:
+    """The writes and draws of one build, in the order they ran."""
+
+    events: list[Event] = field(default_factory=list)
+    _seen_post_init: set[int] = field(default_factory=set)
+
+    def see(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Called with every torch function the build calls, before it runs."""
+        self._mark_post_init()
+        name = getattr(func, "__name__", "")
+        module = getattr(func, "__module__", None)
+        generator = kwargs.get("generator")
+        if func in _RANDOM_FACTORIES:
+            self._add(func, args, kwargs, None, generator is None)
+            return
+        target = args[0] if args else kwargs.get("tensor")
+        if not isinstance(target, torch.Tensor):
+            return
+        if module == "torch.nn.init" and name.endswith("_"):
+            draws = name in RANDOM_INITS and generator is None
+        elif (
+            name in _INPLACE_OPERATORS
+            or name == "__setitem__"
+            or (name.endswith("_") and not name.startswith("__") and name not in _NOT_WRITES)
+        ):
+            draws = name in RANDOM_METHODS and generator is None
+        else:
+            return
+        if target.is_meta or draws:
+            self._add(func, args, kwargs, target, draws)
+
+    def _add(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        target: torch.Tensor | None,
+        draws: bool,
+    ) -> None:
+        in_reset = in_apply = False
+        frame: FrameType | None = sys._getframe(2)
+        while frame is not None:
+            in_reset = in_reset or frame.f_code.co_name in _RESETS
+            in_apply = in_apply or frame.f_code is _APPLY
+            frame = frame.f_back
+        self.events.append(Write(func, args, dict(kwargs), target, draws, in_reset, in_apply))
+
+    def _mark_post_init(self) -> None:
+        hf = sys.modules.get("transformers.modeling_utils")
+        pretrained = getattr(hf, "PreTrainedModel", None)
+        if pretrained is None:
+            return
+        code = pretrained.post_init.__code__
+        frame: FrameType | None = sys._getframe(2)
+        while frame is not None and frame.f_code is not code:
+            frame = frame.f_back
+        if frame is None:
+            return
+        model = frame.f_locals.get("self")
+        if not isinstance(model, nn.Module) or id(model) in self._seen_post_init:
+            return
+        self._seen_post_init.add(id(model))
+        slots = tuple(
+            (m, key, p)
+            for m in model.modules()
+            for key, p in m._parameters.items()
+            if p is not None
+        )
+        self.events.append(PostInit(model, slots))
+
+    @property
+    def model_init(self) -> bool:
+        """Whether code beyond the modules' own reset methods set values: a transformers
+        post_init, a `self.apply(fn)`, or a constructor writing into a parameter itself."""
+        return any(isinstance(e, PostInit) or not e.in_reset for e in self.events)
+
+
+_TRACES: weakref.WeakKeyDictionary[nn.Module, Trace] = weakref.WeakKeyDictionary()
+
+
+def remember(model: nn.Module, trace: Trace) -> None:
+    _TRACES[model] = trace
+
+
+def trace_of(model: nn.Module) -> Trace | None:
+    """The trace recorded while `model` was built on meta (building.build_meta), if any."""
+    return _TRACES.get(model)
