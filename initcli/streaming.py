@@ -161,6 +161,9 @@ class DefaultPlan:
     # Why code beyond the reset methods (transformers' post_init, a `self.apply(fn)`, constructor
     # code writing into parameters) sets values the reset replay does not reproduce, or None.
     model_init: str | None = None
+    # With a model-level init the recorded build is replayed instead (initcli.replay): the
+    # parameters whose values that replay cannot reproduce, each with why.
+    not_replayed: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,12 @@ def _steps(model: nn.Module) -> list[_Step]:
 
 
 def plan_default(model: nn.Module) -> DefaultPlan:
+    trace = tracing.trace_of(model)
+    if trace is not None and trace.model_init:
+        from initcli import replay  # replay builds on this module's Item and _Ring
+
+        not_replayed = tuple(replay.plan(model, trace).missing.items())
+        return DefaultPlan((), (), model_init_reason(model), not_replayed)
     steps = _steps(model)
     missing = [
         s.name
@@ -231,11 +240,12 @@ def plan_default(model: nn.Module) -> DefaultPlan:
         and any(not schemes.is_uninitialized(p) for p in s.module.parameters(recurse=False))
     ]
     copies = [s.name for s in steps if s.source is not None and s.name.rsplit(".", 1)[-1].isdigit()]
-    return DefaultPlan(tuple(missing), tuple(copies), model_init_reason(model))
+    return DefaultPlan(tuple(missing), tuple(copies))
 
 
 def model_init_reason(model: nn.Module) -> str | None:
-    """What sets values beyond the modules' reset methods, as recorded by the meta build."""
+    """What sets values beyond the modules' reset methods, as recorded by the meta build
+    (building.build_meta), or None: then replaying each module's reset is exact."""
     trace = tracing.trace_of(model)
     if trace is None or not trace.model_init:
         return None
@@ -248,40 +258,6 @@ def model_init_reason(model: nn.Module) -> str | None:
     return f"constructor code outside reset_parameters ({writes[0].name})"
 
 
-def _affected(model: nn.Module) -> set[int]:
-    """Storages (by identity) whose values a model-level init may set: with transformers' post_init
-    every parameter below the model, else the targets of the writes made outside reset methods."""
-    trace = tracing.trace_of(model)
-    if trace is None or not trace.model_init:
-        return set()
-    if any(isinstance(e, tracing.PostInit) for e in trace.events):
-        return {_storage(p) for p in model.parameters() if not schemes.is_uninitialized(p)}
-    return {
-        _storage(e.target)
-        for e in trace.events
-        if isinstance(e, tracing.Write) and not e.in_reset and e.target is not None
-    } | _drawn_outside_reset(model, trace)
-
-
-def _drawn_outside_reset(model: nn.Module, trace: tracing.Trace) -> set[int]:
-    # A draw outside the reset methods shifts the random stream for every parameter after it.
-    first = next(
-        (i for i, e in enumerate(trace.events) if isinstance(e, tracing.Write) and e.draws
-         and not e.in_reset),
-        None,
-    )  # fmt: skip
-    if first is None:
-        return set()
-    later = trace.events[first:]
-    return {
-        _storage(e.target) for e in later if isinstance(e, tracing.Write) and e.target is not None
-    }
-
-
-def _storage(t: torch.Tensor) -> int:
-    return int(t.untyped_storage()._cdata)
-
-
 def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]:
     """Stream the modules' own init over a meta-built model: torch.manual_seed(seed), then each
     module's reset method, children before parents, on real tensors that live only until no
@@ -290,12 +266,18 @@ def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]
     This reproduces a real build exactly when the constructors draw their numbers by calling those
     methods in that order, as torch's own layers do; see the README for the cases it does not
     (tensors a reset method leaves alone are reported without values, never as garbage).
+    A model whose meta build recorded a model-level init (see `model_init_reason`) is instead
+    replayed write by write from that record (initcli.replay), which includes that init.
     """
+    trace = tracing.trace_of(model)
+    if trace is not None and trace.model_init:
+        from initcli import replay
+
+        yield from replay.stream(model, trace, seed, device)
+        return
     expected = torch_defaults.default_expectations(model)
     held = schemes.owners(model)
     names = {id(p): n for n, p in model.named_parameters()}
-    affected = _affected(model)
-    why = model_init_reason(model)
     # Every (module, key) slot that holds each tensor: tied tensors are installed everywhere.
     slots: dict[int, list[tuple[nn.Module, str]]] = {}
     for module in model.modules():
@@ -367,10 +349,7 @@ def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]
                     continue
                 pname = names[id(p)]
                 install(p, p)
-                if _storage(p) in affected:
-                    exp = Expectation(f"not reproduced ({why} sets it; the replay does not)")
-                    yield Item(pname, held[id(p)][1], p, None, exp)
-                elif _unwritten(real):
+                if _unwritten(real):
                     kind = type(held[id(p)][1]).__name__
                     exp = Expectation(f"not reproduced ({kind} has no reset method that sets it)")
                     yield Item(pname, held[id(p)][1], p, None, exp)

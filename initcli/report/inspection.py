@@ -324,16 +324,26 @@ def _default_stream_remark(target: str, reason: str | None, plan: streaming.Defa
         f"{target} {reason}, so its default init was streamed"
         if reason
         else f"the default init of {target} was streamed"
-    ) + (
+    )
+    if plan.model_init:
+        text += (
+            ": its meta build's recorded writes and draws replayed in order after the seed, "
+            f"including {plan.model_init}, each parameter on a real tensor only while it is "
+            "being set — the same numbers as a real build"
+        )
+        if plan.not_replayed:
+            shown = ", ".join(f"{name} ({why})" for name, why in plan.not_replayed[:3])
+            rest = len(plan.not_replayed) - 3
+            text += (
+                f"; {len(plan.not_replayed)} parameter(s) not replayed, reported without values: "
+                f"{shown}" + (f" and {rest} more" if rest > 0 else "")
+            )
+        return text
+    text += (
         ": each module's reset_parameters, children before parents, after the seed — the same "
         "numbers as a real build wherever the constructors draw their init that way, as torch's "
         "own layers do (not where constructor code changes the values after that)"
     )
-    if plan.model_init:
-        text += (
-            f"; but {plan.model_init} sets values after that, which this replay does not "
-            "reproduce: the parameters it may set are reported without values (not replayed)"
-        )
     if plan.without_reset:
         shown = ", ".join(plan.without_reset[:5])
         more = f" and {len(plan.without_reset) - 5} more" if len(plan.without_reset) > 5 else ""
