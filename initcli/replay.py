@@ -11,7 +11,7 @@ from torch import nn
 
 from initcli import building, schemes, torch_defaults, tracing
 from initcli.schemes import Expectation
-from initcli.streaming import Item, _Ring
+from initcli.streaming import Item, StreamError, _Ring
 
 # Writes that set every element of their target whatever it held before.
 _OVERWRITES = frozenset(
@@ -111,10 +111,17 @@ def stream(
             name = starts[i]
             live[name] = take(named[name])
         owner = by_storage.get(storage(w.target)) if w.target is not None else None
-        if owner is not None and owner in live:
-            _run(w, live[owner][0])
-        elif w.draws and _why_not(w) is None:
-            _scratch(w, take, device)
+        try:
+            if owner is not None and owner in live:
+                _run(w, live[owner][0])
+            elif w.draws and _why_not(w) is None:
+                _scratch(w, take, device)
+        except Exception as exc:
+            where = f" on {owner}" if owner else ""
+            raise StreamError(
+                f"replaying {w.name}{where} failed: {type(exc).__name__}: {exc}"
+            ) from None
+
         for done in ends.get(i, []):
             block, release = live.pop(done)
             p = named[done]
@@ -205,7 +212,10 @@ def _bytes_like(t: torch.Tensor) -> torch.Tensor:
 
 def _view(block: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """`t`'s view (shape, strides, offset) of its storage, on the real bytes `block`."""
-    return block.view(t.dtype).as_strided(t.size(), t.stride(), t.storage_offset())
+    typed = block.view(t.dtype)
+    # as_strided's offset counts from the start of the whole storage, which `block` may be a
+    # slice of (a region of the ring).
+    return typed.as_strided(t.size(), t.stride(), typed.storage_offset() + t.storage_offset())
 
 
 def _run(w: tracing.Write, real: torch.Tensor) -> None:
@@ -243,6 +253,8 @@ def _scratch(
 
 
 def _real(value: Any, device: torch.device) -> Any:
+    # Only the shape matters (the draw's values are thrown away); ones are valid probabilities,
+    # rates and standard deviations for every random factory.
     if isinstance(value, torch.Tensor) and value.is_meta:
-        return torch.zeros(value.shape, dtype=value.dtype, device=device)
+        return torch.ones(value.shape, dtype=value.dtype, device=device)
     return value

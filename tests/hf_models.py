@@ -68,3 +68,14 @@ def gated_gpt2() -> nn.Module:
             n_layer=N_LAYER, n_embd=64, n_head=2, vocab_size=100, bos_token_id=0, eos_token_id=0
         )
     )
+
+
+def wide_llama() -> nn.Module:
+    """Tensors above report.measuring.INLINE_ELEMENTS: measured in a worker thread while the
+    next ones are drawn."""
+    return LlamaForCausalLM(
+        LlamaConfig(
+            hidden_size=320, intermediate_size=640, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, vocab_size=256,
+        )
+    )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from initcli import building, loading, replay, report, tracing
+from initcli import building, loading, replay, report, streaming, tracing
 
 HF = "tests/hf_models.py"
 REPLAY = "tests/models_for_replay.py"
@@ -21,7 +21,7 @@ def _both(target: str, seed: int) -> tuple[report.InspectReport, report.InspectR
 @pytest.mark.parametrize(
     "target",
     [
-        f"{HF}:gpt2", f"{HF}:bert", f"{HF}:llama", f"{HF}:t5",
+        f"{HF}:gpt2", f"{HF}:bert", f"{HF}:llama", f"{HF}:t5", f"{HF}:wide_llama",
         "tests/models_lazy_import.py:tiny", f"{REPLAY}:ApplyInit",
         "tests/models_for_tests.py:ScaledLinear",
     ],
@@ -104,3 +104,31 @@ def test_a_model_without_model_level_init_keeps_the_reset_replay() -> None:
     meta = building.build_meta(loading.resolve("sample_models.lenet:LeNet5"))
     trace = tracing.trace_of(meta)
     assert trace is not None and not trace.model_init
+
+
+@pytest.mark.parametrize("factory", ["bert", "t5"])
+def test_replay_memory_is_one_block_the_size_of_the_largest_parameter(factory: str) -> None:
+    """Draws no parameter keeps go to scratch in the same block: nothing else is allocated."""
+    meta = building.build_meta(loading.resolve(f"{HF}:{factory}"))
+    trace = tracing.trace_of(meta)
+    assert trace is not None
+    largest = max(p.numel() * p.element_size() for p in meta.parameters())
+    blocks = set()
+    for item in replay.stream(meta, trace, 0, torch.device("cpu")):
+        assert item.tensor is not None and item.release is not None
+        storage = item.tensor.untyped_storage()
+        blocks.add((storage.data_ptr(), storage.nbytes()))
+        item.release()
+    assert blocks == {(next(iter(blocks))[0], largest)}
+
+
+def test_a_parameter_carved_from_the_middle_of_the_ring_is_its_own_memory() -> None:
+    ring = streaming._Ring(1024, torch.device("cpu"))
+    first, _ = ring.take(torch.empty(400, dtype=torch.uint8, device="meta"))
+    second, _ = ring.take(torch.empty(400, dtype=torch.uint8, device="meta"))
+    meta = torch.empty(10, 10, device="meta")
+    a, b = replay._view(first, meta), replay._view(second, meta)
+    a.fill_(1.0)
+    b.fill_(2.0)
+    assert (a == 1).all() and (b == 2).all()
+    assert b.data_ptr() == second.data_ptr() != a.data_ptr()
