@@ -239,8 +239,11 @@ def _scratch(
     if w.target is None:
         args = [_real(a, device) for a in w.args]
         kwargs = {k: _real(v, device) for k, v in w.kwargs.items()}
-        if not any(isinstance(a, torch.Tensor) for a in args):
-            kwargs["device"] = device
+        explicit = kwargs.get("device")
+        if not any(isinstance(a, torch.Tensor) for a in args) and (
+            explicit is None or torch.device(explicit).type == "meta"
+        ):
+            kwargs["device"] = device  # where the real build, under torch.device(dev), draws
         with torch.no_grad():
             w.func(*args, **kwargs)
         return
