@@ -156,8 +156,9 @@ def _expand(model: nn.Module, trace: tracing.Trace) -> tuple[list[tracing.Write]
 
 
 def _run_post_init(event: tracing.PostInit, writes: list[tracing.Write]) -> str | None:
-    final = [(m, key, m._parameters[key]) for m, key, _ in event.params]
-    for m, key, p in event.params:
+    before = event.params
+    final = [(m, key, m._parameters[key]) for m, key, _ in before]
+    for m, key, p in before:
         m._parameters[key] = p  # type: ignore[assignment]  # a Parameter, typed as a Tensor
     inner = tracing.Trace()
     try:

@@ -72,10 +72,25 @@ class Write:
 class PostInit:
     """transformers' `post_init` of `model` began here (on meta it skips the weight init that a
     real build runs at this point). `params`: every (module, key, parameter) slot below `model`
-    at that moment, before the tying that post_init does."""
+    at that moment, before the tying that post_init does.
 
-    model: nn.Module
-    params: tuple[tuple[nn.Module, str, torch.Tensor], ...]
+    Modules are held weakly: the trace lives beside its model (see `remember`) and must not keep
+    it alive.
+    """
+
+    _model: weakref.ref[nn.Module]
+    _params: tuple[tuple[weakref.ref[nn.Module], str, torch.Tensor], ...]
+
+    @property
+    def model(self) -> nn.Module:
+        model = self._model()
+        assert model is not None, "a trace is only read while its model lives"
+        return model
+
+    @property
+    def params(self) -> list[tuple[nn.Module, str, torch.Tensor]]:
+        slots = [(ref(), key, p) for ref, key, p in self._params]
+        return [(m, key, p) for m, key, p in slots if m is not None]
 
 
 Event = Write | PostInit
@@ -145,12 +160,12 @@ class Trace:
             return
         self._seen_post_init.add(id(model))
         slots = tuple(
-            (m, key, p)
+            (weakref.ref(m), key, p)
             for m in model.modules()
             for key, p in m._parameters.items()
             if p is not None
         )
-        self.events.append(PostInit(model, slots))
+        self.events.append(PostInit(weakref.ref(model), slots))
 
     @property
     def model_init(self) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 
@@ -132,3 +135,12 @@ def test_a_parameter_carved_from_the_middle_of_the_ring_is_its_own_memory() -> N
     b.fill_(2.0)
     assert (a == 1).all() and (b == 2).all()
     assert b.data_ptr() == second.data_ptr() != a.data_ptr()
+
+
+def test_the_trace_kept_beside_a_model_does_not_keep_it_alive() -> None:
+    model = building.build_meta(loading.resolve(f"{HF}:gpt2"))
+    ref = weakref.ref(model)
+    assert tracing.trace_of(model) is not None
+    del model
+    gc.collect()
+    assert ref() is None
