@@ -57,7 +57,9 @@ class Method(StrEnum):
     """How inspect builds and measures a model."""
 
     STREAM = "stream"  # built on meta; each parameter drawn by the named scheme in turn
-    STREAM_DEFAULT = "stream-default"  # built on meta; each module's reset_parameters replayed
+    # Built on meta; each module's reset_parameters replayed, or, where code beyond them sets
+    # values (transformers' post_init, self.apply), the meta build's recorded writes (replay).
+    STREAM_DEFAULT = "stream-default"
     REAL = "real"  # the whole model built in memory, then initialized
 
 
@@ -169,7 +171,9 @@ def inspect(
     With a named scheme the model is built on the meta device and each parameter materialized,
     initialized and measured in turn (streaming: memory ≈ the largest parameter), with values
     identical to a real build. With `default`, the model is built for real (seeded first) when it
-    fits in half the free memory, else streamed through each module's reset_parameters.
+    fits in half the free memory, else streamed through each module's reset_parameters (or, for
+    a model-level init such as transformers' `_init_weights`, the meta build's recorded writes
+    replayed in order: initcli.replay).
     `stream` forces (True) or forbids (False) streaming; None decides as just said.
     `input_shape` (one sample) gives lazy layers their shapes through a forward pass before the
     init, and lets `auto` trace which activation follows which weight when TARGET is not a YAML
