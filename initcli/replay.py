@@ -176,6 +176,8 @@ def _run_post_init(event: tracing.PostInit, writes: list[tracing.Write]) -> str 
 
 def _why_not(w: tracing.Write) -> str | None:
     """Why a write cannot be replayed on real tensors, or None."""
+    if not w.replayable:
+        return f"{w.name} could not be recorded to be made again"
     if w.kwargs.get("generator") is not None:
         return f"{w.name} draws from a generator of its own"
     if w.target is None:

@@ -43,6 +43,12 @@ _INPLACE_OPERATORS = frozenset(
     )
 )  # fmt: skip
 _RESETS = frozenset({"reset_parameters", "_reset_parameters"})
+# nn.init functions that return at once on a meta tensor without handing themselves to the
+# function mode (torch 2.13): they are recorded from the `is_meta` check they make instead.
+_IS_META = torch._C.TensorBase.__dict__["is_meta"]
+# torch.nn.init's own functions, taken at import: transformers replaces the module's attributes
+# with its guarded copies while its initialize_weights runs.
+_NN_INIT = {name: f for name, f in vars(nn.init).items() if callable(f)}
 _APPLY = nn.Module.apply.__code__
 
 
@@ -62,6 +68,8 @@ class Write:
     draws: bool
     in_reset: bool
     in_apply: bool
+    # False when the call could be seen but not recorded so that it can be made again.
+    replayable: bool = True
 
     @property
     def name(self) -> str:
@@ -102,6 +110,7 @@ class Trace:
 
     events: list[Event] = field(default_factory=list)
     _seen_post_init: set[int] = field(default_factory=set)
+    _last_init_frame: FrameType | None = None
 
     def see(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Called with every torch function the build calls, before it runs."""
@@ -109,6 +118,9 @@ class Trace:
         name = getattr(func, "__name__", "")
         module = getattr(func, "__module__", None)
         generator = kwargs.get("generator")
+        if getattr(func, "__self__", None) is _IS_META:
+            self._see_init_on_meta()
+            return
         if func in _RANDOM_FACTORIES:
             self._add(func, args, kwargs, None, generator is None)
             return
@@ -135,6 +147,7 @@ class Trace:
         kwargs: dict[str, Any],
         target: torch.Tensor | None,
         draws: bool,
+        replayable: bool = True,
     ) -> None:
         in_reset = in_apply = False
         frame: FrameType | None = sys._getframe(2)
@@ -142,7 +155,34 @@ class Trace:
             in_reset = in_reset or frame.f_code.co_name in _RESETS
             in_apply = in_apply or frame.f_code is _APPLY
             frame = frame.f_back
-        self.events.append(Write(func, args, dict(kwargs), target, draws, in_reset, in_apply))
+        write = Write(func, args, dict(kwargs), target, draws, in_reset, in_apply, replayable)
+        self.events.append(write)
+
+    def _see_init_on_meta(self) -> None:
+        """An `is_meta` check made inside torch.nn.init: the init function that made it
+        (trunc_normal_, orthogonal_, sparse_, dirac_ stop there on meta) is recorded, with the
+        arguments it was called with, once per call."""
+        frame: FrameType | None = sys._getframe(3)
+        outer = None
+        while frame is not None and frame.f_globals.get("__name__") == "torch.nn.init":
+            outer, frame = frame, frame.f_back
+        if outer is None or outer is self._last_init_frame:
+            return
+        self._last_init_frame = outer
+        code = outer.f_code
+        func = _NN_INIT.get(code.co_name)
+        names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        kwargs = {name: outer.f_locals[name] for name in names if name in outer.f_locals}
+        target = kwargs.get("tensor")
+        if not isinstance(target, torch.Tensor):
+            return
+        known = func is not None and getattr(func, "__code__", None) is code
+        if func is None or not known:
+            func = getattr(nn.init, code.co_name, None)  # named, but not made again
+        if func is None:
+            return
+        draws = code.co_name in RANDOM_INITS and kwargs.get("generator") is None
+        self._add(func, (), kwargs, target, draws, known)
 
     def _mark_post_init(self) -> None:
         hf = sys.modules.get("transformers.modeling_utils")

@@ -79,3 +79,15 @@ def wide_llama() -> nn.Module:
             num_attention_heads=4, num_key_value_heads=2, vocab_size=256,
         )
     )  # fmt: skip
+
+
+def vit() -> nn.Module:
+    """ViT: its _init_weights draws trunc_normal_ into cls_token and position_embeddings."""
+    from transformers import ViTConfig, ViTModel
+
+    return ViTModel(
+        ViTConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+            image_size=32, patch_size=8,
+        )
+    )  # fmt: skip

@@ -64,3 +64,18 @@ def reading_gpt2() -> nn.Module:
     return ReadingGPT2(
         GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=50, bos_token_id=0, eos_token_id=0)
     )
+
+
+class ShortcutInits(nn.Module):
+    """Inits that torch.nn.init ends at once on meta (trunc_normal_, orthogonal_, sparse_), then
+    a layer whose draw comes after theirs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(16, 16)
+        self.b = nn.Linear(16, 16)
+        self.c = nn.Linear(16, 16)
+        nn.init.trunc_normal_(self.a.weight, std=0.02)
+        nn.init.orthogonal_(self.b.weight)
+        nn.init.sparse_(self.c.weight, sparsity=0.5)
+        self.d = nn.Linear(16, 4)

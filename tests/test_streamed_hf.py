@@ -24,8 +24,8 @@ def _both(target: str, seed: int) -> tuple[report.InspectReport, report.InspectR
 @pytest.mark.parametrize(
     "target",
     [
-        f"{HF}:gpt2", f"{HF}:bert", f"{HF}:llama", f"{HF}:t5", f"{HF}:wide_llama",
-        "tests/models_lazy_import.py:tiny", f"{REPLAY}:ApplyInit",
+        f"{HF}:gpt2", f"{HF}:bert", f"{HF}:llama", f"{HF}:t5", f"{HF}:wide_llama", f"{HF}:vit",
+        "tests/models_lazy_import.py:tiny", f"{REPLAY}:ApplyInit", f"{REPLAY}:ShortcutInits",
         "tests/models_for_tests.py:ScaledLinear",
     ],
 )  # fmt: skip
