@@ -66,7 +66,10 @@ class _MetaFills(TorchFunctionMode):
         tensor = args[0] if args else kwargs.get("tensor")
         if fill and isinstance(tensor, torch.Tensor) and tensor.is_meta:
             return tensor
-        return func(*args, **kwargs)
+        result = func(*args, **kwargs)
+        if self.trace is not None:
+            self.trace.made(func, args, kwargs, result)
+        return result
 
 
 @contextlib.contextmanager

@@ -182,7 +182,8 @@ def _why_not(w: tracing.Write) -> str | None:
         return f"{w.name} draws from a generator of its own"
     if w.target is None:
         return None  # a factory: its tensor arguments are replaced by real ones of their shape
-    others = [*w.args[1:], *(v for k, v in w.kwargs.items() if k != "tensor")]
+    given = w.args if w.creates else w.args[1:]
+    others = [*given, *(v for k, v in w.kwargs.items() if k != "tensor")]
     if any(isinstance(a, torch.Tensor) and a.is_meta for a in _flat(others)):
         return f"{w.name} reads other tensors' values"
     return None
@@ -206,7 +207,7 @@ def _overwrites(w: tracing.Write, p: torch.Tensor) -> bool:
         and p.is_contiguous()
     )
     init_fill = getattr(w.func, "__module__", None) == "torch.nn.init"
-    return whole and (init_fill or w.name in _OVERWRITES)
+    return whole and (w.creates or init_fill or w.name in _OVERWRITES)
 
 
 def _bytes_like(t: torch.Tensor) -> torch.Tensor:
@@ -225,6 +226,10 @@ def _run(w: tracing.Write, real: torch.Tensor) -> None:
     assert w.target is not None
     args, kwargs = list(w.args), dict(w.kwargs)
     target = _view(real, w.target)
+    if w.creates:
+        with torch.no_grad():
+            target.copy_(w.func(*args, **{**kwargs, "device": target.device}))
+        return
     if args and args[0] is w.target:
         args[0] = target
     else:

@@ -20,6 +20,12 @@ _RANDOM_FACTORIES = frozenset(
         "poisson", "rand_like", "randn_like", "randint_like",
     )
 )  # fmt: skip
+# Factories whose values are known from their arguments: a parameter made from one
+# (`nn.Parameter(torch.ones(d))`) has those values until something writes into it.
+_CONSTANT_FACTORIES = frozenset(
+    getattr(torch, name)
+    for name in ("tensor", "ones", "zeros", "full", "arange", "linspace", "eye")
+)
 # In-place Tensor methods that draw random numbers into their tensor.
 RANDOM_METHODS = frozenset((
     "normal_", "uniform_", "random_", "bernoulli_", "exponential_", "cauchy_", "log_normal_",
@@ -70,6 +76,8 @@ class Write:
     in_apply: bool
     # False when the call could be seen but not recorded so that it can be made again.
     replayable: bool = True
+    # A factory that made `target` (with values known from its arguments), not a write into it.
+    creates: bool = False
 
     @property
     def name(self) -> str:
@@ -158,6 +166,16 @@ class Trace:
         write = Write(func, args, dict(kwargs), target, draws, in_reset, in_apply, replayable)
         self.events.append(write)
 
+    def made(
+        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
+    ) -> None:
+        """Called with what each torch function returned: records the constant factories' new
+        meta tensors, whose values a parameter made from them starts with."""
+        made = isinstance(result, torch.Tensor) and result.is_meta
+        if made and func in _CONSTANT_FACTORIES and "out" not in kwargs:
+            write = Write(func, args, dict(kwargs), result, False, True, False, creates=True)
+            self.events.append(write)
+
     def _see_init_on_meta(self) -> None:
         """An `is_meta` check made inside torch.nn.init: the init function that made it
         (trunc_normal_, orthogonal_, sparse_, dirac_ stop there on meta) is recorded, with the
@@ -211,7 +229,7 @@ class Trace:
     def model_init(self) -> bool:
         """Whether code beyond the modules' own reset methods set values: a transformers
         post_init, a `self.apply(fn)`, or a constructor writing into a parameter itself."""
-        return any(isinstance(e, PostInit) or not e.in_reset for e in self.events)
+        return any(isinstance(e, PostInit) or not (e.in_reset or e.creates) for e in self.events)
 
 
 _TRACES: weakref.WeakKeyDictionary[nn.Module, Trace] = weakref.WeakKeyDictionary()

@@ -91,3 +91,27 @@ def vit() -> nn.Module:
             image_size=32, patch_size=8,
         )
     )  # fmt: skip
+
+
+def clip() -> nn.Module:
+    """CLIP: two nested PreTrainedModels, and logit_scale made by torch.tensor(2.6592)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    text = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "vocab_size": 100,
+        "bos_token_id": 0,
+        "eos_token_id": 1,
+    }
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
+    }
+    return CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))

@@ -25,6 +25,7 @@ def _both(target: str, seed: int) -> tuple[report.InspectReport, report.InspectR
     "target",
     [
         f"{HF}:gpt2", f"{HF}:bert", f"{HF}:llama", f"{HF}:t5", f"{HF}:wide_llama", f"{HF}:vit",
+        f"{HF}:clip",
         "tests/models_lazy_import.py:tiny", f"{REPLAY}:ApplyInit", f"{REPLAY}:ShortcutInits",
         "tests/models_for_tests.py:ScaledLinear",
     ],
