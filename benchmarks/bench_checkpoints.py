@@ -1,6 +1,10 @@
 """initcli on big weights folders against the usual ways, each in its own process (run by hand).
 
     python benchmarks/bench_checkpoints.py [--size 7B|1B] [--dcp-size 1B|none] [--json out.json]
+    python benchmarks/bench_checkpoints.py --tiny 100000,1000000 [--before SRC] [--json out.json]
+
+(--tiny: files of many tiny F32 tensors, written from the header alone, and the wall time and
+peak RSS of `count`, `count -f json` and `inspect -f json` on them; see `tiny_main`.)
 
 Generates (nothing downloaded) a Llama-shaped bf16 checkpoint as sharded safetensors with a
 `model.safetensors.index.json` (one shard per decoder layer: memory stays near one layer while
@@ -105,16 +109,31 @@ def write_dcp(folder: Path, size: str) -> int:
     return sum(t.numel() for t in state.values())
 
 
-def run(argv: list[str]) -> tuple[float, float, int, str]:
+def run(
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+    cwd: Path = ROOT,
+) -> tuple[float, float, int, str]:
     """Wall seconds, peak RSS in MB, exit code and the stderr tail of one child process (its
-    stdout goes to /dev/null)."""
+    stdout goes to /dev/null); past `timeout` seconds it is killed (exit code -9)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
-    assert proc.stderr is not None
-    text = proc.stderr.read().decode(errors="replace")
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    return wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), text[-400:]
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd, env=env)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if timeout is not None and time.perf_counter() - start > timeout:
+                proc.kill()
+                _pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        wall = time.perf_counter() - start
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+    return wall, usage.ru_maxrss / 1024, proc.returncode, text[-400:]
 
 
 PLAIN_LOOP = """
@@ -140,6 +159,104 @@ for t in state.values():
 """
 
 
+# --- many tiny tensors: `count` from the header alone ------------------------------------------
+
+# How the tiny tensors are named: one module per tensor (`layers.7.weight`), all at the root
+# (`t7`: one module holding them all), or 15,000 distinct layouts (`blocks.7.p7`).
+TINY_LAYOUTS = ("modules", "root", "distinct")
+
+
+def tiny_entries(n: int, layout: str) -> list[tuple[str, tuple[int, ...]]]:
+    """`n` tensors of shape (2,), named as TINY_LAYOUTS says."""
+    name = {
+        "modules": "layers.{i}.weight",
+        "root": "t{i}",
+        "distinct": "blocks.{i}.p{j}",
+    }[layout]
+    return [(name.format(i=i, j=i % 15_000), (2,)) for i in range(n)]
+
+
+def write_header_file(path: Path, entries: list[tuple[str, tuple[int, ...]]]) -> int:
+    """A safetensors file of F32 zeros as safetensors.torch.save_file lays it out (names sorted,
+    no whitespace), written from its header alone: 10⁶ entries in seconds, where save_file needs
+    10⁶ torch tensors first. The data is a hole (sparse). Returns the element count."""
+    header, offset, elements = {}, 0, 0
+    for name, shape in sorted(entries):
+        numel = 1
+        for d in shape:
+            numel *= d
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(shape),
+            "data_offsets": [offset, offset + 4 * numel],
+        }
+        offset += 4 * numel
+        elements += numel
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as out:
+        out.write(len(raw).to_bytes(8, "little") + raw)
+        out.truncate(8 + len(raw) + offset)
+    return elements
+
+
+def tiny_main(args: argparse.Namespace) -> list[dict[str, object]]:
+    """`count` (table and JSON) and `inspect` (JSON) of files of many tiny tensors, with this
+    checkout's initcli and, with --before, another source tree's (e.g. `git archive main`)."""
+    rows: list[dict[str, object]] = []
+    trees = [("now", None)] + ([("before", str(args.before))] if args.before else [])
+    work = Path(tempfile.mkdtemp(prefix="initcli-tiny-", dir=args.dir))
+    try:
+        for n in args.tiny:
+            for layout in args.layouts:
+                file = work / f"{layout}-{n}.safetensors"
+                t0 = time.perf_counter()
+                elements = write_header_file(file, tiny_entries(n, layout))
+                print(f"# {file.name}: {elements:,} elements, {time.perf_counter() - t0:.1f} s")
+                out = str(work / "out")
+                commands = {
+                    "count": ["count", str(file), "-q"],
+                    "count -f json": ["count", str(file), "-q", "-f", "json", "-o", out, "--force"],
+                }
+                if n <= args.inspect_max:
+                    commands["inspect -f json"] = [
+                        "inspect",
+                        str(file),
+                        "-q",
+                        "-f",
+                        "json",
+                        "-o",
+                        out,
+                        "--force",
+                    ]
+                for tree, source in trees:
+                    env = dict(os.environ)
+                    if source:
+                        env["PYTHONPATH"] = source
+                    for what, argv in commands.items():
+                        cmd = [sys.executable, "-m", "initcli", *argv]
+                        # `-m` puts the working directory first on sys.path: run in the tree.
+                        where = Path(source) if source else ROOT
+                        wall, rss, code, tail = run(cmd, env, args.timeout, where)
+                        row = {
+                            "tensors": n,
+                            "layout": layout,
+                            "what": what,
+                            "code": tree,
+                            "wall_s": round(wall, 2),
+                            "peak_rss_mb": round(rss),
+                            "exit": code,
+                        }
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
+                        if code not in (0, -9):
+                            print(tail, file=sys.stderr)
+                file.unlink()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
 def _write(kind: str, folder: Path, size: str) -> int:
     done = subprocess.run(
         [sys.executable, __file__, "--write", kind, str(folder), size],
@@ -161,7 +278,27 @@ def main() -> None:
     parser.add_argument(
         "--write", nargs=3, metavar=("KIND", "FOLDER", "SIZE"), help=argparse.SUPPRESS
     )
+    parser.add_argument(
+        "--tiny",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="instead: files of N tiny tensors (e.g. 100000,1000000), count and inspect",
+    )
+    parser.add_argument("--layouts", nargs="+", choices=TINY_LAYOUTS, default=list(TINY_LAYOUTS))
+    parser.add_argument("--inspect-max", type=int, default=100_000, help="--tiny: inspect up to N")
+    parser.add_argument("--before", type=Path, help="--tiny: also time this initcli source tree")
+    parser.add_argument("--timeout", type=float, default=300.0, help="--tiny: seconds per run")
     args = parser.parse_args()
+    if args.tiny:
+        summary = {
+            "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "load_before": os.getloadavg(),
+            "rows": tiny_main(args),
+            "load_after": os.getloadavg(),
+        }
+        if args.json:
+            args.json.write_text(json.dumps(summary, indent=2))
+        return
     if args.write:
         # In a child, so that this process never imports torch: a forked child's ru_maxrss
         # would otherwise start at the parent's size.

@@ -13,6 +13,7 @@ from torch.overrides import TorchFunctionMode
 
 from initcli import memory, tracing
 from initcli.errors import DeviceError
+from initcli.fills import FillLog
 from initcli.loading import ModelSource
 
 # The in-place fills an init draws with. On the meta device they compute nothing, but the first
@@ -39,12 +40,14 @@ class _MetaFills(TorchFunctionMode):
     A function mode is thread-local and lives only inside the `with`: nothing global is replaced,
     so a library imported during the build keeps torch's real init functions (replacing
     `torch.nn.init.*` leaked no-ops into every later build of transformers models). Whatever an
-    init computes on meta is empty anyway; real tensors pass through untouched. With a `trace`,
-    every write and draw is recorded there first (tracing.Trace.see).
+    init computes on meta is empty anyway; real tensors pass through untouched. With a `log`,
+    every whole-tensor write and factory-made meta tensor is recorded there (fills.FillLog); with
+    a `trace`, every write and draw, in order (tracing.Trace, what initcli.replay replays).
     """
 
-    def __init__(self, trace: tracing.Trace | None = None) -> None:
+    def __init__(self, log: FillLog | None = None, trace: tracing.Trace | None = None) -> None:
         super().__init__()
+        self.log = log
         self.trace = trace
 
     def __torch_function__(
@@ -64,19 +67,33 @@ class _MetaFills(TorchFunctionMode):
             self.trace.see(func, args, kwargs)
         # nn.init passes its tensor by keyword, Tensor methods positionally.
         tensor = args[0] if args else kwargs.get("tensor")
+        if self.log is not None:
+            self.log.note(func, args, kwargs)
         if fill and isinstance(tensor, torch.Tensor) and tensor.is_meta:
             return tensor
         result = func(*args, **kwargs)
+        if self.log is not None:
+            self.log.created(func, result, args)
         if self.trace is not None:
             self.trace.made(func, args, kwargs, result)
         return result
 
 
 @contextlib.contextmanager
-def on_meta(trace: tracing.Trace | None = None) -> Iterator[None]:
-    """Construct on the meta device with random fills answered empty (see `_MetaFills`),
-    recording into `trace` what the construction writes and draws."""
-    with torch.device("meta"), _MetaFills(trace):
+def on_meta(log: FillLog | None = None, trace: tracing.Trace | None = None) -> Iterator[None]:
+    """Construct on the meta device with random fills answered empty (see `_MetaFills`); with a
+    `log`, record what each tensor's init would have been; with a `trace`, every write and draw
+    in order."""
+    with torch.device("meta"), _MetaFills(log, trace):
+        yield
+
+
+@contextlib.contextmanager
+def recording(log: FillLog) -> Iterator[None]:
+    """Run init code on an already meta-built model: fills answered empty and recorded in `log`
+    (transformers' post_init skips `_init_weights` while the meta device is the default, so a
+    folder's model is built with on_meta and its model-level init replayed under this)."""
+    with _MetaFills(log):
         yield
 
 
@@ -87,7 +104,7 @@ def build_meta(source: ModelSource, quiet: bool = False) -> nn.Module:
     silences the constructor's warnings, for when a real build that repeats them may follow.
     """
     trace = tracing.Trace()
-    with on_meta(trace), warnings.catch_warnings():
+    with on_meta(trace=trace), warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore")
         model = source.build()
@@ -102,11 +119,12 @@ def fallback_note(target: str, reason: str) -> str:
 
 def needs_values(model: nn.Module) -> str | None:
     """Why counting this meta model needs real values, or None: pruning masks are data."""
+    from initcli.counting import pruning_mask
+
     for prefix, module in model.named_modules():
-        buffers = dict(module.named_buffers(recurse=False))
         for pname, _param in module.named_parameters(recurse=False):
-            mask = buffers.get(pname.removesuffix("_orig") + "_mask")
-            if pname.endswith("_orig") and mask is not None and mask.device.type == "meta":
+            mask = pruning_mask(module, pname)
+            if mask is not None and mask.device.type == "meta":
                 full = f"{prefix}.{pname}" if prefix else pname
                 return f"the pruning mask of {full} depends on the weights' values"
     return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import re
 import warnings
@@ -17,14 +19,18 @@ from torch import nn
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from initcli import building
+from initcli.counting import ModuleCount, formula, shapes_formula
 from initcli.errors import CheckpointError
 from initcli.files import check_writable
+from initcli.limits import MAX_GUESSED_LAYOUTS
 from initcli.weights import dcp, safetensors_files, torch_files
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
     "Checkpoint",
+    "HeaderLayout",
     "check_save_path",
+    "header_layout",
     "is_buffer",
     "is_checkpoint",
     "load",
@@ -81,9 +87,14 @@ def is_checkpoint(target: str) -> bool:
     return any((folder / m).is_file() for m in marks) or any(folder.glob("*.safetensors*"))
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
 def _natural(name: str) -> list[str | int]:
     # layers.2 before layers.10; split() puts digit runs at odd indices, so types line up.
-    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name))]
+    parts: list[str | int] = list(_DIGITS.split(name))
+    parts[1::2] = map(int, parts[1::2])
+    return parts
 
 
 def load(path: str | os.PathLike[str]) -> Checkpoint:
@@ -158,12 +169,16 @@ def _load_folder(folder: Path) -> Checkpoint:
 
 def is_buffer(name: str, tensor: torch.Tensor) -> bool:
     """Whether a state-dict entry is (taken to be) a buffer rather than a parameter."""
+    return _is_buffer(name, tensor.dtype)
+
+
+def _is_buffer(name: str, dtype: torch.dtype) -> bool:
     leaf = name.rsplit(".", 1)[-1]
     if leaf in BUFFER_LEAVES or leaf.endswith(BUFFER_SUFFIXES):
         return True
     # Parameters are floating point (or complex); integer and bool tensors are counters, indices
     # and masks, which only buffers can hold.
-    return not (tensor.is_floating_point() or tensor.is_complex())
+    return not (dtype.is_floating_point or dtype.is_complex)
 
 
 def _storage_key(t: torch.Tensor) -> tuple[int, int, tuple[int, ...], tuple[int, ...], str]:
@@ -215,6 +230,10 @@ def _rnn(leaves: Mapping[str, torch.Tensor]) -> Iterator[Callable[[], nn.Module]
         yield lambda: kind(**options)
 
 
+# `_candidates` proposes nothing for a group without one of these leaves.
+_ANCHORS = frozenset({"in_proj_weight", "weight_ih_l0", "weight"})
+
+
 def _candidates(
     prefix: str, leaves: Mapping[str, torch.Tensor]
 ) -> Iterator[Callable[[], nn.Module]]:
@@ -248,17 +267,24 @@ def _candidates(
         yield lambda: nn.LayerNorm(w.shape[0], bias=has_bias)
 
 
+_EMBEDDED = re.compile(r"emb|wte|wpe|tok", re.IGNORECASE)
+
+
 def _looks_embedded(prefix: str) -> bool:
-    return bool(re.search(r"emb|wte|wpe|tok", prefix.rsplit(".", 1)[-1], re.IGNORECASE))
+    return bool(_EMBEDDED.search(prefix.rsplit(".", 1)[-1]))
 
 
 def signature(prefix: str, leaves: Mapping[str, torch.Tensor]) -> Hashable:
     """All that `stand_in` reads of a group: groups with equal signatures get equal stand-ins
     (a checkpoint of N identical layers builds one, not N)."""
-    return (
-        _looks_embedded(prefix),
-        tuple((leaf, tuple(t.shape), is_buffer(leaf, t)) for leaf, t in leaves.items()),
+    return _signature(
+        prefix, tuple((leaf, tuple(t.shape), is_buffer(leaf, t)) for leaf, t in leaves.items())
     )
+
+
+def _signature(prefix: str, marks: tuple[tuple[str, tuple[int, ...], bool], ...]) -> Hashable:
+    # marks: (leaf, shape, is a buffer) of each tensor, in order.
+    return (_looks_embedded(prefix), marks)
 
 
 def type_label(module: nn.Module) -> str:
@@ -293,6 +319,20 @@ def stand_in(prefix: str, leaves: Mapping[str, torch.Tensor]) -> nn.Module | Non
         if _param_shapes(module) == wanted:
             return module
     return None
+
+
+_BLOCK = re.compile(r"^(.*?)\.(\d+)\.")
+
+
+def depth_hint(names: Iterable[str]) -> int | None:
+    """The number of blocks in the longest numbered run of names (`h.0.` … `h.11.` → 12): the
+    depth the depth-scaled init formulas (GPT-2's 0.02/√(2·n_layer)) need, read from names."""
+    blocks: dict[str, set[str]] = {}
+    for name in names:
+        found = _BLOCK.match(name)
+        if found:
+            blocks.setdefault(found[1], set()).add(found[2])
+    return max((len(b) for b in blocks.values() if len(b) > 1), default=None)
 
 
 def module_groups(names: list[str]) -> dict[str, list[str]]:
@@ -351,3 +391,144 @@ def save_safetensors(
     if tied:
         meta["initcli.tied"] = json.dumps(tied, sort_keys=True)
     return write_state_dict(path, tensors, meta, force)
+
+
+# --- counting from a safetensors header alone ---------------------------------------------------
+
+# (leaf name, dtype, shape) of one tensor of a module's group.
+_Member = tuple[str, torch.dtype, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class HeaderLayout:
+    """A safetensors file's modules and totals from its header alone: what `load`, grouping and
+    `stand_in` give, without a tensor object per entry."""
+
+    modules: tuple[ModuleCount, ...]  # modules holding parameters, in `load`'s order
+    params: int
+    buffers: int
+    inferred: bool  # some module's type is a guess (marked ?)
+    unguessed: int  # modules with parameters whose type was not guessed: past the layout limit
+    metadata: Mapping[str, str]
+
+
+def header_layout(path: str | os.PathLike[str]) -> HeaderLayout:
+    """Group a safetensors file's tensors into modules and count them, reading only its header.
+
+    The modules, order, types, formulas and totals of `load` and the per-group stand-ins, without
+    a meta tensor per entry (10⁶ of them take a minute and gigabytes): a few µs and ~0.3 kB per
+    tensor. A module type is guessed once per distinct layout, for at most
+    limits.MAX_GUESSED_LAYOUTS layouts. Raises CheckpointError for any irregular header
+    (including a name given twice, and names equal in natural order): `load` reads those.
+    """
+    scan = safetensors_files.HeaderScan(Path(path))
+    # A group of one tensor (the common case among 10⁶ tiny ones) is held without a list.
+    groups: dict[str, _Member | list[_Member]] = {}
+    # One string per leaf name and one tuple per shape: 10⁶ entries share a handful of each.
+    leaves: dict[str, str] = {}
+    shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
+    for name, dtype, shape in scan:
+        prefix, _, leaf = name.rpartition(".")
+        member = (leaves.setdefault(leaf, leaf), dtype, shapes.setdefault(shape, shape))
+        group = groups.get(prefix)
+        if group is None:
+            groups[prefix] = member
+        elif isinstance(group, list):
+            group.append(member)
+        else:
+            groups[prefix] = [group, member]
+    modules: list[ModuleCount] = []
+    params = buffers = unguessed = 0
+    inferred = False
+    guessed: dict[Hashable, tuple[str, bool, str]] = {}
+    buffer_memo: dict[tuple[str, torch.dtype], bool] = {}
+    for prefix in _module_order(groups):
+        group = groups.pop(prefix)
+        members = group if isinstance(group, list) else [group]
+        marks = []
+        own = held = 0
+        has_params = False
+        for leaf, dtype, shape in members:
+            buffer = buffer_memo.get((leaf, dtype))
+            if buffer is None:
+                buffer = buffer_memo[leaf, dtype] = _is_buffer(leaf, dtype)
+            marks.append((leaf, shape, buffer))
+            if buffer:
+                held += math.prod(shape)
+            else:
+                own += math.prod(shape)
+                has_params = True
+        params += own
+        buffers += held
+        key = _signature(prefix, tuple(marks))
+        guess = guessed.get(key)
+        if guess is None and len(guessed) < MAX_GUESSED_LAYOUTS:
+            guess = guessed[key] = _guess(prefix, members)
+        if guess is None:
+            unguessed += has_params
+            guess = ("-", False, shapes_formula([s for _, s, buffer in marks if not buffer]))
+        type_name, known, hand = guess
+        inferred = inferred or known
+        if has_params:
+            modules.append(ModuleCount(prefix or "(root)", type_name, own, hand))
+    return HeaderLayout(tuple(modules), params, buffers, inferred, unguessed, scan.metadata)
+
+
+def _module_order(groups: dict[str, _Member | list[_Member]]) -> list[str]:
+    """Prefixes in the order `module_groups(_ordered(names))` gives, each group's leaves sorted.
+
+    Within a group, the natural order of full names is that of the leaves (the prefix and its dot
+    are common to all; ties stay in file order); a group comes where its first name does.
+    """
+    keyed = []
+    for prefix, group in groups.items():
+        if isinstance(group, list):
+            group.sort(key=lambda m: _flat_key(m[0]))
+            if len({m[0] for m in group}) < len(group):
+                raise CheckpointError(f"{prefix!r} holds a tensor name twice")
+        leaf = group[0][0] if isinstance(group, list) else group[0]
+        keyed.append((_flat_key(f"{prefix}.{leaf}" if prefix else leaf), prefix))
+    keyed.sort()
+    for (key, _), (after, _) in itertools.pairwise(keyed):
+        if key == after:
+            # Equal keys (layers.01.w, layers.1.w) keep file order in `load`; rare enough to
+            # leave to it.
+            raise CheckpointError("two module names are equal in natural order")
+    return [prefix for _, prefix in keyed]
+
+
+def _flat_key(name: str) -> str:
+    """A string that sorts as `_natural(name)` does, for ASCII names without NUL.
+
+    Each digit run becomes NUL, one character for its length without leading zeros, and those
+    digits: NUL sorts before any text (as a shorter text part does), the length before the value.
+    One short string compares much faster than a list of parts (10⁶ names: seconds).
+    """
+    if not name.isascii() or "\0" in name:
+        # \d also matches other scripts' digits, which int() reads by value: left to `load`.
+        raise CheckpointError(f"name {name!r} is not plain ASCII")
+    return _DIGITS.sub(_flat_number, name)
+
+
+def _flat_number(found: re.Match[str]) -> str:
+    digits = found.group().lstrip("0")
+    return f"\0{chr(len(digits) + 1)}{digits}"
+
+
+def _guess(prefix: str, members: list[_Member]) -> tuple[str, bool, str]:
+    """(type label, whether guessed, hand count) of a group, as `stand_in` and `formula` say."""
+    if not any(leaf in _ANCHORS for leaf, _, _ in members):
+        # No candidate without one of these (see `_candidates`): no meta tensors for a group of
+        # 10⁶ root-level tensors.
+        return "-", False, shapes_formula(_param_shapes_of(members))
+    tensors = {
+        leaf: torch.empty(shape, dtype=dtype, device="meta") for leaf, dtype, shape in members
+    }
+    module = stand_in(prefix, tensors)
+    if module is not None:
+        return type_label(module), True, formula(module)
+    return "-", False, shapes_formula(_param_shapes_of(members))
+
+
+def _param_shapes_of(members: list[_Member]) -> list[tuple[int, ...]]:
+    return [shape for leaf, dtype, shape in members if not _is_buffer(leaf, dtype)]

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "MAX_FORMULA_TERMS",
+    "MAX_GUESSED_LAYOUTS",
     "MAX_LR",
     "MAX_POINTS",
     "MAX_TRAIN_STEPS",
@@ -31,6 +33,14 @@ MAX_LR = 100.0
 MAX_TRAIN_STEPS = 100_000
 # Two-moons points for `--train`: one full batch, held in memory with its activations.
 MAX_POINTS = 1_000_000
+# `count` of a safetensors file: a module type is guessed by building a stand-in module on the
+# meta device (~0.1-1 ms) once per distinct layout (names and shapes of a module's tensors).
+# Real checkpoints have a few dozen layouts; past this many, the rest are not guessed (type `-`,
+# counted from the header), so 10⁶ tensors of distinct shapes cannot take minutes.
+MAX_GUESSED_LAYOUTS = 10_000
+# A module's hand count ("4×5 + 5") writes out at most this many tensors; a module that holds
+# 10⁵ tensors directly gets the first few and "… N more" instead of a 400 kB table cell.
+MAX_FORMULA_TERMS = 100
 
 
 def check_seed(seed: int) -> int:

@@ -36,6 +36,35 @@ def input_seed(seed: int) -> int:
     return (seed * _LCG_A + _LCG_C) % (1 << 63)
 
 
+# Below this many parameters a probe takes ≤ 0.2 s on one thread (a 4-layer MLP of width 1024,
+# 2.1M parameters: 0.1 s, against 0.07 s on two idle cores), while two threads on a 2-core machine
+# that another process keeps busy were measured 60× slower (the 10-layer digits MLP: 0.47 s against
+# 0.007 s): each op's threads wait on a descheduled peer. One thread also gives the same bits on any
+# machine (two threads move the last digits of gradient norms).
+ONE_THREAD_PARAMS = 4_000_000
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch's intra-op threads set to 1 inside, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def threads_for(model: nn.Module) -> Iterator[None]:
+    """One thread for a model of at most ONE_THREAD_PARAMS parameters; torch's own otherwise."""
+    if sum(p.numel() for p in model.parameters()) > ONE_THREAD_PARAMS:
+        yield
+        return
+    with one_thread():
+        yield
+
+
 # --- input --------------------------------------------------------------------------------------
 
 
@@ -421,6 +450,11 @@ def _hist_range(blocks: list[_Measured]) -> tuple[float, float]:
 
 def probe(model: nn.Module, batch: torch.Tensor) -> ProbeResult:
     """One forward pass with hooks on every leaf module, one backward of mean(output²)."""
+    with threads_for(model):
+        return _probe(model, batch)
+
+
+def _probe(model: nn.Module, batch: torch.Tensor) -> ProbeResult:
     model.train()  # what the first training step sees: batch statistics, dropout on
     model.zero_grad(set_to_none=True)
     with _recording(model) as (calls, stack):

@@ -162,7 +162,7 @@ def _run_post_init(event: tracing.PostInit, writes: list[tracing.Write]) -> str 
         m._parameters[key] = p  # type: ignore[assignment]  # a Parameter, typed as a Tensor
     inner = tracing.Trace()
     try:
-        with building.on_meta(inner):
+        with building.on_meta(trace=inner):
             event.model.initialize_weights()  # type: ignore[operator]
     except Exception as exc:
         name = type(event.model).__name__

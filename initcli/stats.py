@@ -335,11 +335,25 @@ def judge(
     mean, var = stats.mean, stats.var
     if mean is None or var is None:  # only when numel == 0, handled above; narrows the types
         return Status.UNKNOWN
+    ok = consistent(stats.numel, mean, var, expected_mean, expected_var, kurtosis)
+    return Status.OK if ok else Status.OFF
+
+
+def consistent(
+    numel: int,
+    mean: float,
+    var: float,
+    expected_mean: float | None,
+    expected_var: float,
+    kurtosis: float | None,
+) -> bool:
+    """Whether a tensor's mean and variance lie within `tolerance` of an init's (for a constant
+    init, expected_var 0: the variance zero and the mean within float32 rounding)."""
     if expected_var == 0:
         mean_ok = expected_mean is None or abs(mean - expected_mean) <= _CONST_MEAN_RTOL * max(
             1.0, abs(expected_mean)
         )
-        return Status.OK if var <= _CONST_VAR_ATOL and mean_ok else Status.OFF
-    mean_tol, var_tol = tolerance(stats.numel, expected_var, 3.0 if kurtosis is None else kurtosis)
+        return var <= _CONST_VAR_ATOL and mean_ok
+    mean_tol, var_tol = tolerance(numel, expected_var, 3.0 if kurtosis is None else kurtosis)
     mean_ok = expected_mean is None or abs(mean - expected_mean) <= mean_tol
-    return Status.OK if mean_ok and abs(var - expected_var) <= var_tol else Status.OFF
+    return mean_ok and abs(var - expected_var) <= var_tol

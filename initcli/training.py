@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -12,7 +11,7 @@ from torch import nn
 
 from initcli.data import Data
 from initcli.errors import ProbeError, first_line
-from initcli.probe import input_seed
+from initcli.probe import input_seed, one_thread
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -59,13 +58,13 @@ def train_moons(
 ) -> TrainResult:
     """Adam, full batch, cross-entropy; seeded, so the same figures come back every run."""
     x, y = two_moons(points, noise, seed)
-    with _one_thread():
+    with one_thread():
         return _train(model, x, y, None, None, Fit(steps, lr), seed, classify=True)
 
 
 def fit(model: nn.Module, data: Data, how: Fit, seed: int) -> TrainResult:
     """Train `model` on `data` (seeded minibatch order); one thread, so the same bits every run."""
-    with _one_thread():
+    with one_thread():
         return _train(
             model,
             data.x_train,
@@ -109,18 +108,6 @@ def check_shapes(model: nn.Module, data: Data) -> None:
             f"--data {data.name} needs the model to give {what}, i.e. {want} on 2 samples; "
             f"it gave {tuple(out.shape)}"
         )
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Two features, a few hundred points: threads cost more than they save (measured ~10× on a
-    busy 2-core machine), and one thread gives the same bits on any machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _batches(n: int, size: int | None, steps: int, seed: int) -> Iterator[torch.Tensor | None]:

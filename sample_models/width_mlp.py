@@ -27,3 +27,14 @@ class MisScaled(MLP):
     def __init__(self, width: int = 64) -> None:
         super().__init__(width)
         nn.init.normal_(self.net[6].weight, 0.0, 1.0)
+
+
+class MuPReadout(MLP):
+    """muP's readout (Tensor Programs V, table 3): output weights N(0, 1/width²) instead of
+    ~1/width, bias 0. At init the logits then shrink as 1/√width, which muP intends (the output
+    starts near 0 and its updates, not its init, set its size); hidden blocks are as in MLP."""
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__(width)
+        nn.init.normal_(self.net[6].weight, 0.0, 1.0 / width)
+        nn.init.zeros_(self.net[6].bias)

@@ -98,13 +98,21 @@ def raising_init(m: nn.Module) -> None:
 
 
 class SharedModule(nn.Module):
-    """One Linear registered under two parents (issue 12, item 5)."""
+    """One Linear (or, with `container`, a Sequential holding it) registered under `parents`
+    parents: a, b, c, ... (issue 12, item 5)."""
 
-    def __init__(self) -> None:
+    def __init__(self, parents: int = 2, container: bool = False) -> None:
         super().__init__()
-        shared = nn.Linear(32, 32)
-        self.a = nn.Sequential(shared, nn.ReLU())
-        self.b = nn.Sequential(shared, nn.ReLU())
+        shared: nn.Module = nn.Linear(32, 32)
+        if container:
+            shared = nn.Sequential(shared, nn.Tanh())
+        for i in range(parents):
+            self.add_module("abcdefgh"[i], nn.Sequential(shared, nn.ReLU()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for parent in self.children():
+            x = parent(x)
+        return x
 
 
 class MaskParameter(nn.Module):
@@ -118,3 +126,17 @@ class MaskParameter(nn.Module):
         mask = torch.ones(4, 4)
         mask[0] = 0
         self.fc.weight_mask = nn.Parameter(mask)
+
+
+class FanLayouts(nn.Module):
+    """Weights whose layout misleads torch's fans (issue 12, item 7)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(8, 8, 3, groups=8)
+        self.grouped = nn.Conv2d(8, 16, 3, groups=4)
+        self.up = nn.ConvTranspose2d(8, 4, 3, groups=2)
+        self.lstm = nn.LSTM(12, 16)
+        self.gru = nn.GRU(12, 16)
+        self.rnn = nn.RNN(12, 16)
+        self.fc = nn.Linear(16, 4)

@@ -232,8 +232,9 @@ def test_checkpoint_text_formats(tmp_path: Path, fmt: str) -> None:
     assert code == 0
     if fmt == "csv":
         header = out.splitlines()[0].split(",")
-        assert header[-6:] == [
-            "status", "var_ratio", "mean_shift", "looks_like", "fit_family", "fit_std"
+        assert header[-9:] == [
+            "status", "var_ratio", "mean_shift", "state", "looks_like", "fit_family", "fit_std",
+            "forward_fan_in", "forward_fan_out",
         ]  # fmt: skip
     else:
         assert out.startswith("| name | module | shape |")

@@ -38,6 +38,7 @@ def test_count_json_is_the_contract_object() -> None:
         "agree",
         "notes",
         "modules",
+        "torchinfo_input",
     ]
     assert data == {
         "target": "sample_models/mlp.yaml", "total": 51, "trainable": 51, "frozen": 0,
@@ -47,6 +48,7 @@ def test_count_json_is_the_contract_object() -> None:
             {"name": "fc2", "type": "Linear", "params": 18, "formula": "5×3 + 3"},
             {"name": "fc3", "type": "Linear", "params": 8, "formula": "3×2 + 2"},
         ],
+        "torchinfo_input": None,
     }  # fmt: skip
 
 
@@ -88,7 +90,10 @@ def test_inspect_json_keys_and_values() -> None:
         "status",
         "looks_like",
         "fit",
+        "forward_fan_in",
+        "forward_fan_out",
     ]
+    assert (first["forward_fan_in"], first["forward_fan_out"]) == (4, 5)  # a Linear: torch's
     assert list(first["fit"]) == ["family", "std", "bound", "matches"]
     assert first["fit"]["family"] in ("normal", "uniform", "trunc_normal")  # 20 values: any fits
     assert "kaiming_normal(fan_in, relu)" in first["fit"]["matches"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import torch
 from torch import nn
 
@@ -110,22 +113,121 @@ def test_parameters_on_the_root_and_in_containers() -> None:
     assert [(m.name, m.formula) for m in c.modules] == [("(root)", "1"), ("plist", "3 + 2×2")]
 
 
-def test_shared_module_is_named_with_both_paths_and_torchinfos_extra_count() -> None:
-    c = report.count(f"{ODD}:SharedModule").counts
-    assert (c.total, c.torchinfo and c.torchinfo.total, c.agree) == (1056, 2112, False)
+@pytest.mark.parametrize(
+    ("parents", "container", "paths", "held"),
+    [
+        (2, False, "a.0 and b.0", "of its own"),
+        (3, False, "a.0, b.0, c.0", "of its own"),
+        (2, True, "a.0 and b.0", "in it and its submodules"),
+        (3, True, "a.0, b.0, c.0", "in it and its submodules"),
+    ],
+)
+def test_shared_module_is_named_with_every_path_and_torchinfos_extra_count(
+    parents: int, container: bool, paths: str, held: str
+) -> None:
+    args = {"parents": parents, "container": container}
+    c = report.count(f"{ODD}:SharedModule", args).counts
+    # torchinfo 1.8.0 counts the module's 1,056 parameters once per parent: 2,112 and 3,168.
+    assert (c.total, c.torchinfo and c.torchinfo.total, c.agree) == (1056, 1056 * parents, False)
     assert c.notes == (
-        "shared module: a.0 and b.0 are one module with 1,056 parameters of its own, registered "
-        "under 2 parents; initcli counts it once, torchinfo once per parent (+1,056).",
+        f"shared module: {paths} are one module with 1,056 parameters {held}, registered under "
+        f"{parents} parents; initcli counts it once, torchinfo once per parent "
+        f"(+{1056 * (parents - 1):,}).",
     )
 
 
-def test_torchinfo_failing_on_meta_is_run_on_a_real_build_with_a_note() -> None:
+def test_a_pruning_mask_registered_as_a_parameter_is_explained_from_a_real_build() -> None:
+    # torchinfo sums a `weight_mask` attribute whatever it is registered as; on the meta build
+    # it cannot (it failed there with "Tensor.item() cannot be called on meta tensors").
     result = report.count(f"{ODD}:MaskParameter")
     c = result.counts
     assert (result.method, c.total, c.torchinfo and c.torchinfo.total) == ("real", 52, 48)
     assert result.remarks == (
         "tests/models_for_tests.py:MaskParameter was built for real, in memory, not on the meta "
-        "device: torchinfo.summary failed on the meta build (RuntimeError: Tensor.item() cannot "
-        "be called on meta tensors)",
+        "device: the pruning mask of fc.weight_orig depends on the weights' values",
     )
-    assert not any(n.startswith("torchinfo.summary failed") for n in c.notes)
+    assert c.notes == (
+        "pruning: fc.weight_orig holds all 16 elements of fc.weight; torchinfo counts only the "
+        "12 that fc.weight_mask keeps (−4); the mask is a parameter, counted in full by both.",
+    )
+
+
+def test_input_shape_goes_to_torchinfo_and_says_so() -> None:
+    with_input = report.count("sample_models/mlp.yaml", input_shape=(4,)).counts
+    without = report.count("sample_models/mlp.yaml").counts
+    assert (with_input.torchinfo_input, without.torchinfo_input) == ((2, 4), None)
+    assert with_input.torchinfo == without.torchinfo and with_input.agree
+
+
+def test_torchinfos_total_with_an_input_on_a_shared_module_is_explained() -> None:
+    c = report.count(f"{ODD}:SharedModule", input_shape=(32,)).counts
+    # Given an input, torchinfo 1.8.0 counts the shared Linear three times under two parents.
+    assert (c.total, c.torchinfo and c.torchinfo.total, c.torchinfo_input) == (1056, 3168, (2, 32))
+    assert c.notes[1] == (
+        "given the 2×32 input, torchinfo reports 2,112 more parameters than initcli: it then "
+        "counts the modules its forward pass calls, which for a module called more than once, "
+        "under several parents, or not at all can differ from their parameters; without an "
+        "input it reports a total of 2,112, as the notes above explain."
+    )
+
+
+def test_a_module_called_twice_under_one_parent_agrees_with_an_input() -> None:
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.fc(x))
+
+    c = count_model(Twice(), torch.zeros(2, 8))
+    assert (c.total, c.torchinfo and c.torchinfo.total, c.notes) == (72, 72, ())
+
+
+def test_an_input_torchinfo_cannot_run_falls_back_to_no_input_with_a_note() -> None:
+    c = report.count("sample_models/mlp.yaml", input_shape=(5,)).counts
+    assert (c.torchinfo and c.torchinfo.total, c.torchinfo_input, c.agree) == (51, None, True)
+    assert c.notes == (
+        # A spec is counted on its meta build: the error is the meta kernel's.
+        "torchinfo.summary failed on the 2×5 input (RuntimeError: a and b must have same "
+        "reduction dim, but got [2, 5] X [4, 5].), so its count here is without an input.",
+    )
+
+
+def test_an_input_that_fails_on_the_meta_build_is_run_on_a_real_one() -> None:
+    result = report.count("sample_models/lenet.py:LeNet5", input_shape=(1, 32, 32))
+    assert result.method == "real"
+    assert result.remarks == (
+        "sample_models/lenet.py:LeNet5 was built for real, in memory, not on the meta device: "
+        "torchinfo.summary failed on the meta build with the 2×1×32×32 input (RuntimeError: "
+        "Invalid channel dimensions)",
+    )
+    # The real build's error is the one that names the cause.
+    assert result.counts.notes == (
+        "torchinfo.summary failed on the 2×1×32×32 input (RuntimeError: Given groups=1, weight "
+        "of size [6, 3, 5, 5], expected input[2, 1, 32, 32] to have 3 channels, but got 1 "
+        "channels instead), so its count here is without an input.",
+    )
+    good = report.count("sample_models/lenet.py:LeNet5", input_shape=(3, 32, 32))
+    assert (good.method, good.counts.torchinfo_input, good.counts.agree) == (
+        "meta",
+        (2, 3, 32, 32),
+        True,
+    )
+
+
+def test_inspect_gives_torchinfo_its_input_shape_too() -> None:
+    r = report.inspect("sample_models/mlp.yaml", "kaiming_normal", input_shape=(4,))
+    assert r.counts.counts.torchinfo_input == (2, 4)
+    assert report.inspect("sample_models/mlp.yaml").counts.counts.torchinfo_input is None
+
+
+def test_count_cli_names_the_input_torchinfo_ran_on() -> None:
+    from conftest import run
+
+    code, out, _ = run("count", "sample_models/mlp.yaml", "--input-shape", "4")
+    assert code == 0 and "torchinfo  51  agrees (forward pass on a 2×4 input)" in out
+    code, out, _ = run("count", "sample_models/mlp.yaml", "--format", "json")
+    assert code == 0 and json.loads(out)["torchinfo_input"] is None
+    code, out, _ = run("count", "sample_models/mlp.yaml", "--input-shape", "4", "--format", "json")
+    assert code == 0 and json.loads(out)["torchinfo_input"] == [2, 4]

@@ -62,6 +62,8 @@ def _cases() -> list[tuple[str, list[str]]]:
     tanh = ["probe", "sample_models/tanh10.yaml", "-i", "xavier_normal", "-i", "normal:std=0.01"]
     for fmt in FORMATS:
         cases.append((f"probe-tanh10.{fmt}", [*tanh, "-f", fmt]))
+    for fmt in ("table", "json"):
+        cases.append((f"probe-tanh10-seeds.{fmt}", [*tanh, "--seeds", "3", "-b", "64", "-f", fmt]))
     moons = ["compare", "sample_models/moons.yaml", "-i", "kaiming_normal", "-i", "zeros"]
     for fmt in FORMATS:
         cases.append((f"compare-moons-train.{fmt}", [*moons, "--train", "20", "-f", fmt]))

@@ -255,3 +255,33 @@ def test_gain_command() -> None:
     assert code == 0 and "1.41421" in out and "leaky_relu" in out
     for fmt in ("csv", "markdown"):
         assert run("gain", "-f", fmt)[0] == 0
+
+
+def test_probe_prints_and_returns_the_policys_remarks() -> None:
+    code, out, err = run(
+        "probe", MLP, "--init", "Conv2d=xavier_normal; Linear=normal:std=0.01", "--format", "json"
+    )
+    assert code == 0
+    said = "rule 'Conv2d=xavier_normal' sets no parameter of sample_models/mlp.yaml"
+    assert json.loads(out)["remarks"] == [said]
+    assert f"Note: {said}\n" in err
+
+
+def test_compare_names_the_init_each_remark_belongs_to() -> None:
+    code, out, err = run(
+        "compare", MLP, "--init", "Conv2d=xavier_normal; Linear=normal:std=0.01",
+        "--init", "*.bias=zeros", "--format", "json",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["remarks"] == [
+        "--init Conv2d=xavier_normal; Linear=normal:std=0.01: rule 'Conv2d=xavier_normal' sets "
+        "no parameter of sample_models/mlp.yaml",
+        "--init *.bias=zeros: 3 parameters of sample_models/mlp.yaml match no rule and keep "
+        "their constructors' values (default): fc1.weight, fc2.weight, fc3.weight",
+    ]
+    assert err.count("Note: --init ") == 2
+
+
+def test_probe_without_a_policy_has_no_remarks() -> None:
+    code, out, err = run("probe", MLP, "--init", "kaiming_normal", "--format", "json")
+    assert code == 0 and json.loads(out)["remarks"] == [] and "Note:" not in err

@@ -2,12 +2,15 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from conftest import run
 from scipy import stats
+from test_probe_cli import png_size
 
 from initcli import sweep
+from initcli.render import plot
 
 WIDTHS = "width=64,128,256,512,1024"
 
@@ -25,10 +28,24 @@ def test_mis_scaled_output_layer_is_exactly_the_block_that_grows() -> None:
     (scheme,) = data["schemes"]
     verdicts = [b["exponent"]["verdict"] for b in scheme["blocks"]]
     assert verdicts == ["width-stable", "width-stable", "width-stable", "grows"]
-    assert scheme["verdict"] == "grows"
+    assert scheme["verdict"] == "grows" and data["notes"] == []
     # N(0, 1) output weights: std ∝ √width, so k ≈ 0.5.
     k = scheme["blocks"][-1]["exponent"]
     assert k["low"] < 0.5 < k["high"]
+
+
+def test_mup_readout_shrinks_as_inverse_sqrt_width_and_the_note_says_why() -> None:
+    data = _json(
+        "probe", "sample_models/width_mlp.py:MuPReadout", "-i", "default", "--sweep", WIDTHS
+    )
+    (scheme,) = data["schemes"]
+    verdicts = [b["exponent"]["verdict"] for b in scheme["blocks"]]
+    assert verdicts == ["width-stable", "width-stable", "width-stable", "shrinks"]
+    # Weights N(0, 1/width²) on width Θ(1) inputs: logits' std ∝ width^-1/2.
+    k = scheme["blocks"][-1]["exponent"]
+    assert k["low"] < -0.5 < k["high"]
+    (note,) = data["notes"]
+    assert note.startswith("default: the output block net.6 shrinks as width^-1/2, as a muP")
 
 
 def test_well_scaled_model_is_width_stable_and_fit_matches_scipy() -> None:
@@ -78,9 +95,27 @@ def test_exponent_of_an_exact_power_law() -> None:
          "Error: --sweep units: a YAML spec sweeps layers.units"),
         (["sample_models/width_mlp.py:MLP", "--step"],
          "Error: --step goes with --sweep"),
+        (["sample_models/width_mlp.py:MLP", "--sweep", "width=8,16,32", "--seeds", "3"],
+         "Error: --seeds does not apply to --sweep"),
+        (["sample_models/width_mlp.py:MLP", "--sweep", "width=8,16,32", "--plot", "x.txt"],
+         "Error: --plot x.txt: the name must end in .png, .svg, .pdf"),
     ],
 )  # fmt: skip
 def test_bad_sweeps_exit_2(args: list[str], message: str) -> None:
     code, out, err = run("probe", *args, "-i", "kaiming")
     assert code == 2 and out == ""
     assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_sweep_plot_is_a_png_of_the_stated_size(tmp_path: Path) -> None:
+    one = tmp_path / "one.png"
+    code, _, err = run("probe", "sample_models/width_mlp.py:MLP", "-i", "default", "--sweep",
+                       "width=8,16,32", "--plot", str(one), "-f", "json")  # fmt: skip
+    assert code == 0 and err == f"wrote {one} (600×450 px)\n"
+    assert png_size(one) == plot.sweep_pixels(1, step=False) == (600, 450)
+    two = tmp_path / "two.png"
+    args = ["sample_models/width_mlp.py:MLP", "-i", "default", "-i", "kaiming", "--step"]
+    code, _, err = run("probe", *args, "--sweep", "width=8,16,32", "--plot", str(two), "-f", "json")
+    assert code == 0, err
+    assert png_size(two) == plot.sweep_pixels(2, step=True) == (1200, 900)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png", "two.png"]

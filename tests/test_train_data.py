@@ -5,12 +5,14 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from conftest import run
 from scipy import stats
 
 from initcli import seeds
+from initcli.cli._app import fill_bare_values
 
 MOONS = "sample_models/moons.yaml"
 DIGITS = "sample_models/digits_mlp.yaml"
@@ -51,6 +53,34 @@ def test_digits_two_schemes_seeds_verdict_matches_numbers() -> None:
     assert all(0 <= r["accuracy"] <= 1 for r in k["runs"])
     # Seeded: the same command gives the same bytes.
     assert run(*args)[1] == run(*args)[1]
+
+
+def test_bare_train_is_300_steps_and_digits_minibatch_64() -> None:
+    bare = _json("compare", MOONS, "-i", "kaiming", "--train", "--seed", "1")
+    assert bare["train"]["steps"] == 300 and len(bare["schemes"][0]["losses"]) == 301
+    assert bare["train"]["batch"] is None  # two moons stay full batch
+    assert bare == _json("compare", MOONS, "-i", "kaiming", "--steps", "300", "--seed", "1")
+    digits = _json("compare", DIGITS, "-i", "kaiming", "--train", "2", "--data", "digits")
+    assert digits["train"]["batch"] == 64
+    full = _json("compare", DIGITS, "-i", "kaiming", "--train", "2", "--data", "digits",
+                 "--train-batch", "1438")  # fmt: skip
+    assert full["train"]["batch"] == 1438
+    assert full["schemes"][0]["losses"] != digits["schemes"][0]["losses"]
+
+
+@pytest.mark.parametrize(
+    ("args", "filled"),
+    [
+        (["compare", "m", "--train"], ["compare", "m", "--train", "300"]),
+        (["compare", "m", "--steps", "-i", "x"], ["compare", "m", "--steps", "300", "-i", "x"]),
+        (["compare", "m", "--train", "5"], ["compare", "m", "--train", "5"]),
+        (["compare", "m", "--train", "-5"], ["compare", "m", "--train", "-5"]),
+        (["compare", "m", "--", "--train"], ["compare", "m", "--", "--train"]),
+        (["probe", "m", "--train"], ["probe", "m", "--train"]),
+    ],
+)
+def test_fill_bare_values(args: list[str], filled: list[str]) -> None:
+    assert fill_bare_values(args) == filled
 
 
 def test_user_regression_and_classification_and_dataset() -> None:
@@ -198,6 +228,12 @@ def test_probe_seeds_spread_and_verdict_only_where_it_holds() -> None:
     expected = verdicts[0] if len(set(verdicts)) == 1 else None
     assert kaiming["seeds_probe"]["holds"] == expected
     assert default["seeds_probe"]["holds"] == "vanishing"
+    ratios = kaiming["seeds_probe"]["std_ratios"]
+    iv = kaiming["seeds_probe"]["std_ratio_interval"]
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(ratios), scale=stats.sem(ratios))
+    assert iv["n"] == 3 and iv["mean"] == pytest.approx(np.mean(ratios))
+    assert (iv["low"], iv["high"]) == pytest.approx((low, high))
+    assert kaiming["seeds_probe"]["std_ratio_min"] == min(ratios)
 
 
 def test_probe_seeds_zero_exit_2() -> None:

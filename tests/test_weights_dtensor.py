@@ -61,6 +61,11 @@ def _worker(rank: int, port: int, target: str, out: str) -> None:
     try:
         found = _report(target)
         found["dtensor_measured"] = calls
+        initcli.distributed.global_stats = measure
+        # Under torchrun every rank runs initcli: only rank 0 prints the report and its notes.
+        from conftest import run
+
+        found["cli"] = run("inspect", target, "--format", "json")
         Path(f"{out}.{rank}").write_text(json.dumps(found))
     finally:
         dist.destroy_process_group()
@@ -79,6 +84,11 @@ def test_a_fully_sharded_model_counts_and_measures_as_the_whole_one(tmp_path: Pa
     mp.spawn(_worker, args=(_free_port(), target, out), nprocs=2, join=True)
     whole = _report(target)  # no process group here: the same model, unsharded
     ranks = [json.loads(Path(f"{out}.{r}").read_text()) for r in range(2)]
+    (code0, out0, _), (code1, out1, err1) = (r.pop("cli") for r in ranks)
+    assert (code0, code1, out1, err1) == (0, 0, "", "")
+    printed = json.loads(out0)
+    assert printed["counts"]["total"] == whole["total"]
+    assert [p["name"] for p in printed["params"]] == list(whole["params"])  # type: ignore[call-overload]
     assert ranks[0] == ranks[1]  # every rank combines the same parts in the same order
     sharded = ranks[0]
     assert sharded.pop("dtensor_measured") == ["DTensor"] * 6  # the global path, every param

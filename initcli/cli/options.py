@@ -96,7 +96,8 @@ LazyShapeOpt = Annotated[str | None, typer.Option(
     "--input-shape", metavar="SHAPE",
     help="One sample's shape, without the batch dimension (256, or 3,32,32): a forward pass on a "
          "dummy batch gives lazy layers (LazyLinear, ...) their shapes first; inspect --init auto "
-         "also traces it to see which activation follows each weight.",
+         "also traces it to see which activation follows each weight; torchinfo's count runs "
+         "its forward pass on a batch of 2.",
     show_default=False,
 )]  # fmt: skip
 InitsOpt = Annotated[list[str] | None, typer.Option(
@@ -127,10 +128,22 @@ def parse_kwargs(pairs: Sequence[str] | None) -> dict[str, object]:
     return parse_args(pairs or [])
 
 
+def secondary_rank() -> bool:
+    """Whether this process is a rank other than 0 of an initialized process group (a factory
+    that shards its model across ranks, run under torchrun): only rank 0 prints and writes."""
+    if "torch.distributed" not in sys.modules:  # no group without it; spare the import
+        return False
+    from initcli.distributed import is_primary
+
+    return not is_primary()
+
+
 def emit(view: View, fmt: OutputFormat, output: Path | None, force: bool) -> None:
     """Write a command's view on stdout, or to --output atomically (never over a file unasked)."""
     from initcli.render import file_console, stdout_console, write
 
+    if secondary_rank():
+        return
     if output is None:
         write(view, fmt, stdout_console())
         return
@@ -143,6 +156,8 @@ def write_text(text: str, output: Path | None, force: bool, what: str = "") -> N
     """stdout, or FILE via files.write_atomic; all that initcli writes goes one of these ways."""
     from initcli.files import write_atomic
 
+    if secondary_rank():
+        return
     if output is None:
         sys.stdout.write(text)
         return
@@ -174,7 +189,8 @@ def target_file(target: str) -> str | None:
 
 
 def note(message: str) -> None:
-    sys.stderr.write(f"{message}\n")
+    if not secondary_rank():
+        sys.stderr.write(f"{message}\n")
 
 
 def notes(remarks: Sequence[str], quiet: bool) -> None:

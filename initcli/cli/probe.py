@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from initcli import verdict
-from initcli.cli._app import app
+from initcli.cli._app import DEFAULT_TRAIN_STEPS, app
 from initcli.cli.options import (
     ArgOpt,
     BatchOpt,
@@ -24,6 +24,7 @@ from initcli.cli.options import (
     TargetArg,
     check_output,
     emit,
+    notes,
     parse_kwargs,
     parse_shape_option,
     target_file,
@@ -99,9 +100,13 @@ def probe(
         from initcli.render.sweeping import sweep_view
         from initcli.report.sweeping import sweep_report
 
-        if plot is not None:
-            raise ArgError("--plot does not apply to --sweep yet; use --format json")
-        check_output(output, force, {"the target's file": target_file(target)})
+        if seeds != 1:
+            raise ArgError(
+                "--seeds does not apply to --sweep (one seeded batch per width); to check a "
+                "sweep's seed noise, rerun it with another --seed"
+            )
+        _plot_first(plot, force)
+        check_output(output, force, {"the target's file": target_file(target), "--plot": plot})
         swept = sweep_report(
             target,
             init or [],
@@ -114,6 +119,7 @@ def probe(
             step,
         )
         emit(sweep_view(swept), output_format, output, force)
+        _plot_last(swept, plot, force)
         return
     if step:
         raise ArgError("--step goes with --sweep (the update size per width)")
@@ -129,6 +135,7 @@ def probe(
         batch_size,
         seeds_count=seeds,
     )
+    notes(report.remarks, False)
     emit(probe_view(report), output_format, output, force)
     _plot_last(report, plot, force)
 
@@ -142,9 +149,10 @@ def compare(
         typer.Option(
             "--train",
             "--steps",
-            metavar="STEPS",
-            help="Also train a fresh copy per scheme for STEPS updates (full-batch Adam on two "
-            "moons unless --data/--optimizer/--train-batch say otherwise) and report the losses.",
+            metavar="[STEPS]",
+            help="Also train a fresh copy per scheme for STEPS updates (bare --train: "
+            f"{DEFAULT_TRAIN_STEPS}; full-batch Adam on two moons unless --data/--optimizer/"
+            "--train-batch say otherwise) and report the losses.",
             show_default=False,
         ),
     ] = None,
@@ -171,7 +179,8 @@ def compare(
         int | None,
         typer.Option(
             "--train-batch",
-            help="Minibatch size for --train (default: full batch). Not the probe's --batch-size.",
+            help="Minibatch size for --train (default: 64 for digits, else full batch). Not the "
+            "probe's --batch-size.",
             show_default=False,
         ),
     ] = None,
@@ -222,8 +231,9 @@ def compare(
 ) -> None:
     """Schemes side by side: output std per block, verdicts and, with --train, loss curves.
 
-    --train N trains a fresh copy per scheme for N full-batch Adam steps on an in-process two-moons
-    set (sklearn's make_moons layout), for models that map 2 features to 2 logits.
+    --train [N] trains a fresh copy per scheme for N steps (bare: 300): full-batch Adam on an
+    in-process two-moons set by default, or --data digits / your own data; --seeds K repeats it per
+    seed and reports mean ± 95% intervals and paired tests between schemes.
     """
     from initcli.render.probing import probe_view
     from initcli.report import TrainSetup, probe_report
@@ -261,5 +271,6 @@ def compare(
         setup,
         seeds_count=seeds,
     )
+    notes(report.remarks, False)
     emit(probe_view(report, compare=True), output_format, output, force)
     _plot_last(report, plot, force)

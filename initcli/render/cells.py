@@ -100,3 +100,16 @@ def shown(rows: Sequence[T], what: str) -> tuple[Sequence[T], list[Text]]:
         style="yellow",
     )
     return rows[:MAX_TABLE_ROWS], [line]
+
+
+def wrap_scheme(text: str, width: int = 28) -> str:
+    """Break a scheme description after its commas so each line fits `width`."""
+    lines: list[str] = []
+    line = ""
+    for part in text.replace(", ", ",\n").split("\n"):
+        if line and len(line) + len(part) + 1 > width:
+            lines.append(line)
+            line = ""
+        line += part if not line else f" {part}"
+    lines.append(line)
+    return "\n".join(lines)

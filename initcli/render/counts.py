@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -33,14 +32,28 @@ def count_dict(report: CountReport) -> dict[str, Any]:
         else {"total": c.torchinfo.total, "trainable": c.torchinfo.trainable},
         "agree": c.agree,
         "notes": list(c.notes),
-        "modules": [asdict(m) for m in c.modules],
+        # Written out, not dataclasses.asdict: a weights file may list 10⁶ modules (asdict's
+        # deep copy takes ~20 µs each).
+        "modules": [
+            {"name": m.name, "type": m.type, "params": m.params, "formula": m.formula}
+            for m in c.modules
+        ],
+        # Came later than the others: last. The batch shape torchinfo's forward pass ran on
+        # (--input-shape), or null: it only walked the modules.
+        "torchinfo_input": None if c.torchinfo_input is None else list(c.torchinfo_input),
     }
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape))
 
 
 def totals_line(report: CountReport) -> str:
     c = report.counts
     ti = "torchinfo n/a" if c.torchinfo is None else f"torchinfo {c.torchinfo.total:,}"
     verdict = "agree" if c.agree else "differ"
+    if c.torchinfo_input is not None:
+        verdict += f", input {_shape(c.torchinfo_input)}"
     return (
         f"total {c.total:,} · trainable {c.trainable:,} · frozen {c.frozen:,} · "
         f"buffers {c.buffers:,} · {ti} ({verdict})"
@@ -61,6 +74,8 @@ def totals_panel(report: CountReport) -> Panel:
         grid.add_row("torchinfo", "–", Text("no count (see notes)", style="yellow"))
     else:
         verdict = Text("agrees", style="green") if c.agree else Text("differs", style="bold red")
+        if c.torchinfo_input is not None:
+            verdict.append(f" (forward pass on a {_shape(c.torchinfo_input)} input)")
         grid.add_row("torchinfo", f"{c.torchinfo.total:,}", verdict)
     parts: list[RenderableType] = [grid]
     if c.notes:

@@ -50,6 +50,9 @@ def param_dict(p: ParamReport) -> dict[str, Any]:
             "matches": list(fit["matches"]),
         }
     )
+    # The forward pass's fans came later still (issue 12): last.
+    row["forward_fan_in"] = row.pop("forward_fan_in")
+    row["forward_fan_out"] = row.pop("forward_fan_out")
     return row
 
 
@@ -61,6 +64,9 @@ def param_rows(params: list[dict[str, Any]]) -> list[dict[str, Any]]:
         fit = param.get("fit") or {}
         row["fit_family"] = fit.get("family")
         row["fit_std"] = fit.get("std")
+        # The forward fans came after fit: after its cells too, so every column keeps its place.
+        for key in ("forward_fan_in", "forward_fan_out"):
+            row[key] = row.pop(key, None)
         rows.append(row)
     return rows
 
@@ -84,6 +90,29 @@ def shows_looks(params: tuple[ParamReport, ...]) -> bool:
     return any(p.status in _LOOK_STATUSES and p.looks_like is not None for p in params)
 
 
+def forward_differs(p: ParamReport) -> bool:
+    """Whether the forward pass's fans are not torch's (HF Conv1D, ConvTranspose, groups, ...)."""
+    forward = (p.forward_fan_in, p.forward_fan_out)
+    return None not in forward and forward != (p.fan_in, p.fan_out)
+
+
+def fans_cell(p: ParamReport) -> str:
+    """torch's fans, marked `*` where the forward pass's differ (listed under the table)."""
+    if p.fan_in is None:
+        return "–"
+    return f"{p.fan_in}→{p.fan_out}" + ("*" if forward_differs(p) else "")
+
+
+def forward_line(params: tuple[ParamReport, ...]) -> str | None:
+    """The line under the table that gives the forward fans of the rows marked `*`."""
+    differ = [p for p in params if forward_differs(p)]
+    if not differ:
+        return None
+    shown = ", ".join(f"{p.name} {p.forward_fan_in}→{p.forward_fan_out}" for p in differ[:4])
+    more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
+    return f"* torch's fans; the forward pass has: {shown}{more} (JSON forward_fan_in/out)"
+
+
 def inspect_dict(report: InspectReport) -> dict[str, Any]:
     """The `initcli inspect --format json` object (DESIGN §2)."""
     return {
@@ -98,7 +127,7 @@ def inspect_dict(report: InspectReport) -> dict[str, Any]:
 def _param_row(
     p: ParamReport, with_grad: bool, name_width: int, with_looks: bool
 ) -> list[RenderableType]:
-    fans = "–" if p.fan_in is None else f"{p.fan_in}→{p.fan_out}"
+    fans = fans_cell(p)
     status = Text(p.status, style=STATUS_STYLE.get(p.status, ""))
     init = _shown_init(p.init)
     # Where the values are not what the init says (custom, off, ...), what they look like instead.
@@ -179,6 +208,9 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
     for p in rows:
         table.add_row(*_param_row(p, with_grad, name_width, looks))
     below: list[RenderableType] = [*more]
+    forward = None if looks else forward_line(report.params)
+    if forward is not None:
+        below.append(Text(forward))
     if looks:
         below.append(Text("looks like: " + "; ".join(report.looks_like)))
     if auto:

@@ -1,4 +1,4 @@
-"""`--plot`: per-block activation histograms per scheme, std by depth, loss curves (matplotlib)."""
+"""`--plot`: per-block histograms, std by depth, loss curves; a sweep's std against width."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from initcli.render.cells import wrap_after
 
 if TYPE_CHECKING:
     from initcli.report import ProbeReport
+    from initcli.report.sweeping import SweepReport
 
 INSTALL_HINT = "pip install 'initcli[plot]'"
 SUFFIXES = (".png", ".svg", ".pdf")
@@ -27,9 +28,18 @@ CHARTS_IN = 4.0
 MAX_COLUMNS = 10
 
 
+# A sweep's figure: one panel per scheme side by side (a second row with --step), each this size.
+PANEL_IN = (6.0, 4.5)
+
+
 def figure_pixels(n_schemes: int) -> tuple[int, int]:
     """(width, height) in pixels of the PNG written for this many schemes."""
     return round(WIDTH_IN * DPI), round((ROW_IN * n_schemes + CHARTS_IN) * DPI)
+
+
+def sweep_pixels(n_schemes: int, step: bool) -> tuple[int, int]:
+    """(width, height) in pixels of a --sweep figure: a panel per scheme (and per --step row)."""
+    return round(PANEL_IN[0] * n_schemes * DPI), round(PANEL_IN[1] * (2 if step else 1) * DPI)
 
 
 def require_matplotlib() -> None:
@@ -147,17 +157,74 @@ def _loss_chart(ax: Any, report: ProbeReport, colors: Sequence[str]) -> None:
     ax.legend(fontsize=7)
 
 
-def write_plot(report: ProbeReport, path: Path, force: bool) -> tuple[int, int]:
+def build_sweep_figure(report: SweepReport) -> Any:
+    """The coord check: per scheme, each block's output std against width on log-log axes (and,
+    with --step, the update size below), one line per block labelled with its k and verdict."""
+    from matplotlib.figure import Figure
+
+    n = len(report.schemes)
+    rows = 2 if report.step else 1
+    fig = Figure(figsize=(PANEL_IN[0] * n, PANEL_IN[1] * rows), dpi=DPI, layout="constrained")
+    axes = fig.subplots(rows, n, squeeze=False)
+    for col, scheme in enumerate(report.schemes):
+        std_lines = [(b.name, b.stds, b.exponent) for b in scheme.blocks]
+        _sweep_panel(axes[0][col], report, std_lines, "output std")
+        axes[0][col].set_title(
+            f"{wrap_after(scheme.scheme, ', ', 48)}\n{scheme.verdict}", fontsize=9
+        )
+        if report.step:
+            ups = [
+                (b.name, b.updates, b.update_exponent)
+                for b in scheme.blocks
+                if b.updates is not None and b.update_exponent is not None
+            ]
+            _sweep_panel(axes[1][col], report, ups, "update size (one Adam step)")
+    fig.suptitle(
+        f"{report.target}: coord check, std ∝ {report.key}^k (seed {report.seed}; "
+        f"width-stable: |k| < {report.threshold:g})"
+    )
+    return fig
+
+
+def _sweep_panel(
+    ax: Any,
+    report: SweepReport,
+    lines: Sequence[tuple[str, Sequence[float | None], Any]],
+    what: str,
+) -> None:
+    for i, (name, values, e) in enumerate(lines):
+        ys = [v if v is not None and v > 0 and math.isfinite(v) else math.nan for v in values]
+        k = "k undefined" if e.k is None else f"k {e.k:+.2f} ± {e.high - e.k:.2f}"
+        label = f"{name}: {k}, {e.verdict}"
+        ax.plot(report.widths, ys, marker="o", markersize=4, color=f"C{i % 10}", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(report.widths, [str(w) for w in report.widths])
+    ax.minorticks_off()
+    ax.set_xlabel(report.key)
+    ax.set_ylabel(what)
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+
+
+def write_plot(report: ProbeReport | SweepReport, path: Path, force: bool) -> tuple[int, int]:
     """Draw, then write with files.write_atomic (never over a file without `force`).
 
     Returns the figure's size in pixels.
     """
+    from initcli.report.sweeping import SweepReport
+
     require_matplotlib()
-    fig = build_figure(report)
+    if isinstance(report, SweepReport):
+        fig = build_sweep_figure(report)
+        size = sweep_pixels(len(report.schemes), report.step)
+    else:
+        fig = build_figure(report)
+        size = figure_pixels(len(report.schemes))
     drawn = io.BytesIO()
     fig.savefig(drawn, dpi=DPI, format=path.suffix.lower().lstrip("."))
     try:
         write_atomic(path, drawn.getvalue(), force)
     except OutputError as exc:
         raise PlotError(f"--plot {exc}") from None
-    return figure_pixels(len(report.schemes))
+    return size

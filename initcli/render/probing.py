@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -12,9 +11,19 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from initcli.render.cells import finite, num, pct
+from initcli.render.cells import finite, num, pct, wrap_scheme
+from initcli.render.training import (
+    across_lines,
+    checkpoints,
+    loss_table,
+    seed_rows,
+    seeds_parts,
+    seeds_table,
+    shows_seeds,
+    train_parts,
+    verdict_lines,
+)
 from initcli.render.writer import View, to_markdown
-from initcli.seeds import ALPHA, Interval
 from initcli.text import printable
 
 if TYPE_CHECKING:
@@ -25,9 +34,6 @@ SPARK = "▁▂▃▄▅▆▇█"
 BAR_WIDTH = 16
 # A sparkline shows at most this many blocks (evenly spaced through a deeper net).
 MAX_SPARK = 40
-# compare --train prints the loss at this many evenly spaced steps after step 0.
-CHECKPOINTS = 5
-OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
 VERDICT_STYLE = {
     "stable": "green",
     "vanishing": "bold red",
@@ -75,10 +81,6 @@ def std_bar(std: float | None, scale: tuple[float, float], width: int = BAR_WIDT
     return "█" * (1 + _level(std, scale, width))
 
 
-def _checkpoints(steps: int) -> list[int]:
-    return sorted({round(steps * k / CHECKPOINTS) for k in range(CHECKPOINTS + 1)})
-
-
 def layer_dict(layer: LayerStats) -> dict[str, Any]:
     return {
         "name": layer.name,
@@ -121,39 +123,8 @@ def scheme_probe_dict(sp: SchemeProbe) -> dict[str, Any]:
         data["losses"] = [finite(v) for v in sp.training.losses]
         data["accuracy"] = sp.training.accuracy
         data["val_loss"] = finite(sp.training.val_loss)
-    if sp.across is not None:
-        ratios = [r for r in sp.across.std_ratios if r is not None and math.isfinite(r)]
-        data["seeds_probe"] = {
-            "std_ratios": [finite(r) for r in sp.across.std_ratios],
-            "verdicts": list(sp.across.verdicts),
-            "holds": sp.across.holds,
-            "std_ratio_min": min(ratios) if ratios else None,
-            "std_ratio_max": max(ratios) if ratios else None,
-        }
-    if sp.summary is not None:
-        reach = sp.summary.to_target
-        data["runs"] = [
-            {
-                "seed_offset": k,
-                "losses": [finite(v) for v in run.losses],
-                "final_loss": finite(run.losses[-1]),
-                "val_loss": finite(run.val_loss),
-                "accuracy": run.accuracy,
-                "steps_to_target": reach[k],
-            }
-            for k, run in enumerate(sp.runs)
-        ]
-        acc = sp.summary.accuracy
-        data["seeds_summary"] = {
-            "final_loss": _interval_dict(sp.summary.final_loss),
-            "accuracy": None if acc is None else _interval_dict(acc),
-            "steps_to_target": list(reach),
-        }
+    data |= seeds_parts(sp)
     return data
-
-
-def _interval_dict(iv: Interval) -> dict[str, Any]:
-    return {"mean": finite(iv.mean), "low": finite(iv.low), "high": finite(iv.high), "n": iv.n}
 
 
 def probe_dict(report: ProbeReport) -> dict[str, Any]:
@@ -177,33 +148,9 @@ def probe_dict(report: ProbeReport) -> dict[str, Any]:
         },
         "schemes": [scheme_probe_dict(sp) for sp in report.schemes],
     }
-    if report.train is not None:
-        t = report.train
-        extra = {"optimizer": OPTIMIZER_NAMES.get(t.optimizer, t.optimizer), "data": "two moons"}
-        if report.outcome is not None and report.outcome.data != "moons":
-            extra["data"] = report.outcome.data
-        data["train"] = asdict(t) | extra | {"data_option": t.data}
-    if report.outcome is not None:
-        o = report.outcome
-        data["train_outcome"] = {
-            "task": o.task,
-            "steps": o.steps,
-            "target_loss": o.target_loss,
-            "metric": o.metric,
-            "test": "paired t-test across seeds (scipy.stats.ttest_rel), Holm-adjusted",
-            "alpha": ALPHA,
-            "comparisons": [
-                {
-                    "a": t.a,
-                    "b": t.b,
-                    "metric": t.metric,
-                    "mean_diff": finite(t.mean_diff),
-                    "p_value": t.p_value,
-                    "clear": t.clear,
-                }
-                for t in o.tests
-            ],
-        }
+    data |= train_parts(report)
+    # The policies' remarks (the `Note:` lines on stderr) came later than every other key: last.
+    data["remarks"] = list(report.remarks)
     return data
 
 
@@ -223,7 +170,7 @@ def _summary_rows(report: ProbeReport) -> list[dict[str, Any]]:
         }
         if sp.training is not None:
             losses = sp.training.losses
-            for step in _checkpoints(len(losses) - 1):
+            for step in checkpoints(len(losses) - 1):
                 row[f"loss@{step}"] = finite(losses[step])
             row["accuracy"] = sp.training.accuracy
         row["reason"] = r.reason
@@ -267,34 +214,11 @@ def _markdown(report: ProbeReport, compare: bool) -> str:
         for sp in report.schemes:
             parts.append(f"**{sp.scheme}**: {sp.result.verdict.value}\n")
             parts.append(to_markdown([block_dict(b) for b in sp.result.blocks]))
-    if report.outcome is not None and _shows_seeds(report):
-        parts.append(to_markdown(_seed_rows(report)))
+    if report.outcome is not None and shows_seeds(report):
+        parts.append(to_markdown(seed_rows(report)))
         parts.append("\n".join(verdict_lines(report)) + "\n")
     parts.append(_input_line(report) + "\n")
     return "\n".join(parts)
-
-
-def _seed_rows(report: ProbeReport) -> list[dict[str, Any]]:
-    rows = []
-    for sp in report.schemes:
-        if sp.summary is None:
-            continue
-        final, acc = sp.summary.final_loss, sp.summary.accuracy
-        rows.append(
-            {
-                "scheme": sp.scheme,
-                "final_loss": finite(final.mean),
-                "final_loss_low": finite(final.low),
-                "final_loss_high": finite(final.high),
-                "accuracy": None if acc is None else acc.mean,
-                "accuracy_low": None if acc is None else finite(acc.low),
-                "accuracy_high": None if acc is None else finite(acc.high),
-                "steps_to_target": " ".join(
-                    "–" if r is None else str(r) for r in sp.summary.to_target
-                ),
-            }
-        )
-    return rows
 
 
 def _side_by_side_rows(report: ProbeReport) -> list[dict[str, Any]]:
@@ -318,19 +242,6 @@ def _verdict_text(value: str) -> Text:
     return Text(value, style=VERDICT_STYLE.get(value, ""))
 
 
-def _wrap_scheme(text: str, width: int = 28) -> str:
-    """Break a scheme description after its commas so each line fits `width`."""
-    lines: list[str] = []
-    line = ""
-    for part in text.replace(", ", ",\n").split("\n"):
-        if line and len(line) + len(part) + 1 > width:
-            lines.append(line)
-            line = ""
-        line += part if not line else f" {part}"
-    lines.append(line)
-    return "\n".join(lines)
-
-
 def _summary_table(report: ProbeReport, scale: tuple[float, float]) -> list[RenderableType]:
     table = Table(
         title="verdicts · std by depth: block outputs, on one log scale for all rows",
@@ -347,37 +258,14 @@ def _summary_table(report: ProbeReport, scale: tuple[float, float]) -> list[Rend
         r = sp.result
         stds = _thin([b.std for b in r.blocks], MAX_SPARK)
         table.add_row(
-            _wrap_scheme(sp.scheme),
+            wrap_scheme(sp.scheme),
             _verdict_text(r.verdict.value),
             sparkline(stds, scale),
             f"{num(r.blocks[0].std, 3)} → {num(r.blocks[-1].std, 3)}",
             num(r.std_ratio, 3),
         )
     reasons = [Text(f"{sp.scheme}: {sp.result.reason}") for sp in report.schemes]
-    return [table, *reasons, *_across_lines(report)]
-
-
-def _across_lines(report: ProbeReport) -> list[Text]:
-    """--seeds: each scheme's std ratio range and the verdict only where every seed agrees."""
-    lines = []
-    for sp in report.schemes:
-        a = sp.across
-        if a is None:
-            continue
-        ratios = [r for r in a.std_ratios if r is not None and math.isfinite(r)]
-        spread = f"{min(ratios):.3g}–{max(ratios):.3g}" if ratios else "undefined"
-        n = len(a.verdicts)
-        if a.holds is not None:
-            said = f"{a.holds} at all {n} seeds"
-        else:
-            counts = {v: a.verdicts.count(v) for v in dict.fromkeys(a.verdicts)}
-            said = (
-                "no verdict: the seeds disagree ("
-                + ", ".join(f"{v} {c}" for v, c in counts.items())
-                + ")"
-            )
-        lines.append(Text(f"{sp.scheme} over {n} seeds: std ratio {spread}; {said}"))
-    return lines
+    return [table, *reasons, *across_lines(report)]
 
 
 def _thin(values: Sequence[float | None], most: int) -> list[float | None]:
@@ -425,7 +313,7 @@ def _side_by_side_table(report: ProbeReport, scale: tuple[float, float]) -> Tabl
     )
     table.add_column("block", overflow="fold")
     for sp in report.schemes:
-        table.add_column(_wrap_scheme(sp.scheme, 20), justify="right", overflow="fold")
+        table.add_column(wrap_scheme(sp.scheme, 20), justify="right", overflow="fold")
     for row in _side_by_side_rows(report):
         cells: list[RenderableType] = [printable(row["block"])]
         for sp in report.schemes:
@@ -433,115 +321,6 @@ def _side_by_side_table(report: ProbeReport, scale: tuple[float, float]) -> Tabl
             cells.append(f"{num(std, 3)} {sparkline([std], scale)}")
         table.add_row(*cells)
     return table
-
-
-def _loss_table(report: ProbeReport) -> Table:
-    assert report.train is not None
-    t = report.train
-    o = report.outcome
-    if o is None or (
-        o.data == "moons" and t.seeds == 1 and t.batch is None and t.optimizer == "adam"
-    ):
-        title = (
-            f"two moons ({t.points} points, noise {t.noise:g}) · Adam lr {t.lr:g}, full batch · "
-            f"cross-entropy loss"
-        )
-    else:
-        batch = "full batch" if t.batch is None else f"minibatch {t.batch}"
-        loss = "cross-entropy" if o.task == "classification" else "MSE"
-        seed = f" · seed {report.seed}" if t.seeds > 1 else ""
-        title = (
-            f"{o.data} · {OPTIMIZER_NAMES.get(t.optimizer, t.optimizer)} lr {t.lr:g}, {batch} · "
-            f"{loss} training loss{seed}"
-        )
-    steps = len(next(sp for sp in report.schemes if sp.training).training.losses) - 1  # type: ignore[union-attr]
-    table = Table(
-        title=title,
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-        pad_edge=False,
-    )
-    table.add_column("step", justify="right")
-    trained = [sp for sp in report.schemes if sp.training is not None]
-    for sp in trained:
-        table.add_column(_wrap_scheme(sp.scheme, 20), justify="right", overflow="fold")
-    for step in _checkpoints(steps):
-        table.add_row(
-            str(step), *[num(sp.training.losses[step], 4) for sp in trained if sp.training]
-        )
-    table.add_section()
-    table.add_row("accuracy", *[_pct(sp.training.accuracy) for sp in trained if sp.training])
-    return table
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
-
-
-def _iv(iv: Interval | None, digits: int, percent: bool = False) -> str:
-    if iv is None:
-        return "–"
-    scale = 100.0 if percent else 1.0
-    unit = "%" if percent else ""
-    mean = f"{iv.mean * scale:.{digits}f}{unit}"
-    if iv.half_width is None:
-        return mean
-    return f"{mean} ± {iv.half_width * scale:.{digits}f}"
-
-
-def _seeds_table(report: ProbeReport) -> list[RenderableType]:
-    """Per scheme over --seeds: mean ± 95% t-interval, steps to the target, the paired verdict."""
-    o = report.outcome
-    assert o is not None and report.train is not None
-    n = report.train.seeds
-    table = Table(
-        title=(
-            f"over {n} seed{'s' if n > 1 else ''} ({report.seed}…{report.seed + n - 1}) · "
-            f"mean ± 95% t-interval"
-        ),
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-        pad_edge=False,
-    )
-    table.add_column("scheme", style="bold")
-    table.add_column(f"final {o.metric}", justify="right", no_wrap=True)
-    if o.task == "classification":
-        table.add_column("accuracy", justify="right", no_wrap=True)
-    table.add_column(f"steps to loss ≤ {o.target_loss:.3g}", justify="right")
-    for sp in report.schemes:
-        if sp.summary is None:
-            continue
-        reach = sp.summary.to_target
-        cells = [_wrap_scheme(sp.scheme), _iv(sp.summary.final_loss, 4)]
-        if o.task == "classification":
-            cells.append(_iv(sp.summary.accuracy, 1, percent=True))
-        cells.append(" ".join("–" if r is None else str(r) for r in reach))
-        table.add_row(*cells)
-    return [table, *[Text(line) for line in verdict_lines(report)]]
-
-
-def verdict_lines(report: ProbeReport) -> list[str]:
-    """One line per pair of schemes: clear (Holm-adjusted paired t-test) or within noise."""
-    o = report.outcome
-    assert o is not None
-    lines = []
-    for t in o.tests:
-        better, worse = (t.a, t.b) if t.mean_diff < 0 else (t.b, t.a)
-        diff = abs(t.mean_diff)
-        if t.p_value is None:
-            what = "no spread to test (identical per-seed values or one seed)"
-            lines.append(f"{t.a} vs {t.b}: {o.metric} differs by {diff:.4g}; {what}")
-        elif t.clear:
-            lines.append(
-                f"clear: {better} has the lower {o.metric} than {worse} by {diff:.4g} "
-                f"(paired t-test over seeds, p = {t.p_value:.2g}, Holm-adjusted α {ALPHA:g})"
-            )
-        else:
-            lines.append(
-                f"within noise: {t.a} vs {t.b}, {o.metric} differs by {diff:.4g} "
-                f"(paired t-test over seeds, p = {t.p_value:.2g})"
-            )
-    return lines
 
 
 def _tables(report: ProbeReport, compare: bool) -> list[RenderableType]:
@@ -553,22 +332,11 @@ def _tables(report: ProbeReport, compare: bool) -> list[RenderableType]:
         parts += [_blocks_table(report, sp, scale) for sp in report.schemes]
     parts += _summary_table(report, scale)
     if report.train is not None:
-        parts.append(_loss_table(report))
-        if report.outcome is not None and _shows_seeds(report):
-            parts += _seeds_table(report)
+        parts.append(loss_table(report))
+        if report.outcome is not None and shows_seeds(report):
+            parts += seeds_table(report)
     parts.append(Text(_input_line(report), style="dim"))
     return parts
-
-
-def _shows_seeds(report: ProbeReport) -> bool:
-    """Today's single moons run keeps its output; anything new gets the summary table."""
-    t = report.train
-    o = report.outcome
-    return (
-        t is not None
-        and o is not None
-        and (t.seeds > 1 or o.data != "moons" or bool(t.val_fraction))
-    )
 
 
 def probe_view(report: ProbeReport, compare: bool = False) -> View:

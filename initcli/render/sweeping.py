@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from initcli.render.cells import finite, num
-from initcli.render.writer import View, to_markdown
+from initcli.render.writer import View
 from initcli.text import printable
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ def sweep_dict(report: SweepReport) -> dict[str, Any]:
             {"scheme": s.scheme, "verdict": s.verdict, "blocks": [_block_dict(b) for b in s.blocks]}
             for s in report.schemes
         ],
+        "notes": list(report.notes),
     }
 
 
@@ -123,11 +124,15 @@ def _tables(report: SweepReport) -> list[RenderableType]:
             style="dim",
         )
     )
+    parts += [Text(note) for note in report.notes]
     return parts
 
 
 def sweep_view(report: SweepReport) -> View:
     rows = _rows(report)
     return View(
-        sweep_dict(report), rows, lambda _width: _tables(report), markdown=lambda: to_markdown(rows)
+        sweep_dict(report),
+        rows,
+        lambda _width: _tables(report),
+        notes=report.notes,
     )

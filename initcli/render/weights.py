@@ -12,7 +12,7 @@ from rich.text import Text
 
 from initcli.render.cells import STATUS_STYLE, num, shape_text, shown, wrap_dotted
 from initcli.render.counts import count_dict, totals_line, totals_panel
-from initcli.render.inspection import param_dict, param_rows
+from initcli.render.inspection import looks_cell, param_dict, param_rows
 from initcli.render.writer import View
 
 if TYPE_CHECKING:
@@ -21,14 +21,25 @@ if TYPE_CHECKING:
 
 def checkpoint_dict(report: CheckpointReport) -> dict[str, Any]:
     """`initcli inspect FILE --format json`: the inspect object, `scheme` being --against (or
-    null) and `seed` null; each param adds `var_ratio` and `mean_shift`."""
+    null) and `seed` null; each param adds `var_ratio`, `mean_shift` and `state` (at init,
+    trained, undecided, uninitialized); `fresh_modules` lists the modules that look freshly
+    initialized among trained ones."""
     return {
         "target": report.target,
         "scheme": report.against,
         "seed": None,
         "params": [param_dict(p) for p in report.params],
         "counts": count_dict(report.counts),
+        "fresh_modules": list(report.fresh_modules),
     }
+
+
+_STATE_STYLE = {
+    "at init": "",
+    "trained": "green",
+    "undecided": "dim",
+    "uninitialized": "bold magenta",
+}
 
 
 def checkpoint_table(report: CheckpointReport, width: int = 100) -> list[RenderableType]:
@@ -42,7 +53,7 @@ def checkpoint_table(report: CheckpointReport, width: int = 100) -> list[Rendera
     compared = report.against is not None
     # As in inspect_table: the other columns are short, the name gets the rest (module types are
     # in the JSON/CSV and in `initcli count FILE`).
-    name_width = max(16, width - 74)
+    name_width = max(16, width - (74 if compared else 91))
     table.add_column("parameter", overflow="fold")
     table.add_column("shape", no_wrap=True)
     table.add_column("fans", justify="right", no_wrap=True)
@@ -53,8 +64,10 @@ def checkpoint_table(report: CheckpointReport, width: int = 100) -> list[Rendera
         table.add_column("var ratio", justify="right", no_wrap=True)
         table.add_column("status", no_wrap=True)
     else:
-        table.add_column("min", justify="right", no_wrap=True)
-        table.add_column("max", justify="right", no_wrap=True)
+        # min/max stay in the JSON/CSV; the table says what the values look like instead.
+        table.add_column("looks like", overflow="fold", max_width=26)
+        table.add_column("state", no_wrap=True)
+    fresh = set(report.fresh_modules)
     rows, more = shown(report.params, "tensors")
     for p in rows:
         row: list[RenderableType] = [
@@ -72,7 +85,14 @@ def checkpoint_table(report: CheckpointReport, width: int = 100) -> list[Rendera
                 Text(p.status, style=STATUS_STYLE.get(p.status, "")),
             ]
         else:
-            row += [num(p.min, 3), num(p.max, 3)]
+            flagged = p.name.rpartition(".")[0] in fresh
+            row += [
+                looks_cell(p) or "–",
+                Text(
+                    "fresh?" if flagged else p.state,
+                    style="bold yellow" if flagged else _STATE_STYLE.get(p.state, ""),
+                ),
+            ]
         table.add_row(*row)
     return [table, *more, totals_panel(report.counts)]
 

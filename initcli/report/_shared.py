@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
@@ -18,9 +19,20 @@ if TYPE_CHECKING:
     from initcli.spec import MLPSpec
 
 
-def counts_of(source: loading.ModelSource, model: nn.Module) -> Counts:
+def counts_of(
+    source: loading.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None = None
+) -> Counts:
+    """initcli's count and torchinfo's; with `input_shape`, torchinfo runs its forward pass on a
+    batch of 2 such samples (token ids for an Embedding first layer), on the model's device."""
     # A spec is counted by arithmetic; the model (meta or real) is only torchinfo's to read.
-    return count_spec(source.spec, model) if source.spec is not None else count_model(model)
+    inputs = None
+    if input_shape is not None:
+        device = next(itertools.chain(model.parameters(), model.buffers()), torch.empty(0)).device
+        spec = probe.input_spec(model, None, input_shape)
+        inputs = probe.make_batch(spec, 2, 0).to(device)
+    if source.spec is not None:
+        return count_spec(source.spec, model, inputs)
+    return count_model(model, inputs)
 
 
 # Every module of a spec is listed (and built on meta for torchinfo): 10,000 layers take ~7 s.

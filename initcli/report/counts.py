@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from initcli import building, checkpoint, loading
-from initcli.counting import Counts, count_model
+from initcli.counting import Counts
 from initcli.errors import ArgError
 from initcli.report._shared import (
     check_spec_depth,
@@ -53,27 +53,29 @@ def count(
     if source.prebuilt:
         built = source.build()
         materialize_lazy(source, built, input_shape)
-        return CountReport(source.target, count_model(built), "real")
+        return CountReport(source.target, counts_of(source, built, input_shape), "real")
     meta, why = try_meta(source)
     if meta is not None and input_shape is not None and has_lazy(meta):
         # Lazy layers take their shapes from a forward pass: that needs real tensors.
         meta, why = None, "--input-shape materializes its lazy layers"
     if meta is not None:
         method = "spec" if source.spec is not None else "meta"
-        counts = counts_of(source, meta)
-        cpu = torch.device("cpu")
+        counts = counts_of(source, meta, input_shape)
+        # torchinfo reads values on some models (a pruning mask it sums), and a forward pass on
+        # the --input-shape batch may need them: where the meta build fails it, a real one.
+        failed = next((n for n in counts.notes if n.startswith("torchinfo.summary failed")), None)
         if (
-            counts.torchinfo is None
+            failed is not None
             and source.spec is None
-            and building.fits(building.tensor_bytes(meta), cpu)
+            and building.fits(building.tensor_bytes(meta), torch.device("cpu"))
         ):
-            # torchinfo reads values on some models (a pruning mask it sums): give it real ones.
-            failed = next(n for n in counts.notes if n.startswith("torchinfo.summary failed"))
             built = source.build()
-            real = counts_of(source, built)
+            real = counts_of(source, built, input_shape)
+            # Also where the input fails there too: the real build's error names the cause.
             if real.torchinfo is not None:
-                why = failed.removeprefix("torchinfo.summary failed ")
-                why = why.removesuffix(", so there is nothing to compare with.")
+                why = failed.removeprefix("torchinfo.summary failed ").split(", so ")[0]
+                if why.startswith("on the "):  # the --input-shape batch
+                    why = "with the " + why.removeprefix("on the ")
                 remark = building.fallback_note(
                     source.target, f"torchinfo.summary failed on the meta build {why}"
                 )
@@ -82,4 +84,4 @@ def count(
     built = source.build()
     materialize_lazy(source, built, input_shape)
     remark = building.fallback_note(source.target, why or "")
-    return CountReport(source.target, counts_of(source, built), "real", (remark,))
+    return CountReport(source.target, counts_of(source, built, input_shape), "real", (remark,))

@@ -14,6 +14,7 @@ from initcli import (
     auto,
     building,
     checkpoint,
+    fans,
     loading,
     policy,
     schemes,
@@ -238,9 +239,9 @@ def inspect(
         chosen.describe(),
         seed,
         rows,
-        CountReport(source.target, counts_of(source, model), count_method),
+        CountReport(source.target, counts_of(source, model, input_shape), count_method),
         "stream" if streamed else "real",
-        (*plan.remarks, *remarks),
+        (*plan.remarks, *remarks, *_fan_remarks(model, chosen, choices, rows)),
         str(dev),
         looks_like_summary(rows),
     )
@@ -294,6 +295,36 @@ def _execute(
         choices = auto_choices_for(source, model, input_shape, seed) if is_auto else None
     items = streaming.in_memory(model, schemes.initialize_iter(model, weight, bias, seed, choices))
     return model, items, choices, remarks
+
+
+def _fan_remarks(
+    model: nn.Module,
+    chosen: policy.Policy,
+    choices: Choices | None,
+    rows: tuple[ParamReport, ...],
+) -> tuple[str, ...]:
+    """Where a fan-based init divided by one of torch's fans that the forward pass does not have
+    (HF Conv1D, ConvTranspose, groups, stacked gates): the factor its variance is off by."""
+    if chosen.code is not None:
+        return ()  # what the user's code called is not known per parameter
+    status = {row.name: row.status for row in rows}
+    held = schemes.owners(model)
+    uses = []
+    for name, param in model.named_parameters():
+        scheme: schemes.Scheme | None
+        if choices is not None and name in choices:
+            scheme = choices[name][0]
+        elif chosen.is_default or chosen.rules:
+            # The constructors' values: torch's default, only where they are that (not custom).
+            if status.get(name) != "ok":
+                continue
+            scheme = None
+        else:
+            scheme = chosen.weight
+        use = fans.fan_use(name, held[id(param)][1], name.rpartition(".")[2], param, scheme)
+        if use is not None:
+            uses.append(use)
+    return fans.off_remarks(uses)
 
 
 def _check_streamable(target: str, model: nn.Module, dev: torch.device) -> None:

@@ -11,7 +11,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from initcli import distributed, identify, schemes, stats, streaming
+from initcli import distributed, fans, identify, schemes, stats, streaming
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,11 @@ class ParamReport:
     # (family, std, bound, matches). For `uninitialized` values, looks_like gives the reason.
     looks_like: str | None = field(default=None, kw_only=True)
     fit: identify.Fit | None = field(default=None, kw_only=True)
+    # The fans the forward pass has (initcli.fans): torch's own where its layout is right, the
+    # layer's where it misleads (HF Conv1D, ConvTranspose, groups, stacked gates); None below 2
+    # dimensions and where the module is not known (a weights file).
+    forward_fan_in: int | None = field(default=None, kw_only=True)
+    forward_fan_out: int | None = field(default=None, kw_only=True)
 
 
 def looks_like_summary(params: Iterable[ParamReport]) -> tuple[str, ...]:
@@ -86,6 +91,7 @@ def measure(
     default: bool = False,
     depth: int | None = None,
     trained: bool = False,
+    forward: fans.Forward | None = None,
 ) -> ParamReport:
     """Measure one parameter against `exp` and identify its values.
 
@@ -155,6 +161,8 @@ def measure(
         status=status.value,
         looks_like=looks_like,
         fit=found.fit,
+        forward_fan_in=None if forward is None else forward.fan_in,
+        forward_fan_out=None if forward is None else forward.fan_out,
     )
 
 
@@ -164,10 +172,18 @@ def measure_item(
     """A streamed or in-memory parameter, measured; without values, its shape and fans only."""
     kind = type(item.module).__name__
     param, exp = item.param, item.expectation
+    forward = fans.forward_fans(item.module, item.name.rpartition(".")[2], param)
     if item.tensor is not None or schemes.is_uninitialized(param):
         tensor = param if item.tensor is None else item.tensor
         return measure(
-            item.name, kind, tensor, exp, param.requires_grad, default=default, depth=depth
+            item.name,
+            kind,
+            tensor,
+            exp,
+            param.requires_grad,
+            default=default,
+            depth=depth,
+            forward=forward,
         )
     fan = schemes.fans(param)
     return ParamReport(
@@ -188,6 +204,8 @@ def measure_item(
         requires_grad=param.requires_grad,
         dtype=str(param.dtype).removeprefix("torch."),
         status=stats.Status.UNKNOWN.value,
+        forward_fan_in=None if forward is None else forward.fan_in,
+        forward_fan_out=None if forward is None else forward.fan_out,
     )
 
 

@@ -74,6 +74,8 @@ class ProbeSeeds:
     std_ratios: tuple[float | None, ...]
     verdicts: tuple[str, ...]
     holds: str | None
+    # Mean ± 95% t-interval of the finite std ratios (None when none is finite).
+    ratio: seeds.Interval | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,9 @@ class ProbeReport:
     schemes: tuple[SchemeProbe, ...]
     train: TrainSetup | None = None
     outcome: TrainOutcome | None = None
+    # What each --init's policy or init code said while it was applied (a rule that sets nothing,
+    # parameters left at torch's default): the CLI prints them as `Note:` lines.
+    remarks: tuple[str, ...] = ()
 
 
 @guarded("run")
@@ -121,6 +126,7 @@ def probe_report(
         twice = next(n for n in names if names.count(n) > 1)
         raise SchemeError(f"--init {twice} is given twice; give each scheme once")
     results: list[SchemeProbe] = []
+    remarks: list[str] = []
     spec: probe.InputSpec | None = None
     batch: torch.Tensor | None = None
     data = None
@@ -129,7 +135,10 @@ def probe_report(
         data = datasets.load(train.data, seed, train.points, train.noise, train.val_fraction)
         how = _fit(train, data)
     for chosen in parsed:
-        model, _, _ = initialized(source, chosen, seed, input_shape)
+        model, _, said = initialized(source, chosen, seed, input_shape)
+        # With several --init, each remark says whose it is.
+        prefix = f"--init {chosen.describe()}: " if len(parsed) > 1 else ""
+        remarks.extend(prefix + remark for remark in said if prefix + remark not in remarks)
         if spec is None or batch is None:
             spec = probe.input_spec(model, source.spec.input if source.spec else None, input_shape)
             limits.check_batch(batch_size, spec.shape)
@@ -169,7 +178,10 @@ def probe_report(
                 others.append(probe.probe(again, probe.make_batch(spec, batch_size, seed + k)))
             verdicts = tuple(r.verdict.value for r in others)
             holds = verdicts[0] if len(set(verdicts)) == 1 else None
-            across = ProbeSeeds(tuple(r.std_ratio for r in others), verdicts, holds)
+            ratios = tuple(r.std_ratio for r in others)
+            finite = [r for r in ratios if r is not None and math.isfinite(r)]
+            ratio = seeds.interval(finite) if finite else None
+            across = ProbeSeeds(ratios, verdicts, holds, ratio)
         results.append(SchemeProbe(chosen.describe(), result, trained, tuple(runs), across=across))
     assert spec is not None and batch is not None
     outcome = None
@@ -185,9 +197,13 @@ def probe_report(
         kind,
         spec.source,
         tuple(results),
-        # With --epochs the step count is known only once the data is: report the real one.
-        train if train is None or how is None else dataclasses.replace(train, steps=how.steps),
+        # With --epochs the step count is known only once the data is, and the default minibatch
+        # depends on the data: report the real ones.
+        train
+        if train is None or how is None
+        else dataclasses.replace(train, steps=how.steps, batch=how.batch),
         outcome,
+        tuple(remarks),
     )
 
 
@@ -204,15 +220,18 @@ def _new_options(train: TrainSetup) -> bool:
 
 def _fit(train: TrainSetup, data: datasets.Data) -> training.Fit:
     steps = train.steps
-    if train.epochs is not None:
-        per_epoch = max(1, len(data.x_train) // (train.batch or len(data.x_train)))
-        steps = train.epochs * per_epoch
-        limits.check_count("--epochs × batches per epoch", steps, limits.MAX_TRAIN_STEPS)
-    if train.batch is not None and train.batch > len(data.x_train):
+    batch = train.batch
+    if batch is None:
+        batch = datasets.DEFAULT_BATCH.get(data.name)
+    elif batch > len(data.x_train):
         raise ArgError(
             f"--train-batch {train.batch} is more than the {len(data.x_train)} training samples"
         )
-    return training.Fit(steps, train.lr, train.optimizer, train.batch)
+    if train.epochs is not None:
+        per_epoch = max(1, len(data.x_train) // (batch or len(data.x_train)))
+        steps = train.epochs * per_epoch
+        limits.check_count("--epochs × batches per epoch", steps, limits.MAX_TRAIN_STEPS)
+    return training.Fit(steps, train.lr, train.optimizer, batch)
 
 
 def _chance_loss(data: datasets.Data | None) -> float:

@@ -47,6 +47,7 @@ class SweepReport:
     step: bool
     schemes: tuple[SchemeSweep, ...]
     threshold: float = sweep.STABLE_EXPONENT
+    notes: tuple[str, ...] = ()
 
 
 def _sources(
@@ -151,7 +152,8 @@ def sweep_report(
             if step:
                 fresh, _, _ = initialized(source, chosen, seed, input_shape)
                 ends = [layer.name for layer in result.layers if layer.ends_block]
-                updates = _update_sizes(fresh, ends, batch)
+                with probe.threads_for(fresh):
+                    updates = _update_sizes(fresh, ends, batch)
             per_width.append((names, [b.std for b in result.blocks], updates))
         names = per_width[0][0]
         if any(len(p[0]) != len(names) for p in per_width):
@@ -186,4 +188,19 @@ def sweep_report(
         tuple(batch.shape),
         step,
         tuple(results),
+        notes=tuple(note for s in results if (note := _readout_note(s)) is not None),
+    )
+
+
+def _readout_note(scheme: SchemeSweep) -> str | None:
+    """A last block that shrinks as width^-1/2 is what a muP readout does at init: say so, so
+    `shrinks` is not read as a fault there (the verdict itself stays what was measured)."""
+    e = scheme.blocks[-1].exponent
+    if e.verdict != "shrinks" or e.low is None or e.high is None or not e.low <= -0.5 <= e.high:
+        return None
+    return (
+        f"{scheme.scheme}: the output block {scheme.blocks[-1].name} shrinks as width^-1/2, as a "
+        "muP readout (output weights ∝ 1/width) means to at init: its logits start near 0 and "
+        "training, not the init, sets their size. Under the standard parametrization it is an "
+        "output scaled down too far."
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -12,9 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from initcli import checkpoint, schemes, torch_defaults
+from initcli import checkpoint, identify, loaded, schemes, torch_defaults
 from initcli.counting import Counts, ModuleCount, count_model, formula
-from initcli.errors import SchemeError
+from initcli.errors import CheckpointError, SchemeError
+from initcli.limits import MAX_GUESSED_LAYOUTS
 from initcli.report._shared import resolve_schemes
 from initcli.report.counts import CountReport
 from initcli.report.measuring import ParamReport, Progress, measure
@@ -27,6 +28,8 @@ class CheckpointParam(ParamReport):
 
     var_ratio: float | None  # observed var / expected var: 1 at init, drifts as training moves it
     mean_shift: float | None  # observed mean - expected mean
+    # initcli.loaded's state: at init, trained, undecided or uninitialized.
+    state: str = loaded.UNDECIDED
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class CheckpointReport:
     against: str | None  # the scheme compared with, described; None without --against
     params: tuple[CheckpointParam, ...]
     counts: CountReport
+    # Modules whose every decided tensor still holds a fresh init among trained ones (loaded.judge).
+    fresh_modules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,32 +175,67 @@ def _checkpoint_counts(ckpt: checkpoint.Checkpoint, layout: list[_Group]) -> Cou
         for g in layout
         if g.params
     )
-    notes = list(ckpt.notes)
-    if ckpt.files > 1:
-        notes.append(f"read from {ckpt.files} shard files.")
-    made = {key: ckpt.metadata.get(f"initcli.{key}") for key in ("target", "scheme", "seed")}
+    tied = [
+        f"tied weights: {' and '.join([first, *others])} are one tensor of "
+        f"{ckpt.tensors[first].numel():,} elements; counted once."
+        for first, others in checkpoint.tied_names(ckpt.tensors).items()
+    ]
+    inferred = any(g.inferred for g in layout)
+    notes = _file_notes(ckpt.notes, ckpt.files, ckpt.metadata, tied, inferred)
+    return Counts(total, total, 0, buffers, None, False, notes, modules)
+
+
+def _file_notes(
+    notes: Sequence[str],
+    files: int,
+    metadata: Mapping[str, str],
+    tied: Sequence[str],
+    inferred: bool,
+) -> tuple[str, ...]:
+    """A weights file's count notes: what was read, who wrote it, tied tensors, what is guessed."""
+    found = list(notes)
+    if files > 1:
+        found.append(f"read from {files} shard files.")
+    made = {key: metadata.get(f"initcli.{key}") for key in ("target", "scheme", "seed")}
     if made["target"]:
-        notes.append(
+        found.append(
             f"written by initcli inspect --save: {made['target']}, {made['scheme']}, "
             f"seed {made['seed']}."
         )
-    for first, others in checkpoint.tied_names(ckpt.tensors).items():
-        names = " and ".join([first, *others])
-        size = ckpt.tensors[first].numel()
-        notes.append(f"tied weights: {names} are one tensor of {size:,} elements; counted once.")
-    notes.append(
+    found.extend(tied)
+    found.append(
         "a weights file holds tensors, not a model: torchinfo is not run; requires_grad is not "
         "stored, so every parameter counts as trainable; buffers are told from parameters by "
         "name and dtype (running_mean, running_var, num_batches_tracked, *_mask, integer tensors)."
     )
-    if any(g.inferred for g in layout):
-        notes.append("module types marked ? are inferred from parameter names and shapes.")
-    return Counts(total, total, 0, buffers, None, False, tuple(notes), modules)
+    if inferred:
+        found.append("module types marked ? are inferred from parameter names and shapes.")
+    return tuple(found)
+
+
+def _header_counts(file: Path) -> Counts:
+    """A single safetensors file's counts from its header alone (what `_checkpoint_counts`
+    gives, in time and memory linear in the number of tensors and small per tensor)."""
+    found = checkpoint.header_layout(file)
+    notes = _file_notes((), 1, found.metadata, (), found.inferred)
+    if found.unguessed:
+        notes += (
+            f"module types are guessed for {MAX_GUESSED_LAYOUTS:,} distinct layouts (tensor names "
+            f"and shapes) only: the {found.unguessed:,} modules of other layouts show type -; "
+            "their counts, read from the header, are exact.",
+        )
+    return Counts(found.params, found.params, 0, found.buffers, None, False, notes, found.modules)
 
 
 def count_file(path: str | os.PathLike[str]) -> CountReport:
     """`initcli count FILE`: a weights file's totals, per inferred module (per the model's own
     modules for a HF folder with a config.json, when transformers is installed)."""
+    file = Path(path)
+    if file.suffix.lower() == ".safetensors" and file.is_file():
+        try:
+            return CountReport(str(path), _header_counts(file))
+        except CheckpointError:
+            pass  # an irregular header: `load` reads it, or says what is wrong in its own words
     ckpt = checkpoint.load(path)
     own, extra = _model_of(ckpt)
     return CountReport(str(path), _counts(ckpt, own, extra))
@@ -230,10 +270,15 @@ def inspect_checkpoint(
     ckpt = checkpoint.load(path)
     own, extra = _model_of(ckpt)
     layout = _layout(ckpt, own)
+    # The model's own init per stored tensor (a HF folder with its config.json), else {}.
+    own_init = _own_init(layout, ckpt, own) if own else {}
     defaults = (
-        _defaults(layout) if chosen and (chosen[0].is_default or chosen[1].is_default) else {}
+        (own_init or _defaults(layout))
+        if chosen and (chosen[0].is_default or chosen[1].is_default)
+        else {}
     )
     owners = {group.full(leaf): (group, leaf) for group in layout for leaf in group.params}
+    depth = identify.depth_hint(own.model) if own else checkpoint.depth_hint(ckpt.tensors)
     measured: dict[str, CheckpointParam] = {}
     if progress is not None:
         progress.start(len(owners), sum(ckpt.tensors[n].numel() for n in owners))
@@ -252,7 +297,16 @@ def inspect_checkpoint(
                     else schemes.expectation(scheme, t)
                 )
             measured[name] = _moved(
-                measure(name, group.type_name, t, exp, True, default=default, trained=True)
+                measure(
+                    name,
+                    group.type_name,
+                    t,
+                    exp,
+                    True,
+                    default=default,
+                    depth=depth,
+                    trained=True,
+                )
             )
             del t
             if progress is not None:
@@ -260,14 +314,30 @@ def inspect_checkpoint(
     finally:
         if progress is not None:
             progress.finish()
-    rows = [measured[name] for name in owners]
+    verdict = loaded.judge(
+        [
+            loaded.Tensor(
+                r.name,
+                r.numel or 0,
+                r.mean,
+                r.var,
+                r.fit,
+                own_init.get(r.name),
+                len(r.shape or ()),
+            )
+            for r in measured.values()
+        ]
+    )
+    rows = [replace(measured[name], state=verdict.states[name]) for name in owners]
     counts = CountReport(
         str(path), _own_counts(ckpt, own) if own else _checkpoint_counts(ckpt, layout)
     )
-    extra += _unproduced(rows)
+    extra += [*verdict.notes, *_unproduced(rows)]
     counts = replace(counts, counts=replace(counts.counts, notes=(*counts.counts.notes, *extra)))
     described = chosen[0].describe() if chosen else None
-    return CheckpointReport(str(path), ckpt.format, described, tuple(rows), counts)
+    return CheckpointReport(
+        str(path), ckpt.format, described, tuple(rows), counts, verdict.fresh_modules
+    )
 
 
 # Past this magnitude a float tensor holds values no init draws and no training reaches: the
@@ -276,11 +346,7 @@ _GARBAGE = 1e30
 
 
 def _unproduced(rows: list[CheckpointParam]) -> list[str]:
-    """Notes on tensors that neither an init nor training produces (NaN/Inf, garbage values).
-
-    (Flagging tensors that still look freshly initialized among trained ones needs the
-    identification engineer's `looks_like`; see the issue-10 report.)
-    """
+    """Notes on tensors that neither an init nor training produces (NaN/Inf, garbage values)."""
     found = []
     nonfinite = [r.name for r in rows if r.mean is not None and not math.isfinite(r.mean)]
     if nonfinite:
@@ -301,6 +367,14 @@ def _unproduced(rows: list[CheckpointParam]) -> list[str]:
             f"{' ...' if len(huge) > 3 else ''}): uninitialized memory, never a trained weight."
         )
     return found
+
+
+def _own_init(
+    layout: list[_Group], ckpt: checkpoint.Checkpoint, own: hf.HFModel
+) -> dict[str, schemes.Expectation]:
+    """What a HF folder's model draws for each stored tensor: its constructors, then its
+    `_init_weights` through post_init (recorded on meta, see hf.HFModel.init_of)."""
+    return {n: own.init_of(n, ckpt.tensors[n]) for g in layout for n in map(g.full, g.params)}
 
 
 def _defaults(layout: list[_Group]) -> dict[str, schemes.Expectation]:

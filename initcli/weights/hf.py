@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from initcli import building
+from initcli import building, fills, schemes
 from initcli.errors import first_line
+from initcli.fills import FillLog
 
 __all__ = ["INSTALL_NOTE", "HFModel", "meta_model"]
 
@@ -33,6 +36,23 @@ class HFModel:
     missing: tuple[str, ...]  # model tensors not in the file at all
     unexpected: tuple[str, ...]  # stored tensors the model has no place for
     seconds: float  # what the config read and meta build cost
+    fills: FillLog  # the init the constructor and post_init gave each tensor (recorded on meta)
+
+    @cached_property
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        return dict(self.model.state_dict(keep_vars=True))
+
+    def init_of(self, stored: str, tensor: torch.Tensor) -> schemes.Expectation:
+        """What the model's own init (its constructors, then `_init_weights` through post_init)
+        implies for the stored tensor `stored`; schemes.UNKNOWN where that is not known."""
+        mapped = self.names.get(stored)
+        if mapped is None:
+            return schemes.UNKNOWN
+        own = self._tensors.get(mapped)
+        if own is None:
+            return schemes.UNKNOWN
+        exp = fills.expectation(self.fills.of(own), tensor)
+        return replace(exp, init=f"{exp.init} · model's init") if exp.var is not None else exp
 
 
 def meta_model(folder: Path, stored: Iterable[str]) -> tuple[HFModel | None, str | None]:
@@ -53,11 +73,16 @@ def meta_model(folder: Path, stored: Iterable[str]) -> tuple[HFModel | None, str
             )
             arch = next(iter(config.architectures or []), None)
             cls = getattr(transformers, arch, None) if arch else None
-            with building.on_meta():
+            log = FillLog()
+            with building.on_meta(log):
                 if cls is not None:
                     model = cls(config)
                 else:
                     model = transformers.AutoModel.from_config(config)  # type: ignore[no-untyped-call]
+            replay = getattr(model, "initialize_weights", None)
+            if callable(replay):
+                with building.recording(log):
+                    replay()
     except Exception as exc:  # any config transformers cannot build: the file-only path
         return None, f"config.json was not used ({first_line(exc)}); module types are inferred."
     own = set(model.state_dict(keep_vars=True))
@@ -78,7 +103,7 @@ def meta_model(folder: Path, stored: Iterable[str]) -> tuple[HFModel | None, str
     seconds = time.perf_counter() - start
     kind = type(model).__name__
     return HFModel(
-        model, kind, names, tuple(tied), tuple(missing), tuple(unexpected), seconds
+        model, kind, names, tuple(tied), tuple(missing), tuple(unexpected), seconds, log
     ), None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,14 @@ import torch
 
 from initcli.errors import CheckpointError, first_line
 
-__all__ = ["MAX_HEADER_BYTES", "Shard", "read_header", "read_tensors", "shards_of_folder"]
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "HeaderScan",
+    "Shard",
+    "read_header",
+    "read_tensors",
+    "shards_of_folder",
+]
 
 # safetensors' own reader refuses headers over 100 MB; a header is read whole (it is JSON), so a
 # length past this cap is refused before a byte of it is read: a hostile length cannot make
@@ -44,6 +52,11 @@ _DTYPES: dict[str, tuple[str, int]] = {
     "F4": ("float4_e2m1fn_x2", 4),
 }
 
+# The torch dtypes this torch has (float4 and the newer float8 kinds came in later releases).
+_TORCH_DTYPES: dict[str, torch.dtype] = {
+    name: dtype for name, _ in _DTYPES.values() if (dtype := getattr(torch, name, None)) is not None
+}
+
 
 @dataclass(frozen=True)
 class Shard:
@@ -59,13 +72,8 @@ def _fail(file: Path, why: str) -> CheckpointError:
     return CheckpointError(f"{file} is not a readable safetensors file: {why}")
 
 
-def read_header(file: Path) -> Shard:
-    """Parse and check a safetensors header without reading any tensor data.
-
-    Memory is bounded by the header's size, which is checked against the file's size and
-    MAX_HEADER_BYTES before it is read; every tensor's byte range must lie inside the file (a
-    truncated file fails here, before anything is measured).
-    """
+def _raw_header(file: Path) -> tuple[bytes, int]:
+    """The header's bytes and the size of the data after it; lengths checked before reading."""
     try:
         size = file.stat().st_size
         with open(file, "rb") as handle:
@@ -83,47 +91,143 @@ def read_header(file: Path) -> Shard:
                 raise _fail(
                     file, f"its header is {length:,} bytes, over the {MAX_HEADER_BYTES:,} cap"
                 )
-            raw = handle.read(length)
+            return handle.read(length), size - 8 - length
     except OSError as exc:
         raise CheckpointError(f"cannot read {file} ({first_line(exc)})") from None
+
+
+def read_header(file: Path) -> Shard:
+    """Parse and check a safetensors header without reading any tensor data.
+
+    Memory is bounded by the header's size, which is checked against the file's size and
+    MAX_HEADER_BYTES before it is read; every tensor's byte range must lie inside the file (a
+    truncated file fails here, before anything is measured).
+    """
+    raw, available = _raw_header(file)
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _fail(file, f"its header is not JSON ({first_line(exc)})") from None
     if not isinstance(header, dict):
         raise _fail(file, "its header is not a JSON object")
-    meta = header.pop("__metadata__", None) or {}
-    if not isinstance(meta, dict):
-        raise _fail(file, "its __metadata__ is not an object")
-    available = size - 8 - length
+    meta = _metadata(file, header.pop("__metadata__", None))
     tensors: dict[str, torch.Tensor] = {}
     total = 0
     for name, info in header.items():
-        tensors[name] = _entry(file, name, info, available)
+        dtype, shape = _checked(file, name, info, available)
+        tensors[name] = torch.empty(shape, dtype=dtype, device="meta")
         total += info["data_offsets"][1] - info["data_offsets"][0]
-    return Shard(file, tensors, {str(k): str(v) for k, v in meta.items()}, total)
+    return Shard(file, tensors, meta, total)
 
 
-def _entry(file: Path, name: str, info: object, available: int) -> torch.Tensor:
+def _metadata(file: Path, meta: object) -> dict[str, str]:
+    meta = meta or {}
+    if not isinstance(meta, dict):
+        raise _fail(file, "its __metadata__ is not an object")
+    return {str(k): str(v) for k, v in meta.items()}
+
+
+class HeaderScan:
+    """A safetensors header read entry by entry, each entry checked as `read_header` checks it.
+
+    For headers too big to hold parsed whole (`json.loads` of 10⁶ entries makes ~0.6 GB of
+    Python objects), this holds the header's text and one entry at a time. Iterating yields
+    `(name, dtype, shape)` in file order, dtype and shape as `read_header`'s meta tensors have
+    them, and fills `metadata`. Anything irregular (text that is not UTF-8 JSON, an entry that
+    fails a check) raises CheckpointError; repeated names are yielded again (json.loads keeps the
+    last), for the caller to refuse. `read_header` says what is wrong in its own words: it reports
+    the first problem of the whole text, this one the first it meets.
+    """
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.metadata: dict[str, str] = {}
+
+    def __iter__(self) -> Iterator[tuple[str, torch.dtype, tuple[int, ...]]]:
+        raw, available = _raw_header(self.file)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _fail(self.file, "its header is not UTF-8") from None
+        del raw
+        try:
+            yield from self._entries(text, available)
+        except (ValueError, IndexError, StopIteration):
+            # JSONDecodeError is a ValueError; an index past the end is text cut short.
+            raise _fail(self.file, "its header is not one JSON object") from None
+
+    def _entries(
+        self, text: str, available: int
+    ) -> Iterator[tuple[str, torch.dtype, tuple[int, ...]]]:
+        # The json module's own scanners (C code) walk the top-level object one entry at a
+        # time: the grammar of json.loads (strict strings; NaN and Infinity accepted).
+        scan, strings = json.JSONDecoder().scan_once, json.decoder.scanstring  # type: ignore[attr-defined]
+        # Whitespace is looked for only where the text has some (safetensors writes none).
+        spaced = any(c in text for c in _WHITESPACE)
+
+        def skip(at: int) -> int:
+            return _SPACE.match(text, at).end() if spaced else at  # type: ignore[union-attr]
+
+        at = skip(0)
+        if text[at] != "{":
+            raise ValueError("not an object")
+        at = skip(at + 1)
+        end = text[at] == "}"
+        if end:
+            at = skip(at + 1)
+        while not end:
+            if text[at] != '"':
+                raise ValueError("a name was expected")
+            name, at = strings(text, at + 1)
+            if spaced:
+                at = skip(at)
+            if text[at] != ":":
+                raise ValueError("':' was expected")
+            info, at = scan(text, skip(at + 1) if spaced else at + 1)
+            if spaced:
+                at = skip(at)
+            if text[at] not in ",}":
+                raise ValueError("',' or '}' was expected")
+            end = text[at] == "}"
+            at = skip(at + 1) if spaced else at + 1
+            if name == "__metadata__":
+                self.metadata = _metadata(self.file, info)
+            else:
+                dtype, shape = _checked(self.file, name, info, available)
+                yield name, dtype, tuple(shape)
+        if at != len(text):
+            raise ValueError("extra data after the object")
+
+
+# JSON's whitespace (json.decoder.WHITESPACE, which also takes flags the match does not need).
+_SPACE = re.compile(r"[ \t\n\r]*")
+_WHITESPACE = " \t\n\r"
+
+
+def _checked(file: Path, name: str, info: object, available: int) -> tuple[torch.dtype, list[int]]:
+    """An entry's torch dtype and shape, once its dtype, shape and byte range are checked."""
     if not isinstance(info, dict):
         raise _fail(file, f"the header entry of {name!r} is not an object")
     code, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-    if code not in _DTYPES:
+    known = _DTYPES.get(code) if isinstance(code, str) else None
+    if known is None:
         raise _fail(file, f"tensor {name!r} has an unknown dtype {code!r}")
-    ok_shape = isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)
-    ok_offsets = (
-        isinstance(offsets, list)
-        and len(offsets) == 2
-        and all(isinstance(o, int) for o in offsets)
-        and 0 <= offsets[0] <= offsets[1]
-    )
-    if not (ok_shape and ok_offsets):
+    # Checked in plain loops, not all() over generators: a header may hold 10⁶ entries.
+    ok = isinstance(shape, list) and isinstance(offsets, list) and len(offsets) == 2
+    numel = 1
+    if ok:
+        assert isinstance(shape, list) and isinstance(offsets, list)
+        for d in shape:
+            if not isinstance(d, int) or d < 0:
+                ok = False
+                break
+            numel *= d
+        start, stop = offsets
+        ok = ok and isinstance(start, int) and isinstance(stop, int) and 0 <= start <= stop
+    if not ok:
         raise _fail(file, f"tensor {name!r} has a malformed shape or data_offsets")
     assert isinstance(shape, list) and isinstance(offsets, list)
-    dtype_name, bits = _DTYPES[code]
-    numel = 1
-    for d in shape:
-        numel *= d
+    dtype_name, bits = known
     if offsets[1] - offsets[0] != (numel * bits + 7) // 8:
         raise _fail(
             file,
@@ -136,14 +240,14 @@ def _entry(file: Path, name: str, info: object, available: int) -> torch.Tensor:
             f"tensor {name!r} ends at byte {offsets[1]:,} of the data, which has only "
             f"{available:,} bytes: the file is truncated",
         )
-    dtype = getattr(torch, dtype_name, None)
+    dtype = _TORCH_DTYPES.get(dtype_name)
     if dtype is None:
         raise _fail(file, f"tensor {name!r} is {code}, which this torch cannot hold")
     if code == "F4":
         if not shape or shape[-1] % 2:
             raise _fail(file, f"F4 tensor {name!r} has an odd last dimension")
         shape = [*shape[:-1], shape[-1] // 2]
-    return torch.empty(shape, dtype=dtype, device="meta")
+    return dtype, shape
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from initcli.probe import BlockStats, Histogram, LayerStats, ParamGrad, ProbeResult
@@ -15,7 +16,7 @@ from initcli.report import CountReport, GainRow, InspectReport, ProbeReport, Sch
 from initcli.report.baseline import Change, CheckReport, TargetCheck
 from initcli.verdict import Verdict
 
-from .conftest import render
+from .conftest import param, render
 
 
 def test_count_json_is_the_contract_object(counts: CountReport) -> None:
@@ -30,7 +31,18 @@ def test_count_json_is_the_contract_object(counts: CountReport) -> None:
             {"name": "fc1", "type": "Linear", "params": 25, "formula": "4×5 + 5"},
             {"name": "fc2", "type": "Linear", "params": 26, "formula": "5×5 + 1"},
         ],
+        "torchinfo_input": None,
     }  # fmt: skip
+
+
+def test_count_views_name_the_input_torchinfo_ran_on(counts: CountReport) -> None:
+    given = dataclasses.replace(counts.counts, torchinfo_input=(2, 4))
+    view = count_view(dataclasses.replace(counts, counts=given))
+    assert json.loads(render(view, OutputFormat.json))["torchinfo_input"] == [2, 4]
+    assert "· torchinfo 59 (differ, input 2×4)\n" in render(view, OutputFormat.markdown)
+    assert "│ torchinfo  59  differs (forward pass on a 2×4 input)" in render(
+        view, OutputFormat.table
+    )
 
 
 def test_count_csv_and_markdown(counts: CountReport) -> None:
@@ -82,6 +94,29 @@ def test_inspect_table_shows_fans_status_and_frozen(inspected: InspectReport) ->
     assert frozen.split()[-3:] == ["kaiming_normal", "off", "frozen"] and " nan " in frozen
     bias = next(line for line in lines if line.startswith(" fc1.bias"))
     assert bias.split()[:3] == ["fc1.bias", "5", "–"]
+
+
+def test_inspect_marks_fans_the_forward_pass_does_not_have(inspected: InspectReport) -> None:
+    conv1d = param("c_attn.weight", shape=(4, 12), fan_in=12, fan_out=4, forward_fan_in=4,
+                   forward_fan_out=12)  # fmt: skip
+    same = param("fc.weight", forward_fan_in=4, forward_fan_out=5)
+    report = dataclasses.replace(inspected, params=(conv1d, same, *inspected.params))
+    data = json.loads(render(inspect_view(report), OutputFormat.json))
+    assert list(data["params"][0])[-2:] == ["forward_fan_in", "forward_fan_out"]
+    assert [(p["forward_fan_in"], p["forward_fan_out"]) for p in data["params"]] == [
+        (4, 12),
+        (4, 5),
+        (None, None),
+        (None, None),
+        (None, None),
+    ]
+    lines = render(inspect_view(report), OutputFormat.table).splitlines()
+    assert next(ln for ln in lines if ln.startswith(" c_attn.weight")).split()[2] == "12→4*"
+    assert next(ln for ln in lines if ln.startswith(" fc.weight")).split()[2] == "4→5"
+    assert (
+        "* torch's fans; the forward pass has: c_attn.weight 4→12 (JSON forward_fan_in/out)"
+        in lines
+    )
 
 
 def test_inspect_csv_has_one_row_per_parameter(inspected: InspectReport) -> None:

@@ -1,0 +1,122 @@
+"""The init calls a meta build makes, recorded per tensor, and what the last one implies."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from initcli import schemes
+from initcli.errors import SchemeError
+
+# Tensor methods and factories whose result is a known distribution, as the scheme that draws it.
+_METHODS = {"normal_": "normal", "uniform_": "uniform", "zero_": "zeros", "fill_": "constant"}
+_FACTORIES = {"ones": "ones", "zeros": "zeros", "randn": "normal", "rand": "uniform"}
+# nn.init functions (transformers' `initialization` module calls the same ones) by scheme name.
+_INIT = {
+    "normal_": "normal", "uniform_": "uniform", "constant_": "constant", "ones_": "ones",
+    "zeros_": "zeros", "trunc_normal_": "trunc_normal", "xavier_uniform_": "xavier_uniform",
+    "xavier_normal_": "xavier_normal", "kaiming_uniform_": "kaiming_uniform",
+    "kaiming_normal_": "kaiming_normal", "orthogonal_": "orthogonal",
+}  # fmt: skip
+# Argument names the schemes use, where torch's differ.
+_RENAMED = {"from": "a", "to": "b", "value": "val", "fill_value": "val"}
+
+
+@dataclass(frozen=True)
+class Fill:
+    """The last whole-tensor write seen: the scheme it amounts to (e.g. `normal:mean=0,std=0.02`),
+    or None for a write whose values initcli cannot predict (copy_, mul_, eye_, ...)."""
+
+    scheme: str | None
+
+
+@dataclass
+class FillLog:
+    """Per tensor storage, the last write a build made to the whole tensor.
+
+    Keyed by the storage, since `weight.data.normal_()` writes through a new tensor object; the
+    tensors are kept so a freed storage's address is never reused for another. A write to part of
+    a tensor (an Embedding's padding row zeroed) leaves the record as it is.
+    """
+
+    fills: dict[int, tuple[torch.Tensor, Fill]] = field(default_factory=dict)
+
+    def note(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Record `func(*args, **kwargs)` if it writes a whole meta tensor in place."""
+        tensor = args[0] if args else kwargs.get("tensor")
+        name = getattr(func, "__name__", "")
+        # In-place writes end in one underscore (normal_, zero_); dunders (__get__) are reads.
+        if name.startswith("__") or not name.endswith("_"):
+            return
+        if not (isinstance(tensor, torch.Tensor) and tensor.is_meta):
+            return
+        storage = tensor.untyped_storage()
+        if (
+            tensor.storage_offset() != 0
+            or tensor.numel() * tensor.element_size() != storage.nbytes()
+        ):
+            return
+        from_init = getattr(func, "__module__", None) == "torch.nn.init"
+        scheme = (_INIT if from_init else _METHODS).get(name)
+        self.fills[storage._cdata] = (tensor, Fill(_text(scheme, func, args, kwargs)))
+
+    def created(self, func: Callable[..., Any], result: object, args: tuple[Any, ...]) -> None:
+        """Record a meta tensor made by torch.ones/zeros/randn/rand (or full, as a constant)."""
+        name = getattr(func, "__name__", "")
+        if not isinstance(result, torch.Tensor) or not result.is_meta:
+            return
+        if name == "full" and len(args) >= 2 and isinstance(args[1], (int, float)):
+            fill = Fill(f"constant:val={float(args[1])!r}")
+        elif name in _FACTORIES:
+            fill = Fill(_FACTORIES[name])
+        else:
+            return
+        self.fills[result.untyped_storage()._cdata] = (result, fill)
+
+    def of(self, tensor: torch.Tensor) -> Fill | None:
+        """The last whole-tensor write to `tensor`'s storage, if any was seen."""
+        found = self.fills.get(tensor.untyped_storage()._cdata)
+        return None if found is None else found[1]
+
+
+# Tensor methods have no Python signature: their positional arguments after self, by name.
+_POSITIONAL = {"normal_": ("mean", "std"), "uniform_": ("from", "to"), "fill_": ("value",)}
+
+
+def _text(
+    scheme: str | None, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str | None:
+    """The scheme text of the call, or None where an argument is not a plain value."""
+    if scheme is None:
+        return None
+    name = getattr(func, "__name__", "")
+    try:
+        given = dict(inspect.signature(func).bind(*args, **kwargs).arguments)
+        given.pop("tensor", None)
+    except (TypeError, ValueError):  # a Tensor method
+        given = dict(zip(_POSITIONAL.get(name, ()), args[1:], strict=False)) | kwargs
+    params = []
+    for key, value in given.items():
+        if key == "generator" or value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            return None  # e.g. fill_(a tensor): not a value initcli can name
+        shown = repr(float(value)) if not isinstance(value, str) else value
+        params.append(f"{_RENAMED.get(key, key)}={shown}")
+    return f"{scheme}:{','.join(params)}" if params else scheme
+
+
+def expectation(fill: Fill | None, tensor: torch.Tensor) -> schemes.Expectation:
+    """What `fill` implies for `tensor`'s values (schemes.UNKNOWN where it cannot say)."""
+    if fill is None or fill.scheme is None:
+        return schemes.UNKNOWN
+    try:
+        scheme = schemes.parse_scheme(fill.scheme)
+    except SchemeError:
+        return schemes.UNKNOWN
+    exp = schemes.expectation(scheme, tensor)
+    return replace(exp, init=scheme.describe()) if exp.var is not None else schemes.UNKNOWN

@@ -1,0 +1,166 @@
+"""Did a checkpoint's weights load? Which tensors still hold a fresh init among trained ones."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from initcli import stats
+from initcli.identify import Fit
+from initcli.schemes import Expectation
+
+AT_INIT = "at init"
+TRAINED = "trained"
+UNDECIDED = "undecided"
+UNPRODUCED = "uninitialized"
+
+# Below this many values a non-constant tensor cannot be told from a fresh draw: the tolerance
+# of a 64-element bias's variance spans every round std from 0.002 to 0.02 (measured: trained
+# biases of small GPT-2/BERT configs "match" normal(std=0.005) after 30 Adam steps).
+MIN_DECIDABLE = 1024
+# Flag freshly initialized modules only when at least this share of the decided weight matrices
+# (≥ 2-D) look trained: in a lightly trained checkpoint fresh-looking layers are the rule, not a
+# sign of a failed load. Matrices, because a norm's ones or a bias's zeros leave their constant at
+# the first step, while a matrix's variance moves past its tolerance only after tens of steps
+# (bench_loaded.py: a small Llama after 10 Adam steps has half its matrices still at init; with a
+# 0.5 share it flagged 7.8 trained modules a run).
+TRAINED_MAJORITY = 0.9
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """What `state` needs of a measured tensor; `init` is the model's own init for it where
+    known (a HF folder's config.json replayed on meta), else None."""
+
+    name: str
+    numel: int
+    mean: float | None
+    var: float | None
+    fit: Fit | None
+    init: Expectation | None = None
+    ndim: int = 2
+
+
+def state(t: Tensor) -> str:
+    """`at init`, `trained`, `uninitialized` (values neither produces) or `undecided`.
+
+    With the model's own init known, at init means consistent with it (stats.consistent: mean and
+    variance within the tolerance at this size); a small tensor (under MIN_DECIDABLE values) that
+    is consistent with a random init is undecided, but one that left a constant init is trained.
+    Without it: a constant tensor (a norm's ones, a bias's zeros) is at init, since one optimizer
+    step moves every element that receives a gradient; a larger tensor is at init when its values
+    form a clean family that a named init matches at its fans (identify.Fit.matches), trained
+    otherwise. One-element tensors are always constant, so they are undecided.
+    """
+    if t.fit is None or t.mean is None or t.var is None:
+        return UNDECIDED
+    if t.fit.family == "uninitialized" or not math.isfinite(t.mean):
+        return UNPRODUCED
+    if t.numel < 2:
+        return UNDECIDED
+    init = t.init
+    if init is not None and init.var is not None:
+        if not stats.consistent(t.numel, t.mean, t.var, init.mean, init.var, init.kurtosis):
+            return TRAINED
+        return UNDECIDED if init.var > 0 and t.numel < MIN_DECIDABLE else AT_INIT
+    if t.fit.family == "constant":
+        return AT_INIT
+    if t.numel < MIN_DECIDABLE:
+        return UNDECIDED
+    if t.fit.family != "none" and t.fit.matches:
+        return AT_INIT
+    return TRAINED
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Per tensor its state; the modules whose every decided tensor is at init while most of
+    the checkpoint looks trained; and the summary lines to print."""
+
+    states: dict[str, str]
+    fresh_modules: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def _sure(t: Tensor) -> bool:
+    """Whether a tensor at init is evidence enough to flag its module: consistent with the model's
+    own init, or a constant (a bias's zeros, a norm's ones, which training always moves). A
+    matrix matching only some named init is not: without the model's own init, trained
+    matrices pass through round stds (bench_loaded.py: BERT after 10 steps, 8.6 false flags a
+    run when they counted)."""
+    return t.init is not None or (t.fit is not None and t.fit.family == "constant")
+
+
+def _module(name: str) -> str:
+    return name.rpartition(".")[0] or "(root)"
+
+
+def _few(names: Sequence[str], limit: int = 5) -> str:
+    more = len(names) - limit
+    return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+def _at_init_modules(tensors: Sequence[Tensor], states: dict[str, str]) -> tuple[str, ...]:
+    """Modules whose every decided tensor is at init, with at least one `_sure` of it."""
+    by_module: dict[str, list[str]] = {}
+    sure: set[str] = set()
+    for t in tensors:
+        by_module.setdefault(_module(t.name), []).append(states[t.name])
+        if states[t.name] == AT_INIT and _sure(t):
+            sure.add(_module(t.name))
+    return tuple(
+        m
+        for m, found in by_module.items()
+        if m in sure and AT_INIT in found and TRAINED not in found
+    )
+
+
+def judge(tensors: Sequence[Tensor]) -> Verdict:
+    """Each tensor's state and the summary: all at init (an untrained save), all trained, or
+    modules that look freshly initialized among trained ones (a layer that did not load)."""
+    states = {t.name: state(t) for t in tensors}
+    decided_states = (AT_INIT, TRAINED)
+    decided = [s for s in states.values() if s in decided_states]
+    trained = decided.count(TRAINED)
+    at_init = decided.count(AT_INIT)
+    matrices = [states[t.name] for t in tensors if t.ndim >= 2 and states[t.name] in decided_states]
+    basis = matrices or decided
+    kind = "weight matrices" if matrices else "tensors"
+    told = f"{basis.count(TRAINED)} of {len(basis)} decided {kind}"
+    notes: list[str] = []
+    fresh: tuple[str, ...] = ()
+    if decided and trained == 0:
+        notes.append(
+            f"every tensor that can be told ({at_init} of {len(states)}) still holds a fresh "
+            "init's distribution: an untrained checkpoint, or one saved before training moved it."
+        )
+    elif at_init == 0 and decided:
+        notes.append(f"every tensor that can be told ({trained} of {len(states)}) looks trained.")
+    elif decided:
+        candidates = _at_init_modules(tensors, states)
+        if basis.count(TRAINED) >= TRAINED_MAJORITY * len(basis):
+            fresh = candidates
+        if fresh:
+            notes.append(
+                f"{len(fresh)} module{'s look' if len(fresh) > 1 else ' looks'} freshly "
+                f"initialized among trained ones ({told} look trained): "
+                f"{_few(fresh)} — did {'they' if len(fresh) > 1 else 'it'} load? A layer missing "
+                "from the checkpoint, or stored under a name the model does not use, keeps its "
+                "init."
+            )
+        elif candidates:
+            notes.append(
+                f"{told} look trained; still at init: {_few(candidates)}. Too many to single out "
+                "as a layer that did not load: a lightly trained checkpoint, or training that "
+                "touched only some layers (none flagged)."
+            )
+        else:
+            notes.append(f"{told} look trained; no module still holds only a fresh init's values.")
+    undecided = sum(s == UNDECIDED for s in states.values())
+    if undecided and decided:
+        notes.append(
+            f"{undecided} tensors are too small (under {MIN_DECIDABLE:,} values, not constant) "
+            "to tell a fresh init from a trained one."
+        )
+    return Verdict(states, fresh, tuple(notes))

@@ -1,0 +1,285 @@
+"""Did my weights load? `inspect FOLDER` without --against judges each tensor at init or trained
+and flags modules that still hold a fresh init among trained ones (issue 10 item 4)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run
+from torch import nn
+
+from initcli import fills, loaded, schemes
+from initcli.identify import Fit
+from initcli.report import inspect_checkpoint
+
+transformers = pytest.importorskip("transformers")
+transformers.logging.set_verbosity_error()
+
+VOCAB = 200
+
+
+def _gpt2() -> nn.Module:
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=VOCAB, n_positions=32)
+    return transformers.GPT2LMHeadModel(cfg)
+
+
+def _bert() -> nn.Module:
+    cfg = transformers.BertConfig(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        vocab_size=VOCAB,
+        max_position_embeddings=32,
+    )
+    return transformers.BertForMaskedLM(cfg)
+
+
+def _llama() -> nn.Module:
+    cfg = transformers.LlamaConfig(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=256,
+        vocab_size=VOCAB,
+    )
+    return transformers.LlamaForCausalLM(cfg)
+
+
+MODELS: dict[str, tuple[Callable[[], nn.Module], str]] = {
+    # the model, and the module left untrained (it "did not load")
+    "gpt2": (_gpt2, "transformer.h.1.mlp.c_fc"),
+    "bert": (_bert, "bert.encoder.layer.1.intermediate.dense"),
+    "llama": (_llama, "model.layers.1.mlp.up_proj"),
+}
+
+
+def _save(model: nn.Module, folder: Path) -> Path:
+    model.save_pretrained(folder)
+    return folder
+
+
+def _train_all_but(model: nn.Module, kept: str, steps: int = 30) -> None:
+    """Adam steps (lr 1e-3) on counting sequences (t, t+1, ...: learnable, every token and
+    position seen), every parameter but `kept`'s."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.rpartition(".")[0] != kept)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: a second thread only adds contention (×9 under load)
+    try:
+        for _ in range(steps):
+            x = (torch.randint(0, VOCAB, (8, 1), generator=gen) + torch.arange(32)) % VOCAB
+            loss = model(input_ids=x, labels=x).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_untrained_save_is_all_at_init(kind: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    folder = _save(MODELS[kind][0](), tmp_path / kind)
+    report = inspect_checkpoint(folder)
+    states = {p.name: p.state for p in report.params}
+    assert loaded.TRAINED not in states.values()
+    assert sum(s == loaded.AT_INIT for s in states.values()) >= len(states) // 2
+    assert report.fresh_modules == ()
+    notes = report.counts.counts.notes
+    assert any(n.startswith("every tensor that can be told") for n in notes)
+
+
+_TRAINED: dict[str, Path] = {}
+
+
+def _trained(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The model trained but for its kept module, saved once per test session."""
+    if kind not in _TRAINED:
+        build, kept = MODELS[kind]
+        torch.manual_seed(0)
+        model = build()
+        _train_all_but(model, kept)
+        _TRAINED[kind] = _save(model, tmp_path_factory.mktemp(kind))
+    return _TRAINED[kind]
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_flags_exactly_the_layer_that_did_not_train(
+    kind: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    kept = MODELS[kind][1]
+    folder = _trained(kind, tmp_path_factory)
+    report = inspect_checkpoint(folder)
+    assert report.fresh_modules == (kept,)
+    kept_rows = [p for p in report.params if p.name.rpartition(".")[0] == kept]
+    assert kept_rows and all(p.state in (loaded.AT_INIT, loaded.UNDECIDED) for p in kept_rows)
+    notes = report.counts.counts.notes
+    assert any(
+        n.startswith("1 module looks freshly initialized among trained ones") and kept in n
+        for n in notes
+    )
+
+    code, out, _ = run("inspect", str(folder), "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["fresh_modules"] == [kept]
+    assert {p["name"]: p["state"] for p in data["params"]} == {
+        p.name: p.state for p in report.params
+    }
+
+
+def test_table_marks_the_fresh_module(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _trained("gpt2", tmp_path_factory)
+    monkeypatch.setenv("COLUMNS", "160")
+    code, out, _ = run("inspect", str(folder))
+    assert code == 0
+    fresh_lines = [line for line in out.splitlines() if "fresh?" in line]
+    assert len(fresh_lines) == 2  # c_fc.weight and c_fc.bias
+    assert all("h.1.mlp.c_fc" in line for line in fresh_lines)
+    assert "looks like" in out and "state" in out
+
+
+def test_against_default_is_the_models_own_init(tmp_path: Path) -> None:
+    """GPT-2's _init_weights: N(0, 0.02²), c_proj N(0, (0.02/√(2·n_layer))²), zero biases,
+    LayerNorm ones — all `ok` on an untrained save, none judged against torch's Linear default."""
+    torch.manual_seed(0)
+    folder = _save(_gpt2(), tmp_path / "g")
+    report = inspect_checkpoint(folder, against="default")
+    by_name = {p.name: p for p in report.params}
+    assert {p.status for p in report.params} == {"ok"}
+    proj = by_name["transformer.h.0.attn.c_proj.weight"]
+    assert proj.expected_var == pytest.approx((0.02 / math.sqrt(4)) ** 2, rel=1e-12)
+    assert proj.init == "normal(mean=0, std=0.01) · model's init"
+    assert by_name["transformer.wte.weight"].expected_var == pytest.approx(0.02**2, rel=1e-12)
+    assert by_name["transformer.h.0.ln_1.weight"].expected_mean == 1.0
+    assert by_name["transformer.h.0.mlp.c_fc.bias"].expected_var == 0.0
+
+
+def _fit(family: str, matches: tuple[str, ...] = ()) -> Fit:
+    return Fit(family, 0.02, None, matches)
+
+
+@pytest.mark.parametrize(
+    ("tensor", "expected"),
+    [
+        (loaded.Tensor("a", 64, 0.0, 0.0, _fit("constant", ("zeros",))), loaded.AT_INIT),
+        (loaded.Tensor("a", 1, 0.5, 0.0, _fit("constant")), loaded.UNDECIDED),
+        (loaded.Tensor("a", 64, 0.0, 4e-4, _fit("normal", ("n(0.02)",))), loaded.UNDECIDED),
+        (loaded.Tensor("a", 4096, 0.0, 4e-4, _fit("normal", ("n(0.02)",))), loaded.AT_INIT),
+        (loaded.Tensor("a", 4096, 0.0, 5e-4, _fit("normal")), loaded.TRAINED),
+        (loaded.Tensor("a", 4096, 0.0, 5e-4, _fit("none")), loaded.TRAINED),
+        (loaded.Tensor("a", 4096, math.nan, None, _fit("none")), loaded.UNDECIDED),
+        (loaded.Tensor("a", 4096, math.nan, math.nan, _fit("none")), loaded.UNPRODUCED),
+        (loaded.Tensor("a", 4096, 0.0, 1.0, _fit("uninitialized")), loaded.UNPRODUCED),
+        # The model's own init known: consistency with it decides, whatever the named matches.
+        (
+            loaded.Tensor("a", 4096, 0.0, 1e-4, _fit("normal", ("normal(std=0.01)",)),
+                          schemes.Expectation("normal", 0.0, 4e-4)),
+            loaded.TRAINED,
+        ),
+        (
+            loaded.Tensor("a", 4096, 0.0, 4.01e-4, _fit("normal"),
+                          schemes.Expectation("normal", 0.0, 4e-4)),
+            loaded.AT_INIT,
+        ),
+        (
+            loaded.Tensor("a", 64, 0.0, 4.01e-4, _fit("normal"),
+                          schemes.Expectation("normal", 0.0, 4e-4)),
+            loaded.UNDECIDED,
+        ),
+        (
+            loaded.Tensor("a", 64, 1e-3, 1e-6, _fit("normal"), schemes.Expectation("0", 0.0, 0.0)),
+            loaded.TRAINED,
+        ),
+    ],
+)  # fmt: skip
+def test_state(tensor: loaded.Tensor, expected: str) -> None:
+    assert loaded.state(tensor) == expected
+
+
+def _t(name: str, state: str) -> loaded.Tensor:
+    ndim = 1 if name.endswith("bias") else 2
+    if state == loaded.AT_INIT:
+        return loaded.Tensor(name, 64, 0.0, 0.0, _fit("constant", ("zeros",)), ndim=ndim)
+    return loaded.Tensor(name, 4096, 0.0, 5e-4, _fit("none"), ndim=ndim)
+
+
+def _at_init_matrix(name: str) -> loaded.Tensor:
+    return loaded.Tensor(name, 4096, 0.0, 4e-4, _fit("normal", ("n(0.02)",)))
+
+
+def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
+    mostly_trained = [_t(f"l{i}.weight", loaded.TRAINED) for i in range(9)] + [
+        _t("head.bias", loaded.AT_INIT)
+    ]
+    verdict = loaded.judge(mostly_trained)
+    assert verdict.fresh_modules == ("head",)
+    assert verdict.notes[0].startswith(
+        "1 module looks freshly initialized among trained ones (9 of 9 decided weight matrices "
+        "look trained): head — did it load?"
+    )
+    # The majority is judged on weight matrices: norms and biases leave their constants at the
+    # first step, while a matrix's variance leaves its tolerance only after tens of steps. Under
+    # TRAINED_MAJORITY (0.9) the modules still at init are named, not flagged.
+    own = schemes.Expectation("normal", 0.0, 4e-4)
+    light = [replace(_at_init_matrix(f"l{i}.weight"), init=own) for i in range(3)]
+    light += [_t(f"l{i}.bias", loaded.TRAINED) for i in range(3, 6)]
+    light += [replace(_t("x.weight", loaded.TRAINED), init=own)]
+    verdict = loaded.judge(light)
+    assert verdict.fresh_modules == ()
+    assert verdict.notes[0] == (
+        "1 of 4 decided weight matrices look trained; still at init: l0, l1, l2. Too many to "
+        "single out as a layer that did not load: a lightly trained checkpoint, or training that "
+        "touched only some layers (none flagged)."
+    )
+    # Without any matrix, the tensors themselves.
+    biases = [_t(f"l{i}.bias", loaded.TRAINED) for i in range(9)] + [_t("h.bias", loaded.AT_INIT)]
+    assert loaded.judge(biases).fresh_modules == ("h",)
+    assert loaded.judge(biases[1:]).fresh_modules == ()  # 8 of 9: under the 0.9 share
+
+
+def test_fill_log_records_the_last_whole_tensor_write() -> None:
+    log = fills.FillLog()
+    from initcli import building
+
+    with building.on_meta(log):
+        lin = nn.Linear(8, 4)
+        emb = nn.Embedding(10, 4, padding_idx=0)
+        norm = nn.Parameter(torch.ones(4))
+    with building.recording(log):
+        nn.init.normal_(lin.weight, std=0.02)
+        lin.bias.data.uniform_(-0.5, 0.5)  # a Tensor method, through .data, positional
+        emb.weight.data[0].zero_()  # part of the tensor: the record stays
+    assert log.of(lin.weight) == fills.Fill("normal:mean=0.0,std=0.02")
+    assert log.of(lin.bias) == fills.Fill("uniform:a=-0.5,b=0.5")
+    assert log.of(emb.weight) == fills.Fill("normal:mean=0.0,std=1.0")
+    assert log.of(norm) == fills.Fill("ones")
+    with building.recording(log):
+        lin.weight.data.mul_(2.0)  # a write initcli cannot predict: no expectation
+    assert log.of(lin.weight) == fills.Fill(None)
+    assert fills.expectation(log.of(lin.weight), lin.weight) is schemes.UNKNOWN
+    exp = fills.expectation(log.of(lin.bias), lin.bias)
+    assert (exp.mean, exp.var) == (0.0, pytest.approx(1 / 12))
+
+
+def test_a_matrix_that_only_matches_a_named_init_is_not_flagged_without_the_models_own() -> None:
+    trained = [_t(f"l{i}.weight", loaded.TRAINED) for i in range(9)]
+    bare = loaded.judge([*trained, _at_init_matrix("q.weight")])
+    assert bare.states["q.weight"] == loaded.AT_INIT
+    assert bare.fresh_modules == ()
+    own = schemes.Expectation("normal", 0.0, 4e-4)
+    known = [replace(t, init=own) for t in trained]
+    known.append(replace(_at_init_matrix("q.weight"), init=own))
+    assert loaded.judge(known).fresh_modules == ("q",)
