@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from initcli import memory
+from initcli import memory, tracing
 from initcli.errors import DeviceError
 from initcli.fills import FillLog
 from initcli.loading import ModelSource
@@ -41,12 +41,14 @@ class _MetaFills(TorchFunctionMode):
     so a library imported during the build keeps torch's real init functions (replacing
     `torch.nn.init.*` leaked no-ops into every later build of transformers models). Whatever an
     init computes on meta is empty anyway; real tensors pass through untouched. With a `log`,
-    every whole-tensor write and factory-made meta tensor is recorded there (fills.FillLog).
+    every whole-tensor write and factory-made meta tensor is recorded there (fills.FillLog); with
+    a `trace`, every write and draw, in order (tracing.Trace, what initcli.replay replays).
     """
 
-    def __init__(self, log: FillLog | None = None) -> None:
+    def __init__(self, log: FillLog | None = None, trace: tracing.Trace | None = None) -> None:
         super().__init__()
         self.log = log
+        self.trace = trace
 
     def __torch_function__(
         self,
@@ -61,6 +63,8 @@ class _MetaFills(TorchFunctionMode):
             and getattr(func, "__name__", "").endswith("_")
         )
         kwargs = kwargs or {}
+        if self.trace is not None:
+            self.trace.see(func, args, kwargs)
         # nn.init passes its tensor by keyword, Tensor methods positionally.
         tensor = args[0] if args else kwargs.get("tensor")
         if self.log is not None:
@@ -70,14 +74,17 @@ class _MetaFills(TorchFunctionMode):
         result = func(*args, **kwargs)
         if self.log is not None:
             self.log.created(func, result, args)
+        if self.trace is not None:
+            self.trace.made(func, args, kwargs, result)
         return result
 
 
 @contextlib.contextmanager
-def on_meta(log: FillLog | None = None) -> Iterator[None]:
+def on_meta(log: FillLog | None = None, trace: tracing.Trace | None = None) -> Iterator[None]:
     """Construct on the meta device with random fills answered empty (see `_MetaFills`); with a
-    `log`, record what each tensor's init would have been."""
-    with torch.device("meta"), _MetaFills(log):
+    `log`, record what each tensor's init would have been; with a `trace`, every write and draw
+    in order."""
+    with torch.device("meta"), _MetaFills(log, trace):
         yield
 
 
@@ -96,10 +103,14 @@ def build_meta(source: ModelSource, quiet: bool = False) -> nn.Module:
     Raises whatever the constructor raises there (e.g. `.item()` on a meta tensor). `quiet`
     silences the constructor's warnings, for when a real build that repeats them may follow.
     """
-    with on_meta(), warnings.catch_warnings():
+    trace = tracing.Trace()
+    with on_meta(trace=trace), warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore")
-        return source.build()
+        model = source.build()
+    # What streaming a default init replays (initcli.replay): kept beside the model.
+    tracing.remember(model, trace)
+    return model
 
 
 def fallback_note(target: str, reason: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from initcli import schemes, torch_defaults
+from initcli import schemes, torch_defaults, tracing
 from initcli.schemes import Expectation, Scheme
 
 
@@ -158,6 +158,12 @@ class DefaultPlan:
     # Layers that a real build deep-copies from their first sibling (nn.TransformerEncoder and
     # nn.TransformerDecoder do): streaming copies them too instead of drawing new numbers.
     copies: tuple[str, ...] = ()
+    # Why code beyond the reset methods (transformers' post_init, a `self.apply(fn)`, constructor
+    # code writing into parameters) sets values the reset replay does not reproduce, or None.
+    model_init: str | None = None
+    # With a model-level init the recorded build is replayed instead (initcli.replay): the
+    # parameters whose values that replay cannot reproduce, each with why.
+    not_replayed: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -219,6 +225,12 @@ def _steps(model: nn.Module) -> list[_Step]:
 
 
 def plan_default(model: nn.Module) -> DefaultPlan:
+    trace = tracing.trace_of(model)
+    if trace is not None and trace.model_init:
+        from initcli import replay  # replay builds on this module's Item and _Ring
+
+        not_replayed = tuple(replay.plan(model, trace).missing.items())
+        return DefaultPlan((), (), model_init_reason(model), not_replayed)
     steps = _steps(model)
     missing = [
         s.name
@@ -231,6 +243,21 @@ def plan_default(model: nn.Module) -> DefaultPlan:
     return DefaultPlan(tuple(missing), tuple(copies))
 
 
+def model_init_reason(model: nn.Module) -> str | None:
+    """What sets values beyond the modules' reset methods, as recorded by the meta build
+    (building.build_meta), or None: then replaying each module's reset is exact."""
+    trace = tracing.trace_of(model)
+    if trace is None or not trace.model_init:
+        return None
+    inits = [e for e in trace.events if isinstance(e, tracing.PostInit)]
+    if inits:
+        return f"transformers' _init_weights (run by {type(inits[-1].model).__name__}.post_init)"
+    writes = [e for e in trace.events if isinstance(e, tracing.Write) and not e.in_reset]
+    if any(e.in_apply for e in writes):
+        return "a model-level init (self.apply(fn) in the constructor)"
+    return f"constructor code outside reset_parameters ({writes[0].name})"
+
+
 def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]:
     """Stream the modules' own init over a meta-built model: torch.manual_seed(seed), then each
     module's reset method, children before parents, on real tensors that live only until no
@@ -239,7 +266,15 @@ def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]
     This reproduces a real build exactly when the constructors draw their numbers by calling those
     methods in that order, as torch's own layers do; see the README for the cases it does not
     (tensors a reset method leaves alone are reported without values, never as garbage).
+    A model whose meta build recorded a model-level init (see `model_init_reason`) is instead
+    replayed write by write from that record (initcli.replay), which includes that init.
     """
+    trace = tracing.trace_of(model)
+    if trace is not None and trace.model_init:
+        from initcli import replay
+
+        yield from replay.stream(model, trace, seed, device)
+        return
     expected = torch_defaults.default_expectations(model)
     held = schemes.owners(model)
     names = {id(p): n for n, p in model.named_parameters()}

@@ -68,3 +68,50 @@ def gated_gpt2() -> nn.Module:
             n_layer=N_LAYER, n_embd=64, n_head=2, vocab_size=100, bos_token_id=0, eos_token_id=0
         )
     )
+
+
+def wide_llama() -> nn.Module:
+    """Tensors above report.measuring.INLINE_ELEMENTS: measured in a worker thread while the
+    next ones are drawn."""
+    return LlamaForCausalLM(
+        LlamaConfig(
+            hidden_size=320, intermediate_size=640, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, vocab_size=256,
+        )
+    )  # fmt: skip
+
+
+def vit() -> nn.Module:
+    """ViT: its _init_weights draws trunc_normal_ into cls_token and position_embeddings."""
+    from transformers import ViTConfig, ViTModel
+
+    return ViTModel(
+        ViTConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+            image_size=32, patch_size=8,
+        )
+    )  # fmt: skip
+
+
+def clip() -> nn.Module:
+    """CLIP: two nested PreTrainedModels, and logit_scale made by torch.tensor(2.6592)."""
+    from transformers import CLIPConfig, CLIPModel
+
+    text = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "vocab_size": 100,
+        "bos_token_id": 0,
+        "eos_token_id": 1,
+    }
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
+    }
+    return CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))

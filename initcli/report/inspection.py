@@ -58,7 +58,9 @@ class Method(StrEnum):
     """How inspect builds and measures a model."""
 
     STREAM = "stream"  # built on meta; each parameter drawn by the named scheme in turn
-    STREAM_DEFAULT = "stream-default"  # built on meta; each module's reset_parameters replayed
+    # Built on meta; each module's reset_parameters replayed, or, where code beyond them sets
+    # values (transformers' post_init, self.apply), the meta build's recorded writes (replay).
+    STREAM_DEFAULT = "stream-default"
     REAL = "real"  # the whole model built in memory, then initialized
 
 
@@ -170,7 +172,9 @@ def inspect(
     With a named scheme the model is built on the meta device and each parameter materialized,
     initialized and measured in turn (streaming: memory ≈ the largest parameter), with values
     identical to a real build. With `default`, the model is built for real (seeded first) when it
-    fits in half the free memory, else streamed through each module's reset_parameters.
+    fits in half the free memory, else streamed through each module's reset_parameters (or, for
+    a model-level init such as transformers' `_init_weights`, the meta build's recorded writes
+    replayed in order: initcli.replay).
     `stream` forces (True) or forbids (False) streaming; None decides as just said.
     `input_shape` (one sample) gives lazy layers their shapes through a forward pass before the
     init, and lets `auto` trace which activation follows which weight when TARGET is not a YAML
@@ -355,7 +359,22 @@ def _default_stream_remark(target: str, reason: str | None, plan: streaming.Defa
         f"{target} {reason}, so its default init was streamed"
         if reason
         else f"the default init of {target} was streamed"
-    ) + (
+    )
+    if plan.model_init:
+        text += (
+            ": its meta build's recorded writes and draws replayed in order after the seed, "
+            f"including {plan.model_init}, each parameter on a real tensor only while it is "
+            "being set — the same numbers as a real build"
+        )
+        if plan.not_replayed:
+            shown = ", ".join(f"{name} ({why})" for name, why in plan.not_replayed[:3])
+            rest = len(plan.not_replayed) - 3
+            text += (
+                f"; {len(plan.not_replayed)} parameter(s) not replayed, reported without values: "
+                f"{shown}" + (f" and {rest} more" if rest > 0 else "")
+            )
+        return text
+    text += (
         ": each module's reset_parameters, children before parents, after the seed — the same "
         "numbers as a real build wherever the constructors draw their init that way, as torch's "
         "own layers do (not where constructor code changes the values after that)"
