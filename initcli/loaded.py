@@ -132,9 +132,7 @@ def _flagged(
     """The candidates that stand out: at init while all their peers (the same module in every
     other block) trained (a majority flagged 1.8 lightly trained Llama modules a run at 30 steps);
     a module without peers (an embedding, a head) only where at least TRAINED_MAJORITY of the
-    checkpoint's decided matrices look trained."""The candidates that stand out: at init while all their peers (the same module in every
-    other block) trained (a majority flagged 1.8 lightly trained Llama modules a run at 30 steps); a module without peers (an embedding, a head) only where at least
-    TRAINED_MAJORITY of the checkpoint's decided matrices look trained."""
+    checkpoint's decided matrices look trained."""
     trained_modules = {_module(t.name) for t in tensors if states[t.name] == TRAINED}
     peers: dict[str, set[str]] = {}
     for t in tensors:
