@@ -13,7 +13,6 @@ from torch.overrides import TorchFunctionMode
 
 from initcli import memory, tracing
 from initcli.errors import DeviceError
-from initcli.fills import FillLog
 from initcli.loading import ModelSource
 
 # The in-place fills an init draws with. On the meta device they compute nothing, but the first
@@ -40,14 +39,13 @@ class _MetaFills(TorchFunctionMode):
     A function mode is thread-local and lives only inside the `with`: nothing global is replaced,
     so a library imported during the build keeps torch's real init functions (replacing
     `torch.nn.init.*` leaked no-ops into every later build of transformers models). Whatever an
-    init computes on meta is empty anyway; real tensors pass through untouched. With a `log`,
-    every whole-tensor write and factory-made meta tensor is recorded there (fills.FillLog); with
-    a `trace`, every write and draw, in order (tracing.Trace, what initcli.replay replays).
+    init computes on meta is empty anyway; real tensors pass through untouched. With a `trace`,
+    every write and draw is recorded there, in order (tracing.Trace: what initcli.replay replays
+    and initcli.fills reads a tensor's last init from).
     """
 
-    def __init__(self, log: FillLog | None = None, trace: tracing.Trace | None = None) -> None:
+    def __init__(self, trace: tracing.Trace | None = None) -> None:
         super().__init__()
-        self.log = log
         self.trace = trace
 
     def __torch_function__(
@@ -67,33 +65,28 @@ class _MetaFills(TorchFunctionMode):
             self.trace.see(func, args, kwargs)
         # nn.init passes its tensor by keyword, Tensor methods positionally.
         tensor = args[0] if args else kwargs.get("tensor")
-        if self.log is not None:
-            self.log.note(func, args, kwargs)
         if fill and isinstance(tensor, torch.Tensor) and tensor.is_meta:
             return tensor
         result = func(*args, **kwargs)
-        if self.log is not None:
-            self.log.created(func, result, args)
         if self.trace is not None:
             self.trace.made(func, args, kwargs, result)
         return result
 
 
 @contextlib.contextmanager
-def on_meta(log: FillLog | None = None, trace: tracing.Trace | None = None) -> Iterator[None]:
+def on_meta(trace: tracing.Trace | None = None) -> Iterator[None]:
     """Construct on the meta device with random fills answered empty (see `_MetaFills`); with a
-    `log`, record what each tensor's init would have been; with a `trace`, every write and draw
-    in order."""
-    with torch.device("meta"), _MetaFills(log, trace):
+    `trace`, record every write and draw in order."""
+    with torch.device("meta"), _MetaFills(trace):
         yield
 
 
 @contextlib.contextmanager
-def recording(log: FillLog) -> Iterator[None]:
-    """Run init code on an already meta-built model: fills answered empty and recorded in `log`
+def recording(trace: tracing.Trace) -> Iterator[None]:
+    """Run init code on an already meta-built model: fills answered empty and recorded in `trace`
     (transformers' post_init skips `_init_weights` while the meta device is the default, so a
-    folder's model is built with on_meta and its model-level init replayed under this)."""
-    with _MetaFills(log):
+    folder's model is built with on_meta and its model-level init run again under this)."""
+    with _MetaFills(trace):
         yield
 
 

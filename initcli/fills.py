@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
-from initcli import schemes
+from initcli import schemes, tracing
 from initcli.errors import SchemeError
 
-# Tensor methods and factories whose result is a known distribution, as the scheme that draws it.
+# Tensor methods and constant factories whose result is a known distribution, as its scheme.
 _METHODS = {"normal_": "normal", "uniform_": "uniform", "zero_": "zeros", "fill_": "constant"}
-_FACTORIES = {"ones": "ones", "zeros": "zeros", "randn": "normal", "rand": "uniform"}
+_FACTORIES = {"ones": "ones", "zeros": "zeros"}
 # nn.init functions (transformers' `initialization` module calls the same ones) by scheme name.
 _INIT = {
     "normal_": "normal", "uniform_": "uniform", "constant_": "constant", "ones_": "ones",
@@ -36,51 +36,45 @@ class Fill:
 
 @dataclass
 class FillLog:
-    """Per tensor storage, the last write a build made to the whole tensor.
+    """Per tensor storage, the last write a build made to the whole tensor, read from its trace.
 
-    Keyed by the storage, since `weight.data.normal_()` writes through a new tensor object; the
-    tensors are kept so a freed storage's address is never reused for another. A write to part of
-    a tensor (an Embedding's padding row zeroed) leaves the record as it is.
+    Keyed by the storage, since `weight.data.normal_()` writes through a new tensor object (the
+    trace keeps the tensors alive, so a storage's address is never reused for another). A write
+    to part of a tensor (an Embedding's padding row zeroed) leaves the record as it is.
     """
 
-    fills: dict[int, tuple[torch.Tensor, Fill]] = field(default_factory=dict)
+    fills: dict[int, Fill] = field(default_factory=dict)
 
-    def note(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Record `func(*args, **kwargs)` if it writes a whole meta tensor in place."""
-        tensor = args[0] if args else kwargs.get("tensor")
-        name = getattr(func, "__name__", "")
-        # In-place writes end in one underscore (normal_, zero_); dunders (__get__) are reads.
-        if name.startswith("__") or not name.endswith("_"):
-            return
-        if not (isinstance(tensor, torch.Tensor) and tensor.is_meta):
-            return
-        storage = tensor.untyped_storage()
-        if (
-            tensor.storage_offset() != 0
-            or tensor.numel() * tensor.element_size() != storage.nbytes()
-        ):
-            return
-        from_init = getattr(func, "__module__", None) == "torch.nn.init"
-        scheme = (_INIT if from_init else _METHODS).get(name)
-        self.fills[storage._cdata] = (tensor, Fill(_text(scheme, func, args, kwargs)))
-
-    def created(self, func: Callable[..., Any], result: object, args: tuple[Any, ...]) -> None:
-        """Record a meta tensor made by torch.ones/zeros/randn/rand (or full, as a constant)."""
-        name = getattr(func, "__name__", "")
-        if not isinstance(result, torch.Tensor) or not result.is_meta:
-            return
-        if name == "full" and len(args) >= 2 and isinstance(args[1], (int, float)):
-            fill = Fill(f"constant:val={float(args[1])!r}")
-        elif name in _FACTORIES:
-            fill = Fill(_FACTORIES[name])
-        else:
-            return
-        self.fills[result.untyped_storage()._cdata] = (result, fill)
+    @classmethod
+    def of_trace(cls, trace: tracing.Trace) -> FillLog:
+        """The last whole-tensor write to each meta tensor the traced build wrote."""
+        log = cls()
+        for event in trace.events:
+            if not isinstance(event, tracing.Write) or event.target is None:
+                continue
+            t = event.target
+            if not t.is_meta or t.storage_offset() != 0:
+                continue
+            if t.numel() * t.element_size() != t.untyped_storage().nbytes():
+                continue
+            log.fills[tracing.storage(t)] = _fill(event)
+        return log
 
     def of(self, tensor: torch.Tensor) -> Fill | None:
         """The last whole-tensor write to `tensor`'s storage, if any was seen."""
-        found = self.fills.get(tensor.untyped_storage()._cdata)
-        return None if found is None else found[1]
+        return self.fills.get(tracing.storage(tensor))
+
+
+def _fill(w: tracing.Write) -> Fill:
+    """The scheme a recorded write amounts to (Fill(None) where its values are not a scheme's)."""
+    name = w.name
+    if w.creates:
+        if name == "full" and len(w.args) >= 2 and isinstance(w.args[1], (int, float)):
+            return Fill(f"constant:val={float(w.args[1])!r}")
+        return Fill(_FACTORIES.get(name))
+    from_init = getattr(w.func, "__module__", None) == "torch.nn.init"
+    scheme = (_INIT if from_init else _METHODS).get(name)
+    return Fill(_text(scheme, w.func, w.args, w.kwargs))
 
 
 # Tensor methods have no Python signature: their positional arguments after self, by name.

@@ -34,15 +34,13 @@ class Plan:
     missing: dict[str, str]
 
 
-def storage(t: torch.Tensor) -> int:
-    return int(t.untyped_storage()._cdata)
-
-
 def plan(model: nn.Module, trace: tracing.Trace) -> Plan:
     """What replaying `trace` reproduces for each parameter of `model` (its meta build)."""
     writes, failure = _expand(model, trace)
     params = {
-        storage(p): (n, p) for n, p in model.named_parameters() if not schemes.is_uninitialized(p)
+        tracing.storage(p): (n, p)
+        for n, p in model.named_parameters()
+        if not schemes.is_uninitialized(p)
     }
     span: dict[str, tuple[int, int]] = {}
     missing: dict[str, str] = {}
@@ -56,9 +54,9 @@ def plan(model: nn.Module, trace: tracing.Trace) -> Plan:
         why = _why_not(w)
         if why is not None and w.draws and lost is None:
             lost = i
-        if w.target is None or storage(w.target) not in params:
+        if w.target is None or tracing.storage(w.target) not in params:
             continue
-        name, p = params[storage(w.target)]
+        name, p = params[tracing.storage(w.target)]
         last[name] = i
         if why is not None:
             first[name] = i
@@ -89,7 +87,9 @@ def stream(
     expected = torch_defaults.default_expectations(model)
     held = schemes.owners(model)
     named = dict(model.named_parameters())
-    by_storage = {storage(p): n for n, p in named.items() if not schemes.is_uninitialized(p)}
+    by_storage = {
+        tracing.storage(p): n for n, p in named.items() if not schemes.is_uninitialized(p)
+    }
     starts = {first: n for n, (first, _) in decided.span.items()}
     ends: dict[int, list[str]] = {}
     for n, (_, end) in decided.span.items():
@@ -110,7 +110,7 @@ def stream(
         if i in starts:
             name = starts[i]
             live[name] = take(named[name])
-        owner = by_storage.get(storage(w.target)) if w.target is not None else None
+        owner = by_storage.get(tracing.storage(w.target)) if w.target is not None else None
         try:
             if owner is not None and owner in live:
                 _run(w, live[owner][0])

@@ -58,6 +58,12 @@ _NN_INIT = {name: f for name, f in vars(nn.init).items() if callable(f)}
 _APPLY = nn.Module.apply.__code__
 
 
+def storage(t: torch.Tensor) -> int:
+    """The identity of a tensor's storage: `weight.data.normal_()` writes through a new tensor
+    object, to the same storage (the trace keeps its tensors alive, so no address is reused)."""
+    return int(t.untyped_storage()._cdata)
+
+
 @dataclass(frozen=True)
 class Write:
     """One call that writes into `target` (in place) or, for a factory, draws a new tensor.

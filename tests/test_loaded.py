@@ -251,23 +251,25 @@ def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
 
 
 def test_fill_log_records_the_last_whole_tensor_write() -> None:
-    log = fills.FillLog()
-    from initcli import building
+    from initcli import building, tracing
 
-    with building.on_meta(log):
+    trace = tracing.Trace()
+    with building.on_meta(trace):
         lin = nn.Linear(8, 4)
         emb = nn.Embedding(10, 4, padding_idx=0)
         norm = nn.Parameter(torch.ones(4))
-    with building.recording(log):
+    with building.recording(trace):
         nn.init.normal_(lin.weight, std=0.02)
         lin.bias.data.uniform_(-0.5, 0.5)  # a Tensor method, through .data, positional
         emb.weight.data[0].zero_()  # part of the tensor: the record stays
+    log = fills.FillLog.of_trace(trace)
     assert log.of(lin.weight) == fills.Fill("normal:mean=0.0,std=0.02")
     assert log.of(lin.bias) == fills.Fill("uniform:a=-0.5,b=0.5")
     assert log.of(emb.weight) == fills.Fill("normal:mean=0.0,std=1.0")
     assert log.of(norm) == fills.Fill("ones")
-    with building.recording(log):
+    with building.recording(trace):
         lin.weight.data.mul_(2.0)  # a write initcli cannot predict: no expectation
+    log = fills.FillLog.of_trace(trace)
     assert log.of(lin.weight) == fills.Fill(None)
     assert fills.expectation(log.of(lin.weight), lin.weight) is schemes.UNKNOWN
     exp = fills.expectation(log.of(lin.bias), lin.bias)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from initcli import building, fills, schemes
+from initcli import building, fills, schemes, tracing
 from initcli.errors import first_line
 from initcli.fills import FillLog
 
@@ -73,15 +73,15 @@ def meta_model(folder: Path, stored: Iterable[str]) -> tuple[HFModel | None, str
             )
             arch = next(iter(config.architectures or []), None)
             cls = getattr(transformers, arch, None) if arch else None
-            log = FillLog()
-            with building.on_meta(log):
+            trace = tracing.Trace()
+            with building.on_meta(trace):
                 if cls is not None:
                     model = cls(config)
                 else:
                     model = transformers.AutoModel.from_config(config)  # type: ignore[no-untyped-call]
             replay = getattr(model, "initialize_weights", None)
             if callable(replay):
-                with building.recording(log):
+                with building.recording(trace):
                     replay()
     except Exception as exc:  # any config transformers cannot build: the file-only path
         return None, f"config.json was not used ({first_line(exc)}); module types are inferred."
@@ -103,7 +103,14 @@ def meta_model(folder: Path, stored: Iterable[str]) -> tuple[HFModel | None, str
     seconds = time.perf_counter() - start
     kind = type(model).__name__
     return HFModel(
-        model, kind, names, tuple(tied), tuple(missing), tuple(unexpected), seconds, log
+        model,
+        kind,
+        names,
+        tuple(tied),
+        tuple(missing),
+        tuple(unexpected),
+        seconds,
+        FillLog.of_trace(trace),
     ), None
 
 
