@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -92,6 +93,21 @@ def _sps() -> Any:
     return stats
 
 
+def prefetch() -> None:
+    """Start importing scipy.stats in a background thread: the first tensor identified would
+    otherwise pay ~0.6 s on the critical path (inspect of a 405M model: 3.3 s → 2.6 s), while the
+    import overlaps with the fills, which release the GIL."""
+    threading.Thread(target=_sps, name="initcli-scipy", daemon=True).start()
+
+
+@cache
+def _spf() -> Any:
+    """scipy.special: its ufuncs cost microseconds, scipy.stats' methods a millisecond."""
+    from scipy import special
+
+    return special
+
+
 @cache
 def _trunc2() -> tuple[float, float, float, float]:
     """std, kurtosis, 6th and 8th standardized moments of the standard normal cut at ±2."""
@@ -134,14 +150,38 @@ def _ks(sample: torch.Tensor | None, family: str, center: float, scale: float) -
     """Whether the sample passes a KS test against the family at (center, scale)."""
     if sample is None or sample.numel() < 8 or scale <= 0:
         return True
-    x = sample.numpy()
+    return ks_pvalue(sample, family, center, scale) >= KS_ALPHA
+
+
+def ks_pvalue(sample: torch.Tensor, family: str, center: float, scale: float) -> float:
+    """The two-sided one-sample KS p-value of `sample` against normal, uniform (center ±
+    scale) or trunc2 (a normal cut at ±2 scale).
+
+    The statistic is computed here in torch (sorted sample against the family's CDF) and its
+    p-value from scipy's exact distribution of it, `kstwo.sf(D, n)`: what `scipy.stats.kstest`
+    returns in its exact mode, without its per-call overhead (≈ 2.7 ms a call, 0.4 s on a 405M
+    model).
+    """
+    x, _ = torch.sort(sample.to(torch.float64).flatten())
+    z = (x - center) / scale
     if family == "normal":
-        p = _sps().kstest(x, "norm", args=(center, scale)).pvalue
+        cdf = torch.special.ndtr(z)
     elif family == "uniform":
-        p = _sps().kstest(x, "uniform", args=(center - scale, 2 * scale)).pvalue
+        cdf = ((z + 1) / 2).clamp(0.0, 1.0)
     else:
-        p = _sps().kstest(x, "truncnorm", args=(-2.0, 2.0, center, scale)).pvalue
-    return bool(p >= KS_ALPHA)
+        lo, hi = _NDTR_CUT
+        cdf = ((torch.special.ndtr(z.clamp(-2.0, 2.0)) - lo) / (hi - lo)).clamp(0.0, 1.0)
+    n = x.numel()
+    ranks = torch.arange(1, n + 1, dtype=torch.float64)
+    d = max(float((ranks / n - cdf).max()), float((cdf - (ranks - 1) / n).max()))
+    return float(_sps().kstwo.sf(d, n))
+
+
+# The standard normal CDF at the ±2σ cut of trunc_normal_'s default.
+_NDTR_CUT = (
+    float(torch.special.ndtr(torch.tensor(-2.0))),
+    float(torch.special.ndtr(torch.tensor(2.0))),
+)
 
 
 def _families(st: TensorStats) -> dict[str, float]:
@@ -159,7 +199,7 @@ def _families(st: TensorStats) -> dict[str, float]:
             if abs(kurtosis[0] - expected) > Z * se:
                 continue
         if family == "normal":
-            limit = float(_sps().norm.isf(EXTREME_ALPHA / (2 * n)))
+            limit = -float(_spf().ndtri(EXTREME_ALPHA / (2 * n)))
             if reach > limit * std * (1 + std_slack):
                 continue
             center, scale = mean, std

@@ -155,3 +155,23 @@ def test_depth_hint() -> None:
 
     assert identify.depth_hint(Blocks()) == 5
     assert identify.depth_hint(nn.Linear(2, 2)) is None
+
+
+@pytest.mark.parametrize("family", ["normal", "uniform", "trunc2"])
+@pytest.mark.parametrize("n", [8, 500, 20_000])
+def test_ks_pvalue_is_scipys_kstest(family: str, n: int) -> None:
+    """identify's own KS statistic, with scipy's exact p-value, equals scipy.stats.kstest's (to
+    1e-6: scipy's truncnorm CDF is computed another way, 3e-8 apart on these samples)."""
+    from scipy import stats as sps  # type: ignore[import-untyped]
+
+    gen = torch.Generator().manual_seed(n)
+    x = torch.randn(n, generator=gen, dtype=torch.float64) * 0.5 + 0.1
+    center, scale = 0.1, 0.55
+    if family == "normal":
+        ref = sps.kstest(x.numpy(), "norm", args=(center, scale)).pvalue
+    elif family == "uniform":
+        ref = sps.kstest(x.numpy(), "uniform", args=(center - scale, 2 * scale)).pvalue
+    else:
+        ref = sps.kstest(x.numpy(), "truncnorm", args=(-2.0, 2.0, center, scale)).pvalue
+    got = identify.ks_pvalue(x, family, center, scale)
+    assert got == pytest.approx(ref, rel=1e-6, abs=1e-300)
