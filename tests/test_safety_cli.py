@@ -228,8 +228,17 @@ def test_a_table_beyond_its_row_limit_says_how_many_rows_it_left_out(tmp_path: P
     assert len(out.splitlines()) == 1_006
 
 
+# A suite started under nohup passes SIGHUP on as ignored, which initcli honours (as nohup means):
+# the installed script is exec'd with SIGHUP's default disposition back.
+_HANGUP_DEFAULT = (
+    "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def _installed(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([str(INITCLI), *args], cwd=ROOT, stdout=subprocess.PIPE,
+    command = [sys.executable, "-c", _HANGUP_DEFAULT, str(INITCLI), *args]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 

@@ -16,7 +16,9 @@ from initcli.errors import OutputError
 
 WRITER = """\
 import sys, time
+import signal
 from initcli import files
+signal.signal(signal.SIGHUP, signal.SIG_DFL)  # nohup passes it on ignored; initcli honours that
 files.install_signal_handlers()
 try:
     with files.atomic_writer(sys.argv[1]) as handle:
