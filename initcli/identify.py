@@ -85,40 +85,36 @@ class _Candidate:
 
 
 @cache
-def _sps() -> Any:
-    """scipy.stats, imported on first use: it costs ~60 MB and a fraction of a second, which
-    `initcli count` and `--help` should not pay."""
-    from scipy import stats  # type: ignore[import-untyped]
-
-    return stats
-
-
-def prefetch() -> None:
-    """Start importing scipy.stats in a background thread: the first tensor identified would
-    otherwise pay ~0.6 s on the critical path (inspect of a 405M model: 3.3 s → 2.6 s), while the
-    import overlaps with the fills, which release the GIL."""
-    threading.Thread(target=_sps, name="initcli-scipy", daemon=True).start()
-
-
-@cache
 def _spf() -> Any:
-    """scipy.special: its ufuncs cost microseconds, scipy.stats' methods a millisecond."""
-    from scipy import special
+    """scipy.special, imported on first use (~0.2 s, which `initcli count` and `--help` should
+    not pay). scipy.stats is not used: its import took ~0.6 s more, on the measuring thread of
+    every inspect, and its methods cost a millisecond a call where ufuncs cost microseconds."""
+    from scipy import special  # type: ignore[import-untyped]
 
     return special
 
 
+def prefetch() -> None:
+    """Start importing scipy.special in a background thread while the target is resolved and
+    built, so the first tensor identified does not wait for it."""
+    threading.Thread(target=_spf, name="initcli-scipy", daemon=True).start()
+
+
 @cache
 def _trunc2() -> tuple[float, float, float, float]:
-    """std, kurtosis, 6th and 8th standardized moments of the standard normal cut at ±2."""
-    d = _sps().truncnorm(-2.0, 2.0)
-    var = float(d.moment(2))
-    return (
-        math.sqrt(var),
-        float(d.moment(4)) / var**2,
-        float(d.moment(6)) / var**3,
-        float(d.moment(8)) / var**4,
-    )
+    """std, kurtosis, 6th and 8th standardized moments of the standard normal cut at ±2.
+
+    Closed form (integration by parts): for the standard normal cut to [-c, c] and even k,
+    E[X^k] = (k-1)·E[X^(k-2)] - 2·c^(k-1)·φ(c)/Z, with Z = Φ(c) - Φ(-c).
+    """
+    c = 2.0
+    z = math.erf(c / math.sqrt(2.0))
+    phi = math.exp(-c * c / 2) / math.sqrt(2 * math.pi)
+    m = {0: 1.0}
+    for k in (2, 4, 6, 8):
+        m[k] = (k - 1) * m[k - 2] - 2 * c ** (k - 1) * phi / z
+    var = m[2]
+    return math.sqrt(var), m[4] / var**2, m[6] / var**3, m[8] / var**4
 
 
 def _kurtosis_band(family: str, n: int) -> tuple[float, float]:
@@ -157,10 +153,10 @@ def ks_pvalue(sample: torch.Tensor, family: str, center: float, scale: float) ->
     """The two-sided one-sample KS p-value of `sample` against normal, uniform (center ±
     scale) or trunc2 (a normal cut at ±2 scale).
 
-    The statistic is computed here in torch (sorted sample against the family's CDF) and its
-    p-value from scipy's exact distribution of it, `kstwo.sf(D, n)`: what `scipy.stats.kstest`
-    returns in its exact mode, without its per-call overhead (≈ 2.7 ms a call, 0.4 s on a 405M
-    model).
+    The statistic is computed here in torch (sorted sample against the family's CDF), the p-value
+    as twice scipy.special's exact one-sided tail: `scipy.stats.kstest`'s exact p-value to 1e-4
+    relative wherever it is ≤ 0.01 (tested), without kstest's per-call overhead (≈ 2.7 ms a call,
+    0.4 s on a 405M model) or scipy.stats' import.
     """
     x, _ = torch.sort(sample.to(torch.float64).flatten())
     z = (x - center) / scale
@@ -174,7 +170,19 @@ def ks_pvalue(sample: torch.Tensor, family: str, center: float, scale: float) ->
     n = x.numel()
     ranks = torch.arange(1, n + 1, dtype=torch.float64)
     d = max(float((ranks / n - cdf).max()), float((cdf - (ranks - 1) / n).max()))
-    return float(_sps().kstwo.sf(d, n))
+    # Twice the exact one-sided (Smirnov) tail is the two-sided exact tail (scipy.stats' kstwo.sf)
+    # to 1e-4 relative wherever p ≤ 0.01, the only region a decision at KS_ALPHA depends on. It
+    # costs O(n) (22 ms at n = 20,000), so large samples take Kolmogorov's limit (microseconds,
+    # within a few % there) unless that lands within 10× of KS_ALPHA either way.
+    if n >= _KS_LIMIT_N:
+        p = float(_spf().kolmogorov(math.sqrt(n) * d))
+        if not KS_ALPHA / 10 <= p <= KS_ALPHA * 10:
+            return p
+    return min(1.0, 2.0 * float(_spf().smirnov(n, d)))
+
+
+# From this sample size on, Kolmogorov's limit decides KS p-values far from KS_ALPHA.
+_KS_LIMIT_N = 1000
 
 
 # The standard normal CDF at the ±2σ cut of trunc_normal_'s default.

@@ -159,14 +159,18 @@ def test_depth_hint() -> None:
 
 @pytest.mark.parametrize("family", ["normal", "uniform", "trunc2"])
 @pytest.mark.parametrize("n", [8, 500, 20_000])
-def test_ks_pvalue_is_scipys_kstest(family: str, n: int) -> None:
-    """identify's own KS statistic, with scipy's exact p-value, equals scipy.stats.kstest's (to
-    1e-6: scipy's truncnorm CDF is computed another way, 3e-8 apart on these samples)."""
+@pytest.mark.parametrize("scale", [0.5, 0.55, 0.62])
+def test_ks_pvalue_is_scipys_kstest_where_a_decision_depends_on_it(
+    family: str, n: int, scale: float
+) -> None:
+    """identify's KS p-value gives kstest's decision at KS_ALPHA; it equals kstest's exact p to
+    1e-4 relative near the threshold (twice scipy.special's exact one-sided tail), and to 10%
+    far from it on large samples (Kolmogorov's limit)."""
     from scipy import stats as sps  # type: ignore[import-untyped]
 
     gen = torch.Generator().manual_seed(n)
     x = torch.randn(n, generator=gen, dtype=torch.float64) * 0.5 + 0.1
-    center, scale = 0.1, 0.55
+    center = 0.1
     if family == "normal":
         ref = sps.kstest(x.numpy(), "norm", args=(center, scale)).pvalue
     elif family == "uniform":
@@ -174,4 +178,17 @@ def test_ks_pvalue_is_scipys_kstest(family: str, n: int) -> None:
     else:
         ref = sps.kstest(x.numpy(), "truncnorm", args=(-2.0, 2.0, center, scale)).pvalue
     got = identify.ks_pvalue(x, family, center, scale)
-    assert got == pytest.approx(ref, rel=1e-6, abs=1e-300)
+    assert (got >= identify.KS_ALPHA) == (ref >= identify.KS_ALPHA)
+    if ref <= 0.01 and (n < 1000 or identify.KS_ALPHA / 10 <= got <= identify.KS_ALPHA * 10):
+        assert got == pytest.approx(ref, rel=1e-4, abs=1e-300)
+    else:  # far from the threshold: Kolmogorov's limit for large samples
+        assert got == pytest.approx(ref, rel=0.1, abs=1e-3)
+
+
+def test_truncated_normal_moments_are_scipys() -> None:
+    from scipy import stats as sps
+
+    d = sps.truncnorm(-2.0, 2.0)
+    var = float(d.moment(2))
+    ref = (var**0.5, d.moment(4) / var**2, d.moment(6) / var**3, d.moment(8) / var**4)
+    assert identify._trunc2() == pytest.approx(ref, rel=1e-12)

@@ -15,6 +15,7 @@ from initcli import (
     building,
     checkpoint,
     fans,
+    identify,
     loading,
     policy,
     schemes,
@@ -185,6 +186,7 @@ def inspect(
     """
     if seed < 0:
         raise SchemeError(f"--seed must be ≥ 0, got {seed}")
+    identify.prefetch()  # scipy loads while the target is resolved and built
     if checkpoint.is_checkpoint(target):
         raise TargetError(
             f"{target} is a weights file, not a model: use inspect_checkpoint() "
