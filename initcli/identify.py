@@ -94,9 +94,10 @@ def _spf() -> Any:
     return special
 
 
+@cache
 def prefetch() -> None:
-    """Start importing scipy.special in a background thread while the target is resolved and
-    built, so the first tensor identified does not wait for it."""
+    """Start (once) importing scipy.special in a background thread while the target is resolved
+    and built, so the first tensor identified does not wait for it."""
     threading.Thread(target=_spf, name="initcli-scipy", daemon=True).start()
 
 

@@ -102,18 +102,20 @@ def _few(names: Sequence[str], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
-def _at_init_modules(tensors: Sequence[Tensor], states: dict[str, str]) -> tuple[str, ...]:
-    """Modules whose every decided tensor is at init, with at least one `_sure` of it."""
-    by_module: dict[str, list[str]] = {}
-    sure: set[str] = set()
+def _by_module(tensors: Sequence[Tensor]) -> dict[str, list[Tensor]]:
+    by_module: dict[str, list[Tensor]] = {}
     for t in tensors:
-        by_module.setdefault(_module(t.name), []).append(states[t.name])
-        if states[t.name] == AT_INIT and _sure(t):
-            sure.add(_module(t.name))
+        by_module.setdefault(_module(t.name), []).append(t)
+    return by_module
+
+
+def _at_init_modules(by_module: dict[str, list[Tensor]], states: dict[str, str]) -> tuple[str, ...]:
+    """Modules none of whose tensors looks trained, with at least one `_sure` at init."""
     return tuple(
         m
-        for m, found in by_module.items()
-        if m in sure and AT_INIT in found and TRAINED not in found
+        for m, ts in by_module.items()
+        if any(states[t.name] == AT_INIT and _sure(t) for t in ts)
+        and all(states[t.name] != TRAINED for t in ts)
     )
 
 
@@ -127,24 +129,23 @@ def _role(module: str) -> str:
 
 
 def _flagged(
-    candidates: tuple[str, ...], tensors: Sequence[Tensor], states: dict[str, str], share: float
+    candidates: tuple[str, ...],
+    by_module: dict[str, list[Tensor]],
+    states: dict[str, str],
+    share: float,
 ) -> tuple[str, ...]:
     """The candidates that stand out: at init while all their peers (the same module in every
     other block) trained (a majority flagged 1.8 lightly trained Llama modules a run at 30 steps);
     a module without peers (an embedding, a head) only where at least TRAINED_MAJORITY of the
     checkpoint's decided matrices look trained."""
-    trained_modules = {_module(t.name) for t in tensors if states[t.name] == TRAINED}
+    trained = {m for m, ts in by_module.items() if any(states[t.name] == TRAINED for t in ts)}
     peers: dict[str, set[str]] = {}
-    for t in tensors:
-        module = _module(t.name)
-        peers.setdefault(_role(module), set()).add(module)
+    for m in by_module:
+        peers.setdefault(_role(m), set()).add(m)
     flagged = []
     for m in candidates:
         others = peers[_role(m)] - {m}
-        if others:
-            if others <= trained_modules:
-                flagged.append(m)
-        elif share >= TRAINED_MAJORITY:
+        if (others and others <= trained) or (not others and share >= TRAINED_MAJORITY):
             flagged.append(m)
     return tuple(flagged)
 
@@ -171,8 +172,9 @@ def judge(tensors: Sequence[Tensor]) -> Verdict:
     elif at_init == 0 and decided:
         notes.append(f"every tensor that can be told ({trained} of {len(states)}) looks trained.")
     elif decided:
-        candidates = _at_init_modules(tensors, states)
-        fresh = _flagged(candidates, tensors, states, basis.count(TRAINED) / len(basis))
+        by_module = _by_module(tensors)
+        candidates = _at_init_modules(by_module, states)
+        fresh = _flagged(candidates, by_module, states, basis.count(TRAINED) / len(basis))
         named = [m for m in candidates if m not in fresh]
         if fresh:
             notes.append(

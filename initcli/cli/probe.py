@@ -42,6 +42,12 @@ def _plot_first(plot: Path | None, force: bool) -> None:
         check_destination(plot, force)
 
 
+def _check_outputs(target: str, output: Path | None, plot: Path | None, force: bool) -> None:
+    """Before any work: --plot and --output must be writable, and neither may be an input."""
+    _plot_first(plot, force)
+    check_output(output, force, {"the target's file": target_file(target), "--plot": plot})
+
+
 def _plot_last(report: Any, plot: Path | None, force: bool) -> None:
     if plot is not None:
         from initcli.render.plot import write_plot
@@ -105,8 +111,7 @@ def probe(
                 "--seeds does not apply to --sweep (one seeded batch per width); to check a "
                 "sweep's seed noise, rerun it with another --seed"
             )
-        _plot_first(plot, force)
-        check_output(output, force, {"the target's file": target_file(target), "--plot": plot})
+        _check_outputs(target, output, plot, force)
         swept = sweep_report(
             target,
             init or [],
@@ -123,8 +128,7 @@ def probe(
         return
     if step:
         raise ArgError("--step goes with --sweep (the update size per width)")
-    _plot_first(plot, force)
-    check_output(output, force, {"the target's file": target_file(target), "--plot": plot})
+    _check_outputs(target, output, plot, force)
     report = probe_report(
         target,
         init or [],
@@ -238,8 +242,7 @@ def compare(
     from initcli.render.probing import probe_view
     from initcli.report import TrainSetup, probe_report
 
-    _plot_first(plot, force)
-    check_output(output, force, {"the target's file": target_file(target), "--plot": plot})
+    _check_outputs(target, output, plot, force)
     if epochs is not None and train is not None:
         raise ArgError("give --train STEPS or --epochs N, not both")
     steps = train if epochs is None else 1

@@ -228,7 +228,6 @@ def run_items(
     the thread count) items are drawn with torch's thread setting untouched and only measuring
     drops to one thread. `default`: the values are the constructors' own (see `measure`).
     """
-    identify.prefetch()
     depth = identify.depth_hint(model)
     names = [name for name, _ in model.named_parameters()]
     found: dict[str, ParamReport] = {}

@@ -241,8 +241,17 @@ def count_file(path: str | os.PathLike[str]) -> CountReport:
     return CountReport(str(path), _counts(ckpt, own, extra))
 
 
-def _counts(ckpt: checkpoint.Checkpoint, own: hf.HFModel | None, extra: list[str]) -> Counts:
-    counted = _own_counts(ckpt, own) if own else _checkpoint_counts(ckpt, _layout(ckpt))
+def _counts(
+    ckpt: checkpoint.Checkpoint,
+    own: hf.HFModel | None,
+    extra: list[str],
+    layout: list[_Group] | None = None,
+) -> Counts:
+    """The checkpoint's counts (`layout`: its file layout, when the caller has it already)."""
+    if own:
+        counted = _own_counts(ckpt, own)
+    else:
+        counted = _checkpoint_counts(ckpt, _layout(ckpt) if layout is None else layout)
     return replace(counted, notes=(*counted.notes, *extra))
 
 
@@ -329,11 +338,8 @@ def inspect_checkpoint(
         ]
     )
     rows = [replace(measured[name], state=verdict.states[name]) for name in owners]
-    counts = CountReport(
-        str(path), _own_counts(ckpt, own) if own else _checkpoint_counts(ckpt, layout)
-    )
-    extra += [*verdict.notes, *_unproduced(rows)]
-    counts = replace(counts, counts=replace(counts.counts, notes=(*counts.counts.notes, *extra)))
+    notes = [*extra, *verdict.notes, *_unproduced(rows)]
+    counts = CountReport(str(path), _counts(ckpt, own, notes, layout))
     described = chosen[0].describe() if chosen else None
     return CheckpointReport(
         str(path), ckpt.format, described, tuple(rows), counts, verdict.fresh_modules
