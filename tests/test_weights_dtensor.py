@@ -81,7 +81,15 @@ def test_a_fully_sharded_model_counts_and_measures_as_the_whole_one(tmp_path: Pa
     (tmp_path / "sharded.py").write_text(MODEL)
     target = f"{tmp_path / 'sharded.py'}:model"
     out = str(tmp_path / "rank")
-    mp.spawn(_worker, args=(_free_port(), target, out), nprocs=2, join=True)
+    try:
+        mp.spawn(_worker, args=(_free_port(), target, out), nprocs=2, join=True)
+    except mp.ProcessExitedException as exc:
+        # Seen once in ~10 suite runs: a rank aborted *after* writing its results and destroying
+        # the group ("terminate called without an active exception": gloo's threads torn down at
+        # interpreter exit, pytorch#179291). What is measured here is in the files; an abort
+        # before they are complete still fails below.
+        if exc.signal_name != "SIGABRT":
+            raise
     whole = _report(target)  # no process group here: the same model, unsharded
     ranks = [json.loads(Path(f"{out}.{r}").read_text()) for r in range(2)]
     (code0, out0, _), (code1, out1, err1) = (r.pop("cli") for r in ranks)
