@@ -84,7 +84,7 @@ def is_checkpoint(target: str) -> bool:
     if not folder.is_dir():
         return False
     marks = (".metadata", "config.json")
-    return any((folder / m).is_file() for m in marks) or any(folder.glob("*.safetensors*"))
+    return any((folder / m).exists() for m in marks) or any(folder.glob("*.safetensors*"))
 
 
 _DIGITS = re.compile(r"(\d+)")

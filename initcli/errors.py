@@ -58,6 +58,10 @@ class OutputError(InitcliError):
     """A file initcli was asked to write exists (without --force) or cannot be written."""
 
 
+class NotRegularFileError(InitcliError):
+    """A file initcli would read is a FIFO, socket or device: reading it could block forever."""
+
+
 class CheckpointError(InitcliError):
     """A weights file is unreadable, not a checkpoint, or would run code if loaded."""
 

@@ -1,4 +1,4 @@
-"""Every file initcli writes goes through `write_atomic`: all of it or nothing, never a clobber."""
+"""Files in and out: reads only of regular files; writes atomic, never a clobber, never an input."""
 
 from __future__ import annotations
 
@@ -14,17 +14,30 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from initcli.errors import OutputError
+from initcli.errors import NotRegularFileError, OutputError
 
 __all__ = [
+    "MAX_FOLDER_SCAN",
     "atomic_writer",
     "check_not_input",
     "check_writable",
     "install_signal_handlers",
     "on_broken_pipe",
+    "open_regular",
+    "read_regular",
+    "require_regular",
     "signal_received",
     "write_atomic",
 ]
+
+# An existing output is compared, by inode, with every file of a folder it must not be (a folder
+# TARGET): at most this many entries are looked at. Past it the output is refused: a link to a
+# file the command reads cannot be ruled out.
+MAX_FOLDER_SCAN = 100_000
+_NEVER_OVER_INPUTS = (
+    "initcli does not write over its own inputs or one output over another, even with --force: "
+    "choose another file name"
+)
 
 # Temporary files being written right now: a SIGTERM/SIGHUP/SIGINT handler removes them.
 _TEMP_PATHS: set[str] = set()
@@ -91,29 +104,131 @@ def on_broken_pipe() -> int:
     return 0
 
 
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    return "a socket" if stat.S_ISSOCK(mode) else "a device"
+
+
+def _not_regular(path: str | os.PathLike[str], mode: int) -> NotRegularFileError:
+    return NotRegularFileError(
+        f"{os.fspath(path)} is {_kind(mode)}, not a regular file; initcli reads only regular "
+        "files: copy what it holds into a file and name that"
+    )
+
+
+def require_regular(path: str | os.PathLike[str]) -> None:
+    """Raise NotRegularFileError if `path` is a FIFO, socket or device (symlinks followed).
+
+    `os.stat` never blocks, where opening a FIFO waits for a writer forever. A missing path or a
+    folder is left to the caller, whose own open or check says what to name instead. For readers
+    that open the path themselves (safetensors' safe_open, torch.load, transformers, importlib):
+    the file could be swapped between this check and their open, a window only a local attacker
+    racing initcli could use, to make it hang rather than run anything.
+    """
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+        raise _not_regular(path, info.st_mode)
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a file for reading, refusing anything but a regular file without ever blocking.
+
+    Checked by `require_regular` first, then opened with O_NONBLOCK (a FIFO swapped in meanwhile
+    opens at once instead of waiting for a writer) and checked again on the open descriptor:
+    no race. Raises FileNotFoundError, IsADirectoryError and other OSErrors as `open` does.
+    """
+    require_regular(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """A regular file's bytes (at most `limit` of them), read as `open_regular` opens it."""
+    with open_regular(path) as handle:
+        return handle.read(-1 if limit is None else limit)
+
+
 def check_not_input(
     output: str | os.PathLike[str], inputs: Mapping[str, str | os.PathLike[str] | None]
 ) -> None:
     """Refuse an output path that is one of the inputs (or another output), even with --force.
 
-    `inputs` maps how each was given (`"the spec"`, `"--save"`, `"the baseline"`) to its path;
-    None entries (a dotted TARGET, an option not given) are skipped. Paths are compared resolved
-    (symlinks followed) and, where both exist, as the same file (hard links, bind mounts).
+    `inputs` maps how each was given (`"the spec"`, `"--save"`, `"the target folder f/"`) to
+    its path; None entries (a dotted TARGET, an option not given) are skipped. Paths are compared
+    resolved (symlinks followed) and, where both exist, as the same file (hard links, bind
+    mounts). A folder covers everything in it: an output inside it is refused, and so is an
+    existing output that is the same file as any file in it (a link from outside to a shard, or
+    a shard that is a symlink to the output).
     """
     out = Path(output)
+    resolved = out.resolve()
+    out_info = _stat(out, follow=True)
     for role, given in inputs.items():
         if given is None:
             continue
         other = Path(given)
-        same = out.resolve() == other.resolve()
-        if not same and out.exists() and other.exists():
-            with contextlib.suppress(OSError):
-                same = out.samefile(other)
+        if other.is_dir():
+            _check_not_in_folder(out, resolved, out_info, role, other)
+            continue
+        same = resolved == other.resolve()
+        if not same and out_info is not None:
+            other_info = _stat(other, follow=True)
+            same = other_info is not None and _same_file(out_info, other_info)
         if same:
+            raise OutputError(f"{out} is also {role}; {_NEVER_OVER_INPUTS}")
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _check_not_in_folder(
+    out: Path, resolved: Path, out_info: os.stat_result | None, role: str, folder: Path
+) -> None:
+    root = folder.resolve()
+    if resolved.is_relative_to(root):
+        raise OutputError(
+            f"{out} is inside {role}; initcli does not write into a folder it reads, "
+            "even with --force: write it elsewhere"
+        )
+    if out_info is None:  # a new file cannot be a link to one in the folder
+        return
+    for seen, file in enumerate(_walk(root)):
+        if seen >= MAX_FOLDER_SCAN:
             raise OutputError(
-                f"{out} is also {role}; initcli does not write over its own inputs or one output "
-                "over another: choose another file name"
+                f"{out} exists and {role} holds over {MAX_FOLDER_SCAN:,} entries, too "
+                f"many to rule out that {out} is one of them by a link; {_NEVER_OVER_INPUTS}"
             )
+        info = _stat(file, follow=True)
+        if info is not None and _same_file(info, out_info):
+            raise OutputError(
+                f"{out} is also {file.relative_to(root)} in {role} (the same file by a "
+                f"link); {_NEVER_OVER_INPUTS}"
+            )
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    # Every entry under root, symlinked folders followed (a loop only runs into the cap).
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        for name in (*dirs, *names):
+            yield Path(folder, name)
 
 
 def _new_file_mode() -> int:
@@ -152,15 +267,9 @@ def _refuse_special(target: Path) -> None:
     for info in (_stat(target, follow=False), _stat(target, follow=True)):
         if info is None or stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
             continue
-        kind = (
-            "a directory" if stat.S_ISDIR(info.st_mode)
-            else "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode)
-            else "a socket" if stat.S_ISSOCK(info.st_mode)
-            else "a device"
-        )  # fmt: skip
         raise OutputError(
-            f"{target} is {kind}, not a regular file; initcli writes only regular files, "
-            "even with --force: give a file name"
+            f"{target} is {_kind(info.st_mode)}, not a regular file; initcli writes only "
+            "regular files, even with --force: give a file name"
         )
 
 

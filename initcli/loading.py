@@ -271,6 +271,7 @@ def _load_file(location: str) -> ModuleType:
         raise TargetError(
             f"{location} is not a .py file; use file.py:Name, pkg.mod:Name or spec.yaml"
         )
+    files.require_regular(path)  # importlib opens it itself
     name = f"_initcli_target_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:  # pragma: no cover - .py files always get a loader

@@ -6,7 +6,6 @@ import difflib
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -14,6 +13,7 @@ from torch import nn
 
 from initcli import schemes
 from initcli.errors import PolicyError, SchemeError
+from initcli.files import read_regular
 from initcli.schemes import Scheme
 
 # A policy file holds a few dozen rules; anything much larger is not one.
@@ -221,8 +221,7 @@ def read_file(path: str) -> Mapping[object, object]:
     if not path:
         raise PolicyError("--init @ names no file; write e.g. --init @policy.yaml")
     try:
-        with Path(path).open("rb") as handle:
-            data = handle.read(MAX_POLICY_BYTES + 1)
+        data = read_regular(path, MAX_POLICY_BYTES + 1)
     except FileNotFoundError:
         raise PolicyError(f"{path}: no such policy file; check the path") from None
     except IsADirectoryError:

@@ -7,7 +7,6 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
 import torch
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from initcli.errors import SchemeError, SpecError
+from initcli.files import open_regular
 
 Activation = Literal[
     "relu", "leaky_relu", "tanh", "sigmoid", "gelu", "silu", "selu", "elu", "identity"
@@ -434,7 +434,7 @@ def load_spec(path: str | os.PathLike[str]) -> MLPSpec:
     """Read a spec file and parse it; an unreadable file is a SpecError too."""
     source = os.fspath(path)
     try:
-        with Path(path).open("rb") as handle:
+        with open_regular(path) as handle:
             # Read one byte past the limit: enough to know, without reading a huge file whole.
             data = handle.read(MAX_SPEC_BYTES + 1)
             if len(data) > MAX_SPEC_BYTES:

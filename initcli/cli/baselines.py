@@ -19,8 +19,8 @@ from initcli.cli.options import (
     SeedOpt,
     check_output,
     emit,
+    input_files,
     parse_kwargs,
-    target_file,
     write_text,
 )
 from initcli.errors import ArgError, ExitCode
@@ -77,7 +77,9 @@ def snapshot(
 
     if update and output is None:
         raise ArgError("--update needs the baseline file: -o FILE")
-    inputs = {f"the file of {t}": target_file(t) for t in targets}
+    inputs = input_files(None, [("--init", init)])
+    for t in targets:
+        inputs |= input_files(t, label=t)
     if not update:
         check_output(output, force, inputs)
     elif output is not None:
@@ -116,7 +118,16 @@ def check(
     from initcli.render.baseline import check_summary, check_view
     from initcli.report import baseline
 
-    check_output(output, force, {"the baseline being checked": baseline_file})
+    # What the baseline's targets read (their files and folders, policy and fn: files) is
+    # input too: read here, before the long rebuild, so a bad output fails at once.
+    targets: dict[str, str | None] = {}
+    for entry in baseline.load(baseline_file).models:
+        stats = [("--init", entry.stats.init)] if entry.stats is not None else []
+        targets |= input_files(entry.target, stats, label=entry.target)
+    check_output(output, force, {"the baseline being checked": baseline_file, **targets})
+    if update:
+        # --update rewrites BASELINE itself, by design; never a file its targets read.
+        check_not_input(baseline_file, targets)
     report = baseline.check(baseline_file)
     emit(check_view(report), output_format, output, force)
     if report.ok:

@@ -19,10 +19,10 @@ from initcli.cli.options import (
     check_output,
     count_value,
     emit,
+    input_files,
     notes,
     parse_kwargs,
     parse_shape_option,
-    target_file,
     tolerance_value,
 )
 from initcli.errors import ArgError, ExitCode
@@ -83,7 +83,7 @@ def count(
 
     if tolerance is not None and expect is None and expect_trainable is None:
         raise ArgError("--tolerance needs --expect N or --expect-trainable N")
-    check_output(output, force, {"the target's file": target_file(target)})
+    check_output(output, force, input_files(target))
     from initcli.checkpoint import is_checkpoint
 
     if input_shape is not None and is_checkpoint(target):

@@ -16,9 +16,9 @@ from initcli.cli.options import (
     TargetArg,
     check_output,
     emit,
+    input_files,
     parse_kwargs,
     parse_shape_option,
-    target_file,
     write_text,
 )
 from initcli.render import OutputFormat
@@ -54,7 +54,7 @@ def defaults(
     from initcli.render.pytorch_defaults import defaults_view
     from initcli.report import defaults as defaults_report
 
-    check_output(output, force, {"the target's file": target_file(target)})
+    check_output(output, force, input_files(target))
     report = defaults_report(target, parse_kwargs(arg), parse_shape_option(input_shape))
     emit(defaults_view(report), output_format, output, force)
 

@@ -23,12 +23,12 @@ from initcli.cli.options import (
     SeedOpt,
     check_output,
     emit,
+    input_files,
     note,
     notes,
     parse_kwargs,
     parse_shape_option,
     progress_bar,
-    target_file,
 )
 from initcli.errors import ArgError
 from initcli.files import check_not_input
@@ -91,10 +91,10 @@ def inspect(
     from initcli.report import inspect as inspect_report
     from initcli.report import inspect_checkpoint
 
-    inputs = {"the target's file": target_file(target), "--save": save}
-    check_output(output, force, inputs)
+    inputs = input_files(target, [("--init", init), ("--against", against)])
+    check_output(output, force, {**inputs, "--save": save})
     if save is not None:
-        check_not_input(save, {"the target's file": target_file(target)})
+        check_not_input(save, inputs)
     view: View
     if is_checkpoint(target):
         # --seed has a default (0) for models; for a weights file, only an explicit one is wrong.

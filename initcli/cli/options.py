@@ -182,10 +182,57 @@ def check_output(
         check_writable(output, force)
 
 
-def target_file(target: str) -> str | None:
-    """The file a TARGET reads (a spec, a weights file, `file.py` of `file.py:Name`), if any."""
-    path = target.rsplit(":", 1)[0] if ":" in target else target
-    return path if os.path.isfile(path) else None
+def target_path(target: str) -> str | None:
+    """The file or folder a TARGET reads, if any: a spec, a weights file or folder, `file.py` of
+    `file.py:Name`, or `pkg/mod.py` of `pkg.mod:Name` where that is under the current folder."""
+    text = target.strip()
+    if os.path.isdir(text) or os.path.isfile(text):
+        return text
+    location = text.rsplit(":", 1)[0] if ":" in text else text
+    if os.path.isfile(location):
+        return location
+    parts = location.split(".")
+    if all(part.isidentifier() for part in parts):
+        # A module TARGET is imported with the current folder first on sys.path: where it is
+        # found there is known without importing anything.
+        for candidate in (Path(*parts).with_suffix(".py"), Path(*parts, "__init__.py")):
+            if candidate.is_file():
+                return str(candidate)
+    return None
+
+
+def _code_file(given: str) -> str | None:
+    # `file.py:name` or `pkg.mod:name` (fn:, --data): the file it runs; a bare word is a name.
+    return target_path(given) if ":" in given else None
+
+
+def input_files(
+    target: str | None,
+    schemes: Sequence[tuple[str, str | None]] = (),
+    data: str | None = None,
+    label: str | None = None,
+) -> dict[str, str | None]:
+    """Every file and folder a command reads, by how it was given: what no output may be.
+
+    `schemes` pairs an option with its value (`("--init", "@policy.yaml")`): a policy file or
+    `fn:` code file is read. `label` names the target in the roles where a command has several
+    (snapshot, check); a folder's role carries its path, which the message then shows.
+    """
+    found: dict[str, str | None] = {}
+    path = None if target is None else target_path(target)
+    if path is not None and os.path.isdir(path):
+        found[f"the target folder {path}"] = path
+    elif path is not None:
+        found["the target's file" if label is None else f"the file of {label}"] = path
+    for option, text in schemes:
+        given = (text or "").strip()
+        if given.startswith("@"):
+            found[f"the file of {option} {given}"] = given[1:].strip() or None
+        elif given.startswith("fn:"):
+            found[f"the file of {option} {given}"] = _code_file(given[3:].strip())
+    if data is not None:
+        found[f"the file of --data {data}"] = _code_file(data.strip())
+    return found
 
 
 def note(message: str) -> None:

@@ -24,12 +24,13 @@ from initcli.cli.options import (
     TargetArg,
     check_output,
     emit,
+    input_files,
     notes,
     parse_kwargs,
     parse_shape_option,
-    target_file,
 )
 from initcli.errors import ArgError
+from initcli.files import check_not_input
 from initcli.render import OutputFormat
 
 
@@ -42,10 +43,20 @@ def _plot_first(plot: Path | None, force: bool) -> None:
         check_destination(plot, force)
 
 
-def _check_outputs(target: str, output: Path | None, plot: Path | None, force: bool) -> None:
+def _check_outputs(
+    target: str,
+    output: Path | None,
+    plot: Path | None,
+    force: bool,
+    inits: list[str] | None,
+    data: str | None = None,
+) -> None:
     """Before any work: --plot and --output must be writable, and neither may be an input."""
+    inputs = input_files(target, [("--init", i) for i in inits or []], data)
+    if plot is not None:
+        check_not_input(plot, inputs)
     _plot_first(plot, force)
-    check_output(output, force, {"the target's file": target_file(target), "--plot": plot})
+    check_output(output, force, {**inputs, "--plot": plot})
 
 
 def _plot_last(report: Any, plot: Path | None, force: bool) -> None:
@@ -111,7 +122,7 @@ def probe(
                 "--seeds does not apply to --sweep (one seeded batch per width); to check a "
                 "sweep's seed noise, rerun it with another --seed"
             )
-        _check_outputs(target, output, plot, force)
+        _check_outputs(target, output, plot, force, init)
         swept = sweep_report(
             target,
             init or [],
@@ -128,7 +139,7 @@ def probe(
         return
     if step:
         raise ArgError("--step goes with --sweep (the update size per width)")
-    _check_outputs(target, output, plot, force)
+    _check_outputs(target, output, plot, force, init)
     report = probe_report(
         target,
         init or [],
@@ -242,7 +253,7 @@ def compare(
     from initcli.render.probing import probe_view
     from initcli.report import TrainSetup, probe_report
 
-    _check_outputs(target, output, plot, force)
+    _check_outputs(target, output, plot, force, init, data)
     if epochs is not None and train is not None:
         raise ArgError("give --train STEPS or --epochs N, not both")
     steps = train if epochs is None else 1

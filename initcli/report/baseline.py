@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from initcli.errors import ArgError, BaselineError, InitcliError
+from initcli.files import read_regular, require_regular
 
 __all__ = [
     "Baseline",
@@ -262,13 +263,14 @@ def dumps(baseline: Baseline) -> str:
 def load(path: str | os.PathLike[str]) -> Baseline:
     """Read and validate a baseline file."""
     file = Path(path)
+    require_regular(file)
     if not file.is_file():
         what = "is a directory" if file.is_dir() else "does not exist"
         raise BaselineError(
             f"baseline {file} {what}; create one with: initcli snapshot TARGET... -o {file}"
         )
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(file).decode("utf-8"))
     except UnicodeDecodeError:
         raise BaselineError(f"baseline {file} is not UTF-8 text") from None
     except RecursionError:

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from initcli.errors import CheckpointError, first_line
+from initcli.files import require_regular
 
 __all__ = ["GROUP_BYTES", "DcpFolder", "is_dcp", "read_metadata", "read_tensors"]
 
@@ -29,7 +30,7 @@ class DcpFolder:
 
 def is_dcp(folder: Path) -> bool:
     """Whether a folder is a torch.distributed.checkpoint (it has a `.metadata` file)."""
-    return (folder / ".metadata").is_file()
+    return (folder / ".metadata").exists()  # a FIFO too: read_metadata then names it
 
 
 def read_metadata(folder: Path) -> DcpFolder:
@@ -38,6 +39,7 @@ def read_metadata(folder: Path) -> DcpFolder:
     from torch.distributed.checkpoint.filesystem import FileSystemReader
     from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
+    require_regular(folder / ".metadata")  # FileSystemReader opens it itself
     try:
         meta = FileSystemReader(str(folder)).read_metadata()
     except Exception as exc:  # a pickle torch's reader refuses, a truncated file: all unreadable
@@ -57,6 +59,7 @@ def read_metadata(folder: Path) -> DcpFolder:
         ends[info.relative_path] = max(ends.get(info.relative_path, 0), end)
     for rel, end in ends.items():
         file = folder / rel
+        require_regular(file)
         if not file.is_file():
             raise CheckpointError(f"{folder / '.metadata'} points into {rel}, which is missing")
         if file.stat().st_size < end:

@@ -14,6 +14,7 @@ from torch import nn
 
 from initcli import building, fills, schemes, tracing
 from initcli.errors import first_line
+from initcli.files import require_regular
 from initcli.fills import FillLog
 
 __all__ = ["INSTALL_NOTE", "HFModel", "meta_model"]
@@ -58,8 +59,9 @@ class HFModel:
 def meta_model(folder: Path, stored: Iterable[str]) -> tuple[HFModel | None, str | None]:
     """The model of `folder/config.json`, built on meta (nothing downloaded, no remote code),
     with the stored names mapped onto it; or None and a note saying why not."""
-    if not (folder / "config.json").is_file():
+    if not (folder / "config.json").exists():
         return None, None
+    require_regular(folder / "config.json")  # transformers opens it itself
     start = time.perf_counter()
     try:
         import transformers

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from initcli.errors import CheckpointError, first_line
+from initcli.files import open_regular, read_regular, require_regular
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -76,7 +77,7 @@ def _raw_header(file: Path) -> tuple[bytes, int]:
     """The header's bytes and the size of the data after it; lengths checked before reading."""
     try:
         size = file.stat().st_size
-        with open(file, "rb") as handle:
+        with open_regular(file) as handle:
             head = handle.read(8)
             if len(head) < 8:
                 raise _fail(file, f"{size} bytes, shorter than the 8-byte header length")
@@ -297,7 +298,7 @@ def shards_of_folder(folder: Path) -> Folder | None:
 
 def _indexed(folder: Path, index: Path) -> Folder:
     try:
-        data = json.loads(index.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(index).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{index} is not a readable index ({first_line(exc)})") from None
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
@@ -306,7 +307,7 @@ def _indexed(folder: Path, index: Path) -> Folder:
     shards: dict[str, Shard] = {}
     for file in dict.fromkeys(weight_map.values()):
         path = folder / file
-        if Path(file).name != file or not path.is_file():
+        if Path(file).name != file or not path.exists():
             raise CheckpointError(f"{index} names shard {file}, which is not in {folder}")
         shards[file] = read_header(path)
     where: dict[str, Path] = {}
@@ -346,6 +347,7 @@ def read_tensors(
         order.setdefault(where[name], []).append(name)
     for path, wanted in order.items():
         try:
+            require_regular(path)  # safe_open opens it itself: see require_regular's race note
             with safe_open(os.fspath(path), framework="pt", device="cpu") as handle:
                 for name in wanted:
                     yield name, handle.get_tensor(name)

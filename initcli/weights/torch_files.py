@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from initcli.errors import CheckpointError, first_line
+from initcli.files import require_regular
 
 __all__ = ["MAX_DEPTH", "STATE_DICT_KEYS", "load_torch"]
 
@@ -34,6 +35,7 @@ def load_torch(file: Path) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
     Never runs code: `torch.load(weights_only=True)`. A zip-format file (torch.save's default) is
     memory-mapped, so its tensors are read from disk only when measured.
     """
+    require_regular(file)  # is_zipfile and torch.load open it themselves
     try:
         with warnings.catch_warnings():
             # torch warns about pickle protocols it has not tested; the refusal below says enough.
