@@ -30,7 +30,8 @@ class DcpFolder:
 
 def is_dcp(folder: Path) -> bool:
     """Whether a folder is a torch.distributed.checkpoint (it has a `.metadata` file)."""
-    return (folder / ".metadata").exists()  # a FIFO too: read_metadata then names it
+    meta = folder / ".metadata"
+    return meta.exists() and not meta.is_dir()  # a FIFO too: read_metadata then names it
 
 
 def read_metadata(folder: Path) -> DcpFolder:
