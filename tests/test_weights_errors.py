@@ -128,7 +128,9 @@ def test_a_checkpoint_nested_deeper_than_any_state_dict(tmp_path: Path) -> None:
     _fails(tmp_path / "deep.pt", "more than 1,000 levels deep")
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and sparse files as on Linux")
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="needs RLIMIT_AS and sparse files as Linux has them"
+)
 def test_a_huge_header_length_is_refused_in_bounded_memory(tmp_path: Path) -> None:
     # A sparse 3 GB file whose header claims 2.5 GB: a reader that trusted the length would
     # allocate it; under an address-space limit of what is mapped now + 256 MB it must fail cleanly.
