@@ -205,3 +205,18 @@ def test_a_strided_transposed_conv_says_its_stride_is_not_counted() -> None:
     )  # fmt: skip
     # As said: an interior output element of this layer depends on 8·16/4 = 32 inputs.
     assert jacobian_fans(up, torch.randn(1, 8, 6, 6), (0, 1, 6, 6), (0, 1, 3, 3))[0] == 32
+
+
+def test_multihead_attention_default_is_judged_on_fan_in_plus_fan_out_in_a_stderr_note() -> None:
+    # torch's default for in_proj_weight is xavier_uniform: both fans of the (3·32)×32 weight
+    # (128), where each of q, k, v has 32 + 32 = 64. Judged on fan_in alone (32 = 32), nothing
+    # would be off and the Note, the finding here, would vanish from stderr; stdout is unchanged.
+    code, out, err = run("inspect", "sample_models.transformer:TinyTransformer", "-f", "json")
+    assert code == 0 and json.loads(out)
+    assert err == (
+        "Note: xavier_uniform (torch's default) on encoder.layers.0.self_attn.in_proj_weight, "
+        "encoder.layers.1.self_attn.in_proj_weight (MultiheadAttention) uses torch's "
+        "fan_in+fan_out = 128, but the forward pass's fan_in+fan_out is 64 (MultiheadAttention "
+        "stacks q, k and v, each embed_dim = 32 rows in one weight): the variance is 0.5× "
+        "(64/128) that of xavier_uniform at the forward fan_in+fan_out.\n"
+    )

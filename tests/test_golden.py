@@ -3,6 +3,8 @@
 The JSON of count/inspect/probe/compare/defaults/check on every sample model is the contract
 (DESIGN §2); the tables, Markdown and CSV are what users and pull requests read. A change to any of
 them shows up here as a diff of tests/golden/, to be reviewed and re-recorded on purpose.
+Whatever a case writes to stderr (its `Note:` lines) is a golden `NAME.stderr` beside the stdout
+one; a case with no such file must write nothing there.
 """
 
 from __future__ import annotations
@@ -70,7 +72,31 @@ def _cases() -> list[tuple[str, list[str]]]:
     for fmt in FORMATS:
         check = ["check", "baselines/sample_models.json", "-f", fmt]
         cases.append((f"check-sample_models.{fmt}", check))
-    return cases
+    return cases + NOTE_CASES
+
+
+LENET_INIT = "sample_models.lenet5_init:LeNet5Init"
+# Cases whose finding is a `Note:` on stderr (besides inspect-transformer_TinyTransformer.json,
+# where MultiheadAttention's default divides by the fans of 3 stacked matrices).
+NOTE_CASES = [
+    # kaiming fan_out on an LSTM's 4 stacked gates: the variance is 0.25x the forward fan_out's.
+    ("inspect-lstm_LSTMClassifier-kaiming_fan_out.json",
+     ["inspect", "sample_models.lstm:LSTMClassifier", "-i", "kaiming_normal:mode=fan_out",
+      "-f", "json"]),
+    # The model's own init function that forgets the Linear layers.
+    ("inspect-lenet5_init-fn_no_linear.json",
+     ["inspect", LENET_INIT, "--init", "fn:sample_models.lenet5_init:init_weights_no_linear",
+      "-f", "json"]),
+    # A policy rule that sets nothing: the conv biases are credited to the first class rule.
+    ("inspect-lenet5_init-idle_rule.json",
+     ["inspect", LENET_INIT, "--init",
+      "Conv2d=xavier_normal; BatchNorm2d=ones; Linear=normal:std=0.01; _ConvNd=orthogonal",
+      "-f", "json"]),
+]  # fmt: skip
+NOTES = [
+    "inspect-transformer_TinyTransformer.json",
+    *(name for name, _ in NOTE_CASES),
+]
 
 
 CASES = _cases()
@@ -79,6 +105,14 @@ CASES = _cases()
 def test_case_names_are_unique() -> None:
     names = [name for name, _ in CASES]
     assert len(names) == len(set(names))
+
+
+def test_every_stderr_golden_has_its_case_and_the_note_cases_have_one() -> None:
+    names = {f"{name}.stderr" for name, _ in CASES}
+    recorded = {path.name for path in GOLDEN.glob("*.stderr")}
+    assert recorded <= names, f"stale: {sorted(recorded - names)}"
+    for name in NOTES:
+        assert (GOLDEN / f"{name}.stderr").read_text(encoding="utf-8").startswith("Note: ")
 
 
 @pytest.mark.parametrize(("name", "args"), CASES, ids=[name for name, _ in CASES])
@@ -90,9 +124,14 @@ def test_golden(
     monkeypatch.setenv("NO_COLOR", "1")
     code, out, err = run(*args)
     assert code == 0, err
-    path = GOLDEN / name
+    path, err_path = GOLDEN / name, GOLDEN / f"{name}.stderr"
     if update_golden:
         path.write_text(out, encoding="utf-8")
+        if err:
+            err_path.write_text(err, encoding="utf-8")
+        else:
+            err_path.unlink(missing_ok=True)
         return
     assert path.exists(), f"no golden file {path.name}: run pytest --update-golden"
     assert out == path.read_text(encoding="utf-8")
+    assert err == (err_path.read_text(encoding="utf-8") if err_path.exists() else "")

@@ -83,3 +83,4 @@ def test_no_module_is_over_600_lines(name: str, path: Path) -> None:
 def test_every_module_opens_with_a_one_line_docstring(name: str, path: Path) -> None:
     doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     assert doc, f"{name} has no docstring"
+    assert len(doc.splitlines()) == 1, f"{name}'s docstring is {len(doc.splitlines())} lines"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from conftest import run
 from torch import nn
 
@@ -18,7 +19,6 @@ from initcli import fills, loaded, schemes
 from initcli.identify import Fit
 from initcli.report import inspect_checkpoint
 
-transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 
 VOCAB = 200

@@ -225,3 +225,31 @@ def test_a_rule_shadowed_by_earlier_rules_says_so() -> None:
     assert found.remarks == (
         f"rule 'Linear=ones' sets no parameter of {TARGET} (earlier rules set them first)",
     )
+
+
+@pytest.mark.parametrize(
+    ("policy", "idle"),
+    [
+        # conv biases: Conv2d claims them first, then _ConvNd; --bias-init sets them, and the
+        # credit goes to Conv2d, so _ConvNd is the idle rule.
+        (
+            "Conv2d=xavier_normal; BatchNorm2d=ones; Linear=normal:std=0.01; _ConvNd=orthogonal",
+            "_ConvNd=orthogonal",
+        ),
+        # Conv2d sets no weight (the glob before it does): only the biases it claims first
+        # keep it from being idle; _ConvNd, after it, sets nothing.
+        (
+            "conv*.weight=xavier_normal; Conv2d=orthogonal; _ConvNd=ones; BatchNorm2d=ones; "
+            "Linear=normal:std=0.01",
+            "_ConvNd=ones",
+        ),
+    ],
+    ids=["class-rules-for-one-module", "credit-keeps-the-first-rule-busy"],
+)
+def test_bias_is_credited_to_the_first_class_rule_that_claims_it(policy: str, idle: str) -> None:
+    found = report.inspect(TARGET, policy)
+    assert found.remarks == (
+        f"rule '{idle}' sets no parameter of {TARGET} (earlier rules set them first)",
+    )
+    by = {p.name: p.init for p in found.params}
+    assert by["conv1.bias"] == by["conv2.bias"] == "--bias-init=zeros"

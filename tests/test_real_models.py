@@ -6,11 +6,10 @@ from collections import Counter
 from functools import cache
 
 import pytest
+import transformers  # noqa: F401  # the test extra's; tests/hf_models.py builds the models with it
 from conftest import run
 
 from initcli.report import inspect
-
-pytest.importorskip("transformers")
 
 # Which _init_weights distribution each weight family has (N(0, 0.02²) unless named here).
 NORMAL = "normal(std=0.02)"

@@ -37,3 +37,9 @@ def test_load_and_compare_scale_linearly(tmp_path: Path) -> None:
     # 8x the rows: linear is ~8x the time, quadratic 64x; 20x leaves room for a loaded machine.
     assert big < 20 * small, (small, big)
     assert big < 30
+
+
+def test_load_and_compare_20000_modules_well_within_linear_time(tmp_path: Path) -> None:
+    # The fast smoke of the test above: 20,000 rows take ~0.2 s; a pass over every row for each
+    # row (2·10⁸ steps in Python) would take tens of seconds.
+    assert _seconds(tmp_path, 20_000) < 5

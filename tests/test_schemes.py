@@ -140,7 +140,8 @@ def test_truncated_normal_samples_match_the_formula() -> None:
 @pytest.mark.parametrize("info", list(schemes.SCHEMES.values()), ids=lambda i: i.name)
 def test_apply_uses_torch_init_exactly(info: schemes.SchemeInfo) -> None:
     """Same seed, same values as calling torch.nn.init directly."""
-    if info.name in ("default", "auto"):  # auto: checked per chosen scheme in test_probe.py
+    if info.name in ("default", "auto"):
+        _check_per_parameter_scheme(info.name)
         return
     scheme = parse_scheme(info.name)
     ours = torch.empty(24, 12)
@@ -169,6 +170,35 @@ def test_apply_uses_torch_init_exactly(info: schemes.SchemeInfo) -> None:
         assert torch.allclose(ours, theirs, rtol=1e-6, atol=0)
     else:
         assert torch.equal(ours, theirs)
+
+
+def _check_per_parameter_scheme(name: str) -> None:
+    """default and auto pick per parameter, so they are checked on a model, not one tensor."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 24), nn.Linear(24, 6))
+    built = {k: v.clone() for k, v in model.state_dict().items()}
+    if name == "default":
+        # default draws nothing: every value stays as the constructors drew it, and each
+        # expectation is torch's own (U(±1/√fan_in): variance 1/(3·fan_in)).
+        found = schemes.initialize(model, parse_scheme("default"), parse_scheme("default"), 5)
+        assert all(torch.equal(v, built[k]) for k, v in model.state_dict().items())
+        assert found["0.weight"].init == "kaiming_uniform(a=√5)"
+        assert found["0.weight"].var == pytest.approx(1 / 36)
+        assert found["1.bias"].var == pytest.approx(1 / 72)
+        return
+    # auto: each weight gets its chosen scheme (xavier_normal where none was chosen), in
+    # named_parameters order after the seed; the biases get --bias-init (zeros: no draws).
+    choices = {"0.weight": (parse_scheme("kaiming_normal"), "ReLU after it")}
+    found = schemes.initialize(model, parse_scheme("auto"), parse_scheme("zeros"), 5, choices)
+    first, second = torch.empty(24, 12), torch.empty(6, 24)
+    torch.manual_seed(5)
+    nn.init.kaiming_normal_(first)
+    nn.init.xavier_normal_(second)
+    assert torch.equal(model[0].weight, first) and torch.equal(model[1].weight, second)
+    assert not model[0].bias.any() and not model[1].bias.any()
+    assert found["0.weight"].init == "kaiming_normal(leaky_relu, a=0) ← ReLU after it"
+    assert found["1.weight"].init == "xavier_normal ← no activation seen after it"
+    assert (found["0.weight"].var, found["1.weight"].var) == pytest.approx((2 / 12, 2 / 30))
 
 
 def test_fans_are_torchs_and_none_below_two_dims() -> None:

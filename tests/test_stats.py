@@ -333,6 +333,21 @@ def test_constant_init_allows_float32_rounding() -> None:
     assert judge(tensor_stats(torch.randn(10) * 1e-3), 1, 0.0, 0.0, None) is Status.OFF
 
 
+def test_constant_init_slightly_off_is_off_not_ok() -> None:
+    # Every element equal (variance exactly 0) but not the init's constant: only the mean's
+    # tolerance, float32 rounding (relative 2**-24 ≈ 6e-8, allowed up to 1e-6), tells them apart.
+    for expected in (0.1, -3.0, 1e4 + 0.1):
+        for rel in (1e-5, 1e-4, 1e-3):
+            off = tensor_stats(torch.full((10,), expected * (1 + rel), dtype=torch.float64))
+            assert judge(off, 1, expected, 0.0, None) is Status.OFF, (expected, rel)
+        near = torch.full((10,), expected * (1 + 5e-7), dtype=torch.float64)
+        assert judge(tensor_stats(near), 1, expected, 0.0, None) is Status.OK
+    # One element off by 1e-4: a variance above zero, whatever the mean.
+    one_off = torch.full((10,), 0.1, dtype=torch.float64)
+    one_off[3] += 1e-4
+    assert judge(tensor_stats(one_off), 1, 0.1, 0.0, None) is Status.OFF
+
+
 def test_unknown_and_off_cases() -> None:
     s = tensor_stats(normal(100, 1.0, 0))
     assert judge(s, 2, 0.0, None, None) is Status.UNKNOWN

@@ -13,7 +13,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch without distributed")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available(),
+    reason="this torch build has no torch.distributed (a build option, not a package)",
+)
 
 MODEL = textwrap.dedent(
     """

@@ -81,6 +81,16 @@ def test_a_header_length_beyond_the_file(tmp_path: Path) -> None:
     _fails(bad, str(bad), "runs past the end of the file")
 
 
+def test_a_header_length_past_the_end_by_less_than_the_8_length_bytes(tmp_path: Path) -> None:
+    # 10 bytes: the 8-byte length, then a 2-byte header `{}` although the length claims 6. The
+    # header must fit in size − 8 bytes; checked against the size (10), it would pass and the
+    # short read `{}` would parse as an empty file.
+    bad = tmp_path / "short.safetensors"
+    bad.write_bytes(struct.pack("<Q", 6) + b"{}")
+    assert bad.stat().st_size == 10
+    _fails(bad, str(bad), "its header length (6 bytes) runs past the end of the file (10 bytes)")
+
+
 def test_a_header_that_is_not_json(tmp_path: Path) -> None:
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(struct.pack("<Q", 4) + b"{{{{")
@@ -118,7 +128,9 @@ def test_a_checkpoint_nested_deeper_than_any_state_dict(tmp_path: Path) -> None:
     _fails(tmp_path / "deep.pt", "more than 1,000 levels deep")
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and sparse files as on Linux")
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="needs RLIMIT_AS and sparse files as Linux has them"
+)
 def test_a_huge_header_length_is_refused_in_bounded_memory(tmp_path: Path) -> None:
     # A sparse 3 GB file whose header claims 2.5 GB: a reader that trusted the length would
     # allocate it; under an address-space limit of what is mapped now + 256 MB it must fail cleanly.

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from conftest import run
 from safetensors.torch import save_file
 from torch import nn
-
-transformers = pytest.importorskip("transformers")
 
 
 def _gpt2() -> nn.Module:

@@ -181,6 +181,22 @@ def test_count_of_100k_tiny_tensors_is_exact_and_says_what_was_not_guessed(
     )
 
 
+def test_count_of_3000_tiny_tensors_says_how_many_modules_are_not_shown(tmp_path: Path) -> None:
+    # The fast smoke of the million-tensor test below: past the table's 1,000 rows, one line.
+    path = tmp_path / "three_thousand.safetensors"
+    assert write_header_file(path, tiny_entries(3_000, "modules")) == 6_000
+    code, out, err = run("count", str(path), "--expect", "6,000")
+    assert code == 0, err
+    assert "total  6,000" in out
+    assert (
+        "… and 2,000 more modules not shown: the table lists the first 1,000; -f json or -f csv "
+        "lists them all"
+    ) in " ".join(out.split())
+    code, out, err = run("count", str(path), "-f", "json")
+    assert code == 0, err
+    assert len(json.loads(out)["modules"]) == 3_000
+
+
 @pytest.mark.slow
 def test_count_of_a_million_tiny_tensors(tmp_path: Path) -> None:
     path = tmp_path / "million.safetensors"

@@ -1,7 +1,6 @@
-"""The `initcli` command line: parse options, call the report layer, render, and exit.
+"""The `initcli` command line: parse options, call the report layer, render, and exit."""
 
-One module per command family; importing each registers its commands on the typer app.
-"""
+# One module per command family; importing each registers its commands on the typer app.
 
 from initcli.cli import baselines, count, formulas, inspect, probe
 from initcli.cli._app import StdoutClosedError, app

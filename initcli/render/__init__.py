@@ -1,7 +1,7 @@
-"""Write reports: one module per command family (its JSON object, rows and rich tables), one writer.
+"""Write reports: one module per command family (JSON object, rows, rich tables), one writer."""
 
-The only package that imports rich; it never imports torch at module level and does no tensor math.
-"""
+# The only package that imports rich; it never imports torch at module level and does no tensor
+# math.
 
 from initcli.render.writer import OutputFormat, View, file_console, stdout_console, write
 
