@@ -327,3 +327,16 @@ def test_a_huge_metadata_file_is_refused_before_it_is_read(tmp_path: Path) -> No
         f.truncate(257 * 2**20)  # sparse: no disk used
     code, out, err = run("count", str(folder))
     _one_error(code, out, err, "more than the 256 MiB")
+
+
+def test_a_metadata_file_that_could_outgrow_free_memory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from initcli import memory
+
+    folder = _save(tmp_path / "ckpt", {"w": torch.ones(8)})
+    with open(folder / ".metadata", "r+b") as f:
+        f.truncate(16 * 2**20)
+    monkeypatch.setattr(memory, "available_cpu_bytes", lambda: 512 * 2**20)
+    code, out, err = run("count", str(folder))
+    _one_error(code, out, err, "(16 MiB) may take up to 1.2 GiB, and 0.5 GiB is free")

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import torch
 
-from initcli.errors import CheckpointError, first_line
+from initcli import memory
+from initcli.errors import CheckpointError, MemoryLimitError, first_line
 
 if TYPE_CHECKING:
     from torch.distributed.checkpoint.metadata import (
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "EXPANSION",
     "GROUP_BYTES",
     "MAX_CHUNKS",
     "MAX_DIMS",
@@ -45,6 +47,10 @@ GROUP_BYTES = 256 * 2**20
 # `.metadata` is read whole and unpickled in Python (~2 bytes an opcode): a model of 2,000
 # tensors saved by 64 ranks writes ~20 MB; past this, the file is refused before it is read.
 MAX_METADATA_BYTES = 256 * 2**20
+# Peak memory per byte of `.metadata` while it is unpickled and checked: ~24× for what torch
+# writes, up to ~80× for a pickle built to expand (a million empty lists or memo entries per MB).
+# A file whose worst case exceeds the memory free is refused before it is read.
+EXPANSION = 80
 # Chunks over all tensors (one per tensor and rank that holds a part of it): each is checked
 # and its storage looked up, so this bounds the work after the unpickle.
 MAX_CHUNKS = 10_000_000
@@ -363,6 +369,13 @@ def _read_pickle(file: Path) -> object:
                 raise CheckpointError(
                     f"{file} is {size:,} bytes, more than the {MAX_METADATA_BYTES // 2**20} MiB "
                     "initcli reads as DCP metadata; it is not a checkpoint's .metadata"
+                )
+            free = memory.available_cpu_bytes()
+            if free is not None and size * EXPANSION > free:
+                raise MemoryLimitError(
+                    f"reading {file} ({size / 2**20:.0f} MiB) may take up to "
+                    f"{size * EXPANSION / 2**30:.1f} GiB, and {free / 2**30:.1f} GiB is free; "
+                    "free memory or raise the limit (ulimit -v, the container's memory limit)"
                 )
             data = f.read(MAX_METADATA_BYTES + 1)
     except OSError as exc:
