@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any
 import torch
 
 from initcli import loading
-from initcli.errors import ArgError, TargetError, first_line
+from initcli.errors import ArgError, MemoryLimitError, TargetError, first_line
 
 BUILTIN = ("moons", "digits")
 # The share of the samples held out for validation when the data set comes unsplit.
@@ -21,6 +22,14 @@ VAL_FRACTION = 0.2
 # steps, overfit (He init's validation loss rises again): minibatches of 64 are the tutorials'.
 DEFAULT_BATCH = {"digits": 64}
 DIGITS_EXTRA = "--data digits needs scikit-learn: pip install 'initcli[data]'"
+# A user Dataset (other than a TensorDataset, whose tensors are read whole) is read item by item
+# in Python: ~1-10 µs and a few hundred bytes of tensor objects per item, so 10⁶ items take
+# seconds and hundreds of MB; past this, the tensors are to be given as (X, y).
+MAX_DATASET_ITEMS = 1_000_000
+# On the way in, --data's features and labels are copied about twice (to float32 / int64, then
+# the train/validation gather) next to the user's own tensors; those copies may take at most
+# building.REFUSE_SHARE of the free memory.
+DATA_COPIES = 2
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,9 @@ def _user(name: str, seed: int, val_fraction: float) -> Data:
                 obj = obj()
         except TargetError:
             raise
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise  # a real Ctrl-C or signal (loading.user_code let it through)
+        except BaseException as exc:  # user code may raise any class it made up
             raise TargetError(f"calling --data {name} failed: {first_line(exc)}") from None
     if isinstance(obj, Mapping):
         train = next((obj[k] for k in ("train",) if k in obj), None)
@@ -99,33 +110,182 @@ def _user(name: str, seed: int, val_fraction: float) -> Data:
             )
         x, y = _pair(name, train)
         if val is None:
+            x, y = _checked(name, "", x, y)
             return _split(name, name, x, y, seed, val_fraction)
         xv, yv = _pair(name, val)
+        x, y = _checked(name, "training ", x, y, at_least=1)
+        xv, yv = _checked(name, "validation ", xv, yv, at_least=1)
         return _make(name, f"{name} (given train/validation splits)", x, y, xv, yv)
     x, y = _pair(name, obj)
+    x, y = _checked(name, "", x, y)
     return _split(name, name, x, y, seed, val_fraction)
 
 
 def _pair(name: str, obj: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(obj, torch.utils.data.TensorDataset) and len(obj.tensors) >= 2:
+        # Its items are rows of these tensors: read them whole, not row by row.
+        return _tensor(name, "X", obj.tensors[0]), _tensor(name, "y", obj.tensors[1])
     if isinstance(obj, torch.utils.data.Dataset):
-        try:
-            items = [obj[i] for i in range(len(obj))]  # type: ignore[arg-type]
-            x = torch.stack([torch.as_tensor(item[0]) for item in items])
-            y = torch.stack([torch.as_tensor(item[1]) for item in items])
-        except Exception as exc:
-            raise TargetError(
-                f"--data {name}: reading the Dataset as (x, y) items failed: {first_line(exc)}"
-            ) from None
-        return x, y
+        return _dataset(name, obj)
     if isinstance(obj, tuple | list) and len(obj) == 2:
-        try:
-            return torch.as_tensor(obj[0]), torch.as_tensor(obj[1])
-        except Exception as exc:
-            raise TargetError(f"--data {name}: X, y are not tensors: {first_line(exc)}") from None
+        return _tensor(name, "X", obj[0]), _tensor(name, "y", obj[1])
     raise TargetError(
         f"--data {name} gave a {type(obj).__name__}; return (X, y) tensors, a dict "
         "{'train': (X, y), 'validation': (X, y)} or a torch.utils.data.Dataset"
     )
+
+
+def _dataset(name: str, obj: torch.utils.data.Dataset[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A map-style Dataset of (x, y) items, stacked; its size is checked on the first item."""
+    try:
+        n = len(obj)  # type: ignore[arg-type]
+        if n > MAX_DATASET_ITEMS:
+            raise TargetError(
+                f"--data {name}: the Dataset has {n:,} items, more than the {MAX_DATASET_ITEMS:,} "
+                "initcli reads one by one; return the tensors as (X, y) instead"
+            )
+        if n < 1:
+            return _tensor(name, "X", torch.empty(0)), _tensor(name, "y", torch.empty(0))
+        first = obj[0]
+        x0, y0 = _tensor(name, "X", first[0]), _tensor(name, "y", first[1])
+        _check_size(name, n, x0.numel(), y0.numel())
+        items = [first, *(obj[i] for i in range(1, n))]
+        x = torch.stack([torch.as_tensor(item[0]) for item in items])
+        y = torch.stack([torch.as_tensor(item[1]) for item in items])
+    except (TargetError, MemoryLimitError):
+        raise
+    except Exception as exc:
+        raise TargetError(
+            f"--data {name}: reading the Dataset as (x, y) items failed: {first_line(exc)}"
+        ) from None
+    return _tensor(name, "X", x), _tensor(name, "y", y)
+
+
+def _tensor(name: str, what: str, value: Any) -> torch.Tensor:
+    """`value` as a dense CPU tensor of numbers, without copying it where it already is one."""
+    if hasattr(value, "toarray") and not isinstance(value, torch.Tensor):  # scipy.sparse
+        raise TargetError(
+            f"--data {name}: {what} is a sparse {type(value).__name__}; return a dense array "
+            f"({what.lower()}.toarray())"
+        )
+    kind = getattr(getattr(value, "dtype", None), "kind", None)  # numpy's dtype.kind
+    if kind is not None and kind not in "biufc":
+        raise TargetError(
+            f"--data {name}: {what} is an array of dtype {value.dtype}; give numbers "
+            "(a float or integer array or tensor)"
+        )
+    if isinstance(value, torch.Tensor):
+        if value.is_nested:
+            raise TargetError(
+                f"--data {name}: {what} is a nested tensor; return a dense tensor "
+                f"({what.lower()}.to_padded_tensor(0.0))"
+            )
+        if value.layout != torch.strided:
+            layout = str(value.layout).removeprefix("torch.")
+            raise TargetError(
+                f"--data {name}: {what} is a {layout} tensor; return a dense tensor "
+                f"({what.lower()}.to_dense())"
+            )
+        if value.is_quantized:
+            raise TargetError(
+                f"--data {name}: {what} is a quantized tensor; return a float tensor "
+                f"({what.lower()}.dequantize())"
+            )
+        if value.device.type != "cpu":
+            raise TargetError(
+                f"--data {name}: {what} is on device {value.device}; compare trains on the CPU, so "
+                f"return CPU tensors ({what.lower()}.cpu())"
+            )
+        return value.detach()
+    try:
+        tensor = torch.as_tensor(value)
+    except Exception as exc:
+        raise TargetError(f"--data {name}: X, y are not tensors: {first_line(exc)}") from None
+    return tensor.detach()
+
+
+def _check_size(name: str, rows: int, x_per_row: int, y_per_row: int) -> None:
+    """Refuse, before copying anything, data whose float32/int64 copies cannot fit."""
+    from initcli import building
+
+    # float32 features and int64 labels (or float32 targets), each copied DATA_COPIES times,
+    # plus the int64 permutation that splits them.
+    nbytes = rows * ((x_per_row * 4 + y_per_row * 8) * DATA_COPIES + 8)
+    free = building.available_bytes(torch.device("cpu"))
+    if free is not None and nbytes > building.REFUSE_SHARE * free:
+        raise MemoryLimitError(
+            f"--data {name}: {rows:,} samples of {x_per_row:,} values need about "
+            f"{building.human_bytes(nbytes)} once copied for training, more than the "
+            f"{building.human_bytes(free)} free; give a smaller data set"
+        )
+
+
+def _first(mask: torch.Tensor) -> tuple[int, ...] | None:
+    """The index of the first True in `mask`, or None (argmax returns the first maximum)."""
+    if not bool(mask.any()):
+        return None
+    flat = int(mask.reshape(-1).to(torch.uint8).argmax())
+    return tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), tuple(mask.shape)))
+
+
+def _at(what: str, index: tuple[int, ...]) -> str:
+    return f"{what}[{', '.join(map(str, index))}]"
+
+
+def _finite(name: str, what: str, given: torch.Tensor, converted: torch.Tensor) -> None:
+    """Refuse NaN or ±Inf (also a float64 beyond float32's range) before any training."""
+    at = _first(~torch.isfinite(converted))
+    if at is None:
+        return
+    value = float(given[at])
+    shown = f"{value:g}, beyond float32's range" if math.isfinite(value) else f"{value}"
+    raise TargetError(
+        f"--data {name}: {_at(what, at)} is {shown}; the values must be finite "
+        "(NaN or Inf trains to nan): fix or drop that sample"
+    )
+
+
+def _checked(
+    name: str, split: str, x: torch.Tensor, y: torch.Tensor, at_least: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """X as float32 and y as float32 (regression) or int64 (classes), refused before training
+    where they would train to nan or silently lose values."""
+    xs, ys = f"{split}X".strip(), f"{split}y".strip()
+    for what, t in ((xs, x), (ys, y)):
+        if t.dim() == 0:
+            raise TargetError(
+                f"--data {name}: {what} is a scalar; give one row per sample, X of shape "
+                "(N, features) and y of shape (N,)"
+            )
+    if len(x) != len(y):
+        raise TargetError(
+            f"--data {name}: {xs} has {len(x)} samples and {ys} {len(y)}; give as many"
+        )
+    if len(x) < at_least:
+        raise TargetError(f"--data {name}: the {split.strip()} split has no samples; give some")
+    _check_size(name, len(x), x[0].numel() if len(x) else 0, y[0].numel() if len(y) else 0)
+    for what, t in ((xs, x), (ys, y)):
+        if t.is_complex():
+            at = _first(t.imag != 0)
+            where = "" if at is None else f", first nonzero at {_at(what, at)}"
+            raise TargetError(
+                f"--data {name}: {what} is complex ({str(t.dtype).removeprefix('torch.')}) and "
+                f"training would drop its imaginary part{where}; give real values, e.g. "
+                "torch.view_as_real(x).flatten(1)"
+            )
+    x32 = x.float()
+    _finite(name, xs, x, x32)
+    if y.is_floating_point():
+        y32 = y.float()
+        _finite(name, ys, y, y32)
+        return x32, y32
+    labels = y.long()
+    at = _first(labels < 0)
+    if at is not None:
+        raise TargetError(
+            f"--data {name}: {_at(ys, at)} is {int(labels[at])}; class labels must be ≥ 0"
+        )
+    return x32, labels
 
 
 def _split(name: str, desc: str, x: torch.Tensor, y: torch.Tensor, seed: int, frac: float) -> Data:

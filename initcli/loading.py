@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import yaml
 from torch import nn
 
-from initcli import files
+from initcli import files, memory
 from initcli.errors import ArgError, TargetError, first_line
 
 if TYPE_CHECKING:
@@ -352,6 +352,8 @@ def _builder(label: str, obj: object, args: Mapping[str, object]) -> Callable[[]
         except TargetError:
             raise
         except Exception as exc:
+            if memory.is_out_of_memory(exc):
+                raise memory.out_of_memory_error(f"building {label}") from None
             raise TargetError(f"building {label} failed: {first_line(exc)}") from None
         if not isinstance(model, nn.Module):
             raise TargetError(f"{label} returned a {type(model).__name__}, not an nn.Module")

@@ -14,7 +14,9 @@ __all__ = [
     "address_space_available",
     "available_cpu_bytes",
     "cgroup_available",
+    "is_out_of_memory",
     "meminfo_available",
+    "out_of_memory_error",
     "out_of_memory_is_an_error",
 ]
 
@@ -124,16 +126,23 @@ def out_of_memory_is_an_error(doing: str) -> Iterator[None]:
     """
     try:
         yield
-    except MemoryError:
-        raise MemoryLimitError(_message(doing)) from None
-    except RuntimeError as exc:
-        if not any(word in str(exc) for word in _OOM_WORDS):
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
             raise
-        raise MemoryLimitError(_message(doing)) from None
+        raise out_of_memory_error(doing) from None
 
 
-def _message(doing: str) -> str:
-    return (
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A failed allocation: MemoryError, or torch's RuntimeError for one (CPU allocator, CUDA's
+    torch.OutOfMemoryError), which code that wraps every error must let through as itself."""
+    if isinstance(exc, MemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(word in str(exc) for word in _OOM_WORDS)
+
+
+def out_of_memory_error(doing: str) -> MemoryLimitError:
+    """The documented one-line error for a failed allocation: `ran out of memory while {doing}`."""
+    return MemoryLimitError(
         f"ran out of memory while {doing}; free memory, raise the limit (ulimit -v, the "
         "container's memory limit) or use a smaller model"
     )

@@ -151,6 +151,11 @@ def _with_code(kind: str, target: str, bias_init: str | None) -> Policy:
         raise PolicyError(
             f"method:{target} does not name a method; write e.g. method:initialize_weights"
         )
+    if kind == METHOD and target.startswith("_"):
+        raise PolicyError(
+            f"method:{target} is not a public method; name a public method, e.g. "
+            "method:reset_parameters / method:init_weights"
+        )
     if kind == FN and (":" not in target or not target.rsplit(":", 1)[-1].strip()):
         raise PolicyError(f"fn:{target} names no function; write e.g. {example}")
     if bias_init is not None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from initcli import auto
+from initcli import auto, memory
 from initcli.errors import ArgError, ProbeError, first_line
 from initcli.verdict import SATURATION_LEVEL, Evidence, Verdict, decide, std_ratio
 
@@ -232,6 +232,8 @@ def _forward(model: nn.Module, batch: torch.Tensor, stack: list[_Call], what: st
         return model(batch)
     except Exception as exc:
         shape = "×".join(map(str, batch.shape))
+        if memory.is_out_of_memory(exc):  # the size, not the shape, is what to change
+            raise memory.out_of_memory_error(f"running {what} on {shape}") from None
         where = (
             f"in layer '{stack[-1].name}' ({type(stack[-1].module).__name__})"
             if stack
@@ -410,7 +412,9 @@ def _measure(call: _Call, out: torch.Tensor, with_sample: bool) -> _Measured:
     if with_sample:
         sample = d.reshape(-1)
         if sample.numel() > HIST_SAMPLES:
-            sample = sample[torch.linspace(0, sample.numel() - 1, HIST_SAMPLES).long()]
+            # float32 linspace rounds its last index up past 2**24 elements: clamp it back.
+            picks = torch.linspace(0, sample.numel() - 1, HIST_SAMPLES).long()
+            sample = sample[picks.clamp_(max=sample.numel() - 1)]
         if nonfinite:
             sample = sample[torch.isfinite(sample)]
     return _Measured(

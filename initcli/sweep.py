@@ -18,6 +18,12 @@ STABLE_EXPONENT = 0.25
 # The key a YAML spec sweeps: every layer's units but the last (the output size is the task's).
 SPEC_KEY = "layers.units"
 MIN_WIDTHS = 3  # two points fit any line exactly: a third gives the fit its interval
+# A coord check needs a handful of widths (muP's uses 5-10); each is a fresh build, probe and
+# fit, so 10⁵ of them would run for hours. More than this is refused while parsing.
+MAX_WIDTHS = 100
+# A width is a layer dimension: one row of 2**40 float32 values is 4 TB already, and torch's
+# sizes overflow past 2**63, so larger widths are refused as written, not built.
+MAX_WIDTH = 2**40
 
 
 @dataclass(frozen=True)
@@ -27,21 +33,32 @@ class Sweep:
 
 
 def parse_sweep(text: str) -> Sweep:
-    """`--sweep KEY=W1,W2,...`: integers ≥ 1, strictly increasing, at least MIN_WIDTHS."""
+    """`--sweep KEY=W1,W2,...`: integers from 1 to MAX_WIDTH, strictly increasing, MIN_WIDTHS to
+    MAX_WIDTHS of them."""
     key, sep, rest = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ArgError(f"--sweep {text!r}: give KEY=W1,W2,..., e.g. --sweep width=64,128,256")
+        raise ArgError(f"--sweep {text[:80]!r}: give KEY=W1,W2,..., e.g. --sweep width=64,128,256")
+    # Counted before parsing, so 10⁶ widths are refused without reading them.
+    if rest.count(",") + 1 > MAX_WIDTHS:
+        raise ArgError(
+            f"--sweep {key}: {rest.count(',') + 1:,} widths; give {MIN_WIDTHS} to {MAX_WIDTHS} "
+            "(a coord check needs a handful, e.g. --sweep width=64,128,256,512,1024)"
+        )
     try:
         values = tuple(int(v) for v in rest.split(","))
     except ValueError:
         raise ArgError(
-            f"--sweep {text!r}: widths must be integers, e.g. --sweep {key}=64,128,256"
+            f"--sweep {text[:80]!r}: widths must be integers, e.g. --sweep {key}=64,128,256"
         ) from None
     if len(values) < MIN_WIDTHS:
         raise ArgError(f"--sweep {key}: give at least {MIN_WIDTHS} widths, got {len(values)}")
     if min(values) < 1:
         raise ArgError(f"--sweep {key}: widths must be ≥ 1, got {min(values)}")
+    if max(values) > MAX_WIDTH:
+        raise ArgError(
+            f"--sweep {key}: widths must be at most 2**40 ({MAX_WIDTH:,}), got {max(values):.3g}"
+        )
     if any(b <= a for a, b in itertools.pairwise(values)):
         raise ArgError(
             f"--sweep {key}: widths must be strictly increasing, got {','.join(map(str, values))}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from initcli import memory
 from initcli.data import Data
 from initcli.errors import ProbeError, first_line
 from initcli.probe import input_seed, one_thread
@@ -58,13 +59,15 @@ def train_moons(
 ) -> TrainResult:
     """Adam, full batch, cross-entropy; seeded, so the same figures come back every run."""
     x, y = two_moons(points, noise, seed)
-    with one_thread():
+    with one_thread(), memory.out_of_memory_is_an_error(f"training on {points:,} two-moons points"):
         return _train(model, x, y, None, None, Fit(steps, lr), seed, classify=True)
 
 
 def fit(model: nn.Module, data: Data, how: Fit, seed: int) -> TrainResult:
     """Train `model` on `data` (seeded minibatch order); one thread, so the same bits every run."""
-    with one_thread():
+    # A full batch of many samples holds every layer's activations for them at once.
+    doing = f"training on --data {data.name} ({len(data.x_train):,} samples per pass)"
+    with one_thread(), memory.out_of_memory_is_an_error(doing):
         return _train(
             model,
             data.x_train,

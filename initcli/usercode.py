@@ -137,6 +137,58 @@ def name_of(scheme: Scheme, tensor: torch.Tensor) -> str:
     return schemes.short_label(scheme)
 
 
+def _layout(model: nn.Module) -> dict[str, tuple[int, ...] | None]:
+    """Each parameter's shape (None: lazy, not yet shaped), by name."""
+    return {
+        n: None if schemes.is_uninitialized(p) else tuple(p.shape)
+        for n, p in model.named_parameters()
+    }
+
+
+def _check_layout(
+    before: dict[str, tuple[int, ...] | None],
+    after: dict[str, tuple[int, ...] | None],
+    label: str,
+    target: str,
+) -> None:
+    """Init code sets values; one that removes, adds or reshapes parameters (`__init__`, a
+    rebuild) leaves a different model, and measuring that would describe neither: refuse it."""
+    gone = [n for n in before if n not in after]
+    added = [n for n in after if n not in before]
+    reshaped = [
+        n
+        for n in before
+        if n in after and None not in (before[n], after[n]) and before[n] != after[n]
+    ]
+    if not (gone or added or reshaped):
+        return
+
+    def few(names: list[str]) -> str:
+        return ", ".join(names[:3]) + (f" and {len(names) - 3:,} more" if len(names) > 3 else "")
+
+    changes = []
+    if gone:
+        changes.append(f"removed {few(gone)}")
+    if added:
+        changes.append(f"added {few(added)}")
+    if reshaped:
+        n = reshaped[0]
+        shape = "×".join(map(str, before[n] or ())), "×".join(map(str, after[n] or ()))
+        changes.append(
+            f"reshaped {n} from {shape[0]} to {shape[1]}"
+            + (f" (and {len(reshaped) - 1:,} more)" if len(reshaped) > 1 else "")
+        )
+
+    def total(layout: dict[str, tuple[int, ...] | None]) -> int:
+        return sum(math.prod(shape) for shape in layout.values() if shape is not None)
+
+    raise PolicyError(
+        f"{label} changed {target}'s parameters ({total(before):,} before, {total(after):,} "
+        "after): "
+        f"{'; '.join(changes)}; init code must set values, not rebuild the model"
+    )
+
+
 def run(code: UserCode, model: nn.Module, seed: int, target: str) -> CodeRun:
     """torch.manual_seed(seed), then model.apply(fn) or model.NAME(); per parameter, what the
     code set (from the init calls it made on it) or that it left the constructor's values."""
@@ -160,6 +212,7 @@ def run(code: UserCode, model: nn.Module, seed: int, target: str) -> CodeRun:
         def call() -> None:
             method()
 
+    shapes = _layout(model)
     params = {n: p for n, p in model.named_parameters() if not schemes.is_uninitialized(p)}
     before = {n: p.detach().clone() for n, p in params.items()}
     recorder = _Recorder({(p.data_ptr(), p.numel()): n for n, p in params.items()})
@@ -175,6 +228,7 @@ def run(code: UserCode, model: nn.Module, seed: int, target: str) -> CodeRun:
         raise PolicyError(
             f"{label} raised {first_line(exc)} while initializing {target}; fix the init code"
         ) from None
+    _check_layout(shapes, _layout(model), label, target)
     defaults = torch_defaults.default_expectations(model)
     found: dict[str, Expectation] = {}
     untouched: list[str] = []

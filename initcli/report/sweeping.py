@@ -10,13 +10,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from initcli import limits, loading, probe, sweep
-from initcli.errors import ArgError, ProbeError, SchemeError
+from initcli import building, limits, loading, memory, probe, sweep
+from initcli.errors import ArgError, MemoryLimitError, ProbeError, SchemeError
 from initcli.report._shared import guarded, initialized, resolve_policy
 
 # --step: one Adam step at this learning rate on the probe's loss mean(output²), as muP's coord
 # check does; Adam's update size per weight is ~lr whatever the gradient's scale.
 STEP_LR = 1e-3
+# Copies of a point's parameters alive at once: the probed model and its gradients; --step adds a
+# fresh model, its gradients and Adam's two moments (the probed one is still held).
+PROBE_COPIES = 2
+STEP_COPIES = 6
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,53 @@ def _sources(
         raise ArgError(str(exc).replace(f"--arg {key}", f"--sweep {key}")) from None
 
 
+def _point_size(source: loading.ModelSource) -> tuple[int, int] | None:
+    """(elements, bytes) of one sweep point's parameters and buffers, without allocating them:
+    by arithmetic for a spec, else from a meta build (None where the constructor cannot run on
+    meta; the backstop around the real build still holds there)."""
+    if source.spec is not None:
+        from initcli.spec import parameter_count
+
+        params = parameter_count(source.spec)
+        return params, params * 4  # float32, as build_mlp builds
+    try:
+        model = building.build_meta(source, quiet=True)
+    except Exception:
+        return None
+    numel = sum(t.numel() for _, t in building.unique_parameters(model))
+    return numel, building.tensor_bytes(model)
+
+
+def check_points_fit(
+    sources: Sequence[loading.ModelSource], found: sweep.Sweep, step: bool
+) -> None:
+    """Refuse the whole sweep, before anything is built, when one point cannot fit: its model
+    times the copies the probe keeps must stay within building.REFUSE_SHARE of free memory."""
+    free = building.available_bytes(torch.device("cpu"))
+    if free is None:
+        return
+    copies = STEP_COPIES if step else PROBE_COPIES
+    for width, source in zip(found.values, sources, strict=True):
+        size = _point_size(source)
+        if size is None or size[1] * copies <= building.REFUSE_SHARE * free:
+            continue
+        numel, nbytes = size
+        what = "its gradients, a second copy and Adam's moments" if step else "its gradients"
+        raise MemoryLimitError(
+            f"--sweep {found.key}={width}: the model there has {_count(numel)} parameters "
+            f"({_bytes(nbytes)}) and needs about {_bytes(nbytes * copies)} with {what}, more "
+            f"than the {_bytes(free)} free; sweep smaller widths"
+        )
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"{n:.2e}"
+
+
+def _bytes(n: int) -> str:
+    return building.human_bytes(n) if n < 10**16 else f"{n:.2e} bytes"
+
+
 def _block_outputs(
     model: nn.Module, names: Sequence[str], batch: torch.Tensor
 ) -> list[torch.Tensor]:
@@ -134,26 +185,36 @@ def sweep_report(
     spec_sweep = sweep.parse_sweep(sweep_text)
     sources = _sources(target, spec_sweep.key, spec_sweep.values, dict(args or {}))
     parsed = [resolve_policy(init, bias_init, None) for init in inits]
+    check_points_fit(sources, spec_sweep, step)
     batch: torch.Tensor | None = None
     results = []
     for chosen in parsed:
         per_width: list[tuple[list[str], list[float | None], list[float] | None]] = []
-        for source in sources:
-            model, _, _ = initialized(source, chosen, seed, input_shape)
-            if batch is None:
-                spec = probe.input_spec(
-                    model, source.spec.input if source.spec else None, input_shape
-                )
-                limits.check_batch(batch_size, spec.shape)
-                batch = probe.make_batch(spec, batch_size, seed)
-            result = probe.probe(model, batch)
-            names = [b.name for b in result.blocks]
-            updates = None
-            if step:
-                fresh, _, _ = initialized(source, chosen, seed, input_shape)
-                ends = [layer.name for layer in result.layers if layer.ends_block]
-                with probe.threads_for(fresh):
-                    updates = _update_sizes(fresh, ends, batch)
+        for width, source in zip(spec_sweep.values, sources, strict=True):
+            # The backstop where the estimate falls short (activations, a constructor that
+            # allocates outside torch's default device): a failed allocation is one Error line
+            # that names the point.
+            try:
+                with memory.out_of_memory_is_an_error(f"building and probing {source.target}"):
+                    model, _, _ = initialized(source, chosen, seed, input_shape)
+                    if batch is None:
+                        spec = probe.input_spec(
+                            model, source.spec.input if source.spec else None, input_shape
+                        )
+                        limits.check_batch(batch_size, spec.shape)
+                        batch = probe.make_batch(spec, batch_size, seed)
+                    result = probe.probe(model, batch)
+                    names = [b.name for b in result.blocks]
+                    updates = None
+                    if step:
+                        fresh, _, _ = initialized(source, chosen, seed, input_shape)
+                        ends = [layer.name for layer in result.layers if layer.ends_block]
+                        with probe.threads_for(fresh):
+                            updates = _update_sizes(fresh, ends, batch)
+            except MemoryLimitError as exc:
+                if not str(exc).startswith("ran out of memory"):
+                    raise  # --batch-size's own refusal names what to change
+                raise MemoryLimitError(f"at --sweep {spec_sweep.key}={width}: {exc}") from None
             per_width.append((names, [b.std for b in result.blocks], updates))
         names = per_width[0][0]
         if any(len(p[0]) != len(names) for p in per_width):
