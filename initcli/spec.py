@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import difflib
 import os
+import stat
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
 import torch
@@ -434,11 +434,24 @@ def load_spec(path: str | os.PathLike[str]) -> MLPSpec:
     """Read a spec file and parse it; an unreadable file is a SpecError too."""
     source = os.fspath(path)
     try:
-        with Path(path).open("rb") as handle:
-            # Read one byte past the limit: enough to know, without reading a huge file whole.
-            data = handle.read(MAX_SPEC_BYTES + 1)
-            if len(data) > MAX_SPEC_BYTES:
-                raise _too_big(source)
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise SpecError(f"{source} is a directory; give the path of a .yaml spec file")
+            if not stat.S_ISREG(mode):
+                raise SpecError(
+                    f"{source} is not a regular file (a pipe, socket or device); give the path "
+                    "of a .yaml spec file"
+                )
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                # Read one byte past the limit: enough to know, without reading it whole.
+                data = handle.read(MAX_SPEC_BYTES + 1)
+        finally:
+            os.close(fd)
+        if len(data) > MAX_SPEC_BYTES:
+            raise _too_big(source)
     except FileNotFoundError:
         raise SpecError(f"{source}: no such file; check the path") from None
     except IsADirectoryError:
