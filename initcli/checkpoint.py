@@ -81,7 +81,10 @@ def is_checkpoint(target: str) -> bool:
     if target.strip().lower().endswith(CHECKPOINT_SUFFIXES):
         return True
     folder = Path(target)
-    if not folder.is_dir():
+    try:
+        if not folder.is_dir():
+            return False
+    except OSError:  # a name the OS cannot take (too long): no folder; the loaders say why
         return False
     marks = (".metadata", "config.json")
     return any((folder / m).exists() for m in marks) or any(folder.glob("*.safetensors*"))

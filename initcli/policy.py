@@ -6,7 +6,7 @@ import difflib
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from torch import nn
@@ -18,6 +18,16 @@ from initcli.schemes import Scheme
 
 # A policy file holds a few dozen rules; anything much larger is not one.
 MAX_POLICY_BYTES = 65_536
+# A policy file holds one flat mapping; the bound stops deep nesting before PyYAML's recursive
+# composer reaches Python's recursion limit (a file of 5,000 `[` would).
+MAX_POLICY_DEPTH = 32
+# The most rules a policy may hold: each parameter is matched against the rules in order, so
+# rules times parameters is the work; real policies hold a few dozen.
+MAX_RULES = 1_000
+# The longest rule (`SELECTOR=SCHEME`): real ones are under a hundred characters.
+MAX_RULE_CHARS = 1_000
+# How much of a selector or rule a message quotes.
+_SHOWN_CHARS = 60
 _GLOB = frozenset("*?[")
 FN, METHOD = "fn", "method"
 Choices = dict[str, tuple[Scheme, str]]
@@ -169,7 +179,12 @@ def _with_code(kind: str, target: str, bias_init: str | None) -> Policy:
 def parse_rules(text: str, where: str = "") -> tuple[Rule, ...]:
     """`SELECTOR=SCHEME; ...` as rules, in order; a malformed rule is a PolicyError."""
     parts = text.split(";")
-    rules = []
+    if len(parts) > MAX_RULES:
+        raise PolicyError(
+            f"{where}the policy holds {len(parts):,} rules; a policy holds at most {MAX_RULES:,}"
+        )
+    rules: list[Rule] = []
+    first: dict[str, int] = {}
     for i, part in enumerate(parts, 1):
         rule = part.strip()
         if not rule:
@@ -179,10 +194,18 @@ def parse_rules(text: str, where: str = "") -> tuple[Rule, ...]:
         selector, eq, scheme_text = rule.partition("=")
         if not eq:
             raise PolicyError(
-                f"{where}rule {rule!r} has no '='; write SELECTOR=SCHEME, "
+                f"{where}rule {_show(rule)} has no '='; write SELECTOR=SCHEME, "
                 "e.g. Linear=kaiming_normal or *.bias=zeros"
             )
-        rules.append(make_rule(selector, scheme_text, where))
+        made = make_rule(selector, scheme_text, where)
+        before = first.setdefault(made.selector, i)
+        if before != i:
+            # First match wins: the later rule would silently never apply.
+            raise PolicyError(
+                f"{where}rule {_show(made.selector)} is given twice, as rules {before} and {i} "
+                f"of the policy ({_show(rules[before - 1].text)} and {_show(made.text)}); keep one"
+            )
+        rules.append(made)
     return tuple(rules)
 
 
@@ -191,24 +214,30 @@ def make_rule(selector: str, scheme_text: object, where: str = "") -> Rule:
     selector = selector.strip()
     if not isinstance(scheme_text, str):
         raise PolicyError(
-            f"{where}rule {selector!r}: the scheme must be a string such as xavier_normal, "
-            f"got {scheme_text!r}"
+            f"{where}rule {_show(selector)}: the scheme must be a string such as xavier_normal, "
+            f"got {_cut(repr(scheme_text))}"
         )
     scheme_text = scheme_text.strip()
     text = f"{selector}={scheme_text}"
+    shown = _show(text)
+    if len(text) > MAX_RULE_CHARS:
+        raise PolicyError(
+            f"{where}rule {shown} is {len(text):,} characters long; a rule is at most "
+            f"{MAX_RULE_CHARS:,} (a class name or parameter glob, '=', a scheme)"
+        )
     if not selector or any(c.isspace() for c in selector):
         raise PolicyError(
-            f"{where}rule {text!r} has no selector before '='; write e.g. Conv2d={scheme_text}"
+            f"{where}rule {shown} has no selector before '='; write e.g. Conv2d={scheme_text}"
             if not selector
-            else f"{where}rule {text!r}: a selector has no spaces; write e.g. Conv2d.weight"
+            else f"{where}rule {shown}: a selector has no spaces; write e.g. Conv2d.weight"
         )
     try:
         scheme = schemes.parse_scheme(scheme_text)
     except SchemeError as exc:
-        raise PolicyError(f"{where}rule {text!r}: {exc}") from None
+        raise PolicyError(f"{where}rule {shown}: {exc}") from None
     if scheme.name == schemes.AUTO:
         raise PolicyError(
-            f"{where}rule {text!r}: auto chooses per weight itself and cannot be one rule; "
+            f"{where}rule {shown}: auto chooses per weight itself and cannot be one rule; "
             "use --init auto alone, or name a scheme"
         )
     return Rule(selector, scheme, text)
@@ -218,13 +247,94 @@ def rules_from_mapping(mapping: Mapping[Any, object], where: str) -> tuple[Rule,
     """A mapping `SELECTOR: SCHEME` (a policy file, a spec's `init:`) as rules, in order."""
     if not mapping:
         raise PolicyError(f"{where}the policy holds no rules; write e.g. Linear: kaiming_normal")
+    if len(mapping) > MAX_RULES:
+        raise PolicyError(
+            f"{where}the policy holds {len(mapping):,} rules; a policy holds at most {MAX_RULES:,}"
+        )
     return tuple(make_rule(str(key), value, where) for key, value in mapping.items())
 
 
-def read_file(path: str) -> Mapping[object, object]:
-    """A policy file (`--init @policy.yaml`): YAML, safe-loaded, a mapping of rules."""
+def read_file(path: str) -> Mapping[str, str]:
+    """A policy file (`--init @policy.yaml`): one YAML mapping `SELECTOR: SCHEME`, in order.
+
+    Read as data: at most MAX_POLICY_BYTES from a regular file, composed by `_PolicyLoader`
+    (no anchors, aliases or tags, at most MAX_POLICY_DEPTH levels), and only the mapping's text
+    is used, so no YAML constructor runs (`2001-13-45` or a 5,000-digit number cannot raise).
+    """
     if not path:
         raise PolicyError("--init @ names no file; write e.g. --init @policy.yaml")
+    data = _read_bytes(path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError(f"{path} is not UTF-8 text; save it as UTF-8") from None
+    try:
+        loader = _PolicyLoader(text, path)
+    except yaml.reader.ReaderError as exc:  # the reader checks every character up front
+        line = text.count("\n", 0, exc.position) + 1
+        raise PolicyError(
+            f"{path}, line {line}: character #x{exc.character:04x} is not allowed in YAML; "
+            "remove it"
+        ) from None
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        problem = exc.problem or "syntax error"
+        if exc.context:
+            problem = f"{exc.context}{', ' if problem.startswith('but') else ': '}{problem}"
+        # An unquoted `*.bias:` is read as a YAML alias: the usual cause of a syntax error here.
+        hint = (
+            "quote selectors that start with '*', e.g. '*.bias': zeros"
+            if "alias" in problem
+            else "fix the syntax there"
+        )
+        mark = exc.problem_mark or exc.context_mark
+        raise PolicyError(f"{_at(path, mark)}invalid YAML ({_one_line(problem)}); {hint}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(root, yaml.MappingNode):
+        kind = (
+            "empty"
+            if root is None or (isinstance(root, yaml.ScalarNode) and root.value == "")
+            else "a list"
+            if isinstance(root, yaml.SequenceNode)
+            else f"the single value {_show(root.value)}"
+        )
+        raise PolicyError(
+            f"{path} must hold a mapping of rules (SELECTOR: SCHEME, e.g. Conv2d: "
+            f"xavier_normal), not {kind}"
+        )
+    return _rules_text(root, path)
+
+
+def _cut(text: str) -> str:
+    """Text from the user's input, short enough for a one-line message."""
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def _show(text: str) -> str:
+    return repr(_cut(text))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _Mark(Protocol):
+    line: int
+
+
+def _line(mark: _Mark | None) -> int | None:
+    return None if mark is None else mark.line + 1
+
+
+def _at(path: str, mark: _Mark | None) -> str:
+    line = _line(mark)
+    return f"{path}, line {line}: " if line is not None else f"{path}: "
+
+
+def _read_bytes(path: str) -> bytes:
+    """At most MAX_POLICY_BYTES + 1 bytes of a regular file, checked before any read blocks."""
     try:
         data = read_regular(path, MAX_POLICY_BYTES + 1)
     except FileNotFoundError:
@@ -237,23 +347,101 @@ def read_file(path: str) -> Mapping[object, object]:
         raise PolicyError(
             f"{path} is larger than {MAX_POLICY_BYTES:,} bytes, too large for a policy file"
         )
-    try:
-        loaded = yaml.safe_load(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise PolicyError(f"{path} is not UTF-8 text; save it as UTF-8") from None
-    except yaml.YAMLError as exc:
-        problem = str(exc).splitlines()[0]
+    return data
+
+
+class _PolicyLoader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses, as each node starts, what a policy never holds:
+    anchors and aliases (an alias bomb is refused at its first anchor), tags, and nesting past
+    MAX_POLICY_DEPTH (before the recursive composer could reach Python's recursion limit)."""
+
+    def __init__(self, text: str, path: str) -> None:
+        super().__init__(text)
+        self._path = path
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        where = _at(self._path, event.start_mark)
+        # An AliasEvent carries the anchor it names, so this refuses both &x and *x.
+        if getattr(event, "anchor", None) is not None:
+            raise PolicyError(
+                f"{where}YAML anchors and aliases (&x / *x) are not allowed in a policy file; "
+                "write each scheme out, and quote selectors that start with '*' "
+                "(e.g. '*.bias': zeros)"
+            )
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            raise PolicyError(
+                f"{where}YAML tag {_show(_short_tag(tag))} is not allowed in a policy file; "
+                "remove it (a policy holds only SELECTOR: SCHEME strings)"
+            )
+        if not isinstance(event, yaml.CollectionStartEvent):
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_POLICY_DEPTH:
+            raise PolicyError(
+                f"{where}lists or mappings nest more than {MAX_POLICY_DEPTH} levels deep; "
+                "a policy file is one mapping SELECTOR: SCHEME"
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _rules_text(root: yaml.MappingNode, path: str) -> dict[str, str]:
+    """The mapping's selectors and schemes as the text written, refusing a selector given twice
+    (first match wins, so the second would silently never apply), a selector that is a list or
+    mapping, and a scheme that is not a string."""
+    if len(root.value) > MAX_RULES:
         raise PolicyError(
-            f"{path} is not valid YAML ({problem}); quote selectors that start with '*', "
-            "e.g. '*.bias': zeros"
-        ) from None
-    if not isinstance(loaded, dict):
-        kind = "empty" if loaded is None else f"a {type(loaded).__name__}"
-        raise PolicyError(
-            f"{path} must hold a mapping of rules (SELECTOR: SCHEME, e.g. Conv2d: "
-            f"xavier_normal), not {kind}"
+            f"{path} holds {len(root.value):,} rules; a policy holds at most {MAX_RULES:,}"
         )
-    return loaded
+    rules: dict[str, str] = {}
+    first_line: dict[str, int | None] = {}
+    for key_node, value_node in root.value:
+        where = _at(path, key_node.start_mark)
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise PolicyError(
+                f"{where}a selector is a list or mapping; write selectors as names such as "
+                "Linear or '*.bias'"
+            )
+        selector = str(key_node.value).strip()
+        line = _line(key_node.start_mark)
+        if selector in first_line:
+            raise PolicyError(
+                f"rule {_show(selector)} is given twice, on lines {first_line[selector]} and "
+                f"{line} of {path}; keep one"
+            )
+        first_line[selector] = line
+        if isinstance(value_node, yaml.ScalarNode) and value_node.tag == _STR_TAG:
+            rules[selector] = str(value_node.value)
+            continue
+        got = (
+            "a list"
+            if isinstance(value_node, yaml.SequenceNode)
+            else "a mapping"
+            if isinstance(value_node, yaml.MappingNode)
+            else "nothing (an empty value)"
+            if value_node.tag == _NULL_TAG
+            else _cut(str(value_node.value))
+        )
+        raise PolicyError(
+            f"{where}rule {_show(selector)}: the scheme must be a string such as "
+            f"xavier_normal, got {got}"
+        )
+    return rules
+
+
+_YAML_TAG = "tag:yaml.org,2002:"
+_STR_TAG = _YAML_TAG + "str"
+_NULL_TAG = _YAML_TAG + "null"
+
+
+def _short_tag(tag: str) -> str:
+    """A tag as it is written in YAML: `!!int`, not `tag:yaml.org,2002:int`."""
+    return "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
 
 
 # --- matching rules to a model's parameters ------------------------------------------------------
@@ -342,12 +530,25 @@ def _kind(
         return head, leaf or None
     own = sorted({type(m).__name__ for m in model.modules()})
     close = difflib.get_close_matches(head, own, n=1, cutoff=0.5)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    raise PolicyError(
-        f"rule '{rule.text}': {head!r} is no module class of the model nor of torch.nn; {hint}"
-        f"(the model's module types: {', '.join(own)}; a glob such as '*.weight' matches "
-        "parameter names)"
+    types = ", ".join(own[:_SHOWN_TYPES]) + (
+        f" and {len(own) - _SHOWN_TYPES} more" if len(own) > _SHOWN_TYPES else ""
     )
+    problem = (
+        f"rule {_show(rule.text)}: {_show(head)} is no module class of the model nor of torch.nn"
+    )
+    if close:
+        raise PolicyError(
+            f"{problem}; did you mean '{close[0]}'? (the model's module types: {types}; "
+            "a glob such as '*.weight' matches parameter names)"
+        )
+    raise PolicyError(
+        f"{problem}; name one of the model's module types ({types}), or match parameter names "
+        "with a glob such as '*.weight'"
+    )
+
+
+# How many of the model's module types the unknown-class message lists.
+_SHOWN_TYPES = 20
 
 
 def _matches_any(rule: Rule, kind: tuple[str | None, str | None], model: nn.Module) -> bool:

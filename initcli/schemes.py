@@ -247,9 +247,10 @@ def parse_scheme(text: str) -> Scheme:
                 if not info.params:
                     raise SchemeError(f"{name} takes no parameters; drop the ':' and what follows")
                 close = difflib.get_close_matches(key, list(by_name), n=1)
-                hint = f"did you mean '{close[0]}'? " if close else ""
+                takes = ", ".join(by_name)
+                hint = f"did you mean '{close[0]}'? (it takes: {takes})" if close else ""
                 raise SchemeError(
-                    f"{name} has no parameter {key!r}; {hint}(it takes: {', '.join(by_name)})"
+                    f"{name} has no parameter {key!r}; {hint or 'it takes: ' + takes}"
                 )
             if key in given:
                 raise SchemeError(f"{name}: parameter {key!r} is given twice")

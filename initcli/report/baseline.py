@@ -8,12 +8,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from initcli.errors import ArgError, BaselineError, InitcliError
-from initcli.files import read_regular, require_regular
+from initcli.files import read_regular
 
 __all__ = [
     "Baseline",
@@ -33,15 +33,29 @@ FORMAT_VERSION = 1
 # seed, few enough that the file reads well and does not churn on the last bits of float maths.
 _DIGITS = 6
 _REL_TOL = 1e-4
+# The largest baseline file read: a 200,000-module model's baseline is about 20 MB; json.loads
+# takes roughly ten times a file's size in memory.
+MAX_BASELINE_BYTES = 64_000_000
+# A baseline is seven levels deep (top, models, entry, stats, params, parameter, shape), plus
+# what an --arg list nests; deeper input is refused before validation walks it.
+MAX_BASELINE_DEPTH = 32
+# torch.manual_seed takes a seed below 2**64 (limits.SEED_LIMIT).
+_SEED_LIMIT = 2**64
+# A target is a path or `pkg.mod:Name`: longer than a path may be (PATH_MAX) is not one.
+_MAX_TARGET_CHARS = 4096
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a count is a JSON integer (not "51" or true), as snapshot writes it; no NaN/inf.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+Count = Annotated[int, Field(ge=0)]
 
 
 class ModuleEntry(_Frozen):
     type: str
-    params: int
+    params: Count
 
 
 class ParamEntry(_Frozen):
@@ -56,7 +70,7 @@ class ParamEntry(_Frozen):
 class StatsEntry(_Frozen):
     init: str | None  # as given to --init (None: the spec's init:, else default)
     bias_init: str | None
-    seed: int | None  # None for a weights file: nothing is drawn
+    seed: Annotated[int, Field(ge=0, lt=_SEED_LIMIT)] | None  # None for a weights file
     scheme: str | None  # the scheme as initcli describes it
     params: dict[str, ParamEntry]
 
@@ -66,12 +80,27 @@ class Entry(_Frozen):
 
     target: str
     args: dict[str, Any]
-    total: int
-    trainable: int
-    frozen: int
-    buffers: int
+    total: Count
+    trainable: Count
+    frozen: Count
+    buffers: Count
     modules: dict[str, ModuleEntry]
     stats: StatsEntry | None = None
+
+    @field_validator("target")
+    @classmethod
+    def _a_target(cls, target: str) -> str:
+        # Checked here, as data: a path the OS cannot take must not reach the loaders.
+        if not target.strip() or len(target) > _MAX_TARGET_CHARS or "\x00" in target:
+            raise ValueError(
+                f"a target is a path or pkg.mod:Name of at most {_MAX_TARGET_CHARS:,} "
+                "characters, without NUL"
+            )
+        try:
+            target.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("the target holds a lone surrogate (\\ud800-\\udfff)") from None
+        return target
 
     @property
     def key(self) -> tuple[str, str]:
@@ -260,44 +289,115 @@ def dumps(baseline: Baseline) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def load(path: str | os.PathLike[str]) -> Baseline:
-    """Read and validate a baseline file."""
-    file = Path(path)
-    require_regular(file)
-    if not file.is_file():
-        what = "is a directory" if file.is_dir() else "does not exist"
-        raise BaselineError(
-            f"baseline {file} {what}; create one with: initcli snapshot TARGET... -o {file}"
+class _DuplicateKeyError(ValueError):
+    """A JSON object that gives one key twice (json.loads would keep the last silently)."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(key)
+            seen.add(key)
+    return obj
+
+
+def _depth(data: object) -> int:
+    """How deeply lists and objects nest in `data`, without recursion; stops past the bound."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(data, 1)]
+    while stack and deepest <= MAX_BASELINE_DEPTH:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
         )
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def _missing(file: Path, is_dir: bool) -> BaselineError:
+    what = "is a directory" if is_dir else "does not exist"
+    return BaselineError(
+        f"baseline {file} {what}; create one with: initcli snapshot TARGET... -o {file}"
+    )
+
+
+def _read(file: Path) -> bytes:
+    """At most MAX_BASELINE_BYTES + 1 bytes of a regular file, checked before any read blocks."""
     try:
-        data = json.loads(read_regular(file).decode("utf-8"))
+        data = read_regular(file, MAX_BASELINE_BYTES + 1)
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise _missing(file, isinstance(exc, IsADirectoryError)) from None
+    except OSError as exc:
+        raise BaselineError(f"baseline {file}: cannot read it ({exc.strerror})") from None
+    if len(data) > MAX_BASELINE_BYTES:
+        raise BaselineError(
+            f"baseline {file} is larger than {MAX_BASELINE_BYTES:,} bytes, more than an initcli "
+            "baseline holds; regenerate it with initcli snapshot"
+        )
+    return data
+
+
+def load(path: str | os.PathLike[str]) -> Baseline:
+    """Read and validate a baseline file: JSON of at most MAX_BASELINE_BYTES, nested at most
+    MAX_BASELINE_DEPTH deep, no key twice in an object, every value of the type snapshot wrote."""
+    file = Path(path)
+    regenerate = "regenerate it with initcli snapshot"
+    data = _read(file)
+    try:
+        # utf-8-sig: a byte-order mark (an editor's) is not part of the JSON.
+        loaded = json.loads(data.decode("utf-8-sig"), object_pairs_hook=_object)
     except UnicodeDecodeError:
         raise BaselineError(f"baseline {file} is not UTF-8 text") from None
     except RecursionError:
         raise BaselineError(
             f"baseline {file} nests lists or objects too deeply to be an initcli baseline; "
-            "regenerate it with initcli snapshot"
+            + regenerate
         ) from None
     except json.JSONDecodeError as exc:
         raise BaselineError(
-            f"baseline {file} is not valid JSON (line {exc.lineno}: {exc.msg}); "
-            "regenerate it with initcli snapshot"
+            f"baseline {file} is not valid JSON (line {exc.lineno}: {exc.msg}); {regenerate}"
         ) from None
+    except _DuplicateKeyError as exc:
+        raise BaselineError(
+            f"baseline {file} gives the key {_short(repr(exc.args[0]))} twice in one object; "
+            "keep one, "
+            f"or {regenerate}"
+        ) from None
+    except ValueError as exc:  # Python's limit on digits in an integer (4,300)
+        raise BaselineError(
+            f"baseline {file} holds a number initcli cannot read ({_short(str(exc))}); "
+            + regenerate
+        ) from None
+    if _depth(loaded) > MAX_BASELINE_DEPTH:
+        raise BaselineError(
+            f"baseline {file} nests lists or objects more than {MAX_BASELINE_DEPTH} levels deep, "
+            f"too deeply to be an initcli baseline; {regenerate}"
+        )
     try:
-        baseline = Baseline.model_validate(data)
+        baseline = Baseline.model_validate(loaded)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the top level"
+        where = ".".join(_short(str(part)) for part in first["loc"]) or "the top level"
         raise BaselineError(
-            f"baseline {file} is not an initcli baseline ({where}: {first['msg']}); "
-            "regenerate it with initcli snapshot"
+            f"baseline {file} is not an initcli baseline ({where}: {first['msg']}); " + regenerate
         ) from None
     if baseline.format != FORMAT_VERSION:
         raise BaselineError(
             f"baseline {file} has format {baseline.format}; this initcli reads format "
-            f"{FORMAT_VERSION}: regenerate it with initcli snapshot"
+            f"{FORMAT_VERSION}: {regenerate}"
         )
     return baseline
+
+
+def _short(text: str) -> str:
+    """Text from the file, short enough for a one-line message."""
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _close(before: float | None, after: float | None, scale: float) -> bool:
@@ -356,7 +456,7 @@ def compare(old: Entry, new: Entry) -> TargetCheck:
 
 def check(path: str | os.PathLike[str]) -> CheckReport:
     """Rebuild every target of the baseline at `path` and compare it with what was recorded."""
-    from initcli import checkpoint, loading
+    from initcli import checkpoint, loading, policy
 
     baseline = load(path)
     # Every entry is vetted before any is built: a baseline names code to run, and one edited
@@ -364,8 +464,15 @@ def check(path: str | os.PathLike[str]) -> CheckReport:
     # rest, e.g. a non-model function, before calling it).
     for old in baseline.models:
         try:
-            if not checkpoint.is_checkpoint(old.target):
-                loading.refuse_library_target(old.target)
+            if checkpoint.is_checkpoint(old.target):
+                continue
+            loading.refuse_library_target(old.target)
+            if old.stats is not None:
+                # The recorded --init too: a malformed policy, or `fn:` naming the standard
+                # library, is refused before any entry is built.
+                found = policy.parse(old.stats.init, old.stats.bias_init)
+                if found.code is not None and found.code.kind == policy.FN:
+                    loading.refuse_library_target(found.code.target)
         except InitcliError as exc:
             raise type(exc)(f"{path}: {old.target}: {exc}") from None
     results = []
