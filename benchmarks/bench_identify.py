@@ -1,4 +1,4 @@
-"""How often initcli.identify names the true scheme, and flags torch's own default (run by hand).
+"""How often initcli.measure.identify names the true scheme, and flags torch's own default (run by hand).
 
     python benchmarks/bench_identify.py [--seeds 200] [--big-seeds 20] [--max-side N] [--shape AxB]
 
@@ -24,7 +24,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from initcli import identify, schemes, stats, torch_defaults
+from initcli.init import schemes, torch_defaults
+from initcli.measure import identify, stats
 
 Init = Callable[[torch.Tensor], object]
 

@@ -28,8 +28,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from initcli import loaded
 from initcli.report import inspect_checkpoint
+from initcli.weights import freshness
 
 VOCAB = 1000
 SEQ = 64  # every position embedding trains
@@ -80,7 +80,7 @@ Judged = tuple[tuple[str, ...], int]  # modules flagged, tensors called trained
 
 def _judged(folder: str) -> Judged:
     report = inspect_checkpoint(folder)
-    trained = sum(p.state == loaded.TRAINED for p in report.params)
+    trained = sum(p.state == freshness.TRAINED for p in report.params)
     return report.fresh_modules, trained
 
 
@@ -91,7 +91,7 @@ def _run(build: Callable[[], nn.Module], seed: int, steps: int) -> tuple[str, Ju
         {
             n.rpartition(".")[0]
             for n, p in model.named_parameters()
-            if p.dim() >= 2 and p.numel() >= loaded.MIN_DECIDABLE and "embed" not in n
+            if p.dim() >= 2 and p.numel() >= freshness.MIN_DECIDABLE and "embed" not in n
         }
     )
     frozen = candidates[seed % len(candidates)]

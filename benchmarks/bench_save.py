@@ -38,7 +38,7 @@ if sys.argv[1] == "today":
     from initcli import checkpoint
     checkpoint.save_safetensors(model, sys.argv[2], False, {"format": "pt"})
 else:
-    from initcli.safetensors_writer import Slot, write_safetensors
+    from initcli.weights.safetensors_writer import Slot, write_safetensors
     state = model.state_dict()
     slots = [Slot(k, v.dtype, tuple(v.shape)) for k, v in state.items()]
     write_safetensors(sys.argv[2], slots, iter(state.values()), {"format": "pt"})

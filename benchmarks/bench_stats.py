@@ -1,4 +1,4 @@
-"""Speed and accuracy of initcli.stats.tensor_stats against torch.var_mean (run by hand)."""
+"""Speed and accuracy of initcli.measure.stats.tensor_stats against torch.var_mean (run by hand)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 # installing it.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from initcli.stats import tensor_stats
+from initcli.measure.stats import tensor_stats
 
 M = 1_000_000
 # (label, numel, dtype, mean, std): the sizes quoted in the README, plus one hard case for

@@ -83,7 +83,7 @@ def check_batch(
     # anything needs torch.
     import torch
 
-    from initcli import building
+    from initcli.model import building
 
     numel = batch_size * math.prod(sample_shape)
     nbytes = numel * torch.empty((), dtype=dtype or torch.float32).element_size()

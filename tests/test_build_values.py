@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from initcli import building, loading
+from initcli.model import building, resolve
 
 MODELS = "tests/models_for_build.py"
 LAZY = "tests/models_lazy_import.py:tiny"
@@ -24,7 +24,7 @@ sys.path.insert(0, ".")
 from initcli import loading
 out = {{}}
 for factory in {factories!r}:
-    source = loading.resolve(factory)
+    source = resolve.resolve(factory)
     torch.manual_seed(0)
     model = source.build()
     out[factory] = {{n: [p.min().item(), p.max().item(), p.double().mean().item()]
@@ -84,7 +84,7 @@ def test_bert_weights_are_berts_own_normal_not_torchs_uniform(
 def test_meta_build_leaves_a_lazily_imported_library_real_init_functions() -> None:
     code = (
         "import torch\nfrom initcli import building, loading\n"
-        f"building.build_meta(loading.resolve({LAZY!r}))\n"
+        f"building.build_meta(resolve.resolve({LAZY!r}))\n"
         "import transformers.initialization as i\n"
         "print(i.TORCH_INIT_FUNCTIONS['normal_'] is torch.nn.init.normal_)"
     )
@@ -93,5 +93,5 @@ def test_meta_build_leaves_a_lazily_imported_library_real_init_functions() -> No
 
 
 def test_meta_build_of_a_model_with_post_init_draws_nothing() -> None:
-    model = building.build_meta(loading.resolve(f"{MODELS}:gpt2"))
+    model = building.build_meta(resolve.resolve(f"{MODELS}:gpt2"))
     assert {p.device.type for p in model.parameters()} == {"meta"}

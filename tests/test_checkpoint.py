@@ -67,7 +67,7 @@ def test_save_writes_exactly_the_measured_weights(tmp_path: Path) -> None:
     )
     # The seeding contract: build, manual_seed, torch.nn.init per parameter in order.
     torch.manual_seed(0)
-    from initcli.spec import build_mlp, load_spec
+    from initcli.model.spec import build_mlp, load_spec
 
     model = build_mlp(load_spec("sample_models/mlp.yaml"))
     torch.manual_seed(3)

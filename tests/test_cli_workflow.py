@@ -94,7 +94,7 @@ def test_version() -> None:
 
 
 def test_schema_is_the_spec_json_schema(tmp_path: Path) -> None:
-    from initcli.spec import spec_json_schema
+    from initcli.model.spec import spec_json_schema
 
     code, out, _ = run("schema")
     assert code == 0

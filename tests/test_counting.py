@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from initcli import report
-from initcli.counting import count_model, formula
+from initcli.measure.counting import count_model, formula
 
 ODD = "tests/models_for_tests.py"
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from initcli.cli import app
 from initcli.errors import ArgError
-from initcli.expect import check_count, parse_count, parse_tolerance
+from initcli.measure.expect import check_count, parse_count, parse_tolerance
 
 
 def run(*args: str) -> tuple[int, str, str]:

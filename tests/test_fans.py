@@ -13,8 +13,9 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.pytorch_utils import Conv1D
 
-from initcli import fans, report
-from initcli.schemes import fans as torch_fans
+from initcli import report
+from initcli.init.schemes import fans as torch_fans
+from initcli.measure import fans
 
 LAYOUTS = "tests/models_for_tests.py:FanLayouts"
 

@@ -18,12 +18,14 @@ from typer.testing import CliRunner
 
 from benchmarks.models.llama import Llama, llama_params
 from benchmarks.models.transformer import Encoder405M, encoder_params
-from initcli import building, loading, report, streaming
+from initcli import report
 from initcli.cli import app
-from initcli.counting import count_model, count_spec
 from initcli.errors import DeviceError, MemoryLimitError, TargetError
+from initcli.measure.counting import count_model, count_spec
+from initcli.model import building, resolve
+from initcli.model.spec import MLPSpec, build_mlp
 from initcli.render.progress import ProgressBar
-from initcli.spec import MLPSpec, build_mlp
+from initcli.values import streaming
 
 ODD = "tests/models_for_tests.py"
 HUGE = "tests/models_for_huge.py"
@@ -40,11 +42,11 @@ def test_meta_count_equals_real_count(target: str) -> None:
     result = report.count(target)
     assert result.method == ("spec" if target.endswith(".yaml") else "meta")
     assert result.remarks == ()
-    assert result.counts == count_model(loading.resolve(target).build())
+    assert result.counts == count_model(resolve.resolve(target).build())
 
 
 def test_meta_build_allocates_nothing_and_patches_nothing() -> None:
-    model = building.build_meta(loading.resolve("sample_models.lenet:LeNet5"))
+    model = building.build_meta(resolve.resolve("sample_models.lenet:LeNet5"))
     assert {p.device.type for p in model.parameters()} == {"meta"}
     originals = dict(vars(nn.init))
     with building.on_meta():

@@ -1,4 +1,4 @@
-"""initcli.identify on fresh draws of named schemes, torch's defaults and uninitialized memory."""
+"""initcli.measure.identify on fresh draws of named schemes, torch's defaults and uninitialized memory."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from initcli import identify, schemes, stats, torch_defaults
-from initcli.identify import Fit
+from initcli.init import schemes, torch_defaults
+from initcli.measure import identify, stats
+from initcli.measure.identify import Fit
 
 
 def _identify(

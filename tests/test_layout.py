@@ -69,7 +69,7 @@ def test_imports_flow_one_way(name: str, path: Path) -> None:
     if layer == "initcli.render":
         top = _imports(path, top_level_only=True)
         assert not {i for i in top if _within(i, ("torch",))}, "render imports torch lazily only"
-    if name != "initcli.counting":
+    if name != "initcli.measure.counting":
         assert not {i for i in imports if _within(i, ("torchinfo",))}, "only counting: torchinfo"
 
 

@@ -15,9 +15,10 @@ import transformers
 from conftest import run
 from torch import nn
 
-from initcli import fills, loaded, schemes
-from initcli.identify import Fit
+from initcli.init import recorded, schemes
+from initcli.measure.identify import Fit
 from initcli.report import inspect_checkpoint
+from initcli.weights import freshness
 
 transformers.logging.set_verbosity_error()
 
@@ -92,8 +93,8 @@ def test_untrained_save_is_all_at_init(kind: str, tmp_path: Path) -> None:
     folder = _save(MODELS[kind][0](), tmp_path / kind)
     report = inspect_checkpoint(folder)
     states = {p.name: p.state for p in report.params}
-    assert loaded.TRAINED not in states.values()
-    assert sum(s == loaded.AT_INIT for s in states.values()) >= len(states) // 2
+    assert freshness.TRAINED not in states.values()
+    assert sum(s == freshness.AT_INIT for s in states.values()) >= len(states) // 2
     assert report.fresh_modules == ()
     notes = report.counts.counts.notes
     assert any(n.startswith("every tensor that can be told") for n in notes)
@@ -122,7 +123,7 @@ def test_flags_exactly_the_layer_that_did_not_train(
     report = inspect_checkpoint(folder)
     assert report.fresh_modules == (kept,)
     kept_rows = [p for p in report.params if p.name.rpartition(".")[0] == kept]
-    assert kept_rows and all(p.state in (loaded.AT_INIT, loaded.UNDECIDED) for p in kept_rows)
+    assert kept_rows and all(p.state in (freshness.AT_INIT, freshness.UNDECIDED) for p in kept_rows)
     notes = report.counts.counts.notes
     assert any(
         n.startswith("1 module looks freshly initialized among trained ones") and kept in n
@@ -174,57 +175,57 @@ def _fit(family: str, matches: tuple[str, ...] = ()) -> Fit:
 @pytest.mark.parametrize(
     ("tensor", "expected"),
     [
-        (loaded.Tensor("a", 64, 0.0, 0.0, _fit("constant", ("zeros",))), loaded.AT_INIT),
-        (loaded.Tensor("a", 1, 0.5, 0.0, _fit("constant")), loaded.UNDECIDED),
-        (loaded.Tensor("a", 64, 0.0, 4e-4, _fit("normal", ("n(0.02)",))), loaded.UNDECIDED),
-        (loaded.Tensor("a", 4096, 0.0, 4e-4, _fit("normal", ("n(0.02)",))), loaded.AT_INIT),
-        (loaded.Tensor("a", 4096, 0.0, 5e-4, _fit("normal")), loaded.TRAINED),
-        (loaded.Tensor("a", 4096, 0.0, 5e-4, _fit("none")), loaded.TRAINED),
-        (loaded.Tensor("a", 4096, math.nan, None, _fit("none")), loaded.UNDECIDED),
-        (loaded.Tensor("a", 4096, math.nan, math.nan, _fit("none")), loaded.UNPRODUCED),
-        (loaded.Tensor("a", 4096, 0.0, 1.0, _fit("uninitialized")), loaded.UNPRODUCED),
+        (freshness.Tensor("a", 64, 0.0, 0.0, _fit("constant", ("zeros",))), freshness.AT_INIT),
+        (freshness.Tensor("a", 1, 0.5, 0.0, _fit("constant")), freshness.UNDECIDED),
+        (freshness.Tensor("a", 64, 0.0, 4e-4, _fit("normal", ("n(0.02)",))), freshness.UNDECIDED),
+        (freshness.Tensor("a", 4096, 0.0, 4e-4, _fit("normal", ("n(0.02)",))), freshness.AT_INIT),
+        (freshness.Tensor("a", 4096, 0.0, 5e-4, _fit("normal")), freshness.TRAINED),
+        (freshness.Tensor("a", 4096, 0.0, 5e-4, _fit("none")), freshness.TRAINED),
+        (freshness.Tensor("a", 4096, math.nan, None, _fit("none")), freshness.UNDECIDED),
+        (freshness.Tensor("a", 4096, math.nan, math.nan, _fit("none")), freshness.UNPRODUCED),
+        (freshness.Tensor("a", 4096, 0.0, 1.0, _fit("uninitialized")), freshness.UNPRODUCED),
         # The model's own init known: consistency with it decides, whatever the named matches.
         (
-            loaded.Tensor("a", 4096, 0.0, 1e-4, _fit("normal", ("normal(std=0.01)",)),
+            freshness.Tensor("a", 4096, 0.0, 1e-4, _fit("normal", ("normal(std=0.01)",)),
                           schemes.Expectation("normal", 0.0, 4e-4)),
-            loaded.TRAINED,
+            freshness.TRAINED,
         ),
         (
-            loaded.Tensor("a", 4096, 0.0, 4.01e-4, _fit("normal"),
+            freshness.Tensor("a", 4096, 0.0, 4.01e-4, _fit("normal"),
                           schemes.Expectation("normal", 0.0, 4e-4)),
-            loaded.AT_INIT,
+            freshness.AT_INIT,
         ),
         (
-            loaded.Tensor("a", 64, 0.0, 4.01e-4, _fit("normal"),
+            freshness.Tensor("a", 64, 0.0, 4.01e-4, _fit("normal"),
                           schemes.Expectation("normal", 0.0, 4e-4)),
-            loaded.UNDECIDED,
+            freshness.UNDECIDED,
         ),
         (
-            loaded.Tensor("a", 64, 1e-3, 1e-6, _fit("normal"), schemes.Expectation("0", 0.0, 0.0)),
-            loaded.TRAINED,
+            freshness.Tensor("a", 64, 1e-3, 1e-6, _fit("normal"), schemes.Expectation("0", 0.0, 0.0)),
+            freshness.TRAINED,
         ),
     ],
 )  # fmt: skip
-def test_state(tensor: loaded.Tensor, expected: str) -> None:
-    assert loaded.state(tensor) == expected
+def test_state(tensor: freshness.Tensor, expected: str) -> None:
+    assert freshness.state(tensor) == expected
 
 
-def _t(name: str, state: str) -> loaded.Tensor:
+def _t(name: str, state: str) -> freshness.Tensor:
     ndim = 1 if name.endswith("bias") else 2
-    if state == loaded.AT_INIT:
-        return loaded.Tensor(name, 64, 0.0, 0.0, _fit("constant", ("zeros",)), ndim=ndim)
-    return loaded.Tensor(name, 4096, 0.0, 5e-4, _fit("none"), ndim=ndim)
+    if state == freshness.AT_INIT:
+        return freshness.Tensor(name, 64, 0.0, 0.0, _fit("constant", ("zeros",)), ndim=ndim)
+    return freshness.Tensor(name, 4096, 0.0, 5e-4, _fit("none"), ndim=ndim)
 
 
-def _at_init_matrix(name: str) -> loaded.Tensor:
-    return loaded.Tensor(name, 4096, 0.0, 4e-4, _fit("normal", ("n(0.02)",)))
+def _at_init_matrix(name: str) -> freshness.Tensor:
+    return freshness.Tensor(name, 4096, 0.0, 4e-4, _fit("normal", ("n(0.02)",)))
 
 
 def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
-    mostly_trained = [_t(f"l{i}.weight", loaded.TRAINED) for i in range(9)] + [
-        _t("head.bias", loaded.AT_INIT)
+    mostly_trained = [_t(f"l{i}.weight", freshness.TRAINED) for i in range(9)] + [
+        _t("head.bias", freshness.AT_INIT)
     ]
-    verdict = loaded.judge(mostly_trained)
+    verdict = freshness.judge(mostly_trained)
     assert verdict.fresh_modules == ("head",)
     assert verdict.notes[0].startswith(
         "1 module looks freshly initialized among trained ones (9 of 9 decided weight matrices "
@@ -235,9 +236,9 @@ def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
     # TRAINED_MAJORITY (0.9) the modules still at init are named, not flagged.
     own = schemes.Expectation("normal", 0.0, 4e-4)
     light = [replace(_at_init_matrix(f"l{i}.weight"), init=own) for i in range(3)]
-    light += [_t(f"l{i}.bias", loaded.TRAINED) for i in range(3, 6)]
-    light += [replace(_t("x.weight", loaded.TRAINED), init=own)]
-    verdict = loaded.judge(light)
+    light += [_t(f"l{i}.bias", freshness.TRAINED) for i in range(3, 6)]
+    light += [replace(_t("x.weight", freshness.TRAINED), init=own)]
+    verdict = freshness.judge(light)
     assert verdict.fresh_modules == ()
     assert verdict.notes[0] == (
         "1 of 4 decided weight matrices look trained; also still at init, but not standing out "
@@ -245,15 +246,17 @@ def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
         "only some layers; not flagged)."
     )
     # Without any matrix, the tensors themselves.
-    biases = [_t(f"l{i}.bias", loaded.TRAINED) for i in range(9)] + [_t("h.bias", loaded.AT_INIT)]
-    assert loaded.judge(biases).fresh_modules == ("h",)
-    assert loaded.judge(biases[1:]).fresh_modules == ()  # 8 of 9: under the 0.9 share
+    biases = [_t(f"l{i}.bias", freshness.TRAINED) for i in range(9)] + [
+        _t("h.bias", freshness.AT_INIT)
+    ]
+    assert freshness.judge(biases).fresh_modules == ("h",)
+    assert freshness.judge(biases[1:]).fresh_modules == ()  # 8 of 9: under the 0.9 share
 
 
 def test_fill_log_records_the_last_whole_tensor_write() -> None:
-    from initcli import building, tracing
+    from initcli.model import building, record
 
-    trace = tracing.Trace()
+    trace = record.Trace()
     with building.on_meta(trace):
         lin = nn.Linear(8, 4)
         emb = nn.Embedding(10, 4, padding_idx=0)
@@ -262,17 +265,17 @@ def test_fill_log_records_the_last_whole_tensor_write() -> None:
         nn.init.normal_(lin.weight, std=0.02)
         lin.bias.data.uniform_(-0.5, 0.5)  # a Tensor method, through .data, positional
         emb.weight.data[0].zero_()  # part of the tensor: the record stays
-    log = fills.FillLog.of_trace(trace)
-    assert log.of(lin.weight) == fills.Fill("normal:mean=0.0,std=0.02")
-    assert log.of(lin.bias) == fills.Fill("uniform:a=-0.5,b=0.5")
-    assert log.of(emb.weight) == fills.Fill("normal:mean=0.0,std=1.0")
-    assert log.of(norm) == fills.Fill("ones")
+    log = recorded.FillLog.of_trace(trace)
+    assert log.of(lin.weight) == recorded.Fill("normal:mean=0.0,std=0.02")
+    assert log.of(lin.bias) == recorded.Fill("uniform:a=-0.5,b=0.5")
+    assert log.of(emb.weight) == recorded.Fill("normal:mean=0.0,std=1.0")
+    assert log.of(norm) == recorded.Fill("ones")
     with building.recording(trace):
         lin.weight.data.mul_(2.0)  # a write initcli cannot predict: no expectation
-    log = fills.FillLog.of_trace(trace)
-    assert log.of(lin.weight) == fills.Fill(None)
-    assert fills.expectation(log.of(lin.weight), lin.weight) is schemes.UNKNOWN
-    exp = fills.expectation(log.of(lin.bias), lin.bias)
+    log = recorded.FillLog.of_trace(trace)
+    assert log.of(lin.weight) == recorded.Fill(None)
+    assert recorded.expectation(log.of(lin.weight), lin.weight) is schemes.UNKNOWN
+    exp = recorded.expectation(log.of(lin.bias), lin.bias)
     assert (exp.mean, exp.var) == (0.0, pytest.approx(1 / 12))
 
 
@@ -281,10 +284,10 @@ def test_a_block_module_at_init_among_trained_peers_is_flagged_whatever_the_shar
     matrices (lightly trained attention) still look at init and the global share is low; the
     attention modules, at init like all their peers, do not."""
     own = schemes.Expectation("normal", 0.0, 4e-4)
-    tensors = [replace(_t(f"h.{i}.mlp.weight", loaded.TRAINED), init=own) for i in (0, 1, 3)]
+    tensors = [replace(_t(f"h.{i}.mlp.weight", freshness.TRAINED), init=own) for i in (0, 1, 3)]
     tensors += [replace(_at_init_matrix("h.2.mlp.weight"), init=own)]
     tensors += [replace(_at_init_matrix(f"h.{i}.attn.weight"), init=own) for i in range(4)]
-    verdict = loaded.judge(tensors)
+    verdict = freshness.judge(tensors)
     assert verdict.fresh_modules == ("h.2.mlp",)
     assert verdict.notes[1].startswith(
         "3 of 8 decided weight matrices look trained; also still at init, but not standing out "
@@ -293,11 +296,11 @@ def test_a_block_module_at_init_among_trained_peers_is_flagged_whatever_the_shar
 
 
 def test_a_matrix_that_only_matches_a_named_init_is_not_flagged_without_the_models_own() -> None:
-    trained = [_t(f"l{i}.weight", loaded.TRAINED) for i in range(9)]
-    bare = loaded.judge([*trained, _at_init_matrix("q.weight")])
-    assert bare.states["q.weight"] == loaded.AT_INIT
+    trained = [_t(f"l{i}.weight", freshness.TRAINED) for i in range(9)]
+    bare = freshness.judge([*trained, _at_init_matrix("q.weight")])
+    assert bare.states["q.weight"] == freshness.AT_INIT
     assert bare.fresh_modules == ()
     own = schemes.Expectation("normal", 0.0, 4e-4)
     known = [replace(t, init=own) for t in trained]
     known.append(replace(_at_init_matrix("q.weight"), init=own))
-    assert loaded.judge(known).fresh_modules == ("q",)
+    assert freshness.judge(known).fresh_modules == ("q",)

@@ -8,7 +8,7 @@ import pytest
 from torch import nn
 
 from initcli.errors import ArgError, SpecError, TargetError
-from initcli.loading import parse_args, resolve
+from initcli.model.resolve import parse_args, resolve
 
 ODD = "tests/models_for_tests.py"
 

@@ -9,7 +9,8 @@ import torch
 from conftest import run
 from torch import nn
 
-from initcli import report, stats
+from initcli import report
+from initcli.measure import stats
 from sample_models.lenet5_init import LeNet5Init
 
 TARGET = "sample_models.lenet5_init:LeNet5Init"

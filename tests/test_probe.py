@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from initcli import auto, loading, probe, report, schemes, training
+from initcli import report
 from initcli.errors import ArgError, ProbeError, SchemeError
-from initcli.spec import build_mlp, load_spec
-from initcli.verdict import (
+from initcli.experiments import probe, training
+from initcli.experiments.verdict import (
     DEAD_FRAC,
     EXPLODING_RATIO,
     SATURATED_FRAC,
@@ -20,6 +20,9 @@ from initcli.verdict import (
     Verdict,
     decide,
 )
+from initcli.init import auto, schemes
+from initcli.model import resolve
+from initcli.model.spec import build_mlp, load_spec
 
 RELU20 = "sample_models/relu20.yaml"
 TANH10 = "sample_models/tanh10.yaml"
@@ -287,7 +290,7 @@ def test_probe_runs_on_sample_models(target: str, verdicts: tuple[Verdict, Verdi
 def test_frozen_parameters_have_no_gradient() -> None:
     r = report.probe_report("sample_models.frozen:PartlyFrozen", ["kaiming_normal"])
     grads = {g.name: g.grad_norm for g in r.schemes[0].result.grads}
-    frozen = [n for n, p in loading.resolve(r.target).build().named_parameters()
+    frozen = [n for n, p in resolve.resolve(r.target).build().named_parameters()
               if not p.requires_grad]  # fmt: skip
     assert frozen and all(grads[n] is None for n in frozen)
     assert any(v is not None and v > 0 for v in grads.values())

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from initcli import verdict
 from initcli.cli import app
+from initcli.experiments import verdict
 from initcli.render import plot
 
 MOONS = "sample_models/moons.yaml"

@@ -9,8 +9,10 @@ import torch
 from sample_targets import SAMPLES
 from torch import nn
 
-from initcli import loading, report, schemes
+from initcli import report
 from initcli.errors import SchemeError
+from initcli.init import schemes
+from initcli.model import resolve
 
 # auto picks a different scheme per weight; tests/test_probe.py checks what it picks.
 NAMED = [name for name in schemes.SCHEMES if name not in ("default", "auto")]
@@ -18,7 +20,7 @@ CONSTANT = {"zeros": 0.0, "ones": 1.0, "constant": 0.0}
 
 
 def formula_var(name: str, fan_in: int, fan_out: int, shape: tuple[int, ...]) -> float:
-    """DESIGN §4's expected variance, written out independently of initcli.schemes."""
+    """DESIGN §4's expected variance, written out independently of initcli.init.schemes."""
     leaky0_gain2 = 2.0  # calculate_gain('leaky_relu', 0) ** 2, torch's kaiming default
     rows = shape[0]
     cols = math.prod(shape) // rows
@@ -48,7 +50,7 @@ def _norm_param(model: nn.Module, name: str) -> bool:
 @pytest.mark.parametrize("scheme", NAMED)
 def test_scheme_on_sample(target: str, scheme: str) -> None:
     result = report.inspect(target, init=scheme, seed=0)
-    model = loading.resolve(target).build()
+    model = resolve.resolve(target).build()
     named = dict(model.named_parameters())
     assert [p.name for p in result.params] == list(named)
     for p in result.params:
@@ -116,7 +118,7 @@ def test_default_init_on_sample(target: str) -> None:
 def test_seed_reproduces_the_plain_pytorch_script(target: str, scheme: str) -> None:
     """inspect's statistics equal those of: build, manual_seed(N), torch.nn.init per parameter."""
     result = report.inspect(target, init=scheme, bias_init="normal:std=0.5", seed=42)
-    model = loading.resolve(target).build()
+    model = resolve.resolve(target).build()
     parsed = schemes.parse_scheme(scheme)
     torch.manual_seed(42)
     for name, p in model.named_parameters():

@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from initcli import report, schemes
+from initcli import report
 from initcli.cli import app
 from initcli.errors import SchemeError
+from initcli.init import schemes
 
 ODD = "tests/models_for_tests.py"
 

@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 
-from initcli import building, limits, loading, probe
+from initcli import limits
 from initcli.errors import ArgError, MemoryLimitError
+from initcli.experiments import probe
+from initcli.model import building, resolve
 
 
 def test_seed_range_is_what_torch_accepts() -> None:
@@ -68,7 +70,7 @@ def test_input_shape_accepts_spaces_around_separators() -> None:
 
 def test_arg_integer_over_the_digit_limit_is_a_clean_error() -> None:
     with pytest.raises(ArgError) as info:
-        loading.parse_args([f"width={'9' * 5000}"])
+        resolve.parse_args([f"width={'9' * 5000}"])
     assert str(info.value) == (
         "--arg width: the number has more than 4,300 digits, the most Python reads as an "
         "integer; pass a smaller value, or quote it for a string"

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from initcli import loading
 from initcli.errors import BaselineError, TargetError
+from initcli.model import resolve
 from initcli.report import baseline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +98,7 @@ def test_callables_that_cannot_be_models_are_refused_before_the_call(
     file = tmp_path / "odd.py"
     file.write_text(code)
     with pytest.raises(TargetError, match=re.escape("odd.py:make is")) as info:
-        loading.resolve(f"{file}:make")
+        resolve.resolve(f"{file}:make")
     assert message in str(info.value)
 
 
@@ -106,19 +106,19 @@ def test_site_packages_function_needs_an_nn_module_return_annotation() -> None:
     # torch.save lives in site-packages and returns None: writing files is not building a model.
     message = "torch.serialization:save is a function of an installed package"
     with pytest.raises(TargetError, match=re.escape(message)):
-        loading.check_model_factory("torch.serialization:save", torch.save)
+        resolve.check_model_factory("torch.serialization:save", torch.save)
 
     def own() -> nn.Module:
         return nn.Linear(1, 1)
 
-    loading.check_model_factory("here:own", own)  # the user's own function: allowed
+    resolve.check_model_factory("here:own", own)  # the user's own function: allowed
 
 
 def test_stdlib_file_path_is_refused_before_it_is_run() -> None:
     import shutil
 
     with pytest.raises(TargetError, match="is a file of Python's standard library"):
-        loading.resolve(f"{shutil.__file__}:rmtree")
+        resolve.resolve(f"{shutil.__file__}:rmtree")
 
 
 @pytest.mark.parametrize(
@@ -138,13 +138,13 @@ def test_user_code_exits_become_one_error(
     file.write_text(code + "\nfrom torch import nn\ndef Net():\n    return nn.Linear(1, 1)\n")
     name = "make" if where == "build" else "Net"
     with pytest.raises(TargetError) as info:
-        loading.resolve(f"{file}:{name}").build()
+        resolve.resolve(f"{file}:{name}").build()
     assert str(info.value).startswith(f"{file}") and f" while being {phase}" in str(info.value)
     assert call in str(info.value)
 
 
 def test_user_code_prints_go_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    with loading.user_code("t", "run"):
+    with resolve.user_code("t", "run"):
         print("chatter")
     out, err = capsys.readouterr()
     assert (out, err) == ("", "chatter\n")

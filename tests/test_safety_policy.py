@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from conftest import run
 
-from initcli import policy
 from initcli.errors import BaselineError, NotRegularFileError
+from initcli.init import policy
+from initcli.model.spec import load_spec
 from initcli.report import baseline
-from initcli.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = str(ROOT / "sample_models" / "mlp.yaml")  # Sequential of Linear and ReLU, 51 parameters

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from initcli.errors import OutputError
-from initcli.safetensors_writer import Slot, write_safetensors, write_state_dict
+from initcli.weights.safetensors_writer import Slot, write_safetensors, write_state_dict
 
 
 def _tensors() -> dict[str, torch.Tensor]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from initcli.errors import SpecError
-from initcli.spec import MAX_LAYERS, load_spec, parse_spec
+from initcli.model.spec import MAX_LAYERS, load_spec, parse_spec
 
 
 def test_a_spec_file_over_the_size_limit_is_refused_before_parsing(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from initcli.stats import TensorStats, tensor_stats
+from initcli.measure.stats import TensorStats, tensor_stats
 
 FLOAT8 = [
     torch.float8_e4m3fn, torch.float8_e5m2, torch.float8_e4m3fnuz, torch.float8_e5m2fnuz,

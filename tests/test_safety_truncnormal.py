@@ -8,7 +8,7 @@ import mpmath
 import pytest
 import torch
 
-from initcli import schemes
+from initcli.init import schemes
 
 INF = math.inf
 GRID = [

@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import ROOT, run
 
-from initcli import sweep
+from initcli.experiments import sweep
 
 MOONS = "sample_models/moons.yaml"
 HOSTILE = "tests/data_fns_hostile.py"

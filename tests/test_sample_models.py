@@ -412,7 +412,7 @@ def test_mlp_factory_defaults() -> None:
     assert all(p.default is not inspect.Parameter.empty for p in params)
 
 
-# YAML specs: parsed with yaml.safe_load only (initcli.spec is tested on its own).
+# YAML specs: parsed with yaml.safe_load only (initcli.model.spec is tested on its own).
 SPEC_KEYS = {"name", "input", "bias", "layers", "init"}
 LAYER_KEYS = {"units", "activation", "bias", "norm", "dropout", "repeat"}
 ACTIVATIONS = {"relu", "leaky_relu", "tanh", "sigmoid", "gelu", "silu", "selu", "elu", "identity"}

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from initcli import schemes, torch_defaults
 from initcli.errors import SchemeError
-from initcli.schemes import parse_scheme
+from initcli.init import schemes, torch_defaults
+from initcli.init.schemes import parse_scheme
 
 
 @pytest.mark.parametrize(

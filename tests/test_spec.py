@@ -1,4 +1,4 @@
-"""Tests for initcli.spec: YAML MLP specs, their error messages and the models they build."""
+"""Tests for initcli.model.spec: YAML MLP specs, their error messages and the models they build."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from initcli.errors import SpecError
-from initcli.spec import (
+from initcli.model.spec import (
     ACTIVATIONS,
     NORMS,
     Layer,

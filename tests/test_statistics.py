@@ -9,9 +9,9 @@ import torch
 from scipy import stats as sps
 from torch import nn
 
-from initcli import schemes
-from initcli.schemes import parse_scheme
-from initcli.stats import judge, tensor_stats
+from initcli.init import schemes
+from initcli.init.schemes import parse_scheme
+from initcli.measure.stats import judge, tensor_stats
 
 # p-value floor for the Kolmogorov–Smirnov tests: seeded, so a pass is a pass, and low enough that
 # a correct implementation fails one shape in ten thousand.

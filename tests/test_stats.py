@@ -1,4 +1,4 @@
-"""Tests for initcli.stats: exact statistics against a float64 reference, and the ok/off verdict."""
+"""Tests for initcli.measure.stats: exact statistics against a float64 reference, and the ok/off verdict."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from initcli import stats
-from initcli.stats import Status, TensorStats, judge, tensor_stats, tolerance
+from initcli.measure import stats
+from initcli.measure.stats import Status, TensorStats, judge, tensor_stats, tolerance
 
 RTOL = 1e-6
 ATOL = 1e-12  # for a reference that is exactly 0

@@ -8,7 +8,9 @@ import weakref
 import pytest
 import torch
 
-from initcli import building, loading, replay, report, streaming, tracing
+from initcli import report
+from initcli.model import building, record, resolve
+from initcli.values import replay, streaming
 
 HF = "tests/hf_models.py"
 REPLAY = "tests/models_for_replay.py"
@@ -87,8 +89,8 @@ def test_an_init_that_cannot_run_on_meta_leaves_every_parameter_unknown() -> Non
 
 def test_the_replay_leaves_no_flags_and_repeats_itself() -> None:
     """transformers marks modules initialized; the meta model is left as built."""
-    meta = building.build_meta(loading.resolve(f"{HF}:gpt2"))
-    trace = tracing.trace_of(meta)
+    meta = building.build_meta(resolve.resolve(f"{HF}:gpt2"))
+    trace = record.trace_of(meta)
     assert trace is not None and trace.model_init
     runs = []
     for _ in range(2):
@@ -105,16 +107,16 @@ def test_the_replay_leaves_no_flags_and_repeats_itself() -> None:
 
 
 def test_a_model_without_model_level_init_keeps_the_reset_replay() -> None:
-    meta = building.build_meta(loading.resolve("sample_models.lenet:LeNet5"))
-    trace = tracing.trace_of(meta)
+    meta = building.build_meta(resolve.resolve("sample_models.lenet:LeNet5"))
+    trace = record.trace_of(meta)
     assert trace is not None and not trace.model_init
 
 
 @pytest.mark.parametrize("factory", ["bert", "t5"])
 def test_replay_memory_is_one_block_the_size_of_the_largest_parameter(factory: str) -> None:
     """Draws no parameter keeps go to scratch in the same block: nothing else is allocated."""
-    meta = building.build_meta(loading.resolve(f"{HF}:{factory}"))
-    trace = tracing.trace_of(meta)
+    meta = building.build_meta(resolve.resolve(f"{HF}:{factory}"))
+    trace = record.trace_of(meta)
     assert trace is not None
     largest = max(p.numel() * p.element_size() for p in meta.parameters())
     blocks = set()
@@ -139,9 +141,9 @@ def test_a_parameter_carved_from_the_middle_of_the_ring_is_its_own_memory() -> N
 
 
 def test_the_trace_kept_beside_a_model_does_not_keep_it_alive() -> None:
-    model = building.build_meta(loading.resolve(f"{HF}:gpt2"))
+    model = building.build_meta(resolve.resolve(f"{HF}:gpt2"))
     ref = weakref.ref(model)
-    assert tracing.trace_of(model) is not None
+    assert record.trace_of(model) is not None
     del model
     gc.collect()
     assert ref() is None

@@ -9,7 +9,7 @@ from conftest import run
 from scipy import stats
 from test_probe_cli import png_size
 
-from initcli import sweep
+from initcli.experiments import sweep
 from initcli.render import plot
 
 WIDTHS = "width=64,128,256,512,1024"

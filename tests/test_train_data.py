@@ -11,8 +11,8 @@ import torch
 from conftest import run
 from scipy import stats
 
-from initcli import seeds
 from initcli.cli._app import fill_bare_values
+from initcli.experiments import seeds
 
 MOONS = "sample_models/moons.yaml"
 DIGITS = "sample_models/digits_mlp.yaml"
@@ -101,8 +101,8 @@ def test_user_regression_and_classification_and_dataset() -> None:
 
 
 def test_fit_matches_a_plain_pytorch_loop() -> None:
-    from initcli import data as datasets
-    from initcli import training
+    from initcli.experiments import data as datasets
+    from initcli.experiments import training
 
     d = datasets.load("tests/data_fns.py:classification", 0, 0, 0.0, None)
     torch.manual_seed(3)
@@ -251,8 +251,8 @@ def test_compare_three_schemes_over_seeds_reports_holm_adjusted_clear() -> None:
 def _false_alarms(sets: int, runs: int, schemes: int) -> int:
     """Seed sets (of `runs` seeds) in which any pair of `schemes` is called `clear`, under the
     null: one scheme against itself under other init seeds (same data, same batches)."""
-    from initcli import data as datasets
-    from initcli import training
+    from initcli.experiments import data as datasets
+    from initcli.experiments import training
 
     d = datasets.load("moons", 0, 200, 0.2, None)
     alarms = 0

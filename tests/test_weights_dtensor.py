@@ -51,20 +51,20 @@ def _report(target: str) -> dict[str, object]:
 def _worker(rank: int, port: int, target: str, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
-    import initcli.distributed
+    import initcli.measure.distributed
 
     calls: list[str] = []
-    measure = initcli.distributed.global_stats
+    measure = initcli.measure.distributed.global_stats
 
     def counted(t: torch.Tensor) -> object:
         calls.append(type(t).__name__)
         return measure(t)
 
-    initcli.distributed.global_stats = counted  # type: ignore[assignment]
+    initcli.measure.distributed.global_stats = counted  # type: ignore[assignment]
     try:
         found = _report(target)
         found["dtensor_measured"] = calls
-        initcli.distributed.global_stats = measure
+        initcli.measure.distributed.global_stats = measure
         # Under torchrun every rank runs initcli: only rank 0 prints the report and its notes.
         from conftest import run
 

@@ -136,7 +136,7 @@ def test_seed_with_a_weights_file_is_an_error(tmp_path: Path) -> None:
 
 
 def test_a_hf_folder_is_counted_as_its_own_model_built_on_meta(tmp_path: Path) -> None:
-    from initcli.counting import count_model
+    from initcli.measure.counting import count_model
 
     torch.manual_seed(0)
     model = _gpt2()

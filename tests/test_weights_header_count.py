@@ -13,9 +13,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 from benchmarks.bench_checkpoints import tiny_entries, write_header_file
-from initcli import checkpoint, limits
+from initcli import limits
 from initcli.errors import CheckpointError
 from initcli.report import weights
+from initcli.weights import checkpoint
 
 
 def _full(path: Path) -> object:

@@ -2,7 +2,7 @@
 
 # One module per command family; importing each registers its commands on the typer app.
 
-from initcli.cli import baselines, count, formulas, inspect, probe
+from initcli.cli import baseline, counts, formulas, inspection, probing
 from initcli.cli._app import StdoutClosedError, app
 
 __all__ = ["app", "baselines", "count", "formulas", "inspect", "main", "probe"]

@@ -79,6 +79,6 @@ def schema(output: OutputOpt = None, force: ForceOpt = False) -> None:
     """The JSON Schema of the YAML MLP spec, for editor completion and validation."""
     import json
 
-    from initcli.spec import spec_json_schema
+    from initcli.model.spec import spec_json_schema
 
     write_text(json.dumps(spec_json_schema(), indent=2, ensure_ascii=False) + "\n", output, force)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from initcli.errors import ArgError
-from initcli.expect import ExpectedCount, Tolerance, parse_count, parse_tolerance
+from initcli.measure.expect import ExpectedCount, Tolerance, parse_count, parse_tolerance
 from initcli.render import OutputFormat
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ PlotOpt = Annotated[Path | None, typer.Option(
 
 
 def parse_kwargs(pairs: Sequence[str] | None) -> dict[str, object]:
-    from initcli.loading import parse_args
+    from initcli.model.resolve import parse_args
 
     return parse_args(pairs or [])
 
@@ -133,7 +133,7 @@ def secondary_rank() -> bool:
     that shards its model across ranks, run under torchrun): only rank 0 prints and writes."""
     if "torch.distributed" not in sys.modules:  # no group without it; spare the import
         return False
-    from initcli.distributed import is_primary
+    from initcli.measure.distributed import is_primary
 
     return not is_primary()
 
@@ -272,6 +272,6 @@ def tolerance_value(text: str) -> Tolerance:
 
 
 def parse_shape_option(text: str | None) -> tuple[int, ...] | None:
-    from initcli.probe import parse_shape
+    from initcli.experiments.probe import parse_shape
 
     return None if text is None else parse_shape(text)

@@ -27,7 +27,7 @@ from initcli.render.writer import View, to_markdown
 from initcli.text import printable
 
 if TYPE_CHECKING:
-    from initcli.probe import BlockStats, LayerStats
+    from initcli.experiments.probe import BlockStats, LayerStats
     from initcli.report import ProbeReport, SchemeProbe
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -129,7 +129,7 @@ def scheme_probe_dict(sp: SchemeProbe) -> dict[str, Any]:
 
 def probe_dict(report: ProbeReport) -> dict[str, Any]:
     """The `initcli probe|compare --format json` object (DESIGN §2: `schemes[]`)."""
-    from initcli import verdict
+    from initcli.experiments import verdict
 
     data: dict[str, Any] = {
         "target": report.target,

@@ -11,10 +11,10 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from initcli.experiments.verdict import fraction
 from initcli.render.cells import AUTO_ARROW, num
 from initcli.render.writer import View, to_markdown
 from initcli.text import printable
-from initcli.verdict import fraction
 
 if TYPE_CHECKING:
     from initcli.report import DefaultsReport

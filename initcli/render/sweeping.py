@@ -15,8 +15,8 @@ from initcli.render.writer import View
 from initcli.text import printable
 
 if TYPE_CHECKING:
+    from initcli.experiments.sweep import Exponent
     from initcli.report.sweeping import BlockSweep, SweepReport
-    from initcli.sweep import Exponent
 
 STYLE = {
     "width-stable": "green",

@@ -11,8 +11,8 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from initcli.experiments.seeds import ALPHA, Interval
 from initcli.render.cells import finite, num, wrap_scheme
-from initcli.seeds import ALPHA, Interval
 
 if TYPE_CHECKING:
     from initcli.report import ProbeReport, SchemeProbe

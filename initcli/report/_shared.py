@@ -10,17 +10,19 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 import torch
 from torch import nn
 
-from initcli import auto, building, loading, policy, probe, schemes, torch_defaults, usercode
-from initcli.counting import Counts, count_model, count_spec
 from initcli.errors import ProbeError, SchemeError, TargetError, first_line
+from initcli.experiments import probe
+from initcli.init import auto, policy, schemes, torch_defaults, usercode
+from initcli.measure.counting import Counts, count_model, count_spec
+from initcli.model import building, resolve
 
 if TYPE_CHECKING:
     # At run time spec (and pydantic with it) loads only where a YAML spec is used.
-    from initcli.spec import MLPSpec
+    from initcli.model.spec import MLPSpec
 
 
 def counts_of(
-    source: loading.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None = None
+    source: resolve.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None = None
 ) -> Counts:
     """initcli's count and torchinfo's; with `input_shape`, torchinfo runs its forward pass on a
     batch of 2 such samples (token ids for an Embedding first layer), on the model's device."""
@@ -39,7 +41,7 @@ def counts_of(
 MAX_SPEC_LAYERS = 10_000
 
 
-def check_spec_depth(source: loading.ModelSource) -> None:
+def check_spec_depth(source: resolve.ModelSource) -> None:
     """Refuse, by arithmetic, a spec whose `repeat:` expands to more layers than can be listed."""
     if source.spec is None:
         return
@@ -52,7 +54,7 @@ def check_spec_depth(source: loading.ModelSource) -> None:
 
 
 def try_meta(
-    source: loading.ModelSource, quiet: bool = False
+    source: resolve.ModelSource, quiet: bool = False
 ) -> tuple[nn.Module | None, str | None]:
     """(meta-built model, None), or (None, why a real build is needed)."""
     try:
@@ -63,11 +65,11 @@ def try_meta(
     return (None, why) if why else (model, None)
 
 
-def check_spec_fits(source: loading.ModelSource, copies: int, hint: str) -> None:
+def check_spec_fits(source: resolve.ModelSource, copies: int, hint: str) -> None:
     """Refuse to build a spec that cannot fit in memory, before building a single layer."""
     if source.spec is None:
         return
-    from initcli.spec import parameter_count
+    from initcli.model.spec import parameter_count
 
     params = parameter_count(source.spec)
     needed = params * 4 * copies  # float32
@@ -84,7 +86,7 @@ def has_lazy(model: nn.Module) -> bool:
 
 
 def materialize_lazy(
-    source: loading.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None
+    source: resolve.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None
 ) -> None:
     """One no-grad forward pass on a dummy batch, so lazy layers get their shapes and own init."""
     if input_shape is None or not has_lazy(model):
@@ -127,7 +129,7 @@ TRACE_BATCH = 4
 
 def spec_followers(spec: MLPSpec) -> dict[str, auto.Follower]:
     """What follows each fc{i} of a spec's MLP, read from the spec (no forward pass needed)."""
-    from initcli.spec import expand_layers
+    from initcli.model.spec import expand_layers
 
     found: dict[str, auto.Follower] = {}
     for layer in expand_layers(spec):
@@ -142,7 +144,7 @@ def spec_followers(spec: MLPSpec) -> dict[str, auto.Follower]:
 
 
 def followers_of(
-    source: loading.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None, seed: int
+    source: resolve.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None, seed: int
 ) -> dict[str, auto.Follower]:
     """What follows each weighted module: from the spec, else from a traced forward pass."""
     if source.spec is not None:
@@ -152,7 +154,7 @@ def followers_of(
 
 
 def auto_choices_for(
-    source: loading.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None, seed: int
+    source: resolve.ModelSource, model: nn.Module, input_shape: tuple[int, ...] | None, seed: int
 ) -> dict[str, tuple[schemes.Scheme, str]]:
     try:
         followers = followers_of(source, model, input_shape, seed)
@@ -168,7 +170,7 @@ def auto_choices_for(
 
 
 def initialized(
-    source: loading.ModelSource,
+    source: resolve.ModelSource,
     chosen: policy.Policy,
     seed: int,
     input_shape: tuple[int, ...] | None,
@@ -201,7 +203,7 @@ R = TypeVar("R")
 
 
 def guarded(phase: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Run a report function with the user's code guarded (loading.user_code): a model's forward
+    """Run a report function with the user's code guarded (resolve.user_code): a model's forward
     or init that calls sys.exit() becomes an error naming the target (the first argument), and
     what it prints goes to stderr. Imports and builds are guarded where loading runs them."""
 
@@ -209,7 +211,7 @@ def guarded(phase: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         @functools.wraps(function)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
             target = args[0] if args else kwargs.get("target", "the model")
-            with loading.user_code(str(target), phase):
+            with resolve.user_code(str(target), phase):
                 return function(*args, **kwargs)
 
         return run

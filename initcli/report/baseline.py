@@ -196,7 +196,8 @@ def _entry(
     bias_init: str | None,
     seed: int,
 ) -> Entry:
-    from initcli import checkpoint, report
+    from initcli import report
+    from initcli.weights import checkpoint
 
     stored_args = _json_args(args)  # before the build: a bad value should fail fast
     recorded: StatsEntry | None = None
@@ -456,7 +457,9 @@ def compare(old: Entry, new: Entry) -> TargetCheck:
 
 def check(path: str | os.PathLike[str]) -> CheckReport:
     """Rebuild every target of the baseline at `path` and compare it with what was recorded."""
-    from initcli import checkpoint, loading, policy
+    from initcli.init import policy
+    from initcli.model import resolve
+    from initcli.weights import checkpoint
 
     baseline = load(path)
     # Every entry is vetted before any is built: a baseline names code to run, and one edited
@@ -466,13 +469,13 @@ def check(path: str | os.PathLike[str]) -> CheckReport:
         try:
             if checkpoint.is_checkpoint(old.target):
                 continue
-            loading.refuse_library_target(old.target)
+            resolve.refuse_library_target(old.target)
             if old.stats is not None:
                 # The recorded --init too: a malformed policy, or `fn:` naming the standard
                 # library, is refused before any entry is built.
                 found = policy.parse(old.stats.init, old.stats.bias_init)
                 if found.code is not None and found.code.kind == policy.FN:
-                    loading.refuse_library_target(found.code.target)
+                    resolve.refuse_library_target(found.code.target)
         except InitcliError as exc:
             raise type(exc)(f"{path}: {old.target}: {exc}") from None
     results = []

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
-from initcli import building, checkpoint, loading
-from initcli.counting import Counts
 from initcli.errors import ArgError
+from initcli.measure.counting import Counts
+from initcli.model import building, resolve
 from initcli.report._shared import (
     check_spec_depth,
     counts_of,
@@ -18,6 +18,7 @@ from initcli.report._shared import (
     materialize_lazy,
     try_meta,
 )
+from initcli.weights import checkpoint
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def count(
         from initcli.report.weights import count_file
 
         return count_file(target)
-    source = loading.resolve(target, args)
+    source = resolve.resolve(target, args)
     check_spec_depth(source)
     if source.prebuilt:
         built = source.build()

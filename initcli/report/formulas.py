@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from initcli import schemes
 from initcli.errors import ArgError
+from initcli.init import schemes
 
 
 @dataclass(frozen=True)

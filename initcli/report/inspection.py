@@ -10,21 +10,11 @@ from enum import StrEnum
 import torch
 from torch import nn
 
-from initcli import (
-    auto,
-    building,
-    checkpoint,
-    fans,
-    identify,
-    loading,
-    policy,
-    schemes,
-    streaming,
-    torch_defaults,
-    usercode,
-)
 from initcli.errors import MemoryLimitError, SchemeError, TargetError
+from initcli.init import auto, policy, schemes, torch_defaults, usercode
+from initcli.measure import fans, identify
 from initcli.memory import out_of_memory_is_an_error
+from initcli.model import building, resolve
 from initcli.report._shared import (
     auto_choices_for,
     check_spec_depth,
@@ -38,6 +28,8 @@ from initcli.report._shared import (
 )
 from initcli.report.counts import CountReport
 from initcli.report.measuring import ParamReport, Progress, looks_like_summary, run_items
+from initcli.values import streaming
+from initcli.weights import checkpoint
 
 
 @dataclass(frozen=True)
@@ -78,7 +70,7 @@ class InspectPlan:
 
 
 def plan_inspect(
-    source: loading.ModelSource,
+    source: resolve.ModelSource,
     chosen: policy.Policy,
     meta: nn.Module | None,
     meta_failure: str | None,
@@ -175,7 +167,7 @@ def inspect(
     identical to a real build. With `default`, the model is built for real (seeded first) when it
     fits in half the free memory, else streamed through each module's reset_parameters (or, for
     a model-level init such as transformers' `_init_weights`, the meta build's recorded writes
-    replayed in order: initcli.replay).
+    replayed in order: initcli.values.replay).
     `stream` forces (True) or forbids (False) streaming; None decides as just said.
     `input_shape` (one sample) gives lazy layers their shapes through a forward pass before the
     init, and lets `auto` trace which activation follows which weight when TARGET is not a YAML
@@ -195,7 +187,7 @@ def inspect(
     if save is not None:
         checkpoint.check_save_path(save, force)
     dev = building.resolve_device(device)
-    source = loading.resolve(target, args)
+    source = resolve.resolve(target, args)
     check_spec_depth(source)
     chosen = resolve_policy(init, bias_init, source.spec.init if source.spec else None)
     meta: nn.Module | None = None
@@ -254,7 +246,7 @@ Choices = dict[str, tuple[schemes.Scheme, str]]
 
 def _execute(
     plan: InspectPlan,
-    source: loading.ModelSource,
+    source: resolve.ModelSource,
     meta: nn.Module | None,
     chosen: policy.Policy,
     assignment: policy.Assignment | None,
@@ -347,7 +339,7 @@ def _check_streamable(target: str, model: nn.Module, dev: torch.device) -> None:
         )
 
 
-def _build_real(source: loading.ModelSource, dev: torch.device) -> nn.Module:
+def _build_real(source: resolve.ModelSource, dev: torch.device) -> nn.Module:
     if source.prebuilt:
         return source.build().to(dev)
     if dev.type == "cpu":

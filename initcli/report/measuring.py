@@ -11,7 +11,9 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from initcli import distributed, fans, identify, schemes, stats, streaming
+from initcli.init import schemes
+from initcli.measure import distributed, fans, identify, stats
+from initcli.values import streaming
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,11 @@ class ParamReport:
     requires_grad: bool
     dtype: str
     status: str
-    # What the values look like (initcli.identify): a one-line description, and the fit behind it
+    # What the values look like (initcli.measure.identify): a one-line description, and the fit behind it
     # (family, std, bound, matches). For `uninitialized` values, looks_like gives the reason.
     looks_like: str | None = field(default=None, kw_only=True)
     fit: identify.Fit | None = field(default=None, kw_only=True)
-    # The fans the forward pass has (initcli.fans): torch's own where its layout is right, the
+    # The fans the forward pass has (initcli.measure.fans): torch's own where its layout is right, the
     # layer's where it misleads (HF Conv1D, ConvTranspose, groups, stacked gates); None below 2
     # dimensions and where the module is not known (a weights file).
     forward_fan_in: int | None = field(default=None, kw_only=True)

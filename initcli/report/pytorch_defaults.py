@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from initcli import auto, loading, schemes, torch_defaults
 from initcli.errors import ProbeError
+from initcli.experiments.verdict import DEFAULTS_MISMATCH, fraction
+from initcli.init import auto, schemes, torch_defaults
+from initcli.model import resolve
 from initcli.report._shared import check_spec_fits, followers_of, guarded
-from initcli.verdict import DEFAULTS_MISMATCH, fraction
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def defaults(
     input_shape: tuple[int, ...] | None = None,
 ) -> DefaultsReport:
     """`initcli defaults`: what PyTorch's own init does per module type, and where it mismatches."""
-    source = loading.resolve(target, args)
+    source = resolve.resolve(target, args)
     check_spec_fits(source, copies=1, hint="make the spec smaller")
     torch.manual_seed(0)
     model = source.build()

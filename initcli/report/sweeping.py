@@ -10,8 +10,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from initcli import building, limits, loading, memory, probe, sweep
+from initcli import limits, memory
 from initcli.errors import ArgError, MemoryLimitError, ProbeError, SchemeError
+from initcli.experiments import probe, sweep
+from initcli.model import building, resolve
 from initcli.report._shared import guarded, initialized, resolve_policy
 
 # --step: one Adam step at this learning rate on the probe's loss mean(output²), as muP's coord
@@ -56,8 +58,8 @@ class SweepReport:
 
 def _sources(
     target: str, key: str, widths: Sequence[int], args: Mapping[str, object]
-) -> list[loading.ModelSource]:
-    base = loading.resolve(target, args)
+) -> list[resolve.ModelSource]:
+    base = resolve.resolve(target, args)
     if base.spec is not None:
         if key != sweep.SPEC_KEY:
             close = difflib.get_close_matches(key, [sweep.SPEC_KEY, "units"], n=1)
@@ -66,29 +68,29 @@ def _sources(
                 f"--sweep {key}: a YAML spec sweeps {sweep.SPEC_KEY} (every layer's units but the "
                 f"last); {hint}e.g. --sweep {sweep.SPEC_KEY}=64,128,256"
             )
-        from initcli.spec import build_mlp
+        from initcli.model.spec import build_mlp
 
         out = []
         for w in widths:
             layers = base.spec.layers
             changed = [layer.model_copy(update={"units": w}) for layer in layers[:-1]]
             spec = base.spec.model_copy(update={"layers": [*changed, layers[-1]]})
-            out.append(loading.ModelSource(target, functools.partial(build_mlp, spec), spec=spec))
+            out.append(resolve.ModelSource(target, functools.partial(build_mlp, spec), spec=spec))
         return out
     if key in args:
         raise ArgError(f"--sweep {key} and --arg {key} both set {key}; give it once")
     try:
-        return [loading.resolve(target, {**args, key: w}) for w in widths]
+        return [resolve.resolve(target, {**args, key: w}) for w in widths]
     except ArgError as exc:
         raise ArgError(str(exc).replace(f"--arg {key}", f"--sweep {key}")) from None
 
 
-def _point_size(source: loading.ModelSource) -> tuple[int, int] | None:
+def _point_size(source: resolve.ModelSource) -> tuple[int, int] | None:
     """(elements, bytes) of one sweep point's parameters and buffers, without allocating them:
     by arithmetic for a spec, else from a meta build (None where the constructor cannot run on
     meta; the backstop around the real build still holds there)."""
     if source.spec is not None:
-        from initcli.spec import parameter_count
+        from initcli.model.spec import parameter_count
 
         params = parameter_count(source.spec)
         return params, params * 4  # float32, as build_mlp builds
@@ -101,7 +103,7 @@ def _point_size(source: loading.ModelSource) -> tuple[int, int] | None:
 
 
 def check_points_fit(
-    sources: Sequence[loading.ModelSource], found: sweep.Sweep, step: bool
+    sources: Sequence[resolve.ModelSource], found: sweep.Sweep, step: bool
 ) -> None:
     """Refuse the whole sweep, before anything is built, when one point cannot fit: its model
     times the copies the probe keeps must stay within building.REFUSE_SHARE of free memory."""

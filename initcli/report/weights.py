@@ -12,14 +12,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from initcli import checkpoint, identify, loaded, schemes, torch_defaults
-from initcli.counting import Counts, ModuleCount, count_model, formula
 from initcli.errors import CheckpointError, SchemeError
+from initcli.init import schemes, torch_defaults
 from initcli.limits import MAX_GUESSED_LAYOUTS
+from initcli.measure import identify
+from initcli.measure.counting import Counts, ModuleCount, count_model, formula
 from initcli.report._shared import resolve_schemes
 from initcli.report.counts import CountReport
 from initcli.report.measuring import ParamReport, Progress, measure
-from initcli.weights import hf
+from initcli.weights import checkpoint, freshness, hf
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class CheckpointParam(ParamReport):
 
     var_ratio: float | None  # observed var / expected var: 1 at init, drifts as training moves it
     mean_shift: float | None  # observed mean - expected mean
-    # initcli.loaded's state: at init, trained, undecided or uninitialized.
-    state: str = loaded.UNDECIDED
+    # initcli.weights.freshness's state: at init, trained, undecided or uninitialized.
+    state: str = freshness.UNDECIDED
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class CheckpointReport:
     against: str | None  # the scheme compared with, described; None without --against
     params: tuple[CheckpointParam, ...]
     counts: CountReport
-    # Modules whose every decided tensor still holds a fresh init among trained ones (loaded.judge).
+    # Modules whose every decided tensor still holds a fresh init among trained ones (freshness.judge).
     fresh_modules: tuple[str, ...] = ()
 
 
@@ -134,7 +135,7 @@ def _own_counts(ckpt: checkpoint.Checkpoint, own: hf.HFModel) -> Counts:
     if own.missing:
         notes.append(
             f"the model has {len(own.missing)} tensors the file does not hold "
-            f"({_few(own.missing)}): they would keep their fresh init when loaded."
+            f"({_few(own.missing)}): they would keep their fresh init when freshness."
         )
     if own.unexpected:
         notes.append(
@@ -323,9 +324,9 @@ def inspect_checkpoint(
     finally:
         if progress is not None:
             progress.finish()
-    verdict = loaded.judge(
+    verdict = freshness.judge(
         [
-            loaded.Tensor(
+            freshness.Tensor(
                 r.name,
                 r.numel or 0,
                 r.mean,

@@ -12,10 +12,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from initcli import building, fills, schemes, tracing
 from initcli.errors import first_line
 from initcli.files import require_regular
-from initcli.fills import FillLog
+from initcli.init import recorded, schemes
+from initcli.init.recorded import FillLog
+from initcli.model import building, record
 
 __all__ = ["INSTALL_NOTE", "HFModel", "meta_model"]
 
@@ -52,7 +53,7 @@ class HFModel:
         own = self._tensors.get(mapped)
         if own is None:
             return schemes.UNKNOWN
-        exp = fills.expectation(self.fills.of(own), tensor)
+        exp = recorded.expectation(self.fills.of(own), tensor)
         return replace(exp, init=f"{exp.init} · model's init") if exp.var is not None else exp
 
 
@@ -75,7 +76,7 @@ def meta_model(folder: Path, stored: Iterable[str]) -> tuple[HFModel | None, str
             )
             arch = next(iter(config.architectures or []), None)
             cls = getattr(transformers, arch, None) if arch else None
-            trace = tracing.Trace()
+            trace = record.Trace()
             with building.on_meta(trace):
                 if cls is not None:
                     model = cls(config)

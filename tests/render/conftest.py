@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from initcli.counting import Counts, ModuleCount, TorchinfoCount
+from initcli.measure.counting import Counts, ModuleCount, TorchinfoCount
 from initcli.render import OutputFormat, View, file_console, write
 from initcli.report import CountReport, InspectReport, ParamReport
 

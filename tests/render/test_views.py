@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from initcli.probe import BlockStats, Histogram, LayerStats, ParamGrad, ProbeResult
+from initcli.experiments.probe import BlockStats, Histogram, LayerStats, ParamGrad, ProbeResult
+from initcli.experiments.verdict import Verdict
 from initcli.render import OutputFormat
 from initcli.render.baseline import check_view
 from initcli.render.counts import count_view
@@ -14,7 +15,6 @@ from initcli.render.inspection import inspect_view
 from initcli.render.probing import probe_view
 from initcli.report import CountReport, GainRow, InspectReport, ProbeReport, SchemeProbe, SchemeRow
 from initcli.report.baseline import Change, CheckReport, TargetCheck
-from initcli.verdict import Verdict
 
 from .conftest import param, render
 

@@ -7,9 +7,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from initcli import stats
-from initcli.identify import Fit
-from initcli.schemes import Expectation
+from initcli.init.schemes import Expectation
+from initcli.measure import stats
+from initcli.measure.identify import Fit
 
 AT_INIT = "at init"
 TRAINED = "trained"

@@ -9,13 +9,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from initcli import building, schemes, torch_defaults, tracing
-from initcli.schemes import Expectation
-from initcli.streaming import Item, StreamError, _Ring
+from initcli.init import schemes, torch_defaults
+from initcli.init.schemes import Expectation
+from initcli.model import building, record
+from initcli.values.streaming import Item, StreamError, _Ring
 
 # Writes that set every element of their target whatever it held before.
 _OVERWRITES = frozenset(
-    (*tracing.RANDOM_METHODS, "fill_", "zero_", "copy_")
+    (*record.RANDOM_METHODS, "fill_", "zero_", "copy_")
 )  # nn.init's fills (all overwrite) are recognized by their module
 
 
@@ -29,16 +30,16 @@ class Plan:
     writes[last]. `missing[name]`: why a parameter's values cannot be replayed.
     """
 
-    writes: tuple[tracing.Write, ...]
+    writes: tuple[record.Write, ...]
     span: dict[str, tuple[int, int]]
     missing: dict[str, str]
 
 
-def plan(model: nn.Module, trace: tracing.Trace) -> Plan:
+def plan(model: nn.Module, trace: record.Trace) -> Plan:
     """What replaying `trace` reproduces for each parameter of `model` (its meta build)."""
     writes, failure = _expand(model, trace)
     params = {
-        tracing.storage(p): (n, p)
+        record.storage(p): (n, p)
         for n, p in model.named_parameters()
         if not schemes.is_uninitialized(p)
     }
@@ -54,9 +55,9 @@ def plan(model: nn.Module, trace: tracing.Trace) -> Plan:
         why = _why_not(w)
         if why is not None and w.draws and lost is None:
             lost = i
-        if w.target is None or tracing.storage(w.target) not in params:
+        if w.target is None or record.storage(w.target) not in params:
             continue
-        name, p = params[tracing.storage(w.target)]
+        name, p = params[record.storage(w.target)]
         last[name] = i
         if why is not None:
             first[name] = i
@@ -77,7 +78,7 @@ def plan(model: nn.Module, trace: tracing.Trace) -> Plan:
 
 
 def stream(
-    model: nn.Module, trace: tracing.Trace, seed: int, device: torch.device
+    model: nn.Module, trace: record.Trace, seed: int, device: torch.device
 ) -> Iterator[Item]:
     """torch.manual_seed(seed), then every recorded write in order: on the parameter's real
     tensor while it is being decided, on scratch memory otherwise (draws still advance the random
@@ -87,9 +88,7 @@ def stream(
     expected = torch_defaults.default_expectations(model)
     held = schemes.owners(model)
     named = dict(model.named_parameters())
-    by_storage = {
-        tracing.storage(p): n for n, p in named.items() if not schemes.is_uninitialized(p)
-    }
+    by_storage = {record.storage(p): n for n, p in named.items() if not schemes.is_uninitialized(p)}
     starts = {first: n for n, (first, _) in decided.span.items()}
     ends: dict[int, list[str]] = {}
     for n, (_, end) in decided.span.items():
@@ -110,7 +109,7 @@ def stream(
         if i in starts:
             name = starts[i]
             live[name] = take(named[name])
-        owner = by_storage.get(tracing.storage(w.target)) if w.target is not None else None
+        owner = by_storage.get(record.storage(w.target)) if w.target is not None else None
         try:
             if owner is not None and owner in live:
                 _run(w, live[owner][0])
@@ -134,15 +133,15 @@ def stream(
             yield Item(name, held[id(p)][1], p, None, exp)
 
 
-def _expand(model: nn.Module, trace: tracing.Trace) -> tuple[list[tracing.Write], str | None]:
+def _expand(model: nn.Module, trace: record.Trace) -> tuple[list[record.Write], str | None]:
     """The trace's writes, each transformers post_init followed by the weight init it runs in a
     real build (`initialize_weights`, on meta here, with the parameters as they were before
     post_init tied any), or a reason why that init could not be run."""
-    writes: list[tracing.Write] = []
+    writes: list[record.Write] = []
     flags = {id(m): m.__dict__.get("_is_hf_initialized") for m in model.modules()}
     try:
         for event in trace.events:
-            if isinstance(event, tracing.Write):
+            if isinstance(event, record.Write):
                 writes.append(event)
                 continue
             failure = _run_post_init(event, writes)
@@ -155,12 +154,12 @@ def _expand(model: nn.Module, trace: tracing.Trace) -> tuple[list[tracing.Write]
     return writes, None
 
 
-def _run_post_init(event: tracing.PostInit, writes: list[tracing.Write]) -> str | None:
+def _run_post_init(event: record.PostInit, writes: list[record.Write]) -> str | None:
     before = event.params
     final = [(m, key, m._parameters[key]) for m, key, _ in before]
     for m, key, p in before:
         m._parameters[key] = p  # type: ignore[assignment]  # a Parameter, typed as a Tensor
-    inner = tracing.Trace()
+    inner = record.Trace()
     try:
         with building.on_meta(trace=inner):
             event.model.initialize_weights()  # type: ignore[operator]
@@ -170,11 +169,11 @@ def _run_post_init(event: tracing.PostInit, writes: list[tracing.Write]) -> str 
     finally:
         for m, key, kept in final:
             m._parameters[key] = kept
-    writes.extend(e for e in inner.events if isinstance(e, tracing.Write))
+    writes.extend(e for e in inner.events if isinstance(e, record.Write))
     return None
 
 
-def _why_not(w: tracing.Write) -> str | None:
+def _why_not(w: record.Write) -> str | None:
     """Why a write cannot be replayed on real tensors, or None."""
     if not w.replayable:
         return f"{w.name} could not be recorded to be made again"
@@ -197,7 +196,7 @@ def _flat(values: list[Any]) -> Iterator[Any]:
             yield v
 
 
-def _overwrites(w: tracing.Write, p: torch.Tensor) -> bool:
+def _overwrites(w: record.Write, p: torch.Tensor) -> bool:
     t = w.target
     assert t is not None
     whole = (
@@ -222,7 +221,7 @@ def _view(block: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return typed.as_strided(t.size(), t.stride(), typed.storage_offset() + t.storage_offset())
 
 
-def _run(w: tracing.Write, real: torch.Tensor) -> None:
+def _run(w: record.Write, real: torch.Tensor) -> None:
     assert w.target is not None
     args, kwargs = list(w.args), dict(w.kwargs)
     target = _view(real, w.target)
@@ -239,7 +238,7 @@ def _run(w: tracing.Write, real: torch.Tensor) -> None:
 
 
 def _scratch(
-    w: tracing.Write,
+    w: record.Write,
     take: Callable[[torch.Tensor], tuple[torch.Tensor, Any]],
     device: torch.device,
 ) -> None:

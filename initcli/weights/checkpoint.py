@@ -18,11 +18,11 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
-from initcli import building
-from initcli.counting import ModuleCount, formula, shapes_formula
 from initcli.errors import CheckpointError
 from initcli.files import check_writable
 from initcli.limits import MAX_GUESSED_LAYOUTS
+from initcli.measure.counting import ModuleCount, formula, shapes_formula
+from initcli.model import building
 from initcli.weights import dcp, safetensors_files, torch_files
 
 __all__ = [
@@ -371,7 +371,7 @@ def save_safetensors(
     safetensors stores each tensor once: of tied names the first is kept and the others are listed
     in the metadata; `safetensors.torch.load_model(model, path)` restores them.
     """
-    from initcli.safetensors_writer import write_state_dict
+    from initcli.weights.safetensors_writer import write_state_dict
 
     check_save_path(path, force)
     lazy = [

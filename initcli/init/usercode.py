@@ -12,10 +12,11 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from initcli import loading, schemes, torch_defaults
 from initcli.errors import PolicyError, TargetError, first_line
-from initcli.policy import FN, UserCode
-from initcli.schemes import Expectation, Scheme
+from initcli.init import schemes, torch_defaults
+from initcli.init.policy import FN, UserCode
+from initcli.init.schemes import Expectation, Scheme
+from initcli.model import resolve
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ def run(code: UserCode, model: nn.Module, seed: int, target: str) -> CodeRun:
     """torch.manual_seed(seed), then model.apply(fn) or model.NAME(); per parameter, what the
     code set (from the init calls it made on it) or that it left the constructor's values."""
     if code.kind == FN:
-        function = loading.resolve_function(code.target)
+        function = resolve.resolve_function(code.target)
         label = code.target
 
         def call() -> None:
@@ -220,7 +221,7 @@ def run(code: UserCode, model: nn.Module, seed: int, target: str) -> CodeRun:
     try:
         # No torch.no_grad() here: the code runs as in the user's script (where an in-place
         # fill_ on a parameter outside no_grad raises), so its errors are the ones they would see.
-        with loading.user_code(label, "run"), recorder:
+        with resolve.user_code(label, "run"), recorder:
             call()
     except TargetError:
         raise

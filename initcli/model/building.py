@@ -11,9 +11,10 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from initcli import memory, tracing
+from initcli import memory
 from initcli.errors import DeviceError
-from initcli.loading import ModelSource
+from initcli.model import record
+from initcli.model.resolve import ModelSource
 
 # The in-place fills an init draws with. On the meta device they compute nothing, but the first
 # normal_ there pays a one-time import of torch's decompositions (measured with torch 2.13: ~1.5 s
@@ -40,11 +41,11 @@ class _MetaFills(TorchFunctionMode):
     so a library imported during the build keeps torch's real init functions (replacing
     `torch.nn.init.*` leaked no-ops into every later build of transformers models). Whatever an
     init computes on meta is empty anyway; real tensors pass through untouched. With a `trace`,
-    every write and draw is recorded there, in order (tracing.Trace: what initcli.replay replays
-    and initcli.fills reads a tensor's last init from).
+    every write and draw is recorded there, in order (record.Trace: what initcli.values.replay replays
+    and initcli.init.recorded reads a tensor's last init from).
     """
 
-    def __init__(self, trace: tracing.Trace | None = None) -> None:
+    def __init__(self, trace: record.Trace | None = None) -> None:
         super().__init__()
         self.trace = trace
 
@@ -74,7 +75,7 @@ class _MetaFills(TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def on_meta(trace: tracing.Trace | None = None) -> Iterator[None]:
+def on_meta(trace: record.Trace | None = None) -> Iterator[None]:
     """Construct on the meta device with random fills answered empty (see `_MetaFills`); with a
     `trace`, record every write and draw in order."""
     with torch.device("meta"), _MetaFills(trace):
@@ -82,7 +83,7 @@ def on_meta(trace: tracing.Trace | None = None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def recording(trace: tracing.Trace) -> Iterator[None]:
+def recording(trace: record.Trace) -> Iterator[None]:
     """Run init code on an already meta-built model: fills answered empty and recorded in `trace`
     (transformers' post_init skips `_init_weights` while the meta device is the default, so a
     folder's model is built with on_meta and its model-level init run again under this)."""
@@ -96,13 +97,13 @@ def build_meta(source: ModelSource, quiet: bool = False) -> nn.Module:
     Raises whatever the constructor raises there (e.g. `.item()` on a meta tensor). `quiet`
     silences the constructor's warnings, for when a real build that repeats them may follow.
     """
-    trace = tracing.Trace()
+    trace = record.Trace()
     with on_meta(trace=trace), warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore")
         model = source.build()
-    # What streaming a default init replays (initcli.replay): kept beside the model.
-    tracing.remember(model, trace)
+    # What streaming a default init replays (initcli.values.replay): kept beside the model.
+    record.remember(model, trace)
     return model
 
 
@@ -112,7 +113,7 @@ def fallback_note(target: str, reason: str) -> str:
 
 def needs_values(model: nn.Module) -> str | None:
     """Why counting this meta model needs real values, or None: pruning masks are data."""
-    from initcli.counting import pruning_mask
+    from initcli.measure.counting import pruning_mask
 
     for prefix, module in model.named_modules():
         for pname, _param in module.named_parameters(recurse=False):
@@ -125,14 +126,14 @@ def needs_values(model: nn.Module) -> str | None:
 
 def unique_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """(name, parameter) with a shape, each tensor once (as named_parameters() dedupes)."""
-    from initcli.schemes import is_uninitialized
+    from initcli.init.schemes import is_uninitialized
 
     return [(n, p) for n, p in model.named_parameters() if not is_uninitialized(p)]
 
 
 def tensor_bytes(model: nn.Module) -> int:
     """Bytes of every parameter and buffer, each tensor once (what a real build allocates)."""
-    from initcli.schemes import is_uninitialized
+    from initcli.init.schemes import is_uninitialized
 
     seen: dict[int, torch.Tensor] = {}
     for tensor in [*model.parameters(), *model.buffers()]:

@@ -25,7 +25,7 @@ from initcli import files, memory
 from initcli.errors import ArgError, TargetError, first_line
 
 if TYPE_CHECKING:
-    from initcli.spec import MLPSpec
+    from initcli.model.spec import MLPSpec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -384,7 +384,7 @@ def resolve(target: str, args: Mapping[str, object] | None = None) -> ModelSourc
         if args:
             raise ArgError(f"--arg does not apply to a YAML spec ({target}); edit the spec instead")
         # pydantic loads only for specs: a .py target does not pay for it.
-        from initcli.spec import build_mlp, load_spec
+        from initcli.model.spec import build_mlp, load_spec
 
         spec = load_spec(location)
         return ModelSource(target, lambda: build_mlp(spec), spec=spec)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from torch import nn
 
-from initcli.schemes import (
+from initcli.init.schemes import (
     KURTOSIS_NORMAL,
     KURTOSIS_UNIFORM,
     UNKNOWN,

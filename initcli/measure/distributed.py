@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from initcli import stats
+from initcli.measure import stats
 
 __all__ = ["global_stats", "is_dtensor", "is_primary"]
 

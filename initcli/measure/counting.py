@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from initcli.errors import first_line
+from initcli.init.schemes import is_uninitialized
 from initcli.limits import MAX_FORMULA_TERMS
-from initcli.schemes import is_uninitialized
 
 if TYPE_CHECKING:
-    from initcli.spec import MLPSpec
+    from initcli.model.spec import MLPSpec
 
 
 @dataclass(frozen=True, slots=True)  # slots: a weights file may hold 10⁶ modules
@@ -175,7 +175,7 @@ def count_model(model: nn.Module, inputs: torch.Tensor | None = None) -> Counts:
     """Count parameters by identity, compare with torchinfo, and explain every difference.
 
     Works on a meta-built model too (only shapes are read), except for pruning masks, whose
-    kept-element count is data: `initcli.building.needs_values` tells when a real build is needed.
+    kept-element count is data: `initcli.model.building.needs_values` tells when a real build is needed.
     With `inputs` (a batch on the model's device) torchinfo runs its forward pass on it, as
     `torchinfo.summary(model, input_data=inputs)` does; without, it only walks the modules.
     """
@@ -324,7 +324,7 @@ def count_spec(spec: MLPSpec, model: nn.Module, inputs: torch.Tensor | None = No
     `model` is the spec built on the meta device (no memory either), for torchinfo only; the
     test-suite checks that the arithmetic equals count_model on the same spec built for real.
     """
-    from initcli.spec import expand_layers
+    from initcli.model.spec import expand_layers
 
     modules: list[ModuleCount] = []
     total = buffers = 0

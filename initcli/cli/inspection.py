@@ -85,11 +85,11 @@ def inspect(
             f"{device!r} is not a device; use cpu, cuda, cuda:N or mps",
             param_hint="'--device'",
         )
-    from initcli.checkpoint import is_checkpoint
     from initcli.render.inspection import inspect_view
     from initcli.render.weights import checkpoint_view
     from initcli.report import inspect as inspect_report
     from initcli.report import inspect_checkpoint
+    from initcli.weights.checkpoint import is_checkpoint
 
     inputs = input_files(target, [("--init", init), ("--against", against)])
     check_output(output, force, {**inputs, "--save": save})

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from initcli.errors import ArgError
-from initcli.seeds import CONFIDENCE, _stats
+from initcli.experiments.seeds import CONFIDENCE, _stats
 
 # `width-stable` when k's whole 95% interval lies inside ±this: over a 16× width range (64 → 1024)
 # k = 0.25 moves the std 2×, while the scalings this is meant to catch sit at k = ±0.5 (std ∝

@@ -110,8 +110,8 @@ class MLPSpec(BaseModel):
     @classmethod
     def _known_scheme(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
         # Imported here so that a spec without init: never depends on the schemes module.
-        from initcli.policy import is_rules, parse_rules, rules_from_mapping
-        from initcli.schemes import parse_scheme
+        from initcli.init.policy import is_rules, parse_rules, rules_from_mapping
+        from initcli.init.schemes import parse_scheme
 
         if value is not None:
             try:

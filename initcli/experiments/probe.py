@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from initcli import auto, memory
+from initcli import memory
 from initcli.errors import ArgError, ProbeError, first_line
-from initcli.verdict import SATURATION_LEVEL, Evidence, Verdict, decide, std_ratio
+from initcli.experiments.verdict import SATURATION_LEVEL, Evidence, Verdict, decide, std_ratio
+from initcli.init import auto
 
 DEFAULT_BATCH = 256
 # What an input shape inferred from a first Conv or Embedding assumes (--input-shape overrides).

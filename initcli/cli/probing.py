@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from initcli import verdict
 from initcli.cli._app import DEFAULT_TRAIN_STEPS, app
 from initcli.cli.options import (
     ArgOpt,
@@ -30,6 +29,7 @@ from initcli.cli.options import (
     parse_shape_option,
 )
 from initcli.errors import ArgError
+from initcli.experiments import verdict
 from initcli.files import check_not_input
 from initcli.render import OutputFormat
 

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from initcli import memory
-from initcli.data import Data
 from initcli.errors import ProbeError, first_line
-from initcli.probe import input_seed, one_thread
+from initcli.experiments.data import Data
+from initcli.experiments.probe import input_seed, one_thread
 
 OPTIMIZERS = ("adam", "sgd")
 

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from initcli.schemes import KURTOSIS_NORMAL, KURTOSIS_UNIFORM, Expectation
-from initcli.stats import Status, TensorStats
+from initcli.init.schemes import KURTOSIS_NORMAL, KURTOSIS_UNIFORM, Expectation
+from initcli.measure.stats import Status, TensorStats
 
 __all__ = ["Fit", "Identification", "default_status", "depth_hint", "identify"]
 

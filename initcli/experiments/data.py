@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from initcli import loading
 from initcli.errors import ArgError, MemoryLimitError, TargetError, first_line
+from initcli.model import resolve
 
 BUILTIN = ("moons", "digits")
 # The share of the samples held out for validation when the data set comes unsplit.
@@ -58,7 +58,7 @@ def load(name: str, seed: int, points: int, noise: float, val_fraction: float | 
     if val_fraction is not None and not 0 <= val_fraction < 1:
         raise ArgError(f"--val-fraction must be in [0, 1), got {val_fraction:g}")
     if name == "moons":
-        from initcli.training import two_moons
+        from initcli.experiments.training import two_moons
 
         x, y = two_moons(points, noise, seed)
         desc = f"two moons ({points} points, noise {noise:g})"
@@ -79,25 +79,25 @@ def load(name: str, seed: int, points: int, noise: float, val_fraction: float | 
 
 
 def _user(name: str, seed: int, val_fraction: float) -> Data:
-    location, attr = loading._split(name.strip())
+    location, attr = resolve._split(name.strip())
     if attr is None:
         raise ArgError(
             f"--data {name}: give moons, digits, pkg.mod:name or file.py:name "
             "(a function returning (X, y), a dict of splits or a Dataset)"
         )
     is_file = location.endswith(".py") or "/" in location or os.sep in location
-    module = loading._load_file(location) if is_file else loading._import_module(location)
+    module = resolve._load_file(location) if is_file else resolve._import_module(location)
     if not hasattr(module, attr):
         raise TargetError(f"'{location}' has no attribute '{attr}' (--data {name})")
     obj = getattr(module, attr)
     if callable(obj) and not isinstance(obj, torch.utils.data.Dataset):
         try:
-            with loading.user_code(name, "run"):
+            with resolve.user_code(name, "run"):
                 obj = obj()
         except TargetError:
             raise
         except (KeyboardInterrupt, SystemExit, GeneratorExit):
-            raise  # a real Ctrl-C or signal (loading.user_code let it through)
+            raise  # a real Ctrl-C or signal (resolve.user_code let it through)
         except BaseException as exc:  # user code may raise any class it made up
             raise TargetError(f"calling --data {name} failed: {first_line(exc)}") from None
     if isinstance(obj, Mapping):
@@ -206,7 +206,7 @@ def _tensor(name: str, what: str, value: Any) -> torch.Tensor:
 
 def _check_size(name: str, rows: int, x_per_row: int, y_per_row: int) -> None:
     """Refuse, before copying anything, data whose float32/int64 copies cannot fit."""
-    from initcli import building
+    from initcli.model import building
 
     # float32 features and int64 labels (or float32 targets), each copied DATA_COPIES times,
     # plus the int64 permutation that splits them.

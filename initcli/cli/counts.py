@@ -26,7 +26,7 @@ from initcli.cli.options import (
     tolerance_value,
 )
 from initcli.errors import ArgError, ExitCode
-from initcli.expect import ExpectedCount, Tolerance
+from initcli.measure.expect import ExpectedCount, Tolerance
 from initcli.render import OutputFormat
 
 
@@ -77,14 +77,14 @@ def count(
 
     Nothing is allocated: specs are counted by arithmetic, other models built on the meta device.
     """
-    from initcli.expect import check_count
+    from initcli.measure.expect import check_count
     from initcli.render.counts import count_view
     from initcli.report import count as count_report
 
     if tolerance is not None and expect is None and expect_trainable is None:
         raise ArgError("--tolerance needs --expect N or --expect-trainable N")
     check_output(output, force, input_files(target))
-    from initcli.checkpoint import is_checkpoint
+    from initcli.weights.checkpoint import is_checkpoint
 
     if input_shape is not None and is_checkpoint(target):
         raise ArgError("--input-shape does not apply to a weights file: its shapes are stored")

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from initcli import schemes, torch_defaults, tracing
-from initcli.schemes import Expectation, Scheme
+from initcli.init import schemes, torch_defaults
+from initcli.init.schemes import Expectation, Scheme
+from initcli.model import record
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ class DefaultPlan:
     # Why code beyond the reset methods (transformers' post_init, a `self.apply(fn)`, constructor
     # code writing into parameters) sets values the reset replay does not reproduce, or None.
     model_init: str | None = None
-    # With a model-level init the recorded build is replayed instead (initcli.replay): the
+    # With a model-level init the recorded build is replayed instead (initcli.values.replay): the
     # parameters whose values that replay cannot reproduce, each with why.
     not_replayed: tuple[tuple[str, str], ...] = ()
 
@@ -225,9 +226,9 @@ def _steps(model: nn.Module) -> list[_Step]:
 
 
 def plan_default(model: nn.Module) -> DefaultPlan:
-    trace = tracing.trace_of(model)
+    trace = record.trace_of(model)
     if trace is not None and trace.model_init:
-        from initcli import replay  # replay builds on this module's Item and _Ring
+        from initcli.values import replay  # replay builds on this module's Item and _Ring
 
         not_replayed = tuple(replay.plan(model, trace).missing.items())
         return DefaultPlan((), (), model_init_reason(model), not_replayed)
@@ -246,13 +247,13 @@ def plan_default(model: nn.Module) -> DefaultPlan:
 def model_init_reason(model: nn.Module) -> str | None:
     """What sets values beyond the modules' reset methods, as recorded by the meta build
     (building.build_meta), or None: then replaying each module's reset is exact."""
-    trace = tracing.trace_of(model)
+    trace = record.trace_of(model)
     if trace is None or not trace.model_init:
         return None
-    inits = [e for e in trace.events if isinstance(e, tracing.PostInit)]
+    inits = [e for e in trace.events if isinstance(e, record.PostInit)]
     if inits:
         return f"transformers' _init_weights (run by {type(inits[-1].model).__name__}.post_init)"
-    writes = [e for e in trace.events if isinstance(e, tracing.Write) and not e.in_reset]
+    writes = [e for e in trace.events if isinstance(e, record.Write) and not e.in_reset]
     if any(e.in_apply for e in writes):
         return "a model-level init (self.apply(fn) in the constructor)"
     return f"constructor code outside reset_parameters ({writes[0].name})"
@@ -267,11 +268,11 @@ def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]
     methods in that order, as torch's own layers do; see the README for the cases it does not
     (tensors a reset method leaves alone are reported without values, never as garbage).
     A model whose meta build recorded a model-level init (see `model_init_reason`) is instead
-    replayed write by write from that record (initcli.replay), which includes that init.
+    replayed write by write from that record (initcli.values.replay), which includes that init.
     """
-    trace = tracing.trace_of(model)
+    trace = record.trace_of(model)
     if trace is not None and trace.model_init:
-        from initcli import replay
+        from initcli.values import replay
 
         yield from replay.stream(model, trace, seed, device)
         return

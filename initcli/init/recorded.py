@@ -9,8 +9,9 @@ from typing import Any
 
 import torch
 
-from initcli import schemes, tracing
 from initcli.errors import SchemeError
+from initcli.init import schemes
+from initcli.model import record
 
 # Tensor methods and constant factories whose result is a known distribution, as its scheme.
 _METHODS = {"normal_": "normal", "uniform_": "uniform", "zero_": "zeros", "fill_": "constant"}
@@ -46,26 +47,26 @@ class FillLog:
     fills: dict[int, Fill] = field(default_factory=dict)
 
     @classmethod
-    def of_trace(cls, trace: tracing.Trace) -> FillLog:
+    def of_trace(cls, trace: record.Trace) -> FillLog:
         """The last whole-tensor write to each meta tensor the traced build wrote."""
         log = cls()
         for event in trace.events:
-            if not isinstance(event, tracing.Write) or event.target is None:
+            if not isinstance(event, record.Write) or event.target is None:
                 continue
             t = event.target
             if not t.is_meta or t.storage_offset() != 0:
                 continue
             if t.numel() * t.element_size() != t.untyped_storage().nbytes():
                 continue
-            log.fills[tracing.storage(t)] = _fill(event)
+            log.fills[record.storage(t)] = _fill(event)
         return log
 
     def of(self, tensor: torch.Tensor) -> Fill | None:
         """The last whole-tensor write to `tensor`'s storage, if any was seen."""
-        return self.fills.get(tracing.storage(tensor))
+        return self.fills.get(record.storage(tensor))
 
 
-def _fill(w: tracing.Write) -> Fill:
+def _fill(w: record.Write) -> Fill:
     """The scheme a recorded write amounts to (Fill(None) where its values are not a scheme's)."""
     name = w.name
     if w.creates:

@@ -11,10 +11,10 @@ from typing import Any, Protocol
 import yaml
 from torch import nn
 
-from initcli import schemes
 from initcli.errors import PolicyError, SchemeError
 from initcli.files import read_regular
-from initcli.schemes import Scheme
+from initcli.init import schemes
+from initcli.init.schemes import Scheme
 
 # A policy file holds a few dozen rules; anything much larger is not one.
 MAX_POLICY_BYTES = 65_536

@@ -511,7 +511,7 @@ def initialize_iter(
             "auto needs the activation after each weight: from a YAML spec or a traced forward"
         )
     # torch_defaults builds on this module's Expectation, so it is imported here, not above.
-    from initcli.torch_defaults import default_expectations
+    from initcli.init.torch_defaults import default_expectations
 
     keeps = weight.name in ("default", RULES) or bias.is_default
     defaults = default_expectations(model) if keeps else {}

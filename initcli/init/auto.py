@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from initcli.schemes import NOT_SEEN, Scheme, owners, parse_scheme
+from initcli.init.schemes import NOT_SEEN, Scheme, owners, parse_scheme
 
 # Module types → the activation kind auto and `defaults` reason about (the YAML spec's names).
 # First match wins: ReLU6 is a Hardtanh subclass, so it is listed before Hardtanh.

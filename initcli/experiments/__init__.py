@@ -1,0 +1,1 @@
+"""Forward/backward probes, training comparisons, data sets, seeds and paired tests, sweeps."""

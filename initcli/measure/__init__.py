@@ -1,0 +1,1 @@
+"""Numbers about tensors and modules: moments, identification, fans, counts, verdicts."""
