@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from initcli import memory
 from initcli.errors import ArgError, MemoryLimitError
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def check_batch(
 ) -> int:
     """Refuse, before allocating, a `--batch-size` × `--input-shape` input that cannot fit.
 
-    The input batch alone may take at most building.REFUSE_SHARE of the memory free on `device`
+    The input batch alone may take at most memory.REFUSE_SHARE of the memory free on `device`
     (as inspect refuses one tensor); the forward pass needs more, so this only rules out the
     hopeless. Returns the input's size in bytes.
     """
@@ -83,17 +84,15 @@ def check_batch(
     # anything needs torch.
     import torch
 
-    from initcli.model import building
-
     numel = batch_size * math.prod(sample_shape)
     nbytes = numel * torch.empty((), dtype=dtype or torch.float32).element_size()
-    free = building.available_bytes(device or torch.device("cpu"))
-    limit = None if free is None else building.REFUSE_SHARE * free
+    free = memory.available_bytes(device or torch.device("cpu"))
+    limit = None if free is None else memory.REFUSE_SHARE * free
     if numel >= 2**63 or (limit is not None and nbytes > limit):
         shape = "×".join(str(d) for d in sample_shape)
-        room = "" if free is None else f", {building.human_bytes(free)} free"
+        room = "" if free is None else f", {memory.human_bytes(free)} free"
         raise MemoryLimitError(
             f"--batch-size {batch_size:,} × --input-shape {shape} is an input of {numel:,} "
-            f"values ({building.human_bytes(nbytes)}{room}); lower --batch-size"
+            f"values ({memory.human_bytes(nbytes)}{room}); lower --batch-size"
         )
     return nbytes

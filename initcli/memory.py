@@ -7,13 +7,22 @@ import os
 import resource
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from initcli.errors import MemoryLimitError
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = [
+    "MEMORY_SHARE",
+    "REFUSE_SHARE",
     "address_space_available",
+    "available_bytes",
     "available_cpu_bytes",
     "cgroup_available",
+    "fits",
+    "human_bytes",
     "is_out_of_memory",
     "meminfo_available",
     "out_of_memory_error",
@@ -146,3 +155,38 @@ def out_of_memory_error(doing: str) -> MemoryLimitError:
         f"ran out of memory while {doing}; free memory, raise the limit (ulimit -v, the "
         "container's memory limit) or use a smaller model"
     )
+
+
+# A real build is only attempted when the model takes at most this share of the memory that is
+# free right now: the rest is for torch itself, the statistics and whatever else runs.
+MEMORY_SHARE = 0.5
+# A single tensor larger than this share of the free memory is refused up front.
+REFUSE_SHARE = 0.8
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory free for new tensors on `device` now (None where unknown)."""
+    if device.type == "cuda":
+        import torch  # only for a CUDA device: memory stays torch-free on --help
+
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type != "cpu":
+        return None
+    # Free RAM, the cgroup limit and RLIMIT_AS: whichever runs out first.
+    return available_cpu_bytes()
+
+
+def fits(nbytes: int, device: torch.device) -> bool:
+    """Whether a real build of `nbytes` is worth trying: at most MEMORY_SHARE of what is free."""
+    free = available_bytes(device)
+    return free is None or nbytes <= MEMORY_SHARE * free
+
+
+def human_bytes(n: float) -> str:
+    """`n` bytes in decimal units, as `df -H` writes them (`1.2 GB`)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover - loop always returns

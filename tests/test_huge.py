@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from benchmarks.models.llama import Llama, llama_params
 from benchmarks.models.transformer import Encoder405M, encoder_params
-from initcli import report
+from initcli import memory, report
 from initcli.cli import app
 from initcli.errors import DeviceError, MemoryLimitError, TargetError
 from initcli.measure.counting import count_model, count_spec
@@ -26,6 +26,7 @@ from initcli.model import building, resolve
 from initcli.model.spec import MLPSpec, build_mlp
 from initcli.render.progress import ProgressBar
 from initcli.values import streaming
+from initcli.values.items import Ring
 
 ODD = "tests/models_for_tests.py"
 HUGE = "tests/models_for_huge.py"
@@ -263,7 +264,7 @@ def test_default_streams_only_when_memory_is_short(monkeypatch: pytest.MonkeyPat
 
 
 def test_ring_never_hands_out_overlapping_live_memory() -> None:
-    ring = streaming._Ring(1024, torch.device("cpu"))
+    ring = Ring(1024, torch.device("cpu"))
     a, release_a = ring.take(torch.empty(100, device="meta"))  # 400 bytes at 0
     b, release_b = ring.take(torch.empty(100, device="meta"))  # 400 bytes at 448
     assert release_a is not None and release_b is not None
@@ -365,6 +366,6 @@ def test_device_cpu_and_bad_device_names() -> None:
 
 
 def test_human_bytes() -> None:
-    assert building.human_bytes(204) == "204 B"
-    assert building.human_bytes(26_953_662_464) == "27.0 GB"
-    assert math.isclose(building.MEMORY_SHARE, 0.5)
+    assert memory.human_bytes(204) == "204 B"
+    assert memory.human_bytes(26_953_662_464) == "27.0 GB"
+    assert math.isclose(memory.MEMORY_SHARE, 0.5)

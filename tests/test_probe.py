@@ -20,7 +20,7 @@ from initcli.experiments.verdict import (
     Verdict,
     decide,
 )
-from initcli.init import auto, schemes
+from initcli.init import assign, auto, schemes
 from initcli.model import resolve
 from initcli.model.spec import build_mlp, load_spec
 
@@ -148,7 +148,7 @@ def test_probe_matches_a_hand_written_forward() -> None:
     """The first block's std is exactly what the tutorial's loop computes on the same batch."""
     sp = report.probe_report(RELU20, ["kaiming_normal"], batch_size=32).schemes[0]
     model = build_mlp(load_spec(RELU20))
-    schemes.initialize(
+    assign.initialize(
         model, schemes.parse_scheme("kaiming_normal"), schemes.parse_scheme("zeros"), 0
     )
     x = probe.make_batch(probe.InputSpec((256,), None, ""), 32, 0)
@@ -420,7 +420,7 @@ def test_auto_follows_the_seeding_contract() -> None:
     spec = load_spec("sample_models/mlp.yaml")
     model = build_mlp(spec)
     choices = auto.auto_choices(model, report.spec_followers(spec))
-    exp = schemes.initialize(
+    exp = assign.initialize(
         model, schemes.parse_scheme("auto"), schemes.parse_scheme("zeros"), 0, choices
     )
     theirs = build_mlp(spec)
@@ -441,7 +441,7 @@ def test_auto_follows_the_seeding_contract() -> None:
 def test_auto_needs_choices() -> None:
     model = nn.Linear(3, 3)
     with pytest.raises(SchemeError, match="auto needs"):
-        schemes.initialize(model, schemes.parse_scheme("auto"), schemes.parse_scheme("zeros"), 0)
+        assign.initialize(model, schemes.parse_scheme("auto"), schemes.parse_scheme("zeros"), 0)
 
 
 def test_auto_is_in_the_registry() -> None:

@@ -51,7 +51,7 @@ def test_batch_that_cannot_fit_is_refused_before_allocating(
         "--batch-size 99,999,999,999,999,999,999 × --input-shape 4 is an input of "
         "399,999,999,999,999,999,996 values (1600000000.0 TB, 10.0 GB free); lower --batch-size"
     )
-    # The input alone may take 80 % (building.REFUSE_SHARE) of what is free.
+    # The input alone may take 80 % (memory.REFUSE_SHARE) of what is free.
     with pytest.raises(MemoryLimitError, match=r"\(9\.6 GB, 10\.0 GB free\)"):
         limits.check_batch(8, (300_000_000,))
     assert limits.check_batch(8, (250_000_000,)) == 8_000_000_000

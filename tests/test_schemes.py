@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from initcli.errors import SchemeError
-from initcli.init import schemes, torch_defaults
+from initcli.init import assign, schemes, torch_defaults
 from initcli.init.schemes import parse_scheme
 
 
@@ -287,7 +287,7 @@ def test_initialize_follows_the_seeding_contract() -> None:
 
     torch.manual_seed(123)  # build-time randomness must not matter
     ours = build()
-    schemes.initialize(
+    assign.initialize(
         ours,
         parse_scheme("kaiming_normal:nonlinearity=relu"),
         parse_scheme("normal:std=0.1"),
@@ -312,7 +312,7 @@ def test_initialize_touches_a_tied_tensor_once() -> None:
     head = nn.Linear(4, 10, bias=False)
     head.weight = emb.weight
     model = nn.ModuleDict({"emb": emb, "head": head})
-    result = schemes.initialize(model, parse_scheme("xavier_uniform"), parse_scheme("zeros"), 0)
+    result = assign.initialize(model, parse_scheme("xavier_uniform"), parse_scheme("zeros"), 0)
     assert list(result) == ["emb.weight"]
     torch.manual_seed(0)
     expected = nn.init.xavier_uniform_(torch.empty(10, 4))
@@ -323,7 +323,7 @@ def test_initialize_with_default_bias_keeps_constructor_biases() -> None:
     torch.manual_seed(0)
     model = nn.Linear(8, 4)
     before = model.bias.detach().clone()
-    result = schemes.initialize(model, parse_scheme("xavier_normal"), parse_scheme("default"), 1)
+    result = assign.initialize(model, parse_scheme("xavier_normal"), parse_scheme("default"), 1)
     assert torch.equal(model.bias, before)
     assert result["bias"].var == pytest.approx(1 / 24)
     assert result["weight"].init == "xavier_normal"
@@ -331,7 +331,7 @@ def test_initialize_with_default_bias_keeps_constructor_biases() -> None:
 
 def test_lazy_parameters_are_skipped_not_crashed() -> None:
     model = nn.Sequential(nn.LazyLinear(3), nn.Linear(3, 2))
-    result = schemes.initialize(model, parse_scheme("kaiming_normal"), parse_scheme("zeros"), 0)
+    result = assign.initialize(model, parse_scheme("kaiming_normal"), parse_scheme("zeros"), 0)
     assert result["0.weight"].init == "uninitialized (lazy)"
     assert result["0.weight"].var is None
     assert result["1.weight"].var == pytest.approx(2 / 3)

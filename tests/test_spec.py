@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from initcli.errors import SpecError
+from initcli.init.policy import check_spec_init
 from initcli.model.spec import (
     ACTIVATIONS,
     NORMS,
@@ -46,7 +47,7 @@ def n_params(model: torch.nn.Module) -> int:
 
 def error_of(text: str, source: str = "spec.yaml") -> str:
     with pytest.raises(SpecError) as info:
-        parse_spec(text, source)
+        parse_spec(text, source, check_spec_init)
     message = str(info.value)
     assert len(message.splitlines()) == 1, message
     return message
@@ -54,7 +55,7 @@ def error_of(text: str, source: str = "spec.yaml") -> str:
 
 def load_error(path: Path) -> str:
     with pytest.raises(SpecError) as info:
-        load_spec(path)
+        load_spec(path, check_spec_init)
     message = str(info.value)
     assert len(message.splitlines()) == 1, message
     return message

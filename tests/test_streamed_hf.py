@@ -10,7 +10,8 @@ import torch
 
 from initcli import report
 from initcli.model import building, record, resolve
-from initcli.values import replay, streaming
+from initcli.values import replay
+from initcli.values.items import Ring
 
 HF = "tests/hf_models.py"
 REPLAY = "tests/models_for_replay.py"
@@ -129,7 +130,7 @@ def test_replay_memory_is_one_block_the_size_of_the_largest_parameter(factory: s
 
 
 def test_a_parameter_carved_from_the_middle_of_the_ring_is_its_own_memory() -> None:
-    ring = streaming._Ring(1024, torch.device("cpu"))
+    ring = Ring(1024, torch.device("cpu"))
     first, _ = ring.take(torch.empty(400, dtype=torch.uint8, device="meta"))
     second, _ = ring.take(torch.empty(400, dtype=torch.uint8, device="meta"))
     meta = torch.empty(10, 10, device="meta")

@@ -5,7 +5,7 @@
 from initcli.cli import baseline, counts, formulas, inspection, probing
 from initcli.cli._app import StdoutClosedError, app
 
-__all__ = ["app", "baselines", "count", "formulas", "inspect", "main", "probe"]
+__all__ = ["app", "baseline", "counts", "formulas", "inspection", "main", "probing"]
 
 
 def main() -> None:

@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 
+from initcli import memory
 from initcli.errors import ArgError, MemoryLimitError, TargetError, first_line
+from initcli.experiments.probe import input_seed
 from initcli.model import resolve
 
 BUILTIN = ("moons", "digits")
@@ -28,7 +30,7 @@ DIGITS_EXTRA = "--data digits needs scikit-learn: pip install 'initcli[data]'"
 MAX_DATASET_ITEMS = 1_000_000
 # On the way in, --data's features and labels are copied about twice (to float32 / int64, then
 # the train/validation gather) next to the user's own tensors; those copies may take at most
-# building.REFUSE_SHARE of the free memory.
+# memory.REFUSE_SHARE of the free memory.
 DATA_COPIES = 2
 
 
@@ -49,6 +51,22 @@ class Data:
         return "regression" if self.classes is None else "classification"
 
 
+def two_moons(points: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """sklearn's make_moons, in torch: two interleaved half circles plus N(0, noise²), shuffled."""
+    gen = torch.Generator().manual_seed(input_seed(seed))
+    outer = points // 2
+    inner = points - outer
+    t_out = torch.linspace(0, math.pi, outer, dtype=torch.float64)
+    t_in = torch.linspace(0, math.pi, inner, dtype=torch.float64)
+    x = torch.cat([torch.cos(t_out), 1 - torch.cos(t_in)])
+    y = torch.cat([torch.sin(t_out), 1 - torch.sin(t_in) - 0.5])
+    data = torch.stack([x, y], dim=1)
+    labels = torch.cat([torch.zeros(outer), torch.ones(inner)]).long()
+    data = data + noise * torch.randn(data.shape, generator=gen, dtype=torch.float64)
+    order = torch.randperm(points, generator=gen)
+    return data[order].float(), labels[order]
+
+
 def load(name: str, seed: int, points: int, noise: float, val_fraction: float | None) -> Data:
     """`--data NAME`: moons (no split unless asked), digits, or pkg.mod:name / file.py:name.
 
@@ -58,8 +76,6 @@ def load(name: str, seed: int, points: int, noise: float, val_fraction: float | 
     if val_fraction is not None and not 0 <= val_fraction < 1:
         raise ArgError(f"--val-fraction must be in [0, 1), got {val_fraction:g}")
     if name == "moons":
-        from initcli.experiments.training import two_moons
-
         x, y = two_moons(points, noise, seed)
         desc = f"two moons ({points} points, noise {noise:g})"
         return _split("moons", desc, x, y, seed, val_fraction or 0.0)
@@ -206,17 +222,16 @@ def _tensor(name: str, what: str, value: Any) -> torch.Tensor:
 
 def _check_size(name: str, rows: int, x_per_row: int, y_per_row: int) -> None:
     """Refuse, before copying anything, data whose float32/int64 copies cannot fit."""
-    from initcli.model import building
 
     # float32 features and int64 labels (or float32 targets), each copied DATA_COPIES times,
     # plus the int64 permutation that splits them.
     nbytes = rows * ((x_per_row * 4 + y_per_row * 8) * DATA_COPIES + 8)
-    free = building.available_bytes(torch.device("cpu"))
-    if free is not None and nbytes > building.REFUSE_SHARE * free:
+    free = memory.available_bytes(torch.device("cpu"))
+    if free is not None and nbytes > memory.REFUSE_SHARE * free:
         raise MemoryLimitError(
             f"--data {name}: {rows:,} samples of {x_per_row:,} values need about "
-            f"{building.human_bytes(nbytes)} once copied for training, more than the "
-            f"{building.human_bytes(free)} free; give a smaller data set"
+            f"{memory.human_bytes(nbytes)} once copied for training, more than the "
+            f"{memory.human_bytes(free)} free; give a smaller data set"
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -11,8 +10,8 @@ from torch import nn
 
 from initcli import memory
 from initcli.errors import ProbeError, first_line
-from initcli.experiments.data import Data
-from initcli.experiments.probe import input_seed, one_thread
+from initcli.experiments.data import Data, two_moons
+from initcli.experiments.probe import one_thread
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -36,22 +35,6 @@ class Fit:
     lr: float
     optimizer: str = "adam"
     batch: int | None = None
-
-
-def two_moons(points: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """sklearn's make_moons, in torch: two interleaved half circles plus N(0, noise²), shuffled."""
-    gen = torch.Generator().manual_seed(input_seed(seed))
-    outer = points // 2
-    inner = points - outer
-    t_out = torch.linspace(0, math.pi, outer, dtype=torch.float64)
-    t_in = torch.linspace(0, math.pi, inner, dtype=torch.float64)
-    x = torch.cat([torch.cos(t_out), 1 - torch.cos(t_in)])
-    y = torch.cat([torch.sin(t_out), 1 - torch.sin(t_in) - 0.5])
-    data = torch.stack([x, y], dim=1)
-    labels = torch.cat([torch.zeros(outer), torch.ones(inner)]).long()
-    data = data + noise * torch.randn(data.shape, generator=gen, dtype=torch.float64)
-    order = torch.randperm(points, generator=gen)
-    return data[order].float(), labels[order]
 
 
 def train_moons(

@@ -15,6 +15,7 @@ from initcli.errors import PolicyError, SchemeError
 from initcli.files import read_regular
 from initcli.init import schemes
 from initcli.init.schemes import Scheme
+from initcli.model import building
 
 # A policy file holds a few dozen rules; anything much larger is not one.
 MAX_POLICY_BYTES = 65_536
@@ -468,7 +469,7 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
     --bias-init. Unknown classes and unfit schemes raise PolicyError; idle rules are remarks.
     """
     held = schemes.owners(model)
-    named = [(n, p) for n, p in model.named_parameters() if not schemes.is_uninitialized(p)]
+    named = [(n, p) for n, p in model.named_parameters() if not building.is_uninitialized(p)]
     known = frozenset().union(*(_mro_names(m) for m in model.modules())) | _torch_classes()
     kinds = [_kind(rule, known, model, {n for n, _ in named}) for rule in policy.rules]
     choices: Choices = {}
@@ -570,3 +571,13 @@ def _check_fits(picked: tuple[Scheme, str], name: str, param: nn.Parameter) -> N
             f"a tensor of ≥{scheme.info.min_dims} dimensions; narrow the selector (e.g. "
             "'Class.weight') or choose a scheme such as normal or zeros for it"
         )
+
+
+def check_spec_init(value: str | dict[str, str]) -> None:
+    """A YAML spec's `init:`: a scheme, rules as a string, or a mapping of rules (SchemeError)."""
+    if isinstance(value, dict):
+        rules_from_mapping(value, "")
+    elif is_rules(value):
+        parse_rules(value)
+    else:
+        schemes.parse_scheme(value)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import difflib
 import math
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy
 import torch
 from torch import nn
-from torch.nn.parameter import UninitializedParameter
 
-from initcli.errors import SchemeError, first_line
+from initcli.errors import SchemeError
 
 # Non-excess kurtosis of the distributions a scheme draws from: it sets how much a sample variance
 # may wander (stats.tolerance), so a uniform init gets a tighter band than a normal one.
@@ -458,106 +457,6 @@ def owners(model: nn.Module) -> dict[int, tuple[str, nn.Module]]:
         for pname, param in module.named_parameters(recurse=False):
             found.setdefault(id(param), (f"{prefix}.{pname}" if prefix else pname, module))
     return found
-
-
-def is_uninitialized(tensor: torch.Tensor) -> bool:
-    return isinstance(tensor, UninitializedParameter)
-
-
-def choose(
-    weight: Scheme,
-    bias: Scheme,
-    module: nn.Module,
-    name: str,
-    param: torch.Tensor,
-    choices: Mapping[str, tuple[Scheme, str]] | None = None,
-) -> Scheme:
-    """The scheme DESIGN §4 applies to one parameter of `module` (a policy's: from `choices`)."""
-    if weight.name == RULES:
-        return weight if choices is not None and name in choices else DEFAULT
-    if is_norm(module) and not weight.is_default:
-        # Normalization layers start as the identity map whatever the scheme.
-        leaf = name.rsplit(".", 1)[-1]
-        return parse_scheme("ones" if leaf == "weight" else "zeros")
-    return weight if param.dim() >= 2 else bias
-
-
-def initialize(
-    model: nn.Module,
-    weight: Scheme,
-    bias: Scheme,
-    seed: int,
-    choices: Mapping[str, tuple[Scheme, str]] | None = None,
-) -> dict[str, Expectation]:
-    """Apply schemes per DESIGN §4 and return each parameter's expectation, by name.
-
-    Seeding contract: torch.manual_seed(seed) after the build, then one torch.nn.init call per
-    parameter in named_parameters() order — exactly what a training script would do. With
-    `auto`, `choices` (from auto_choices) gives each ≥2-D parameter its scheme and the reason.
-    """
-    return dict(initialize_iter(model, weight, bias, seed, choices))
-
-
-def initialize_iter(
-    model: nn.Module,
-    weight: Scheme,
-    bias: Scheme,
-    seed: int,
-    choices: Mapping[str, tuple[Scheme, str]] | None = None,
-) -> Iterator[tuple[str, Expectation]]:
-    """`initialize` one parameter at a time: each is set when its (name, expectation) is yielded."""
-    if weight.name == AUTO and choices is None:
-        raise SchemeError(
-            "auto needs the activation after each weight: from a YAML spec or a traced forward"
-        )
-    # torch_defaults builds on this module's Expectation, so it is imported here, not above.
-    from initcli.init.torch_defaults import default_expectations
-
-    keeps = weight.name in ("default", RULES) or bias.is_default
-    defaults = default_expectations(model) if keeps else {}
-    held = owners(model)
-    torch.manual_seed(seed)
-    for name, param in model.named_parameters():
-        if is_uninitialized(param):
-            yield name, Expectation("uninitialized (lazy)")
-            continue
-        chosen = choose(weight, bias, held[id(param)][1], name, param, choices)
-        if chosen.is_default:
-            yield name, defaults.get(name, UNKNOWN)
-            continue
-        if param.is_complex():
-            # torch.nn.init has no complex semantics for most schemes (orthogonal and
-            # trunc_normal raise); such tensors are left as built and draw no random numbers.
-            yield name, Expectation("left as built (complex)")
-            continue
-        yield name, apply_chosen(chosen, name, param, choices)
-
-
-def apply_chosen(
-    chosen: Scheme, name: str, tensor: torch.Tensor, choices: Choices | None = None
-) -> Expectation:
-    """Apply `chosen` (auto's or a policy's per-parameter choice) to `tensor`; what it implies."""
-    label, fallback = None, (parse_scheme("xavier_normal"), NOT_SEEN)
-    if chosen.name in (AUTO, RULES):
-        assert choices is not None
-        is_auto = chosen.name == AUTO
-        chosen, label = choices.get(name, fallback) if is_auto else choices[name]
-        label = f"{short_label(chosen)} ← {label}" if is_auto else label
-    apply_to(chosen, name, tensor)
-    exp = expectation(chosen, tensor)
-    return exp if label is None else replace(exp, init=label)
-
-
-def apply_to(scheme: Scheme, name: str, tensor: torch.Tensor) -> None:
-    """`apply`, with torch's refusals (a dtype or shape an init cannot take) as SchemeError."""
-    try:
-        apply(scheme, tensor)
-    except (RuntimeError, NotImplementedError, ValueError) as exc:
-        dtype = str(tensor.dtype).removeprefix("torch.")
-        raise SchemeError(
-            f"torch.nn.init cannot apply {scheme.name} to {name} "
-            f"({dtype}, shape {tuple(tensor.shape)}): {first_line(exc)}; choose another scheme"
-        ) from None
 
 
 AUTO = "auto"  # the scheme that picks each weight's init from the activation after it

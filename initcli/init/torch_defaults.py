@@ -15,8 +15,8 @@ from initcli.init.schemes import (
     Expectation,
     fans,
     is_norm,
-    is_uninitialized,
 )
+from initcli.model.building import is_uninitialized
 
 
 def _uniform(label: str, bound: float) -> Expectation:

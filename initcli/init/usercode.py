@@ -16,7 +16,7 @@ from initcli.errors import PolicyError, TargetError, first_line
 from initcli.init import schemes, torch_defaults
 from initcli.init.policy import FN, UserCode
 from initcli.init.schemes import Expectation, Scheme
-from initcli.model import resolve
+from initcli.model import building, resolve
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def name_of(scheme: Scheme, tensor: torch.Tensor) -> str:
 def _layout(model: nn.Module) -> dict[str, tuple[int, ...] | None]:
     """Each parameter's shape (None: lazy, not yet shaped), by name."""
     return {
-        n: None if schemes.is_uninitialized(p) else tuple(p.shape)
+        n: None if building.is_uninitialized(p) else tuple(p.shape)
         for n, p in model.named_parameters()
     }
 
@@ -214,7 +214,7 @@ def run(code: UserCode, model: nn.Module, seed: int, target: str) -> CodeRun:
             method()
 
     shapes = _layout(model)
-    params = {n: p for n, p in model.named_parameters() if not schemes.is_uninitialized(p)}
+    params = {n: p for n, p in model.named_parameters() if not building.is_uninitialized(p)}
     before = {n: p.detach().clone() for n, p in params.items()}
     recorder = _Recorder({(p.data_ptr(), p.numel()): n for n, p in params.items()})
     torch.manual_seed(seed)
@@ -234,7 +234,7 @@ def run(code: UserCode, model: nn.Module, seed: int, target: str) -> CodeRun:
     found: dict[str, Expectation] = {}
     untouched: list[str] = []
     for name, param in model.named_parameters():
-        if schemes.is_uninitialized(param):
+        if building.is_uninitialized(param):
             found[name] = Expectation("uninitialized (lazy)")
             continue
         calls = recorder.calls.get(name, [])

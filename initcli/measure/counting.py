@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from initcli.errors import first_line
-from initcli.init.schemes import is_uninitialized
 from initcli.limits import MAX_FORMULA_TERMS
+from initcli.model.building import is_uninitialized, pruning_mask
 
 if TYPE_CHECKING:
     from initcli.model.spec import MLPSpec
@@ -82,18 +82,6 @@ def formula(module: nn.Module) -> str:
         text = f"{weight.shape[1]}×{weight.shape[0]}"
         return f"{text} + {bias.shape[0]}" if bias is not None else text
     return shapes_formula([p.shape for p in params.values()])
-
-
-def pruning_mask(module: nn.Module, pname: str) -> torch.Tensor | None:
-    """The mask torchinfo applies to `pname` (`weight_orig` → `weight_mask`), or None.
-
-    torch.nn.utils.prune registers it as a buffer; torchinfo takes any attribute of that name,
-    so a mask registered as a Parameter (as its own test-suite does) counts as well.
-    """
-    if not pname.endswith("_orig"):
-        return None
-    mask = getattr(module, pname.removesuffix("_orig") + "_mask", None)
-    return mask if isinstance(mask, torch.Tensor) else None
 
 
 def _pruned(model: nn.Module) -> list[tuple[str, int, int, bool]]:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from initcli.init.schemes import Scheme, fans, is_uninitialized
+from initcli.init.schemes import Scheme, fans
+from initcli.model.building import is_uninitialized
 
 # torch's fans count, for a weight of shape (rows, cols, *kernel): fan_in = cols·k and
 # fan_out = rows·k, whatever the layer does with it. Forward fans count what one output element

@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedParameter
 from torch.overrides import TorchFunctionMode
 
-from initcli import memory
 from initcli.errors import DeviceError
 from initcli.model import record
 from initcli.model.resolve import ModelSource
@@ -26,12 +26,6 @@ _RANDOM_FILLS = frozenset(
         "log_normal_", "geometric_", "erfinv_",
     )
 )  # fmt: skip
-
-# A real build is only attempted when the model takes at most this share of the memory that is
-# free right now: the rest is for torch itself, the statistics and whatever else runs.
-MEMORY_SHARE = 0.5
-# A single tensor larger than this share of the free memory is refused up front.
-REFUSE_SHARE = 0.8
 
 
 class _MetaFills(TorchFunctionMode):
@@ -113,8 +107,6 @@ def fallback_note(target: str, reason: str) -> str:
 
 def needs_values(model: nn.Module) -> str | None:
     """Why counting this meta model needs real values, or None: pruning masks are data."""
-    from initcli.measure.counting import pruning_mask
-
     for prefix, module in model.named_modules():
         for pname, _param in module.named_parameters(recurse=False):
             mask = pruning_mask(module, pname)
@@ -124,17 +116,25 @@ def needs_values(model: nn.Module) -> str | None:
     return None
 
 
+def pruning_mask(module: nn.Module, pname: str) -> torch.Tensor | None:
+    """The mask torchinfo applies to `pname` (`weight_orig` → `weight_mask`), or None.
+
+    torch.nn.utils.prune registers it as a buffer; torchinfo takes any attribute of that name,
+    so a mask registered as a Parameter (as its own test-suite does) counts as well.
+    """
+    if not pname.endswith("_orig"):
+        return None
+    mask = getattr(module, pname.removesuffix("_orig") + "_mask", None)
+    return mask if isinstance(mask, torch.Tensor) else None
+
+
 def unique_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """(name, parameter) with a shape, each tensor once (as named_parameters() dedupes)."""
-    from initcli.init.schemes import is_uninitialized
-
     return [(n, p) for n, p in model.named_parameters() if not is_uninitialized(p)]
 
 
 def tensor_bytes(model: nn.Module) -> int:
     """Bytes of every parameter and buffer, each tensor once (what a real build allocates)."""
-    from initcli.init.schemes import is_uninitialized
-
     seen: dict[int, torch.Tensor] = {}
     for tensor in [*model.parameters(), *model.buffers()]:
         if not is_uninitialized(tensor):
@@ -142,28 +142,9 @@ def tensor_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in seen.values())
 
 
-def available_bytes(device: torch.device) -> int | None:
-    """Memory free for new tensors on `device` now (None where unknown)."""
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free)
-    if device.type != "cpu":
-        return None
-    # Free RAM, the cgroup limit and RLIMIT_AS: whichever runs out first.
-    return memory.available_cpu_bytes()
-
-
-def fits(nbytes: int, device: torch.device) -> bool:
-    free = available_bytes(device)
-    return free is None or nbytes <= MEMORY_SHARE * free
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"  # pragma: no cover - loop always returns
+def is_uninitialized(tensor: torch.Tensor) -> bool:
+    """A lazy module's parameter before its first forward pass: it has no shape or values yet."""
+    return isinstance(tensor, UninitializedParameter)
 
 
 def resolve_device(text: str) -> torch.device:

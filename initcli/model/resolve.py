@@ -25,7 +25,7 @@ from initcli import files, memory
 from initcli.errors import ArgError, TargetError, first_line
 
 if TYPE_CHECKING:
-    from initcli.model.spec import MLPSpec
+    from initcli.model.spec import InitCheck, MLPSpec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -372,8 +372,15 @@ def _split(target: str) -> tuple[str, str | None]:
     return left, right
 
 
-def resolve(target: str, args: Mapping[str, object] | None = None) -> ModelSource:
-    """Find what TARGET names and check --arg against it; nothing is built yet."""
+def resolve(
+    target: str,
+    args: Mapping[str, object] | None = None,
+    check_init: InitCheck | None = None,
+) -> ModelSource:
+    """Find what TARGET names and check --arg against it; nothing is built yet.
+
+    `check_init` checks a YAML spec's `init:` (initcli.init.policy.check_spec_init).
+    """
     args = dict(args or {})
     location, name = _split(target.strip())
     if not location:
@@ -386,7 +393,7 @@ def resolve(target: str, args: Mapping[str, object] | None = None) -> ModelSourc
         # pydantic loads only for specs: a .py target does not pay for it.
         from initcli.model.spec import build_mlp, load_spec
 
-        spec = load_spec(location)
+        spec = load_spec(location, check_init)
         return ModelSource(target, lambda: build_mlp(spec), spec=spec)
     refuse_library_target(target)
     is_file = location.endswith(".py") or "/" in location or os.sep in location

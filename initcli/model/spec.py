@@ -11,11 +11,22 @@ from typing import Any, Literal, Protocol, get_args
 
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from initcli.errors import SchemeError, SpecError
 from initcli.files import open_regular
+
+# Checks a spec's `init:` (a scheme or a policy) and raises SchemeError: initcli.init.policy's
+# check_spec_init, handed in by whoever reads the spec.
+InitCheck = Callable[[str | dict[str, str]], None]
 
 Activation = Literal[
     "relu", "leaky_relu", "tanh", "sigmoid", "gelu", "silu", "selu", "elu", "identity"
@@ -108,19 +119,15 @@ class MLPSpec(BaseModel):
 
     @field_validator("init")
     @classmethod
-    def _known_scheme(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
-        # Imported here so that a spec without init: never depends on the schemes module.
-        from initcli.init.policy import is_rules, parse_rules, rules_from_mapping
-        from initcli.init.schemes import parse_scheme
-
-        if value is not None:
+    def _known_scheme(
+        cls, value: str | dict[str, str] | None, info: ValidationInfo
+    ) -> str | dict[str, str] | None:
+        # The scheme grammar belongs to initcli.init, which builds on this package: the caller
+        # hands its check in (resolve's check_init), so a bad init: still names its line.
+        check: InitCheck | None = (info.context or {}).get("check_init")
+        if value is not None and check is not None:
             try:
-                if isinstance(value, dict):
-                    rules_from_mapping(value, "")
-                elif is_rules(value):
-                    parse_rules(value)
-                else:
-                    parse_scheme(value)
+                check(value)
             except SchemeError as exc:
                 raise PydanticCustomError("init_scheme", "{reason}", {"reason": str(exc)}) from None
         return value
@@ -405,7 +412,7 @@ def _too_big(source: str) -> SpecError:
     )
 
 
-def parse_spec(text: str, source: str = "<spec>") -> MLPSpec:
+def parse_spec(text: str, source: str = "<spec>", check_init: InitCheck | None = None) -> MLPSpec:
     """Parse and validate spec text; every problem is a one-line SpecError naming key and line."""
     if len(text) > MAX_SPEC_BYTES:
         raise _too_big(source)
@@ -424,13 +431,13 @@ def parse_spec(text: str, source: str = "<spec>") -> MLPSpec:
     lines: dict[_KeyPath, int | None] = {}
     data = _to_python(root, (), lines, source, yaml.constructor.SafeConstructor())
     try:
-        return MLPSpec.model_validate(data)
+        return MLPSpec.model_validate(data, context={"check_init": check_init})
     except ValidationError as exc:
         loc, message = _validation_message(exc)
         raise _error(source, _line_of(loc, lines), message) from None
 
 
-def load_spec(path: str | os.PathLike[str]) -> MLPSpec:
+def load_spec(path: str | os.PathLike[str], check_init: InitCheck | None = None) -> MLPSpec:
     """Read a spec file and parse it; an unreadable file is a SpecError too."""
     source = os.fspath(path)
     try:
@@ -456,7 +463,7 @@ def load_spec(path: str | os.PathLike[str]) -> MLPSpec:
             line,
             f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8",
         ) from None
-    return parse_spec(text, source)
+    return parse_spec(text, source, check_init)
 
 
 def expand_layers(spec: MLPSpec) -> list[Layer]:

@@ -24,7 +24,7 @@ STATUS_STYLE = {
     "custom": "cyan",
     "uninitialized": "bold magenta",
 }
-# How schemes.initialize labels an `auto` choice: `<scheme> ← <why>`.
+# How assign.initialize labels an `auto` choice: `<scheme> ← <why>`.
 AUTO_ARROW = " ← "
 
 

@@ -3,8 +3,8 @@
 # `from initcli.report import ...` is the public API (initcli's own `count_params`, `inspect_model`,
 # ... come from here); the modules below build the reports, `initcli.render` writes them.
 
-from initcli.report._shared import TRACE_BATCH, resolve_schemes, spec_followers
-from initcli.report.counts import CountReport, count
+from initcli.report._shared import TRACE_BATCH, CountReport, resolve_schemes, spec_followers
+from initcli.report.counts import count
 from initcli.report.formulas import GainRow, SchemeRow, gains, scheme_rows
 from initcli.report.inspection import InspectPlan, InspectReport, inspect, plan_inspect
 from initcli.report.measuring import ParamReport, Progress

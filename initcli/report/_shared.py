@@ -5,20 +5,38 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import torch
 from torch import nn
 
+from initcli import memory
 from initcli.errors import ProbeError, SchemeError, TargetError, first_line
 from initcli.experiments import probe
-from initcli.init import auto, policy, schemes, torch_defaults, usercode
+from initcli.init import assign, auto, policy, schemes, torch_defaults, usercode
 from initcli.measure.counting import Counts, count_model, count_spec
 from initcli.model import building, resolve
 
 if TYPE_CHECKING:
     # At run time spec (and pydantic with it) loads only where a YAML spec is used.
     from initcli.model.spec import MLPSpec
+
+
+@dataclass(frozen=True)
+class CountReport:
+    target: str
+    counts: Counts
+    # How the numbers were obtained: "spec" (arithmetic), "meta" (built on the meta device) or
+    # "real" (built in memory); `remarks` are sentences for stderr about that, not results.
+    method: str = "real"
+    remarks: tuple[str, ...] = ()
+
+
+def resolve_target(target: str, args: Mapping[str, object] | None = None) -> resolve.ModelSource:
+    """What TARGET names (nothing built yet), with a YAML spec's `init:` checked by the policy
+    grammar: every report starts here."""
+    return resolve.resolve(target, args, check_init=policy.check_spec_init)
 
 
 def counts_of(
@@ -73,7 +91,7 @@ def check_spec_fits(source: resolve.ModelSource, copies: int, hint: str) -> None
 
     params = parameter_count(source.spec)
     needed = params * 4 * copies  # float32
-    available = building.available_bytes(torch.device("cpu"))
+    available = memory.available_bytes(torch.device("cpu"))
     if available is not None and needed > available * 0.8:
         raise TargetError(
             f"{source.target} has {params:,} parameters: building it needs about "
@@ -82,7 +100,7 @@ def check_spec_fits(source: resolve.ModelSource, copies: int, hint: str) -> None
 
 
 def has_lazy(model: nn.Module) -> bool:
-    return any(schemes.is_uninitialized(p) for p in model.parameters())
+    return any(building.is_uninitialized(p) for p in model.parameters())
 
 
 def materialize_lazy(
@@ -195,7 +213,7 @@ def initialized(
     elif weight.name == schemes.AUTO:
         # The trace runs before the seed is set, so it cannot shift the values drawn.
         choices = auto_choices_for(source, model, input_shape, seed)
-    return model, schemes.initialize(model, weight, bias, seed, choices), remarks
+    return model, assign.initialize(model, weight, bias, seed, choices), remarks
 
 
 P = ParamSpec("P")

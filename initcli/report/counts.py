@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 
+from initcli import memory
 from initcli.errors import ArgError
-from initcli.measure.counting import Counts
-from initcli.model import building, resolve
+from initcli.model import building
 from initcli.report._shared import (
+    CountReport,
     check_spec_depth,
     counts_of,
     guarded,
     has_lazy,
     materialize_lazy,
+    resolve_target,
     try_meta,
 )
+from initcli.report.weights import count_file
 from initcli.weights import checkpoint
-
-
-@dataclass(frozen=True)
-class CountReport:
-    target: str
-    counts: Counts
-    # How the numbers were obtained: "spec" (arithmetic), "meta" (built on the meta device) or
-    # "real" (built in memory); `remarks` are sentences for stderr about that, not results.
-    method: str = "real"
-    remarks: tuple[str, ...] = ()
 
 
 @guarded("run")
@@ -45,11 +37,8 @@ def count(
     if checkpoint.is_checkpoint(target):
         if args:
             raise ArgError(f"--arg does not apply to a weights file ({target})")
-        # weights.py builds on this module's CountReport, so it is imported here, not above.
-        from initcli.report.weights import count_file
-
         return count_file(target)
-    source = resolve.resolve(target, args)
+    source = resolve_target(target, args)
     check_spec_depth(source)
     if source.prebuilt:
         built = source.build()
@@ -68,7 +57,7 @@ def count(
         if (
             failed is not None
             and source.spec is None
-            and building.fits(building.tensor_bytes(meta), torch.device("cpu"))
+            and memory.fits(building.tensor_bytes(meta), torch.device("cpu"))
         ):
             built = source.build()
             real = counts_of(source, built, input_shape)

@@ -10,12 +10,14 @@ from enum import StrEnum
 import torch
 from torch import nn
 
+from initcli import memory
 from initcli.errors import MemoryLimitError, SchemeError, TargetError
-from initcli.init import auto, policy, schemes, torch_defaults, usercode
+from initcli.init import assign, auto, policy, schemes, torch_defaults, usercode
 from initcli.measure import fans, identify
 from initcli.memory import out_of_memory_is_an_error
 from initcli.model import building, resolve
 from initcli.report._shared import (
+    CountReport,
     auto_choices_for,
     check_spec_depth,
     counts_of,
@@ -23,12 +25,13 @@ from initcli.report._shared import (
     has_lazy,
     materialize_lazy,
     resolve_policy,
+    resolve_target,
     spec_followers,
     try_meta,
 )
-from initcli.report.counts import CountReport
 from initcli.report.measuring import ParamReport, Progress, looks_like_summary, run_items
 from initcli.values import streaming
+from initcli.values.items import Item, StreamError
 from initcli.weights import checkpoint
 
 
@@ -101,7 +104,7 @@ def plan_inspect(
     if meta is None:
         return InspectPlan(Method.REAL, tuple(remarks))
     if named and any(p.is_complex() for p in meta.parameters()):
-        # Complex parameters are left as built (see schemes.initialize_iter): that needs a build.
+        # Complex parameters are left as built (see assign.initialize_iter): that needs a build.
         return InspectPlan(Method.REAL, tuple(remarks))
     if weight.name == schemes.AUTO and source.spec is None:
         return InspectPlan(Method.REAL)  # auto traces a forward pass to see each activation
@@ -110,10 +113,10 @@ def plan_inspect(
     nbytes = building.tensor_bytes(meta)
     if save:
         # The state dict is written whole, so the model is built whole (if it fits).
-        if not building.fits(nbytes, dev):
+        if not memory.fits(nbytes, dev):
             raise MemoryLimitError(
                 f"--save writes the whole state dict of {source.target}, which needs "
-                f"{building.human_bytes(nbytes)}, more than half the free memory on {dev}; "
+                f"{memory.human_bytes(nbytes)}, more than half the free memory on {dev}; "
                 "inspect it without --save (streamed) instead"
             )
         return InspectPlan(Method.REAL)
@@ -121,25 +124,25 @@ def plan_inspect(
         _check_streamable(source.target, meta, dev)
         return InspectPlan(Method.STREAM)
     if chosen.rules:
-        if stream is not True and building.fits(nbytes, dev):
+        if stream is not True and memory.fits(nbytes, dev):
             return InspectPlan(Method.REAL)
         raise MemoryLimitError(
             f"the policy leaves parameters of {source.target} at their constructors' values, "
-            f"which needs a real build ({building.human_bytes(nbytes)}, more than half the free "
+            f"which needs a real build ({memory.human_bytes(nbytes)}, more than half the free "
             f"memory on {dev}); add rules that set them too, so the policy can be streamed"
         )
-    use_stream = stream if stream is not None else not building.fits(nbytes, dev)
+    use_stream = stream if stream is not None else not memory.fits(nbytes, dev)
     if not use_stream:
         return InspectPlan(Method.REAL)
     if not weight.is_default:
         raise MemoryLimitError(
             f"--bias-init default needs a real build of {source.target} "
-            f"({building.human_bytes(nbytes)}), more than half the free memory on "
+            f"({memory.human_bytes(nbytes)}), more than half the free memory on "
             f"{dev}; choose a named --bias-init (e.g. zeros) so it can be streamed"
         )
     _check_streamable(source.target, meta, dev)
     reason = (
-        None if stream else f"needs {building.human_bytes(nbytes)}, more than half the free memory"
+        None if stream else f"needs {memory.human_bytes(nbytes)}, more than half the free memory"
     )
     remark = _default_stream_remark(source.target, reason, streaming.plan_default(meta))
     return InspectPlan(Method.STREAM_DEFAULT, (remark,))
@@ -187,7 +190,7 @@ def inspect(
     if save is not None:
         checkpoint.check_save_path(save, force)
     dev = building.resolve_device(device)
-    source = resolve.resolve(target, args)
+    source = resolve_target(target, args)
     check_spec_depth(source)
     chosen = resolve_policy(init, bias_init, source.spec.init if source.spec else None)
     meta: nn.Module | None = None
@@ -212,10 +215,10 @@ def inspect(
             rows = run_items(
                 model, items, progress, overlap="orthogonal" not in used, default=chosen.is_default
             )
-    except streaming.StreamError as exc:
+    except StreamError as exc:
         raise TargetError(
             f"the default init of {source.target} cannot be streamed ({exc}) and a real build "
-            f"needs {building.human_bytes(building.tensor_bytes(model))}, more than half the "
+            f"needs {memory.human_bytes(building.tensor_bytes(model))}, more than half the "
             "free memory; choose a named --init"
         ) from None
     if save is not None:
@@ -253,7 +256,7 @@ def _execute(
     seed: int,
     dev: torch.device,
     input_shape: tuple[int, ...] | None,
-) -> tuple[nn.Module, Iterator[streaming.Item], Choices | None, tuple[str, ...]]:
+) -> tuple[nn.Module, Iterator[Item], Choices | None, tuple[str, ...]]:
     """The model the plan measures, its parameters as items to measure, auto's or the policy's
     per-parameter choices, and the remarks the policy made."""
     weight, bias = chosen.weight, chosen.bias
@@ -287,7 +290,7 @@ def _execute(
     else:
         # The trace runs before the seed is set, so it cannot shift the values drawn.
         choices = auto_choices_for(source, model, input_shape, seed) if is_auto else None
-    items = streaming.in_memory(model, schemes.initialize_iter(model, weight, bias, seed, choices))
+    items = streaming.in_memory(model, assign.initialize_iter(model, weight, bias, seed, choices))
     return model, items, choices, remarks
 
 
@@ -326,11 +329,11 @@ def _check_streamable(target: str, model: nn.Module, dev: torch.device) -> None:
     sizes = [
         (p.numel() * p.element_size(), name)
         for name, p in model.named_parameters()
-        if not schemes.is_uninitialized(p)
+        if not building.is_uninitialized(p)
     ]
     nbytes, name = max(sizes, default=(0, ""))
-    free = building.available_bytes(dev)
-    if free is not None and nbytes > building.REFUSE_SHARE * free:
+    free = memory.available_bytes(dev)
+    if free is not None and nbytes > memory.REFUSE_SHARE * free:
         total = sum(p.numel() for _, p in building.unique_parameters(model))
         raise MemoryLimitError(
             f"{target} has {total:,} parameters and its largest tensor, {name}, alone needs "

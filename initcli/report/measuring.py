@@ -13,7 +13,8 @@ from torch import nn
 
 from initcli.init import schemes
 from initcli.measure import distributed, fans, identify, stats
-from initcli.values import streaming
+from initcli.model import building
+from initcli.values.items import Item
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def measure(
     `--against default`), where `off` keeps saying "no longer that init".
     """
     dtype = str(param.dtype).removeprefix("torch.")
-    if schemes.is_uninitialized(param):
+    if building.is_uninitialized(param):
         return ParamReport(
             name,
             module,
@@ -168,14 +169,12 @@ def measure(
     )
 
 
-def measure_item(
-    item: streaming.Item, default: bool = False, depth: int | None = None
-) -> ParamReport:
+def measure_item(item: Item, default: bool = False, depth: int | None = None) -> ParamReport:
     """A streamed or in-memory parameter, measured; without values, its shape and fans only."""
     kind = type(item.module).__name__
     param, exp = item.param, item.expectation
     forward = fans.forward_fans(item.module, item.name.rpartition(".")[2], param)
-    if item.tensor is not None or schemes.is_uninitialized(param):
+    if item.tensor is not None or building.is_uninitialized(param):
         tensor = param if item.tensor is None else item.tensor
         return measure(
             item.name,
@@ -213,7 +212,7 @@ def measure_item(
 
 def run_items(
     model: nn.Module,
-    items: Iterator[streaming.Item],
+    items: Iterator[Item],
     progress: Progress | None,
     overlap: bool = True,
     *,
@@ -234,16 +233,16 @@ def run_items(
     names = [name for name, _ in model.named_parameters()]
     found: dict[str, ParamReport] = {}
     if progress is not None:
-        measured = [p for p in model.parameters() if not schemes.is_uninitialized(p)]
+        measured = [p for p in model.parameters() if not building.is_uninitialized(p)]
         progress.start(len(measured), sum(p.numel() for p in measured))
 
-    def measure_one(item: streaming.Item) -> None:
+    def measure_one(item: Item) -> None:
         try:
             found[item.name] = measure_item(item, default, depth)
         finally:
             if item.release is not None:
                 item.release()
-        if progress is not None and not schemes.is_uninitialized(item.param):
+        if progress is not None and not building.is_uninitialized(item.param):
             progress.advance(item.name, item.param.numel())
 
     threads = torch.get_num_threads()
@@ -270,10 +269,10 @@ def run_items(
 INLINE_ELEMENTS = 65_536
 
 
-def pipeline(items: Iterator[streaming.Item], consume: Callable[[streaming.Item], None]) -> None:
+def pipeline(items: Iterator[Item], consume: Callable[[Item], None]) -> None:
     """Run `consume` on each item in a worker thread while the next item is being produced
     (small items at once, in this thread)."""
-    todo: queue.Queue[streaming.Item | None] = queue.Queue(maxsize=1)
+    todo: queue.Queue[Item | None] = queue.Queue(maxsize=1)
     failed: list[BaseException] = []
 
     def worker() -> None:
@@ -291,7 +290,7 @@ def pipeline(items: Iterator[streaming.Item], consume: Callable[[streaming.Item]
     thread.start()
     try:
         for item in items:
-            if schemes.is_uninitialized(item.param) or item.param.numel() < INLINE_ELEMENTS:
+            if building.is_uninitialized(item.param) or item.param.numel() < INLINE_ELEMENTS:
                 consume(item)
             else:
                 todo.put(item)

@@ -14,8 +14,13 @@ from initcli.errors import ArgError, ProbeError, SchemeError
 from initcli.experiments import data as datasets
 from initcli.experiments import probe, seeds, training
 from initcli.experiments.training import TrainResult
-from initcli.model import resolve
-from initcli.report._shared import check_spec_fits, guarded, initialized, resolve_policy
+from initcli.report._shared import (
+    check_spec_fits,
+    guarded,
+    initialized,
+    resolve_policy,
+    resolve_target,
+)
 
 MAX_SEEDS = 100
 
@@ -118,7 +123,7 @@ def probe_report(
         _check_train(train)
         seeds_count = train.seeds
     limits.check_count("--seeds", seeds_count, MAX_SEEDS)
-    source = resolve.resolve(target, args)
+    source = resolve_target(target, args)
     # The probed model, its gradients and (with --train) a second copy with Adam's two moments.
     check_spec_fits(source, copies=5 if train else 2, hint="probe a smaller spec")
     # Every scheme is parsed before anything is built, so a typo fails fast.

@@ -12,8 +12,8 @@ from torch import nn
 from initcli.errors import ProbeError
 from initcli.experiments.verdict import DEFAULTS_MISMATCH, fraction
 from initcli.init import auto, schemes, torch_defaults
-from initcli.model import resolve
-from initcli.report._shared import check_spec_fits, followers_of, guarded
+from initcli.model import building
+from initcli.report._shared import check_spec_fits, followers_of, guarded, resolve_target
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def defaults(
     input_shape: tuple[int, ...] | None = None,
 ) -> DefaultsReport:
     """`initcli defaults`: what PyTorch's own init does per module type, and where it mismatches."""
-    source = resolve.resolve(target, args)
+    source = resolve_target(target, args)
     check_spec_fits(source, copies=1, hint="make the spec smaller")
     torch.manual_seed(0)
     model = source.build()
@@ -102,7 +102,7 @@ def defaults(
     # Weights with the same mismatch (module type, activation, ratio, advice) share one warning.
     groups: dict[tuple[str, ...], list[str]] = {}
     for name, param in model.named_parameters():
-        if param.dim() < 2 or schemes.is_uninitialized(param):
+        if param.dim() < 2 or building.is_uninitialized(param):
             continue
         module = held[id(param)][1]
         module_name = module_names[id(module)]

@@ -14,7 +14,7 @@ from initcli import limits, memory
 from initcli.errors import ArgError, MemoryLimitError, ProbeError, SchemeError
 from initcli.experiments import probe, sweep
 from initcli.model import building, resolve
-from initcli.report._shared import guarded, initialized, resolve_policy
+from initcli.report._shared import guarded, initialized, resolve_policy, resolve_target
 
 # --step: one Adam step at this learning rate on the probe's loss mean(output²), as muP's coord
 # check does; Adam's update size per weight is ~lr whatever the gradient's scale.
@@ -59,7 +59,7 @@ class SweepReport:
 def _sources(
     target: str, key: str, widths: Sequence[int], args: Mapping[str, object]
 ) -> list[resolve.ModelSource]:
-    base = resolve.resolve(target, args)
+    base = resolve_target(target, args)
     if base.spec is not None:
         if key != sweep.SPEC_KEY:
             close = difflib.get_close_matches(key, [sweep.SPEC_KEY, "units"], n=1)
@@ -80,7 +80,7 @@ def _sources(
     if key in args:
         raise ArgError(f"--sweep {key} and --arg {key} both set {key}; give it once")
     try:
-        return [resolve.resolve(target, {**args, key: w}) for w in widths]
+        return [resolve_target(target, {**args, key: w}) for w in widths]
     except ArgError as exc:
         raise ArgError(str(exc).replace(f"--arg {key}", f"--sweep {key}")) from None
 
@@ -106,14 +106,14 @@ def check_points_fit(
     sources: Sequence[resolve.ModelSource], found: sweep.Sweep, step: bool
 ) -> None:
     """Refuse the whole sweep, before anything is built, when one point cannot fit: its model
-    times the copies the probe keeps must stay within building.REFUSE_SHARE of free memory."""
-    free = building.available_bytes(torch.device("cpu"))
+    times the copies the probe keeps must stay within memory.REFUSE_SHARE of free memory."""
+    free = memory.available_bytes(torch.device("cpu"))
     if free is None:
         return
     copies = STEP_COPIES if step else PROBE_COPIES
     for width, source in zip(found.values, sources, strict=True):
         size = _point_size(source)
-        if size is None or size[1] * copies <= building.REFUSE_SHARE * free:
+        if size is None or size[1] * copies <= memory.REFUSE_SHARE * free:
             continue
         numel, nbytes = size
         what = "its gradients, a second copy and Adam's moments" if step else "its gradients"
@@ -129,7 +129,7 @@ def _count(n: int) -> str:
 
 
 def _bytes(n: int) -> str:
-    return building.human_bytes(n) if n < 10**16 else f"{n:.2e} bytes"
+    return memory.human_bytes(n) if n < 10**16 else f"{n:.2e} bytes"
 
 
 def _block_outputs(

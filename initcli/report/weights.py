@@ -13,12 +13,11 @@ import torch
 from torch import nn
 
 from initcli.errors import CheckpointError, SchemeError
-from initcli.init import schemes, torch_defaults
+from initcli.init import assign, schemes, torch_defaults
 from initcli.limits import MAX_GUESSED_LAYOUTS
 from initcli.measure import identify
 from initcli.measure.counting import Counts, ModuleCount, count_model, formula
-from initcli.report._shared import resolve_schemes
-from initcli.report.counts import CountReport
+from initcli.report._shared import CountReport, resolve_schemes
 from initcli.report.measuring import ParamReport, Progress, measure
 from initcli.weights import checkpoint, freshness, hf
 
@@ -299,7 +298,7 @@ def inspect_checkpoint(
             exp = schemes.Expectation("-")
             default = False
             if chosen is not None:
-                scheme = schemes.choose(*chosen, group.module, leaf, t)
+                scheme = assign.choose(*chosen, group.module, leaf, t)
                 default = scheme.is_default
                 exp = (
                     defaults.get(name, schemes.UNKNOWN)

@@ -12,7 +12,7 @@ from torch import nn
 from initcli.init import schemes, torch_defaults
 from initcli.init.schemes import Expectation
 from initcli.model import building, record
-from initcli.values.streaming import Item, StreamError, _Ring
+from initcli.values.items import Item, Ring, StreamError
 
 # Writes that set every element of their target whatever it held before.
 _OVERWRITES = frozenset(
@@ -41,7 +41,7 @@ def plan(model: nn.Module, trace: record.Trace) -> Plan:
     params = {
         record.storage(p): (n, p)
         for n, p in model.named_parameters()
-        if not schemes.is_uninitialized(p)
+        if not building.is_uninitialized(p)
     }
     span: dict[str, tuple[int, int]] = {}
     missing: dict[str, str] = {}
@@ -88,13 +88,15 @@ def stream(
     expected = torch_defaults.default_expectations(model)
     held = schemes.owners(model)
     named = dict(model.named_parameters())
-    by_storage = {record.storage(p): n for n, p in named.items() if not schemes.is_uninitialized(p)}
+    by_storage = {
+        record.storage(p): n for n, p in named.items() if not building.is_uninitialized(p)
+    }
     starts = {first: n for n, (first, _) in decided.span.items()}
     ends: dict[int, list[str]] = {}
     for n, (_, end) in decided.span.items():
         ends.setdefault(end, []).append(n)
     sizes = [p.untyped_storage().nbytes() for n, p in named.items() if n in decided.span]
-    ring = _Ring(max(sizes, default=0), device)
+    ring = Ring(max(sizes, default=0), device)
     live: dict[str, tuple[torch.Tensor, Any]] = {}
     torch.manual_seed(seed)
 
@@ -126,7 +128,7 @@ def stream(
             p = named[done]
             yield Item(done, held[id(p)][1], p, _view(block, p), expected[done], release)
     for name, p in named.items():
-        if schemes.is_uninitialized(p):
+        if building.is_uninitialized(p):
             yield Item(name, held[id(p)][1], p, None, Expectation("uninitialized (lazy)"))
         elif name in decided.missing:
             exp = Expectation(f"not replayed ({decided.missing[name]})")

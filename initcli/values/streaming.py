@@ -2,85 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from initcli.init import schemes, torch_defaults
+from initcli.init import assign, schemes, torch_defaults
 from initcli.init.schemes import Expectation, Scheme
-from initcli.model import record
-
-
-@dataclass(frozen=True)
-class Item:
-    """One parameter, ready to measure: `tensor` holds its values, or is None when they are
-    unknown (uninitialized lazy parameters; a default init streaming cannot reproduce)."""
-
-    name: str
-    module: nn.Module
-    param: torch.Tensor  # the model's own parameter (meta when streamed): shape, dtype, grad flag
-    tensor: torch.Tensor | None
-    expectation: Expectation
-    # Called once the tensor has been measured: its memory may then be reused.
-    release: Callable[[], None] | None = None
-
-
-class _Ring:
-    """One block of device memory that successive parameters are carved from.
-
-    Reusing it means the n-th parameter does not page-fault fresh memory in: measured here, a
-    fresh 524 MB tensor costs 0.26 s of faults on top of its 0.65 s normal_ fill (+40%). Carving
-    lets the next parameter be filled while the previous one is still being measured, when both
-    fit. The block is as large as the largest parameter,
-    so peak memory is that, whatever the overlap.
-    """
-
-    _ALIGN = 64
-
-    def __init__(self, nbytes: int, device: torch.device) -> None:
-        self.block = torch.empty(nbytes, dtype=torch.uint8, device=device)
-        self.device = device
-        self._live: list[tuple[int, int, int]] = []  # (start, end, token), oldest first
-        self._token = 0
-        self._cond = threading.Condition()
-
-    def _place(self, n: int) -> int | None:
-        # The lowest free address first: small parameters then reuse the same few megabytes,
-        # which stay in the CPU cache, instead of cycling through the whole block.
-        for start in sorted({0, *(hi for _lo, hi, _ in self._live)}):
-            end = start + n
-            if end <= self.block.numel() and all(
-                end <= lo or start >= hi for lo, hi, _ in self._live
-            ):
-                return start
-        return None
-
-    def take(self, param: torch.Tensor) -> tuple[torch.Tensor, Callable[[], None] | None]:
-        """An uninitialized tensor like `param` and the callback that gives its memory back."""
-        nbytes = param.numel() * param.element_size()
-        # Only contiguous tensors are carved from the block: for them the memory layout, and so
-        # the order in which a fill consumes random numbers, is exactly that of a real build.
-        if not param.is_contiguous() or nbytes == 0 or nbytes > self.block.numel():
-            return torch.empty_like(param, device=self.device), None
-        n = -(-nbytes // self._ALIGN) * self._ALIGN
-        n = min(n, self.block.numel())
-        with self._cond:
-            while (start := self._place(n)) is None:
-                self._cond.wait()
-            self._token += 1
-            token = self._token
-            self._live.append((start, start + n, token))
-        tensor = self.block[start : start + nbytes].view(param.dtype).view(param.shape)
-
-        def release() -> None:
-            with self._cond:
-                self._live = [region for region in self._live if region[2] != token]
-                self._cond.notify_all()
-
-        return tensor, release
+from initcli.model import building, record
+from initcli.values import replay
+from initcli.values.items import Item, Ring, StreamError
 
 
 def _contiguous_bytes(params: Iterable[torch.Tensor]) -> int:
@@ -91,13 +23,13 @@ def _contiguous_bytes(params: Iterable[torch.Tensor]) -> int:
 
 
 def in_memory(model: nn.Module, expected: Iterable[tuple[str, Expectation]]) -> Iterator[Item]:
-    """The parameters of a model built for real, as `expected` (e.g. schemes.initialize_iter,
+    """The parameters of a model built for real, as `expected` (e.g. assign.initialize_iter,
     which sets each parameter just before yielding it) goes through them."""
     held = schemes.owners(model)
     params = dict(model.named_parameters())
     for name, exp in expected:
         param = params[name]
-        tensor = None if schemes.is_uninitialized(param) else param.detach()
+        tensor = None if building.is_uninitialized(param) else param.detach()
         yield Item(name, held[id(param)][1], param, tensor, exp)
 
 
@@ -114,24 +46,24 @@ def named(
     torch.manual_seed(seed), then for each parameter in named_parameters() order: an empty tensor
     of its shape, dtype and layout on `device`, the scheme's torch.nn.init call on it, and the
     tensor handed out to be measured. The random stream is consumed by the same calls on tensors
-    of the same shapes in the same order as `schemes.initialize` on a real build, so the values
+    of the same shapes in the same order as `assign.initialize` on a real build, so the values
     are identical. Each tensor's memory is reused once the caller calls its `release`.
-    `choices` gives auto's or a policy's per-parameter schemes (see schemes.apply_chosen).
+    `choices` gives auto's or a policy's per-parameter schemes (see assign.apply_chosen).
     """
     held = schemes.owners(model)
-    params = [p for p in model.parameters() if not schemes.is_uninitialized(p)]
-    ring = _Ring(_contiguous_bytes(params), device)
+    params = [p for p in model.parameters() if not building.is_uninitialized(p)]
+    ring = Ring(_contiguous_bytes(params), device)
     torch.manual_seed(seed)
     for name, param in model.named_parameters():
         module = held[id(param)][1]
-        if schemes.is_uninitialized(param):
+        if building.is_uninitialized(param):
             yield Item(name, module, param, None, Expectation("uninitialized (lazy)"))
             continue
-        chosen = schemes.choose(weight, bias, module, name, param, choices)
+        chosen = assign.choose(weight, bias, module, name, param, choices)
         if chosen.is_default:  # pragma: no cover - callers stream only fully named schemes
             raise ValueError("streaming needs a named scheme for every parameter")
         tensor, release = ring.take(param)
-        exp = schemes.apply_chosen(chosen, name, tensor, choices)
+        exp = assign.apply_chosen(chosen, name, tensor, choices)
         yield Item(name, module, param, tensor, exp, release)
 
 
@@ -228,8 +160,6 @@ def _steps(model: nn.Module) -> list[_Step]:
 def plan_default(model: nn.Module) -> DefaultPlan:
     trace = record.trace_of(model)
     if trace is not None and trace.model_init:
-        from initcli.values import replay  # replay builds on this module's Item and _Ring
-
         not_replayed = tuple(replay.plan(model, trace).missing.items())
         return DefaultPlan((), (), model_init_reason(model), not_replayed)
     steps = _steps(model)
@@ -238,7 +168,7 @@ def plan_default(model: nn.Module) -> DefaultPlan:
         for s in steps
         if s.source is None
         and reset_method(s.module) is None
-        and any(not schemes.is_uninitialized(p) for p in s.module.parameters(recurse=False))
+        and any(not building.is_uninitialized(p) for p in s.module.parameters(recurse=False))
     ]
     copies = [s.name for s in steps if s.source is not None and s.name.rsplit(".", 1)[-1].isdigit()]
     return DefaultPlan(tuple(missing), tuple(copies))
@@ -272,8 +202,6 @@ def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]
     """
     trace = record.trace_of(model)
     if trace is not None and trace.model_init:
-        from initcli.values import replay
-
         yield from replay.stream(model, trace, seed, device)
         return
     expected = torch_defaults.default_expectations(model)
@@ -312,7 +240,7 @@ def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]
         originals[id(module)] = own
         scratch: dict[str, torch.Tensor] = {}
         for key, p in own.items():
-            if schemes.is_uninitialized(p):
+            if building.is_uninitialized(p):
                 continue
             if held[id(p)][1] is module:
                 live[id(p)] = stand_in(p)
@@ -358,12 +286,8 @@ def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]
                     yield Item(pname, held[id(p)][1], p, real.detach(), expected[pname])
             sealed._buffers.update(saved_buffers.pop(id(sealed)))
     for pname, p in model.named_parameters():
-        if schemes.is_uninitialized(p):
+        if building.is_uninitialized(p):
             yield Item(pname, held[id(p)][1], p, None, Expectation("uninitialized (lazy)"))
-
-
-class StreamError(RuntimeError):
-    """A module's reset method failed on the partly materialized model."""
 
 
 def _unwritten(t: torch.Tensor) -> bool:
