@@ -1,40 +1,46 @@
-"""initcli: inspect a PyTorch model's starting weights (API: count_params, inspect_model, ...)."""
+"""initcli: inspect a PyTorch model's starting weights (API: count, inspect, probe_report, ...)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = [
     "__version__",
-    "count_params",
+    "count",
+    "inspect",
     "inspect_checkpoint",
-    "inspect_model",
-    "list_schemes",
-    "probe_model",
+    "probe_report",
+    "scheme_rows",
 ]
 
 if TYPE_CHECKING:
-    from initcli.report import count as count_params
-    from initcli.report import inspect as inspect_model
-    from initcli.report import inspect_checkpoint
-    from initcli.report import probe_report as probe_model
-    from initcli.report import scheme_rows as list_schemes
+    from initcli.report import count, inspect, inspect_checkpoint, probe_report, scheme_rows
 
 # The API lives in initcli.report, which imports torch; it is loaded on first use so that
-# `initcli --help` and argument errors never pay for importing torch.
-_LAZY = {
+# `initcli --help` and argument errors never pay for importing torch. Each name is the one it
+# has in initcli.report.
+_API = frozenset(__all__) - {"__version__"}
+# The names of 0.1's API, kept for one release: each warns and returns the function above.
+DEPRECATED = {
     "count_params": "count",
     "inspect_model": "inspect",
-    "inspect_checkpoint": "inspect_checkpoint",
-    "list_schemes": "scheme_rows",
     "probe_model": "probe_report",
+    "list_schemes": "scheme_rows",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
+    if name in _API or name in DEPRECATED:
         from initcli import report
 
-        return getattr(report, _LAZY[name])
+        if name in DEPRECATED:
+            warnings.warn(
+                f"initcli.{name} is deprecated and goes in the next release; "
+                f"use initcli.{DEPRECATED[name]}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        return getattr(report, DEPRECATED.get(name, name))
     raise AttributeError(f"module 'initcli' has no attribute {name!r}")

@@ -19,8 +19,8 @@ __all__ = [
     "MAX_TRAIN_STEPS",
     "SEED_LIMIT",
     "check_batch",
-    "check_count",
     "check_lr",
+    "check_range",
     "check_seed",
 ]
 
@@ -61,7 +61,7 @@ def check_lr(lr: float) -> float:
     return lr
 
 
-def check_count(option: str, value: int, limit: int, low: int = 1) -> int:
+def check_range(option: str, value: int, limit: int, low: int = 1) -> int:
     """An integer option (`--train`, `--epochs`, `--points`) between `low` and `limit`."""
     if not low <= value <= limit:
         raise ArgError(f"{option} {value:,} is out of range; give {low:,} to {limit:,}")

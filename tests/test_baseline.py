@@ -283,7 +283,9 @@ def test_pre_commit_hook_runs_initcli_check() -> None:
 
 
 def test_the_sample_baseline_covers_every_sample_model() -> None:
-    targets = {m.target for m in baseline.load(ROOT / "baselines/sample_models.json").models}
+    targets = {
+        m.target for m in baseline.read_baseline(ROOT / "baselines/sample_models.json").models
+    }
     for spec in sorted((ROOT / "sample_models").glob("*.yaml")):
         assert f"sample_models/{spec.name}" in targets, spec.name
     for source in sorted((ROOT / "sample_models").glob("*.py")):

@@ -16,7 +16,8 @@ from safetensors.torch import load_file, load_model, save_file
 from torch import nn
 from typer.testing import CliRunner
 
-from initcli import inspect_checkpoint, inspect_model
+from initcli import inspect as inspect_model
+from initcli import inspect_checkpoint
 from initcli.cli import app
 from initcli.errors import CheckpointError, TargetError
 from initcli.report import CheckpointParam, CheckpointReport

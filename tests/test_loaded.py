@@ -225,7 +225,7 @@ def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
     mostly_trained = [_t(f"l{i}.weight", freshness.TRAINED) for i in range(9)] + [
         _t("head.bias", freshness.AT_INIT)
     ]
-    verdict = freshness.judge(mostly_trained)
+    verdict = freshness.judge_loaded(mostly_trained)
     assert verdict.fresh_modules == ("head",)
     assert verdict.notes[0].startswith(
         "1 module looks freshly initialized among trained ones (9 of 9 decided weight matrices "
@@ -238,7 +238,7 @@ def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
     light = [replace(_at_init_matrix(f"l{i}.weight"), init=own) for i in range(3)]
     light += [_t(f"l{i}.bias", freshness.TRAINED) for i in range(3, 6)]
     light += [replace(_t("x.weight", freshness.TRAINED), init=own)]
-    verdict = freshness.judge(light)
+    verdict = freshness.judge_loaded(light)
     assert verdict.fresh_modules == ()
     assert verdict.notes[0] == (
         "1 of 4 decided weight matrices look trained; also still at init, but not standing out "
@@ -249,8 +249,8 @@ def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
     biases = [_t(f"l{i}.bias", freshness.TRAINED) for i in range(9)] + [
         _t("h.bias", freshness.AT_INIT)
     ]
-    assert freshness.judge(biases).fresh_modules == ("h",)
-    assert freshness.judge(biases[1:]).fresh_modules == ()  # 8 of 9: under the 0.9 share
+    assert freshness.judge_loaded(biases).fresh_modules == ("h",)
+    assert freshness.judge_loaded(biases[1:]).fresh_modules == ()  # 8 of 9: under the 0.9 share
 
 
 def test_fill_log_records_the_last_whole_tensor_write() -> None:
@@ -274,8 +274,8 @@ def test_fill_log_records_the_last_whole_tensor_write() -> None:
         lin.weight.data.mul_(2.0)  # a write initcli cannot predict: no expectation
     log = recorded.FillLog.of_trace(trace)
     assert log.of(lin.weight) == recorded.Fill(None)
-    assert recorded.expectation(log.of(lin.weight), lin.weight) is schemes.UNKNOWN
-    exp = recorded.expectation(log.of(lin.bias), lin.bias)
+    assert recorded.implied_expectation(log.of(lin.weight), lin.weight) is schemes.UNKNOWN
+    exp = recorded.implied_expectation(log.of(lin.bias), lin.bias)
     assert (exp.mean, exp.var) == (0.0, pytest.approx(1 / 12))
 
 
@@ -287,7 +287,7 @@ def test_a_block_module_at_init_among_trained_peers_is_flagged_whatever_the_shar
     tensors = [replace(_t(f"h.{i}.mlp.weight", freshness.TRAINED), init=own) for i in (0, 1, 3)]
     tensors += [replace(_at_init_matrix("h.2.mlp.weight"), init=own)]
     tensors += [replace(_at_init_matrix(f"h.{i}.attn.weight"), init=own) for i in range(4)]
-    verdict = freshness.judge(tensors)
+    verdict = freshness.judge_loaded(tensors)
     assert verdict.fresh_modules == ("h.2.mlp",)
     assert verdict.notes[1].startswith(
         "3 of 8 decided weight matrices look trained; also still at init, but not standing out "
@@ -297,10 +297,10 @@ def test_a_block_module_at_init_among_trained_peers_is_flagged_whatever_the_shar
 
 def test_a_matrix_that_only_matches_a_named_init_is_not_flagged_without_the_models_own() -> None:
     trained = [_t(f"l{i}.weight", freshness.TRAINED) for i in range(9)]
-    bare = freshness.judge([*trained, _at_init_matrix("q.weight")])
+    bare = freshness.judge_loaded([*trained, _at_init_matrix("q.weight")])
     assert bare.states["q.weight"] == freshness.AT_INIT
     assert bare.fresh_modules == ()
     own = schemes.Expectation("normal", 0.0, 4e-4)
     known = [replace(t, init=own) for t in trained]
     known.append(replace(_at_init_matrix("q.weight"), init=own))
-    assert freshness.judge(known).fresh_modules == ("q",)
+    assert freshness.judge_loaded(known).fresh_modules == ("q",)

@@ -24,7 +24,7 @@ def _seconds(tmp_path: Path, n: int) -> float:
     path.write_text(json.dumps(_baseline(n, 10**9)))
     new = baseline.Baseline.model_validate(_baseline(n, 7)).models[0]
     start = time.perf_counter()
-    old = baseline.load(path).models[0]
+    old = baseline.read_baseline(path).models[0]
     changes = baseline.compare(old, new).changes
     elapsed = time.perf_counter() - start
     assert len(changes) == len(range(7, n, 7))  # layers.0 has 11 in both

@@ -36,9 +36,9 @@ def test_lr_at_the_bound_is_accepted() -> None:
 
 def test_train_steps_are_bounded() -> None:
     with pytest.raises(ArgError) as info:
-        limits.check_count("--train", 1_000_000_000, limits.MAX_TRAIN_STEPS)
+        limits.check_range("--train", 1_000_000_000, limits.MAX_TRAIN_STEPS)
     assert str(info.value) == "--train 1,000,000,000 is out of range; give 1 to 100,000"
-    assert limits.check_count("--train", 100_000, limits.MAX_TRAIN_STEPS) == 100_000
+    assert limits.check_range("--train", 100_000, limits.MAX_TRAIN_STEPS) == 100_000
 
 
 def test_batch_that_cannot_fit_is_refused_before_allocating(

@@ -171,4 +171,4 @@ def test_deeply_nested_baseline_json_is_a_clean_error(tmp_path: Path) -> None:
     path = tmp_path / "deep.json"
     path.write_text("[" * 200_000 + "]" * 200_000)
     with pytest.raises(BaselineError, match="nests lists or objects too deeply"):
-        baseline.load(path)
+        baseline.read_baseline(path)

@@ -222,7 +222,7 @@ def test_fifos_are_refused_without_blocking(tmp_path: Path) -> None:
     for read in (
         lambda: policy.parse(f"@{fifo}", None),
         lambda: load_spec(fifo),
-        lambda: baseline.load(fifo),
+        lambda: baseline.read_baseline(fifo),
     ):
         exc = _within_seconds(read)
         assert isinstance(exc, NotRegularFileError) and str(exc) == said
@@ -347,7 +347,7 @@ def test_a_baseline_over_the_size_limit_is_refused_before_parsing(tmp_path: Path
         handle.write(_dump(_entry()).encode())
         handle.truncate(baseline.MAX_BASELINE_BYTES + 1)  # sparse: never parsed
     with pytest.raises(BaselineError) as info:
-        baseline.load(path)
+        baseline.read_baseline(path)
     assert str(info.value) == (
         f"baseline {path} is larger than 64,000,000 bytes, more than an initcli baseline "
         "holds; regenerate it with initcli snapshot"
@@ -357,7 +357,7 @@ def test_a_baseline_over_the_size_limit_is_refused_before_parsing(tmp_path: Path
 def test_a_baseline_with_a_bom_reads_as_written(tmp_path: Path) -> None:
     path = tmp_path / "b.json"
     path.write_bytes(b"\xef\xbb\xbf" + _dump(_entry()).encode())
-    assert baseline.load(path).models[0].total == 51
+    assert baseline.read_baseline(path).models[0].total == 51
 
 
 def test_recorded_inits_are_vetted_before_any_target_is_imported(tmp_path: Path) -> None:

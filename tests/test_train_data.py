@@ -104,12 +104,12 @@ def test_fit_matches_a_plain_pytorch_loop() -> None:
     from initcli.experiments import data as datasets
     from initcli.experiments import training
 
-    d = datasets.load("tests/data_fns.py:classification", 0, 0, 0.0, None)
+    d = datasets.load_data("tests/data_fns.py:classification", 0, 0, 0.0, None)
     torch.manual_seed(3)
     model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     twin = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     twin.load_state_dict(model.state_dict())
-    got = training.fit(model, d, training.Fit(5, 0.1, "sgd", None), seed=0)
+    got = training.fit(model, d, training.Schedule(5, 0.1, "sgd", None), seed=0)
     opt = torch.optim.SGD(twin.parameters(), lr=0.1)
     for _ in range(5):
         loss = torch.nn.functional.cross_entropy(twin(d.x_train), d.y_train)
@@ -254,7 +254,7 @@ def _false_alarms(sets: int, runs: int, schemes: int) -> int:
     from initcli.experiments import data as datasets
     from initcli.experiments import training
 
-    d = datasets.load("moons", 0, 200, 0.2, None)
+    d = datasets.load_data("moons", 0, 200, 0.2, None)
     alarms = 0
     for s in range(sets):
         finals: dict[str, list[float]] = {f"s{j}": [] for j in range(schemes)}
@@ -264,7 +264,7 @@ def _false_alarms(sets: int, runs: int, schemes: int) -> int:
                 model = torch.nn.Sequential(
                     torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2)
                 )
-                r = training.fit(model, d, training.Fit(20, 0.01), seed=s * 100 + k)
+                r = training.fit(model, d, training.Schedule(20, 0.01), seed=s * 100 + k)
                 finals[name].append(r.losses[-1])
         alarms += any(t.clear for t in seeds.paired_tests("loss", list(finals.items())))
     return alarms

@@ -21,7 +21,7 @@ from initcli.weights import checkpoint
 
 def _full(path: Path) -> object:
     """What count reported before the header path: every tensor through `load`."""
-    ckpt = checkpoint.load(path)
+    ckpt = checkpoint.open_weights(path)
     return weights._checkpoint_counts(ckpt, weights._layout(ckpt))
 
 

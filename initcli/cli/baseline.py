@@ -86,7 +86,7 @@ def snapshot(
         check_not_input(output, inputs)
     recorded = baseline.snapshot(targets, parse_kwargs(arg), stats, init, bias_init, seed)
     if update and output is not None and output.exists():
-        recorded = baseline.merge(baseline.load(output), recorded)
+        recorded = baseline.merge(baseline.read_baseline(output), recorded)
         force = True
     n = len(recorded.models)
     write_text(baseline.dumps(recorded), output, force, f" ({n} target{'s' if n != 1 else ''})")
@@ -121,7 +121,7 @@ def check(
     # What the baseline's targets read (their files and folders, policy and fn: files) is
     # input too: read here, before the long rebuild, so a bad output fails at once.
     targets: dict[str, str | None] = {}
-    for entry in baseline.load(baseline_file).models:
+    for entry in baseline.read_baseline(baseline_file).models:
         stats = [("--init", entry.stats.init)] if entry.stats is not None else []
         targets |= input_files(entry.target, stats, label=entry.target)
     check_output(output, force, {"the baseline being checked": baseline_file, **targets})

@@ -67,7 +67,7 @@ def two_moons(points: int, noise: float, seed: int) -> tuple[torch.Tensor, torch
     return data[order].float(), labels[order]
 
 
-def load(name: str, seed: int, points: int, noise: float, val_fraction: float | None) -> Data:
+def load_data(name: str, seed: int, points: int, noise: float, val_fraction: float | None) -> Data:
     """`--data NAME`: moons (no split unless asked), digits, or pkg.mod:name / file.py:name.
 
     An unsplit set is split by a permutation seeded by `seed` (the base --seed, fixed across

@@ -28,7 +28,7 @@ class TrainResult:
 
 
 @dataclass(frozen=True)
-class Fit:
+class Schedule:
     """How to train: update count, optimizer, learning rate, minibatch size (None: full batch)."""
 
     steps: int
@@ -43,10 +43,10 @@ def train_moons(
     """Adam, full batch, cross-entropy; seeded, so the same figures come back every run."""
     x, y = two_moons(points, noise, seed)
     with one_thread(), memory.out_of_memory_is_an_error(f"training on {points:,} two-moons points"):
-        return _train(model, x, y, None, None, Fit(steps, lr), seed, classify=True)
+        return _train(model, x, y, None, None, Schedule(steps, lr), seed, classify=True)
 
 
-def fit(model: nn.Module, data: Data, how: Fit, seed: int) -> TrainResult:
+def fit(model: nn.Module, data: Data, how: Schedule, seed: int) -> TrainResult:
     """Train `model` on `data` (seeded minibatch order); one thread, so the same bits every run."""
     # A full batch of many samples holds every layer's activations for them at once.
     doing = f"training on --data {data.name} ({len(data.x_train):,} samples per pass)"
@@ -118,7 +118,7 @@ def _train(
     y: torch.Tensor,
     xv: torch.Tensor | None,
     yv: torch.Tensor | None,
-    how: Fit,
+    how: Schedule,
     seed: int,
     classify: bool,
 ) -> TrainResult:

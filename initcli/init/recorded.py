@@ -105,7 +105,7 @@ def _text(
     return f"{scheme}:{','.join(params)}" if params else scheme
 
 
-def expectation(fill: Fill | None, tensor: torch.Tensor) -> schemes.Expectation:
+def implied_expectation(fill: Fill | None, tensor: torch.Tensor) -> schemes.Expectation:
     """What `fill` implies for `tensor`'s values (schemes.UNKNOWN where it cannot say)."""
     if fill is None or fill.scheme is None:
         return schemes.UNKNOWN

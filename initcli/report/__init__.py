@@ -1,7 +1,7 @@
 """The reports behind each command, as frozen dataclasses: one module per command family."""
 
-# `from initcli.report import ...` is the public API (initcli's own `count_params`, `inspect_model`,
-# ... come from here); the modules below build the reports, `initcli.render` writes them.
+# `from initcli.report import ...` is the public API (`initcli.count`, `initcli.inspect`, ... are
+# these functions); the modules below build the reports, `initcli.render` writes them.
 
 from initcli.report._shared import TRACE_BATCH, CountReport, resolve_schemes, spec_followers
 from initcli.report.counts import count

@@ -22,8 +22,8 @@ __all__ = [
     "TargetCheck",
     "check",
     "dumps",
-    "load",
     "merge",
+    "read_baseline",
     "snapshot",
 ]
 
@@ -343,7 +343,7 @@ def _read(file: Path) -> bytes:
     return data
 
 
-def load(path: str | os.PathLike[str]) -> Baseline:
+def read_baseline(path: str | os.PathLike[str]) -> Baseline:
     """Read and validate a baseline file: JSON of at most MAX_BASELINE_BYTES, nested at most
     MAX_BASELINE_DEPTH deep, no key twice in an object, every value of the type snapshot wrote."""
     file = Path(path)
@@ -461,7 +461,7 @@ def check(path: str | os.PathLike[str]) -> CheckReport:
     from initcli.model import resolve
     from initcli.weights import checkpoint
 
-    baseline = load(path)
+    baseline = read_baseline(path)
     # Every entry is vetted before any is built: a baseline names code to run, and one edited
     # to name `os:system` or `builtins:exit` must not get a single call (loading refuses the
     # rest, e.g. a non-model function, before calling it).

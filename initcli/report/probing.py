@@ -122,7 +122,7 @@ def probe_report(
     if train is not None:
         _check_train(train)
         seeds_count = train.seeds
-    limits.check_count("--seeds", seeds_count, MAX_SEEDS)
+    limits.check_range("--seeds", seeds_count, MAX_SEEDS)
     source = resolve_target(target, args)
     # The probed model, its gradients and (with --train) a second copy with Adam's two moments.
     check_spec_fits(source, copies=5 if train else 2, hint="probe a smaller spec")
@@ -139,7 +139,7 @@ def probe_report(
     data = None
     how = None
     if train is not None and (train.data != "moons" or _new_options(train)):
-        data = datasets.load(train.data, seed, train.points, train.noise, train.val_fraction)
+        data = datasets.load_data(train.data, seed, train.points, train.noise, train.val_fraction)
         how = _fit(train, data)
     for chosen in parsed:
         model, _, said = initialized(source, chosen, seed, input_shape)
@@ -225,7 +225,7 @@ def _new_options(train: TrainSetup) -> bool:
     )
 
 
-def _fit(train: TrainSetup, data: datasets.Data) -> training.Fit:
+def _fit(train: TrainSetup, data: datasets.Data) -> training.Schedule:
     steps = train.steps
     batch = train.batch
     if batch is None:
@@ -237,8 +237,8 @@ def _fit(train: TrainSetup, data: datasets.Data) -> training.Fit:
     if train.epochs is not None:
         per_epoch = max(1, len(data.x_train) // (batch or len(data.x_train)))
         steps = train.epochs * per_epoch
-        limits.check_count("--epochs × batches per epoch", steps, limits.MAX_TRAIN_STEPS)
-    return training.Fit(steps, train.lr, train.optimizer, batch)
+        limits.check_range("--epochs × batches per epoch", steps, limits.MAX_TRAIN_STEPS)
+    return training.Schedule(steps, train.lr, train.optimizer, batch)
 
 
 def _chance_loss(data: datasets.Data | None) -> float:
@@ -284,20 +284,20 @@ def _summarize(
 def _check_train(train: TrainSetup) -> None:
     if train.steps < 1:
         raise ArgError(f"--train must be ≥ 1 step, got {train.steps}")
-    limits.check_count("--train", train.steps, limits.MAX_TRAIN_STEPS)
+    limits.check_range("--train", train.steps, limits.MAX_TRAIN_STEPS)
     limits.check_lr(train.lr)
-    limits.check_count("--seeds", train.seeds, MAX_SEEDS)
+    limits.check_range("--seeds", train.seeds, MAX_SEEDS)
     if train.optimizer not in training.OPTIMIZERS:
         raise ArgError(f"--optimizer must be adam or sgd, got {train.optimizer!r}")
     if train.batch is not None:
-        limits.check_count("--train-batch", train.batch, limits.MAX_POINTS)
+        limits.check_range("--train-batch", train.batch, limits.MAX_POINTS)
     if train.epochs is not None:
-        limits.check_count("--epochs", train.epochs, limits.MAX_TRAIN_STEPS)
+        limits.check_range("--epochs", train.epochs, limits.MAX_TRAIN_STEPS)
     if train.target_loss is not None and not (
         math.isfinite(train.target_loss) and train.target_loss > 0
     ):
         raise ArgError(f"--target-loss must be a number above 0, got {train.target_loss:g}")
-    limits.check_count("--points", train.points, limits.MAX_POINTS, low=2)
+    limits.check_range("--points", train.points, limits.MAX_POINTS, low=2)
     if train.points < 2:
         raise ArgError(f"--points must be ≥ 2, got {train.points}")
     if not (math.isfinite(train.noise) and train.noise >= 0):

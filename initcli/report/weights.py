@@ -41,7 +41,7 @@ class CheckpointReport:
     against: str | None  # the scheme compared with, described; None without --against
     params: tuple[CheckpointParam, ...]
     counts: CountReport
-    # Modules whose every decided tensor still holds a fresh init among trained ones (freshness.judge).
+    # Modules whose every decided tensor still holds a fresh init among trained ones (freshness.judge_loaded).
     fresh_modules: tuple[str, ...] = ()
 
 
@@ -236,7 +236,7 @@ def count_file(path: str | os.PathLike[str]) -> CountReport:
             return CountReport(str(path), _header_counts(file))
         except CheckpointError:
             pass  # an irregular header: `load` reads it, or says what is wrong in its own words
-    ckpt = checkpoint.load(path)
+    ckpt = checkpoint.open_weights(path)
     own, extra = _model_of(ckpt)
     return CountReport(str(path), _counts(ckpt, own, extra))
 
@@ -276,7 +276,7 @@ def inspect_checkpoint(
             "--against auto: auto picks each weight's scheme from the activation after it, which "
             "a weights file does not record; name a scheme, e.g. --against kaiming_normal"
         )
-    ckpt = checkpoint.load(path)
+    ckpt = checkpoint.open_weights(path)
     own, extra = _model_of(ckpt)
     layout = _layout(ckpt, own)
     # The model's own init per stored tensor (a HF folder with its config.json), else {}.
@@ -287,7 +287,7 @@ def inspect_checkpoint(
         else {}
     )
     owners = {group.full(leaf): (group, leaf) for group in layout for leaf in group.params}
-    depth = identify.depth_hint(own.model) if own else checkpoint.depth_hint(ckpt.tensors)
+    depth = identify.depth_hint(own.model) if own else checkpoint.depth_from_names(ckpt.tensors)
     measured: dict[str, CheckpointParam] = {}
     if progress is not None:
         progress.start(len(owners), sum(ckpt.tensors[n].numel() for n in owners))
@@ -323,7 +323,7 @@ def inspect_checkpoint(
     finally:
         if progress is not None:
             progress.finish()
-    verdict = freshness.judge(
+    verdict = freshness.judge_loaded(
         [
             freshness.Tensor(
                 r.name,

@@ -33,8 +33,8 @@ __all__ = [
     "header_layout",
     "is_buffer",
     "is_checkpoint",
-    "load",
     "module_groups",
+    "open_weights",
     "save_safetensors",
     "signature",
     "stand_in",
@@ -100,7 +100,7 @@ def _natural(name: str) -> list[str | int]:
     return parts
 
 
-def load(path: str | os.PathLike[str]) -> Checkpoint:
+def open_weights(path: str | os.PathLike[str]) -> Checkpoint:
     """Open a weights file or folder: every tensor's shape and dtype, values read on demand.
 
     Nothing runs code from the file and nothing is read whole: safetensors headers are parsed
@@ -327,7 +327,7 @@ def stand_in(prefix: str, leaves: Mapping[str, torch.Tensor]) -> nn.Module | Non
 _BLOCK = re.compile(r"^(.*?)\.(\d+)\.")
 
 
-def depth_hint(names: Iterable[str]) -> int | None:
+def depth_from_names(names: Iterable[str]) -> int | None:
     """The number of blocks in the longest numbered run of names (`h.0.` … `h.11.` → 12): the
     depth the depth-scaled init formulas (GPT-2's 0.02/√(2·n_layer)) need, read from names."""
     blocks: dict[str, set[str]] = {}

@@ -75,7 +75,7 @@ def state(t: Tensor) -> str:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class LoadVerdict:
     """Per tensor its state; the modules whose every decided tensor is at init while most of
     the checkpoint looks trained; and the summary lines to print."""
 
@@ -150,7 +150,7 @@ def _flagged(
     return tuple(flagged)
 
 
-def judge(tensors: Sequence[Tensor]) -> Verdict:
+def judge_loaded(tensors: Sequence[Tensor]) -> LoadVerdict:
     """Each tensor's state and the summary: all at init (an untrained save), all trained, or
     modules that look freshly initialized among trained ones (a layer that did not load)."""
     states = {t.name: state(t) for t in tensors}
@@ -198,4 +198,4 @@ def judge(tensors: Sequence[Tensor]) -> Verdict:
             f"{undecided} tensors are too small (under {MIN_DECIDABLE:,} values, not constant) "
             "to tell a fresh init from a trained one."
         )
-    return Verdict(states, fresh, tuple(notes))
+    return LoadVerdict(states, fresh, tuple(notes))

@@ -53,7 +53,7 @@ class HFModel:
         own = self._tensors.get(mapped)
         if own is None:
             return schemes.UNKNOWN
-        exp = recorded.expectation(self.fills.of(own), tensor)
+        exp = recorded.implied_expectation(self.fills.of(own), tensor)
         return replace(exp, init=f"{exp.init} · model's init") if exp.var is not None else exp
 
 
