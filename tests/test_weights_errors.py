@@ -15,6 +15,9 @@ import torch
 from conftest import run
 from safetensors.torch import save_file
 
+from initcli.errors import CheckpointError
+from initcli.weights.safetensors_files import HeaderScan
+
 
 def _folder(tmp_path: Path) -> Path:
     """Two shards and an index, as save_pretrained writes them."""
@@ -95,6 +98,102 @@ def test_a_header_that_is_not_json(tmp_path: Path) -> None:
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(struct.pack("<Q", 4) + b"{{{{")
     _fails(bad, str(bad), "its header is not JSON")
+
+
+_DEEP = b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+_DIGITS = b'{"a": {"dtype": "F32", "shape": [' + b"9" * 5000 + b"]}}"
+_NESTED = (
+    "its header nests arrays or objects deeper than Python's JSON parser goes (about 1,000 "
+    "levels); a safetensors header is 3 levels deep"
+)
+_LONG = "its header holds a number with more than 4,300 digits; not a safetensors header"
+_MALFORMED = "tensor 'a' has a malformed shape or data_offsets"
+_PAST = "tensor 'a' has a shape whose dimensions multiply past 2**63 - 1 (torch's largest size)"
+
+
+def _entry(shape: str, offsets: str = "0, 0", dtype: str = "F32") -> bytes:
+    return b'{"a": {"dtype": "%s", "shape": [%s], "data_offsets": [%s]}}' % (
+        dtype.encode(),
+        shape.encode(),
+        offsets.encode(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        (_DEEP, _NESTED),
+        (b'{"__metadata__": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}", _NESTED),
+        (_DIGITS, _LONG),
+        (b'{"__metadata__": {"v": ' + b"1" * 4301 + b"}}", _LONG),
+        (b'{"a":}', "its header is not JSON (JSONDecodeError: Expecting value: line 1 column 6"),
+        (b'{"a":', "its header is not JSON (JSONDecodeError: Expecting value: line 1 column 6"),
+        (_entry(str(10**40), f"0, {4 * 10**40}"), _MALFORMED),
+        (_entry("1", f"{10**40}, {10**40 + 4}"), _MALFORMED),
+        (_entry("true", "0, 4"), _MALFORMED),
+        (_entry("0, 10000000000000000000000"), _MALFORMED),
+        (_entry(f"0, {2**62}, {2**62}"), _PAST),  # torch: "Stride calculation overflowed"
+        (_entry(", ".join(["9" * 4000] * 1500) + ", 0"), _MALFORMED),  # was hours of int products
+        (_entry(", ".join(["2"] * 100) + ", 0"), _PAST),
+    ],
+    ids=[
+        "100k-deep",
+        "5000-deep-metadata",
+        "5000-digit-dim",
+        "4301-digit-metadata",
+        "entry-without-value",
+        "entry-cut-short",
+        "10**40-dim",
+        "10**40-offsets",
+        "bool-dim",
+        "dim-past-int64",
+        "empty-with-huge-dims",
+        "1500-dims-of-4000-digits",
+        "100-dims-of-2",
+    ],
+)
+def test_a_hostile_header(tmp_path: Path, header: bytes, says: str) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(struct.pack("<Q", len(header)) + header)
+    _fails(bad, f"Error: {bad} is not a readable safetensors file: {says}")
+
+
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        (_DEEP, _NESTED),
+        (_DIGITS, _LONG),
+        (b'{"a":}', "its header is not one JSON object"),  # was RuntimeError (PEP 479)
+        (b'{"a": {"dtype": }}', "its header is not one JSON object"),
+        (
+            b'{"b": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]}, "a": }',
+            "its header is not one JSON object",
+        ),
+    ],
+    ids=["100k-deep", "5000-digit-dim", "entry-without-value", "field-without-value", "second"],
+)
+def test_the_header_scan_refuses_a_hostile_header(tmp_path: Path, header: bytes, says: str) -> None:
+    # `count` falls back to the full reader when the scan refuses a header: its own message is
+    # checked here.
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(struct.pack("<Q", len(header)) + header)
+    with pytest.raises(CheckpointError) as caught:
+        list(HeaderScan(bad))
+    assert str(caught.value) == f"{bad} is not a readable safetensors file: {says}"
+
+
+def test_a_tensor_name_with_a_5000_digit_number(tmp_path: Path) -> None:
+    header = b'{"l.%s.w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}' % (b"9" * 5000)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(struct.pack("<Q", len(header)) + header + b"\0")
+    code, _out, err = run("inspect", str(bad))
+    assert code == 2, err
+    shown = f"'l.{'9' * 58}'..."
+    assert (
+        err == f"Error: tensor name {shown} holds a number of more than 4,300 digits; rename it\n"
+    )
+    code, _out, err = run("count", str(bad))  # the header alone: names are not sorted as numbers
+    assert code == 0, err
 
 
 def test_a_folder_with_no_weights(tmp_path: Path) -> None:

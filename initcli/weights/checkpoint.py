@@ -96,7 +96,12 @@ _DIGITS = re.compile(r"(\d+)")
 def _natural(name: str) -> list[str | int]:
     # layers.2 before layers.10; split() puts digit runs at odd indices, so types line up.
     parts: list[str | int] = list(_DIGITS.split(name))
-    parts[1::2] = map(int, parts[1::2])
+    try:
+        parts[1::2] = map(int, parts[1::2])
+    except ValueError:  # int() refuses more than sys.get_int_max_str_digits() digits
+        raise CheckpointError(
+            f"tensor name {name[:60]!r}... holds a number of more than 4,300 digits; rename it"
+        ) from None
     return parts
 
 

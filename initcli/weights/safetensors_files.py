@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,15 @@ __all__ = [
 # length past this cap is refused before a byte of it is read: a hostile length cannot make
 # initcli allocate it.
 MAX_HEADER_BYTES = 100_000_000
+
+# Shape dimensions, and the product of the nonzero ones, must fit torch's int64 sizes and strides
+# (a zero-sized tensor with huge dimensions still overflows torch's stride calculation);
+# data_offsets must fit safetensors' u64. Past these a header is malformed, and no bigger
+# product is ever computed (a shape of thousands of 4,000-digit dimensions would take hours).
+_MAX_DIM = 2**63 - 1
+_MAX_OFFSET = 2**64 - 1
+# A shape longer than this is shown cut short in an error message.
+_SHOWN_DIMS = 8
 
 # safetensors dtype codes -> (torch dtype, bits per stored element). F4 packs two values a byte and
 # torch holds it as float4_e2m1fn_x2, whose last dimension is half the stored one.
@@ -73,6 +83,29 @@ def _fail(file: Path, why: str) -> CheckpointError:
     return CheckpointError(f"{file} is not a readable safetensors file: {why}")
 
 
+def _unparsable(file: Path, exc: ValueError | RecursionError) -> CheckpointError:
+    """The error for header text json cannot parse: not JSON, a huge number, deep nesting."""
+    if isinstance(exc, RecursionError):
+        # json's C parser recurses once per level, within Python's recursion limit (less the
+        # frames below it); measuring depth first would take a pass over the text about as long
+        # as the parse itself (10⁶ entries: seconds). Any depth it parses is harmless: checked
+        # entries are 3 deep, other values are only turned into text.
+        return _fail(
+            file,
+            "its header nests arrays or objects deeper than Python's JSON parser goes (about "
+            f"{sys.getrecursionlimit():,} levels); a safetensors header is 3 levels deep",
+        )
+    if isinstance(exc, json.JSONDecodeError):
+        return _fail(file, f"its header is not JSON ({first_line(exc)})")
+    # The other ValueError json raises: int() refuses more than sys.get_int_max_str_digits()
+    # digits, a cap against quadratic-time conversion (CVE-2020-10735).
+    return _fail(
+        file,
+        f"its header holds a number with more than {sys.get_int_max_str_digits():,} digits; "
+        "not a safetensors header",
+    )
+
+
 def _raw_header(file: Path) -> tuple[bytes, int]:
     """The header's bytes and the size of the data after it; lengths checked before reading."""
     try:
@@ -107,8 +140,10 @@ def read_header(file: Path) -> Shard:
     raw, available = _raw_header(file)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise _fail(file, f"its header is not JSON ({first_line(exc)})") from None
+    except (ValueError, RecursionError) as exc:
+        raise _unparsable(file, exc) from None
     if not isinstance(header, dict):
         raise _fail(file, "its header is not a JSON object")
     meta = _metadata(file, header.pop("__metadata__", None))
@@ -153,9 +188,11 @@ class HeaderScan:
         del raw
         try:
             yield from self._entries(text, available)
-        except (ValueError, IndexError, StopIteration):
-            # JSONDecodeError is a ValueError; an index past the end is text cut short.
+        except (json.JSONDecodeError, _NotAnObjectError, IndexError):
+            # An index past the end is text cut short.
             raise _fail(self.file, "its header is not one JSON object") from None
+        except (ValueError, RecursionError) as exc:
+            raise _unparsable(self.file, exc) from None
 
     def _entries(
         self, text: str, available: int
@@ -171,24 +208,29 @@ class HeaderScan:
 
         at = skip(0)
         if text[at] != "{":
-            raise ValueError("not an object")
+            raise _NotAnObjectError("not an object")
         at = skip(at + 1)
         end = text[at] == "}"
         if end:
             at = skip(at + 1)
         while not end:
             if text[at] != '"':
-                raise ValueError("a name was expected")
+                raise _NotAnObjectError("a name was expected")
             name, at = strings(text, at + 1)
             if spaced:
                 at = skip(at)
             if text[at] != ":":
-                raise ValueError("':' was expected")
-            info, at = scan(text, skip(at + 1) if spaced else at + 1)
+                raise _NotAnObjectError("':' was expected")
+            try:
+                info, at = scan(text, skip(at + 1) if spaced else at + 1)
+            except StopIteration:
+                # scan_once's way of saying no value starts there; left to escape, it would end
+                # this generator as a RuntimeError (PEP 479).
+                raise _NotAnObjectError("a value was expected") from None
             if spaced:
                 at = skip(at)
             if text[at] not in ",}":
-                raise ValueError("',' or '}' was expected")
+                raise _NotAnObjectError("',' or '}' was expected")
             end = text[at] == "}"
             at = skip(at + 1) if spaced else at + 1
             if name == "__metadata__":
@@ -197,7 +239,11 @@ class HeaderScan:
                 dtype, shape = _checked(self.file, name, info, available)
                 yield name, dtype, tuple(shape)
         if at != len(text):
-            raise ValueError("extra data after the object")
+            raise _NotAnObjectError("extra data after the object")
+
+
+class _NotAnObjectError(Exception):
+    """HeaderScan's text is not one JSON object (what json.loads would call a JSONDecodeError)."""
 
 
 # JSON's whitespace (json.decoder.WHITESPACE, which also takes flags the match does not need).
@@ -213,18 +259,26 @@ def _checked(file: Path, name: str, info: object, available: int) -> tuple[torch
     known = _DTYPES.get(code) if isinstance(code, str) else None
     if known is None:
         raise _fail(file, f"tensor {name!r} has an unknown dtype {code!r}")
-    # Checked in plain loops, not all() over generators: a header may hold 10⁶ entries.
+    # Checked in plain loops, not all() over generators: a header may hold 10⁶ entries. `type is
+    # int`, not isinstance: JSON's true and false are no sizes (and torch.empty refuses bools).
     ok = isinstance(shape, list) and isinstance(offsets, list) and len(offsets) == 2
-    numel = 1
+    numel = span = 1  # span: the product of the nonzero dimensions, what torch's strides need
     if ok:
         assert isinstance(shape, list) and isinstance(offsets, list)
         for d in shape:
-            if not isinstance(d, int) or d < 0:
+            if type(d) is not int or not 0 <= d <= _MAX_DIM:
                 ok = False
                 break
             numel *= d
+            span *= d or 1
+            if span > _MAX_DIM:
+                raise _fail(
+                    file,
+                    f"tensor {name!r} has a shape whose dimensions multiply past 2**63 - 1 "
+                    "(torch's largest size)",
+                )
         start, stop = offsets
-        ok = ok and isinstance(start, int) and isinstance(stop, int) and 0 <= start <= stop
+        ok = ok and type(start) is int and type(stop) is int and 0 <= start <= stop <= _MAX_OFFSET
     if not ok:
         raise _fail(file, f"tensor {name!r} has a malformed shape or data_offsets")
     assert isinstance(shape, list) and isinstance(offsets, list)
@@ -232,8 +286,9 @@ def _checked(file: Path, name: str, info: object, available: int) -> tuple[torch
     if offsets[1] - offsets[0] != (numel * bits + 7) // 8:
         raise _fail(
             file,
-            f"tensor {name!r} ({code}, shape {shape}) takes {offsets[1] - offsets[0]:,} bytes, "
-            f"not the {(numel * bits + 7) // 8:,} its shape needs",
+            f"tensor {name!r} ({code}, shape {_shown(shape)}) takes "
+            f"{offsets[1] - offsets[0]:,} bytes, not the {(numel * bits + 7) // 8:,} its shape "
+            "needs",
         )
     if offsets[1] > available:
         raise _fail(
@@ -249,6 +304,12 @@ def _checked(file: Path, name: str, info: object, available: int) -> tuple[torch
             raise _fail(file, f"F4 tensor {name!r} has an odd last dimension")
         shape = [*shape[:-1], shape[-1] // 2]
     return dtype, shape
+
+
+def _shown(shape: list[int]) -> str:
+    if len(shape) <= _SHOWN_DIMS:
+        return str(shape)
+    return f"[{', '.join(map(str, shape[:_SHOWN_DIMS]))}, ... ({len(shape):,} dimensions)]"
 
 
 @dataclass(frozen=True)
