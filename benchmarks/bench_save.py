@@ -35,7 +35,7 @@ with torch.no_grad():
     model = nn.Sequential(*(nn.Linear(4096, 4096, bias=False) for _ in range(blocks)))
 built_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 if sys.argv[1] == "today":
-    from initcli import checkpoint
+    from initcli.weights import checkpoint
     checkpoint.save_safetensors(model, sys.argv[2], False, {"format": "pt"})
 else:
     from initcli.weights.safetensors_writer import Slot, write_safetensors

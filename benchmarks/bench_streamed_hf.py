@@ -31,9 +31,9 @@ pickle.dump([(p.name, p.min, p.max, p.mean, p.var, p.status) for p in r.params],
 """
 BUILD = """
 import torch
-from initcli import loading
+from initcli.model import resolve
 torch.manual_seed(0)
-model = loading.resolve({target!r}).build()
+model = resolve.resolve({target!r}).build()
 """
 
 

@@ -21,7 +21,7 @@ FACTORIES = (LAZY, f"{MODELS}:eager_bert", f"{MODELS}:gpt2", f"{MODELS}:Applied"
 PLAIN = """
 import json, sys, torch
 sys.path.insert(0, ".")
-from initcli import loading
+from initcli.model import resolve
 out = {{}}
 for factory in {factories!r}:
     source = resolve.resolve(factory)
@@ -83,7 +83,7 @@ def test_bert_weights_are_berts_own_normal_not_torchs_uniform(
 
 def test_meta_build_leaves_a_lazily_imported_library_real_init_functions() -> None:
     code = (
-        "import torch\nfrom initcli import building, loading\n"
+        "import torch\nfrom initcli.model import building, resolve\n"
         f"building.build_meta(resolve.resolve({LAZY!r}))\n"
         "import transformers.initialization as i\n"
         "print(i.TORCH_INIT_FUNCTIONS['normal_'] is torch.nn.init.normal_)"
