@@ -1,4 +1,4 @@
-"""How often initcli.measure.identify names the true scheme, and flags torch's own default (run by hand).
+"""How often initcli.measure.identify names the true scheme, and flags torch's default (by hand).
 
     python benchmarks/bench_identify.py [--seeds 200] [--big-seeds 20] [--max-side N] [--shape AxB]
 

@@ -6,7 +6,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """initcli's exit codes (DESIGN §1, a contract)."""
+    """initcli's exit codes (a contract: docs/contract/exit-codes.md)."""
 
     OK = 0
     CHECK_FAILED = 1  # --expect mismatch, `check` found a change

@@ -101,7 +101,10 @@ def test_gpt2_conv1d_weights_report_the_forward_fans_beside_torchs() -> None:
     }
     rows = {p.name: p for p in report.inspect("tests/hf_models.py:gpt2").params}
     c_attn = rows["transformer.h.0.attn.c_attn.weight"]
-    assert (c_attn.fan_in, c_attn.fan_out) == (192, 64)  # torch's, as DESIGN §2 says
+    assert (c_attn.fan_in, c_attn.fan_out) == (
+        192,
+        64,
+    )  # torch's, as docs/contract/json-output.md says
     assert (c_attn.forward_fan_in, c_attn.forward_fan_out) == (64, 192)
     wte = rows["transformer.wte.weight"]
     assert (wte.forward_fan_in, wte.forward_fan_out) == (wte.fan_in, wte.fan_out) == (64, 100)

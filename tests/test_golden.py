@@ -1,7 +1,8 @@
 """Golden files: every command's output, byte for byte (regenerate with --update-golden).
 
 The JSON of count/inspect/probe/compare/defaults/check on every sample model is the contract
-(DESIGN §2); the tables, Markdown and CSV are what users and pull requests read. A change to any of
+(docs/contract/json-output.md); the tables, Markdown and CSV are what users and pull requests
+read. A change to any of
 them shows up here as a diff of tests/golden/, to be reviewed and re-recorded on purpose.
 Whatever a case writes to stderr (its `Note:` lines) is a golden `NAME.stderr` beside the stdout
 one; a case with no such file must write nothing there.

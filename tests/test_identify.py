@@ -1,4 +1,4 @@
-"""initcli.measure.identify on fresh draws of named schemes, torch's defaults and uninitialized memory."""
+"""initcli.measure.identify on fresh draws of named schemes, torch's defaults, empty memory."""
 
 from __future__ import annotations
 

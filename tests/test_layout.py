@@ -1,4 +1,4 @@
-"""The house layout as tests: imports flow one way (DESIGN §5), no module past 600 lines."""
+"""The house layout as tests: packages import one way, no cycles, no module past 600 lines."""
 
 from __future__ import annotations
 
@@ -84,3 +84,146 @@ def test_every_module_opens_with_a_one_line_docstring(name: str, path: Path) -> 
     doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     assert doc, f"{name} has no docstring"
     assert len(doc.splitlines()) == 1, f"{name}'s docstring is {len(doc.splitlines())} lines"
+
+
+# --- The package graph (README, Development): which package may import which ---------------------
+# Leaf utilities import only the leaves before them; each core package only the packages below it.
+LEAVES = ("initcli.errors", "initcli.text", "initcli.memory", "initcli.files", "initcli.limits")
+CORE = ("model", "init", "values", "measure", "weights", "experiments")
+MAY_IMPORT: dict[str, set[str]] = {
+    "model": set(),
+    "init": {"model"},
+    "values": {"model", "init"},
+    "measure": {"model", "init"},
+    "weights": {"model", "init", "measure"},
+    "experiments": {"model", "init", "values", "measure"},
+    "report": {*CORE, "report"},
+    "render": {"report"},
+    "cli": {"report", "render"},
+}
+# Torch-free parsers, thresholds and result types the outer layers use directly, each for a reason:
+# the CLI parses options before anything imports torch; render formats what the reports carry.
+ALSO_ALLOWED = {
+    "cli": {
+        "initcli.measure.expect",  # --expect / --tolerance parsing, before any work
+        "initcli.model.resolve",  # --arg KEY=VALUE parsing
+        "initcli.model.spec",  # `initcli schema`: the spec's JSON Schema
+        "initcli.measure.distributed",  # is_primary: under torchrun only rank 0 writes
+        "initcli.experiments.probe",  # --input-shape parsing
+        "initcli.experiments.verdict",  # the verdict thresholds in `probe --help`
+    },
+    "render": {
+        "initcli.experiments.verdict",
+        "initcli.experiments.seeds",
+        "initcli.experiments.sweep",
+        "initcli.experiments.probe",
+    },
+}
+
+
+def _package(name: str) -> str:
+    if name in LEAVES:
+        return "leaf"
+    parts = name.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in MAY_IMPORT) else "entry"
+
+
+def _internal(path: Path) -> set[str]:
+    """The initcli modules `path` imports, at any depth: `from initcli.pkg import mod` counts as
+    initcli.pkg.mod, `from initcli.pkg.mod import name` as initcli.pkg.mod."""
+    known = {n for n, _ in CASES}
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in known}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                if full in known:
+                    found.add(full)
+                elif node.module in known and node.module != "initcli":
+                    found.add(node.module)
+    return found
+
+
+def test_initcli_holds_only_leaves_and_packages() -> None:
+    top = {p.stem for p in PACKAGE.glob("*.py")}
+    leaves = {name.rsplit(".", 1)[1] for name in LEAVES}
+    assert top == {"__init__", "__main__", *leaves}
+
+
+@pytest.mark.parametrize(("name", "path"), CASES, ids=[name for name, _ in CASES])
+def test_each_package_imports_only_the_packages_below_it(name: str, path: Path) -> None:
+    mine = _package(name)
+    if mine == "entry":
+        return  # initcli (the lazy API) and __main__
+    wrong = set()
+    for other in _internal(path):
+        theirs = _package(other)
+        if theirs == mine or other in ALSO_ALLOWED.get(mine, set()):
+            continue
+        if theirs == "leaf":
+            if mine == "leaf" and LEAVES.index(other) >= LEAVES.index(name):
+                wrong.add(other)
+            continue
+        if theirs not in MAY_IMPORT.get(mine, set()):
+            wrong.add(other)
+    assert not wrong, f"{name} ({mine}) imports {sorted(wrong)}"
+
+
+def test_no_import_cycles_counting_imports_inside_functions() -> None:
+    graph = {name: _internal(path) - {name} for name, path in CASES}
+    # Packages' __init__ modules re-export their submodules: an edge to them is an edge to those.
+    graph = {
+        n: {t for t in ts if not (t.startswith(n + ".") and n in graph)} for n, ts in graph.items()
+    }
+    done: set[str] = set()
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        if node in stack:
+            cycle = [*stack[stack.index(node) :], node]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if node in done:
+            return
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            visit(target)
+        stack.pop()
+        done.add(node)
+
+    for node in sorted(graph):
+        visit(node)
+
+
+def _public_definitions() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, path in CASES:
+        if _package(name) == "cli":
+            continue  # a command function is named after its command, as its report function is
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                found.setdefault(node.name, []).append(name)
+    return found
+
+
+# One protocol, one name: every weights reader has `read_tensors` (the format differs, the call
+# does not).
+PROTOCOL_NAMES = {"read_tensors"}
+
+
+def test_no_public_name_is_defined_in_two_modules() -> None:
+    twice = {
+        n: where
+        for n, where in _public_definitions().items()
+        if len(where) > 1 and n not in PROTOCOL_NAMES
+    }
+    assert not twice, twice
+
+
+def test_cli_report_and_render_modules_share_family_names() -> None:
+    families = {p.stem for p in (PACKAGE / "cli").glob("*.py") if not p.stem.startswith("_")}
+    families -= {"__init__", "options"}
+    for family in families:
+        assert (PACKAGE / "report" / f"{family}.py").exists(), f"report/{family}.py"
+        assert (PACKAGE / "render" / f"{family}.py").exists(), f"render/{family}.py"

@@ -201,7 +201,9 @@ def _fit(family: str, matches: tuple[str, ...] = ()) -> Fit:
             freshness.UNDECIDED,
         ),
         (
-            freshness.Tensor("a", 64, 1e-3, 1e-6, _fit("normal"), schemes.Expectation("0", 0.0, 0.0)),
+            freshness.Tensor(
+                "a", 64, 1e-3, 1e-6, _fit("normal"), schemes.Expectation("0", 0.0, 0.0)
+            ),
             freshness.TRAINED,
         ),
     ],

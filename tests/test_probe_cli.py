@@ -64,7 +64,7 @@ def test_compare_train_json_adds_losses_and_is_identical_on_rerun() -> None:
     data = json.loads(out)
     assert data["train"] == {"steps": 200, "lr": 0.01, "points": 500, "noise": 0.2,
                              "optimizer": "Adam", "data": "two moons",
-                             # issue 11's keys, added (DESIGN §2: never renamed or dropped)
+                             # issue 11's keys, added (never renamed or dropped)
                              "batch": None, "epochs": None, "seeds": 1, "val_fraction": None,
                              "target_loss": None, "data_option": "moons"}  # fmt: skip
     losses = {s["scheme"].split("(")[0]: s["losses"] for s in data["schemes"]}

@@ -20,7 +20,7 @@ CONSTANT = {"zeros": 0.0, "ones": 1.0, "constant": 0.0}
 
 
 def formula_var(name: str, fan_in: int, fan_out: int, shape: tuple[int, ...]) -> float:
-    """DESIGN §4's expected variance, written out independently of initcli.init.schemes."""
+    """docs/contract/schemes.md's expected variance, written out apart from initcli.init.schemes."""
     leaky0_gain2 = 2.0  # calculate_gain('leaky_relu', 0) ** 2, torch's kaiming default
     rows = shape[0]
     cols = math.prod(shape) // rows
@@ -180,7 +180,8 @@ def test_counts_ride_along_with_inspect() -> None:
 
 
 def test_scaled_default_is_custom_with_what_it_looks_like() -> None:
-    """A model whose constructor scales its weights: not torch's default, so `custom` (DESIGN §7:
+    """A model whose constructor scales its weights: not torch's default, so `custom`
+    (docs/contract/statuses.md:
     never `off` under default), and identified as the uniform it now is, U(±1.5/√256)."""
     target = "tests/models_for_tests.py:ScaledLinear"
     result = report.inspect(target)

@@ -155,7 +155,8 @@ def test_odd_model_never_breaks(scheme: str) -> None:
         "float64",
     }
     if scheme == "default":
-        # NaN is no init's draw: under default that is `uninitialized` (DESIGN §7), not `off`.
+        # NaN is no init's draw: under default that is `uninitialized`, not `off`
+        # (docs/contract/statuses.md).
         assert rows["nanw.weight"].status == "uninitialized"
         assert (
             rows["nanw.weight"].mean is not None

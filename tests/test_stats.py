@@ -1,4 +1,4 @@
-"""Tests for initcli.measure.stats: exact statistics against a float64 reference, and the ok/off verdict."""
+"""initcli.measure.stats: exact statistics against a float64 reference, and the ok/off verdict."""
 
 from __future__ import annotations
 

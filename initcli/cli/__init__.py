@@ -2,10 +2,19 @@
 
 # One module per command family; importing each registers its commands on the typer app.
 
-from initcli.cli import baseline, counts, formulas, inspection, probing
+from initcli.cli import baseline, counts, formulas, inspection, probing, pytorch_defaults
 from initcli.cli._app import StdoutClosedError, app
 
-__all__ = ["app", "baseline", "counts", "formulas", "inspection", "main", "probing"]
+__all__ = [
+    "app",
+    "baseline",
+    "counts",
+    "formulas",
+    "inspection",
+    "main",
+    "probing",
+    "pytorch_defaults",
+]
 
 
 def main() -> None:

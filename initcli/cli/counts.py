@@ -84,10 +84,6 @@ def count(
     if tolerance is not None and expect is None and expect_trainable is None:
         raise ArgError("--tolerance needs --expect N or --expect-trainable N")
     check_output(output, force, input_files(target))
-    from initcli.weights.checkpoint import is_checkpoint
-
-    if input_shape is not None and is_checkpoint(target):
-        raise ArgError("--input-shape does not apply to a weights file: its shapes are stored")
     report = count_report(target, parse_kwargs(arg), parse_shape_option(input_shape))
     notes(report.remarks, quiet)
     emit(count_view(report), output_format, output, force)

@@ -1,4 +1,4 @@
-"""`initcli schemes`, `gain`, `defaults`, `schema`: formulas, torch defaults, the spec schema."""
+"""`initcli schemes`, `gain`, `schema`: the scheme formulas, the gains and the spec schema."""
 
 from __future__ import annotations
 
@@ -8,17 +8,11 @@ import typer
 
 from initcli.cli._app import app
 from initcli.cli.options import (
-    ArgOpt,
     ForceOpt,
     FormatOpt,
-    InputShapeOpt,
     OutputOpt,
-    TargetArg,
     check_output,
     emit,
-    input_files,
-    parse_kwargs,
-    parse_shape_option,
     write_text,
 )
 from initcli.render import OutputFormat
@@ -35,28 +29,6 @@ def schemes(
     from initcli.report import scheme_rows
 
     emit(schemes_view(scheme_rows()), output_format, output, force)
-
-
-@app.command()
-def defaults(
-    target: TargetArg,
-    arg: ArgOpt = None,
-    input_shape: InputShapeOpt = None,
-    output_format: FormatOpt = OutputFormat.table,
-    output: OutputOpt = None,
-    force: ForceOpt = False,
-) -> None:
-    """PyTorch's own init per module type, and where it mismatches the activation after it.
-
-    E.g. Linear's kaiming_uniform_(a=√5) gives variance 1/(3·fan_in): in front of a ReLU that is
-    a sixth of He's 2/fan_in. Every figure comes from the formulas shown.
-    """
-    from initcli.render.pytorch_defaults import defaults_view
-    from initcli.report import defaults as defaults_report
-
-    check_output(output, force, input_files(target))
-    report = defaults_report(target, parse_kwargs(arg), parse_shape_option(input_shape))
-    emit(defaults_view(report), output_format, output, force)
 
 
 @app.command()

@@ -88,15 +88,14 @@ def inspect(
     from initcli.render.inspection import inspect_view
     from initcli.render.weights import checkpoint_view
     from initcli.report import inspect as inspect_report
-    from initcli.report import inspect_checkpoint
-    from initcli.weights.checkpoint import is_checkpoint
+    from initcli.report import inspect_checkpoint, is_weights
 
     inputs = input_files(target, [("--init", init), ("--against", against)])
     check_output(output, force, {**inputs, "--save": save})
     if save is not None:
         check_not_input(save, inputs)
     view: View
-    if is_checkpoint(target):
+    if is_weights(target):
         # --seed has a default (0) for models; for a weights file, only an explicit one is wrong.
         source = ctx.get_parameter_source("seed")
         seeded = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")

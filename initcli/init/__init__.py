@@ -1,1 +1,1 @@
-"""What an init is: schemes, policies, torch's defaults, auto, the user's own code, recorded calls."""
+"""What an init is: schemes, policies, torch's defaults, auto, user code, recorded calls."""

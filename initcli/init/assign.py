@@ -1,4 +1,4 @@
-"""Give each parameter of a model its scheme (DESIGN §4's rules, a policy's or auto's), seeded."""
+"""Give each parameter of a model its scheme (the contract's rules, a policy's, auto's), seeded."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def choose(
     param: torch.Tensor,
     choices: Mapping[str, tuple[Scheme, str]] | None = None,
 ) -> Scheme:
-    """The scheme DESIGN §4 applies to one parameter of `module` (a policy's: from `choices`)."""
+    """The scheme that docs/contract/schemes.md gives one parameter of `module` (a policy's:
+    from `choices`)."""
     if weight.name == RULES:
         return weight if choices is not None and name in choices else DEFAULT
     if is_norm(module) and not weight.is_default:
@@ -54,7 +55,7 @@ def initialize(
     seed: int,
     choices: Mapping[str, tuple[Scheme, str]] | None = None,
 ) -> dict[str, Expectation]:
-    """Apply schemes per DESIGN §4 and return each parameter's expectation, by name.
+    """Apply schemes per docs/contract/schemes.md and return each parameter's expectation, by name.
 
     Seeding contract: torch.manual_seed(seed) after the build, then one torch.nn.init call per
     parameter in named_parameters() order — exactly what a training script would do. With

@@ -346,7 +346,7 @@ def trunc_normal_shape(mean: float, std: float, a: float, b: float) -> tuple[flo
 
 
 def expectation(scheme: Scheme, tensor: torch.Tensor) -> Expectation:
-    """What a named scheme implies for this tensor's values (DESIGN §4 table)."""
+    """What a named scheme implies for this tensor's values (docs/contract/schemes.md's table)."""
     name = scheme.name
     label = name
     if name == "zeros":

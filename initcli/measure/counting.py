@@ -163,7 +163,8 @@ def count_model(model: nn.Module, inputs: torch.Tensor | None = None) -> Counts:
     """Count parameters by identity, compare with torchinfo, and explain every difference.
 
     Works on a meta-built model too (only shapes are read), except for pruning masks, whose
-    kept-element count is data: `initcli.model.building.needs_values` tells when a real build is needed.
+    kept-element count is data: `initcli.model.building.needs_values` tells when a real build
+    is needed.
     With `inputs` (a batch on the model's device) torchinfo runs its forward pass on it, as
     `torchinfo.summary(model, input_data=inputs)` does; without, it only walks the modules.
     """

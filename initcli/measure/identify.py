@@ -473,7 +473,8 @@ def _pick(candidates: list[_Candidate], var: float, family: str) -> str:
 
 
 def default_status(judged: Status, ident: Identification, *, ndim: int, module: str) -> Status:
-    """The status of a parameter under `default` (DESIGN §7), from stats.judge's verdict.
+    """The status of a parameter under `default` (docs/contract/statuses.md), from stats.judge's
+    verdict.
 
     uninitialized values win; torch's own default stays `ok`; a ≥2-D constant stays `symmetric`;
     a normalization layer torch does not know (HF's T5LayerNorm, LlamaRMSNorm) holding ones or

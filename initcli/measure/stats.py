@@ -18,9 +18,9 @@ __all__ = ["Status", "TensorStats", "Z", "judge", "tensor_stats", "tolerance"]
 _CHUNK = 1 << 19
 
 # At most this many values are kept, evenly strided over the whole tensor, for the tests that need
-# the values themselves (initcli.measure.identify's KS test and denormal check): a KS statistic on 20k
-# values resolves a CDF difference of ~0.014 at p = 0.001, and copying them costs nothing next to
-# the moments.
+# the values themselves (initcli.measure.identify's KS test and denormal check): a KS statistic
+# on 20k values resolves a CDF difference of ~0.014 at p = 0.001, and copying them costs nothing
+# next to the moments.
 SAMPLE = 20_000
 
 # Width of the acceptance band in standard errors. Five keeps the false-alarm rate per tensor far

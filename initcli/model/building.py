@@ -35,7 +35,8 @@ class _MetaFills(TorchFunctionMode):
     so a library imported during the build keeps torch's real init functions (replacing
     `torch.nn.init.*` leaked no-ops into every later build of transformers models). Whatever an
     init computes on meta is empty anyway; real tensors pass through untouched. With a `trace`,
-    every write and draw is recorded there, in order (record.Trace: what initcli.values.replay replays
+    every write and draw is recorded there, in order (record.Trace: what initcli.values.replay
+    replays
     and initcli.init.recorded reads a tensor's last init from).
     """
 

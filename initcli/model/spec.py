@@ -1,4 +1,4 @@
-"""Load, validate and build a YAML MLP spec (DESIGN.md section 3)."""
+"""Load, validate and build a YAML MLP spec (docs/contract/yaml-spec.md)."""
 
 from __future__ import annotations
 

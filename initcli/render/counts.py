@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def count_dict(report: CountReport) -> dict[str, Any]:
-    """The `initcli count --format json` object (DESIGN §2), keys in contract order."""
+    """The `initcli count --format json` object (docs/contract/json-output.md), in key order."""
     c = report.counts
     return {
         "target": report.target,

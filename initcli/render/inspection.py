@@ -114,7 +114,7 @@ def forward_line(params: tuple[ParamReport, ...]) -> str | None:
 
 
 def inspect_dict(report: InspectReport) -> dict[str, Any]:
-    """The `initcli inspect --format json` object (DESIGN §2)."""
+    """The `initcli inspect --format json` object (docs/contract/json-output.md)."""
     return {
         "target": report.target,
         "scheme": report.scheme,

@@ -128,7 +128,7 @@ def scheme_probe_dict(sp: SchemeProbe) -> dict[str, Any]:
 
 
 def probe_dict(report: ProbeReport) -> dict[str, Any]:
-    """The `initcli probe|compare --format json` object (DESIGN §2: `schemes[]`)."""
+    """The `initcli probe|compare --format json` object (docs/contract/json-output.md)."""
     from initcli.experiments import verdict
 
     data: dict[str, Any] = {

@@ -51,7 +51,7 @@ class OutputFormat(StrEnum):
 class View:
     """One command's output in every format: what `write` needs, built by that command's module."""
 
-    data: Any  # the --format json value (the contract, DESIGN §2)
+    data: Any  # the --format json value (the contract, docs/contract/json-output.md)
     rows: Sequence[Mapping[str, Any]]  # CSV rows, and the Markdown table
     tables: Callable[[int], Sequence[RenderableType]]  # the rich table view, for a console width
     header: Sequence[str] = ()  # CSV columns when there may be no rows

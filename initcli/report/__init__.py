@@ -3,7 +3,13 @@
 # `from initcli.report import ...` is the public API (`initcli.count`, `initcli.inspect`, ... are
 # these functions); the modules below build the reports, `initcli.render` writes them.
 
-from initcli.report._shared import TRACE_BATCH, CountReport, resolve_schemes, spec_followers
+from initcli.report._shared import (
+    TRACE_BATCH,
+    CountReport,
+    is_weights,
+    resolve_schemes,
+    spec_followers,
+)
 from initcli.report.counts import count
 from initcli.report.formulas import GainRow, SchemeRow, gains, scheme_rows
 from initcli.report.inspection import InspectPlan, InspectReport, inspect, plan_inspect
@@ -43,6 +49,7 @@ __all__ = [
     "gains",
     "inspect",
     "inspect_checkpoint",
+    "is_weights",
     "plan_inspect",
     "probe_report",
     "resolve_schemes",

@@ -17,6 +17,7 @@ from initcli.experiments import probe
 from initcli.init import assign, auto, policy, schemes, torch_defaults, usercode
 from initcli.measure.counting import Counts, count_model, count_spec
 from initcli.model import building, resolve
+from initcli.weights import checkpoint
 
 if TYPE_CHECKING:
     # At run time spec (and pydantic with it) loads only where a YAML spec is used.
@@ -31,6 +32,12 @@ class CountReport:
     # "real" (built in memory); `remarks` are sentences for stderr about that, not results.
     method: str = "real"
     remarks: tuple[str, ...] = ()
+
+
+def is_weights(target: str) -> bool:
+    """Whether TARGET is a weights file or folder (read, never built) rather than a model: the one
+    place count, inspect and check decide it."""
+    return checkpoint.is_checkpoint(target)
 
 
 def resolve_target(target: str, args: Mapping[str, object] | None = None) -> resolve.ModelSource:
@@ -193,7 +200,8 @@ def initialized(
     seed: int,
     input_shape: tuple[int, ...] | None,
 ) -> tuple[nn.Module, dict[str, schemes.Expectation], tuple[str, ...]]:
-    """A freshly built model with the policy applied under the seeding contract (DESIGN §4, §7),
+    """A freshly built model with the policy applied under the seeding contract
+    (docs/contract/schemes.md),
     each parameter's expectation, and the remarks the policy's matching made."""
     weight, bias = chosen.weight, chosen.bias
     if chosen.is_default or not chosen.is_plain:

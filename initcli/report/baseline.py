@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from initcli.errors import ArgError, BaselineError, InitcliError
 from initcli.files import read_regular
+from initcli.report._shared import is_weights
 
 __all__ = [
     "Baseline",
@@ -197,13 +198,12 @@ def _entry(
     seed: int,
 ) -> Entry:
     from initcli import report
-    from initcli.weights import checkpoint
 
     stored_args = _json_args(args)  # before the build: a bad value should fail fast
     recorded: StatsEntry | None = None
     if not stats:
         counted = report.count(target, args)
-    elif checkpoint.is_checkpoint(target):
+    elif is_weights(target):
         if args:
             raise ArgError(f"--arg does not apply to a weights file ({target})")
         found = report.inspect_checkpoint(target, init, bias_init)
@@ -459,7 +459,6 @@ def check(path: str | os.PathLike[str]) -> CheckReport:
     """Rebuild every target of the baseline at `path` and compare it with what was recorded."""
     from initcli.init import policy
     from initcli.model import resolve
-    from initcli.weights import checkpoint
 
     baseline = read_baseline(path)
     # Every entry is vetted before any is built: a baseline names code to run, and one edited
@@ -467,7 +466,7 @@ def check(path: str | os.PathLike[str]) -> CheckReport:
     # rest, e.g. a non-model function, before calling it).
     for old in baseline.models:
         try:
-            if checkpoint.is_checkpoint(old.target):
+            if is_weights(old.target):
                 continue
             resolve.refuse_library_target(old.target)
             if old.stats is not None:

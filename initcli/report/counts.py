@@ -15,12 +15,12 @@ from initcli.report._shared import (
     counts_of,
     guarded,
     has_lazy,
+    is_weights,
     materialize_lazy,
     resolve_target,
     try_meta,
 )
 from initcli.report.weights import count_file
-from initcli.weights import checkpoint
 
 
 @guarded("run")
@@ -34,9 +34,11 @@ def count(
     A spec is counted by arithmetic; anything else is built on the meta device (shapes, no data,
     no draws), and only built for real when its constructor cannot run there.
     """
-    if checkpoint.is_checkpoint(target):
+    if is_weights(target):
         if args:
             raise ArgError(f"--arg does not apply to a weights file ({target})")
+        if input_shape is not None:
+            raise ArgError("--input-shape does not apply to a weights file: its shapes are stored")
         return count_file(target)
     source = resolve_target(target, args)
     check_spec_depth(source)

@@ -23,6 +23,7 @@ from initcli.report._shared import (
     counts_of,
     guarded,
     has_lazy,
+    is_weights,
     materialize_lazy,
     resolve_policy,
     resolve_target,
@@ -163,7 +164,9 @@ def inspect(
     progress: Progress | None = None,
     stream: bool | None = None,
 ) -> InspectReport:
-    """`initcli inspect`: initialize TARGET under the seeding contract (DESIGN §4) and measure.
+    """`initcli inspect`: initialize TARGET under the seeding contract and measure.
+
+    The seeding contract is in docs/contract/schemes.md.
 
     With a named scheme the model is built on the meta device and each parameter materialized,
     initialized and measured in turn (streaming: memory ≈ the largest parameter), with values
@@ -182,7 +185,7 @@ def inspect(
     if seed < 0:
         raise SchemeError(f"--seed must be ≥ 0, got {seed}")
     identify.prefetch()  # scipy loads while the target is resolved and built
-    if checkpoint.is_checkpoint(target):
+    if is_weights(target):
         raise TargetError(
             f"{target} is a weights file, not a model: use inspect_checkpoint() "
             "(initcli inspect FILE --against SCHEME on the command line)"
@@ -272,7 +275,7 @@ def _execute(
         return meta, streaming.default(meta, seed, dev), None, ()
     if chosen.is_default or not chosen.is_plain:
         # The constructors are the init (of what a policy leaves alone), so the seed goes before
-        # the build (DESIGN §4).
+        # the build (docs/contract/schemes.md).
         torch.manual_seed(seed)
     model = _build_real(source, dev)
     materialize_lazy(source, model, input_shape)

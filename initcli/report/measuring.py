@@ -38,11 +38,13 @@ class ParamReport:
     requires_grad: bool
     dtype: str
     status: str
-    # What the values look like (initcli.measure.identify): a one-line description, and the fit behind it
+    # What the values look like (initcli.measure.identify): a one-line description, and the fit
+    # behind it
     # (family, std, bound, matches). For `uninitialized` values, looks_like gives the reason.
     looks_like: str | None = field(default=None, kw_only=True)
     fit: identify.Fit | None = field(default=None, kw_only=True)
-    # The fans the forward pass has (initcli.measure.fans): torch's own where its layout is right, the
+    # The fans the forward pass has (initcli.measure.fans): torch's own where its layout is right,
+    # the
     # layer's where it misleads (HF Conv1D, ConvTranspose, groups, stacked gates); None below 2
     # dimensions and where the module is not known (a weights file).
     forward_fan_in: int | None = field(default=None, kw_only=True)
@@ -99,7 +101,7 @@ def measure(
     """Measure one parameter against `exp` and identify its values.
 
     With `default` (`exp` is torch's default for the module, tried first in identification) the
-    values are the constructors' own and the status follows DESIGN §7: ok, custom,
+    values are the constructors' own and the status follows docs/contract/statuses.md: ok, custom,
     uninitialized, or judge's verdict — unless `trained` (a weights file compared with
     `--against default`), where `off` keeps saying "no longer that init".
     """

@@ -41,7 +41,8 @@ class CheckpointReport:
     against: str | None  # the scheme compared with, described; None without --against
     params: tuple[CheckpointParam, ...]
     counts: CountReport
-    # Modules whose every decided tensor still holds a fresh init among trained ones (freshness.judge_loaded).
+    # Modules whose every decided tensor still holds a fresh init among trained ones
+    # (freshness.judge_loaded).
     fresh_modules: tuple[str, ...] = ()
 
 

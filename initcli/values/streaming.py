@@ -41,7 +41,8 @@ def named(
     device: torch.device,
     choices: Mapping[str, tuple[Scheme, str]] | None = None,
 ) -> Iterator[Item]:
-    """Stream a named scheme over a meta-built model under the seeding contract (DESIGN §4).
+    """Stream a named scheme over a meta-built model under the seeding contract (see
+    docs/contract/schemes.md).
 
     torch.manual_seed(seed), then for each parameter in named_parameters() order: an empty tensor
     of its shape, dtype and layout on `device`, the scheme's torch.nn.init call on it, and the
