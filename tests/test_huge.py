@@ -205,7 +205,7 @@ def test_save_builds_the_model_whole_with_the_streamed_values(
     streamed = report.inspect("sample_models.lenet:LeNet5", "he", seed=5)
     assert (saved.method, streamed.method) == ("real", "stream")
     assert _rows(saved) == _rows(streamed)
-    monkeypatch.setattr(building, "available_bytes", lambda device: 300_000)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 300_000)
     with pytest.raises(MemoryLimitError, match="--save writes the whole state dict"):
         report.inspect("sample_models.lenet:LeNet5", "he", save=tmp_path / "big.safetensors")
 
@@ -252,13 +252,13 @@ def test_streamed_default_says_what_it_cannot_reproduce() -> None:
 def test_default_streams_only_when_memory_is_short(monkeypatch: pytest.MonkeyPatch) -> None:
     assert report.inspect("sample_models.lenet:LeNet5").method == "real"
     # LeNet5 needs 248 KB in all, 192 KB for fc1.weight, its largest tensor.
-    monkeypatch.setattr(building, "available_bytes", lambda device: 300_000)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 300_000)
     result = report.inspect("sample_models.lenet:LeNet5")
     assert result.method == "stream"
     assert "needs 248.0 KB, more than half the free memory" in result.remarks[0]
     with pytest.raises(MemoryLimitError, match="--bias-init default needs a real build"):
         report.inspect("sample_models.lenet:LeNet5", init="xavier", bias_init="default")
-    monkeypatch.setattr(building, "available_bytes", lambda device: 200_000)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 200_000)
     with pytest.raises(MemoryLimitError, match=r"62,006 parameters and its largest tensor, fc1"):
         report.inspect("sample_models.lenet:LeNet5", init="xavier")
 

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from initcli import limits
+from initcli import limits, memory
 from initcli.errors import ArgError, MemoryLimitError
 from initcli.experiments import probe
-from initcli.model import building, resolve
+from initcli.model import resolve
 
 
 def test_seed_range_is_what_torch_accepts() -> None:
@@ -44,7 +44,7 @@ def test_train_steps_are_bounded() -> None:
 def test_batch_that_cannot_fit_is_refused_before_allocating(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(building, "available_bytes", lambda device: 10_000_000_000)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 10_000_000_000)
     with pytest.raises(MemoryLimitError) as info:
         limits.check_batch(99999999999999999999, (4,))
     assert str(info.value) == (

@@ -223,23 +223,34 @@ def test_sweep_that_cannot_fit_is_refused_before_anything_is_built(
 
 
 # Sets the limit, then becomes the initcli script (exec keeps the pid, so wait4's usage is its).
-_UNDER_LIMIT = (
-    "import os, resource, sys; "
-    f"resource.setrlimit(resource.RLIMIT_AS, ({ADDRESS_LIMIT}, {ADDRESS_LIMIT})); "
-    "os.execv(sys.argv[1], sys.argv[1:])"
-)
+# The child reports its own peak (VmHWM of its memory map) at exit: ru_maxrss of a child would
+# include the parent's pages at fork time, which in a long pytest run exceed the bound itself.
+_UNDER_LIMIT = """
+import atexit, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]), int(sys.argv[1])))
+_OUT = sys.argv[2]
+def _peak():
+    with open("/proc/self/status") as status, open(_OUT, "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM")).split()[1])
+atexit.register(_peak)
+sys.argv = ["initcli", *sys.argv[3:]]
+from initcli.cli import main
+main()
+"""
 
 
 def _measured(args: list[str], tmp_path: Path) -> tuple[int, str, float]:
-    """Run the initcli script under ADDRESS_LIMIT: (exit code, stderr, peak RSS in bytes)."""
-    err_path = tmp_path / "stderr"
+    """Run initcli under ADDRESS_LIMIT: (exit code, stderr, its own peak RSS in bytes)."""
+    err_path, peak_path = tmp_path / "stderr", tmp_path / "peak"
     with open(os.devnull, "wb") as out, err_path.open("wb") as err:
-        child = subprocess.Popen(
-            [sys.executable, "-c", _UNDER_LIMIT, INITCLI, *args], stdout=out, stderr=err, cwd=ROOT
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, err_path.read_text(), usage.ru_maxrss * 1024
+        code = subprocess.run(
+            [sys.executable, "-c", _UNDER_LIMIT, str(ADDRESS_LIMIT), str(peak_path), *args],
+            stdout=out,
+            stderr=err,
+            cwd=ROOT,
+            check=False,
+        ).returncode
+    return code, err_path.read_text(), int(peak_path.read_text()) * 1024
 
 
 @pytest.mark.parametrize(

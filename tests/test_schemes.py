@@ -180,7 +180,7 @@ def _check_per_parameter_scheme(name: str) -> None:
     if name == "default":
         # default draws nothing: every value stays as the constructors drew it, and each
         # expectation is torch's own (U(±1/√fan_in): variance 1/(3·fan_in)).
-        found = schemes.initialize(model, parse_scheme("default"), parse_scheme("default"), 5)
+        found = assign.initialize(model, parse_scheme("default"), parse_scheme("default"), 5)
         assert all(torch.equal(v, built[k]) for k, v in model.state_dict().items())
         assert found["0.weight"].init == "kaiming_uniform(a=√5)"
         assert found["0.weight"].var == pytest.approx(1 / 36)
@@ -189,7 +189,7 @@ def _check_per_parameter_scheme(name: str) -> None:
     # auto: each weight gets its chosen scheme (xavier_normal where none was chosen), in
     # named_parameters order after the seed; the biases get --bias-init (zeros: no draws).
     choices = {"0.weight": (parse_scheme("kaiming_normal"), "ReLU after it")}
-    found = schemes.initialize(model, parse_scheme("auto"), parse_scheme("zeros"), 5, choices)
+    found = assign.initialize(model, parse_scheme("auto"), parse_scheme("zeros"), 5, choices)
     first, second = torch.empty(24, 12), torch.empty(6, 24)
     torch.manual_seed(5)
     nn.init.kaiming_normal_(first)
