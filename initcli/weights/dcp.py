@@ -15,7 +15,8 @@ import torch
 
 from initcli.errors import CheckpointError, first_line
 from initcli.files import require_regular
-from initcli.weights.dcp_metadata import invalid, safe_metadata, shown_name
+from initcli.weights.dcp_metadata import safe_metadata
+from initcli.weights.dcp_unpickler import invalid, shown_name
 
 if TYPE_CHECKING:
     from torch.distributed.checkpoint.metadata import (
