@@ -153,9 +153,23 @@ def test_a_native_model_whose_config_also_names_code_is_built_without_it(
     assert not (tmp_path / "MARKER").exists()
 
 
-def test_a_nested_auto_map_of_unknown_code_is_refused(saved: Path, tmp_path: Path) -> None:
+def test_an_unknown_model_type_with_its_own_code_is_refused(saved: Path, tmp_path: Path) -> None:
     folder = _copy(saved, tmp_path, model_type="evil_model", auto_map={"AutoConfig": "evil.C"})
     _fails(folder, "never runs code", commands=("count", "inspect"))
+
+
+def test_sub_configs_lose_their_auto_map_before_the_build() -> None:
+    # transformers asks on stdin only where a config (or a sub-config a composite model hands to
+    # AutoModel) has an auto_map: after the drop, no config in the tree has one.
+    from initcli.weights import hf
+
+    code = {"AutoModel": "evil.EvilModel"}
+    config = transformers.LlavaConfig(
+        text_config={"model_type": "llama", "auto_map": code}, auto_map=code
+    )
+    assert hasattr(config, "auto_map") and hasattr(config.text_config, "auto_map")
+    hf._drop_auto_maps(config)
+    assert not hasattr(config, "auto_map") and not hasattr(config.text_config, "auto_map")
 
 
 def test_architectures_naming_a_function_is_never_called(saved: Path, tmp_path: Path) -> None:
@@ -328,6 +342,14 @@ def test_a_weight_map_nested_100k_deep(tmp_path: Path) -> None:
     path, _ = _indexed(tmp_path)
     path.write_text('{"weight_map": ' + '{"a": ' * 100_000 + "1" + "}" * 100_001)
     _fails(tmp_path, str(path), "nested too deeply")
+
+
+def test_an_index_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    path, _ = _indexed(tmp_path)
+    os.mkfifo(path)
+    start = time.perf_counter()
+    _fails(tmp_path, str(path), "is not a regular file")
+    assert time.perf_counter() - start < 10
 
 
 def test_an_index_over_its_cap_is_refused_before_it_is_read(

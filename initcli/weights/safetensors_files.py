@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,7 +293,10 @@ def read_json(file: Path, cap: int, what: str) -> object:
     """A JSON file read whole, after its size is checked against `cap` (bytes); `what` says what
     the file is in the errors (\"index\", \"model config\")."""
     try:
-        size = file.stat().st_size
+        info = file.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+            raise CheckpointError(f"{file} is not a regular file; name a {what} file")
+        size = info.st_size
         if size > cap:
             raise CheckpointError(
                 f"{file} is {size:,} bytes, over the {cap:,}-byte cap on a {what}; "
