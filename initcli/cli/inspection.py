@@ -108,6 +108,7 @@ def inspect(
                 "using --against SCHEME"
             )
         report_ = inspect_checkpoint(target, against, bias_init, progress=progress_bar(quiet))
+        notes(report_.counts.remarks, quiet)
         view = checkpoint_view(report_)
     else:
         if against is not None:

@@ -153,13 +153,12 @@ def _few(names: tuple[str, ...]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def _model_of(ckpt: checkpoint.Checkpoint) -> tuple[hf.HFModel | None, list[str]]:
+def _model_of(ckpt: checkpoint.Checkpoint) -> hf.Built:
     """The folder's own model from its config.json, if it has one and transformers is here."""
     folder = Path(ckpt.path)
     if not folder.is_dir():
-        return None, []
-    own, note = hf.meta_model(folder, ckpt.tensors)
-    return own, [note] if note else []
+        return hf.Built(None)
+    return hf.meta_model(folder, ckpt.tensors)
 
 
 def _checkpoint_counts(ckpt: checkpoint.Checkpoint, layout: list[_Group]) -> Counts:
@@ -238,8 +237,9 @@ def count_file(path: str | os.PathLike[str]) -> CountReport:
         except CheckpointError:
             pass  # an irregular header: `load` reads it, or says what is wrong in its own words
     ckpt = checkpoint.open_weights(path)
-    own, extra = _model_of(ckpt)
-    return CountReport(str(path), _counts(ckpt, own, extra))
+    built = _model_of(ckpt)
+    counts = _counts(ckpt, built.model, list(built.notes))
+    return CountReport(str(path), counts, remarks=built.heard)
 
 
 def _counts(
@@ -278,7 +278,8 @@ def inspect_checkpoint(
             "a weights file does not record; name a scheme, e.g. --against kaiming_normal"
         )
     ckpt = checkpoint.open_weights(path)
-    own, extra = _model_of(ckpt)
+    built = _model_of(ckpt)
+    own, extra = built.model, list(built.notes)
     layout = _layout(ckpt, own)
     # The model's own init per stored tensor (a HF folder with its config.json), else {}.
     own_init = _own_init(layout, ckpt, own) if own else {}
@@ -340,7 +341,7 @@ def inspect_checkpoint(
     )
     rows = [replace(measured[name], state=verdict.states[name]) for name in owners]
     notes = [*extra, *verdict.notes, *_unproduced(rows)]
-    counts = CountReport(str(path), _counts(ckpt, own, notes, layout))
+    counts = CountReport(str(path), _counts(ckpt, own, notes, layout), remarks=built.heard)
     described = chosen[0].describe() if chosen else None
     return CheckpointReport(
         str(path), ckpt.format, described, tuple(rows), counts, verdict.fresh_modules

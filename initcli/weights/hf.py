@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 import warnings
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules import module as torch_module
 
-from initcli.errors import first_line
-from initcli.files import require_regular
+from initcli.errors import CheckpointError, InitcliError, first_line
 from initcli.init import recorded, schemes
 from initcli.init.recorded import FillLog
 from initcli.model import building, record
+from initcli.text import printable
+from initcli.weights.safetensors_files import in_folder, read_json
 
-__all__ = ["INSTALL_NOTE", "HFModel", "meta_model"]
+__all__ = [
+    "INSTALL_NOTE",
+    "MAX_CONFIG_BYTES",
+    "MAX_CONFIG_DEPTH",
+    "Built",
+    "HFModel",
+    "build_limit",
+    "layer_limit",
+    "meta_model",
+]
+
+# A model's config.json is read whole (it is JSON): real ones are a few kB, the largest (label
+# maps of 20k ImageNet-21k classes) ~1 MB. Past this it is refused before it is read.
+MAX_CONFIG_BYTES = 16 * 2**20
+# Real configs nest 2-4 levels (text_config, rope_scaling); this keeps transformers' recursive
+# walks of the config (to_dict, deepcopy) far from Python's recursion limit.
+MAX_CONFIG_DEPTH = 64
 
 INSTALL_NOTE = (
     "this folder has a config.json: with transformers installed (pip install 'initcli[hf]') "
@@ -57,38 +79,67 @@ class HFModel:
         return replace(exp, init=f"{exp.init} · model's init") if exp.var is not None else exp
 
 
-def meta_model(folder: Path, stored: Iterable[str]) -> tuple[HFModel | None, str | None]:
-    """The model of `folder/config.json`, built on meta (nothing downloaded, no remote code),
-    with the stored names mapped onto it; or None and a note saying why not."""
-    if not (folder / "config.json").exists():
-        return None, None
-    require_regular(folder / "config.json")  # transformers opens it itself
+def layer_limit(blocks: int) -> int:
+    """The most layers a config.json may give for weights whose numbered blocks reach `blocks`
+    (`h.0` … `h.{blocks-1}`): the meta build costs ~15 ms a layer, so a config of 10⁴ layers
+    beside two stored ones took minutes. Generous slack keeps partial and stacked layouts."""
+    return 4 * blocks + 64
+
+
+def build_limit(stored: int) -> int:
+    """The most parameters, buffers and submodules the meta build may register for `stored`
+    tensors (a real model registers 2-3 per stored tensor): past this the build is stopped."""
+    return 8 * stored + 4096
+
+
+@dataclass(frozen=True)
+class Built:
+    """`meta_model`'s answer: the model (or None), notes for the counts saying why the config was
+    not used, and what transformers logged or warned while building (stderr Notes)."""
+
+    model: HFModel | None
+    notes: tuple[str, ...] = ()
+    heard: tuple[str, ...] = field(default=())
+
+
+def meta_model(folder: Path, stored: Mapping[str, torch.Tensor]) -> Built:
+    """The model of `folder/config.json`, built on meta (nothing downloaded, no code from the
+    folder, stdin never read), with the stored names mapped onto it and every stored tensor
+    checked against it; Built(None, note) when it is not used.
+
+    Raises CheckpointError when config.json is not a readable config, needs the folder's own
+    Python code, or describes tensors of other shapes than the stored ones.
+    """
+    path = folder / "config.json"
+    if not path.is_file():
+        return Built(None)
     start = time.perf_counter()
     try:
         import transformers
     except ImportError:
-        return None, INSTALL_NOTE
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            config = transformers.AutoConfig.from_pretrained(
-                str(folder), local_files_only=True, trust_remote_code=False
-            )
-            arch = next(iter(config.architectures or []), None)
-            cls = getattr(transformers, arch, None) if arch else None
-            trace = record.Trace()
-            with building.on_meta(trace):
-                if cls is not None:
-                    model = cls(config)
-                else:
-                    model = transformers.AutoModel.from_config(config)  # type: ignore[no-untyped-call]
-            replay = getattr(model, "initialize_weights", None)
-            if callable(replay):
-                with building.recording(trace):
-                    replay()
-    except Exception as exc:  # any config transformers cannot build: the file-only path
-        return None, f"config.json was not used ({first_line(exc)}); module types are inferred."
-    own = set(model.state_dict(keep_vars=True))
+        return Built(None, (INSTALL_NOTE,))
+    if not in_folder(folder, path):
+        raise CheckpointError(
+            f"{path} links to a file outside {folder}; initcli reads only the files inside a "
+            "weights folder: copy the config into the folder instead of linking it"
+        )
+    raw = _config_json(path)
+    too_big = _too_many_layers(raw, stored)
+    if too_big:
+        return Built(None, (too_big,))
+    model_type = raw.get("model_type")
+    has_code = _has_auto_map(raw)
+    if has_code and not (isinstance(model_type, str) and model_type in transformers.CONFIG_MAPPING):
+        raise _needs_code(folder)
+    limit = build_limit(len(stored))
+    with _library_messages() as heard:
+        built = _build(transformers, folder, has_code, limit)
+    if not isinstance(built, tuple):
+        note = built if built is not None else _too_large(limit, len(stored))
+        return Built(None, (note,), tuple(heard))
+    model, trace = built
+    own_tensors = model.state_dict(keep_vars=True)
+    own = set(own_tensors)
     prefix = str(getattr(model, "base_model_prefix", "") or "")
     names: dict[str, str] = {}
     unexpected: list[str] = []
@@ -99,13 +150,29 @@ def meta_model(folder: Path, stored: Iterable[str]) -> tuple[HFModel | None, str
                 break
         else:
             unexpected.append(name)
+    differ = _misfits(stored, own_tensors, names)
+    if differ:
+        if "quantization_config" in raw:
+            # A quantized folder stores packed or integer tensors for the float model the
+            # config describes: its layout is the stored one, not the config's model.
+            note = (
+                "config.json describes the model before quantization, whose tensors are not "
+                f"the stored ones ({differ[0]}); module types are inferred."
+            )
+            return Built(None, (note,), tuple(heard))
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+        raise CheckpointError(
+            f"{path} does not fit the stored tensors: {'; '.join(differ[:3])}{more}; "
+            "put the config.json these weights were saved with beside them, or move config.json "
+            "away to inspect the tensors alone"
+        )
     absent = own - set(names.values())
     shared = _aliases(model)
     tied = sorted(n for n in absent if shared.get(n, set()) & set(names.values()))
     missing = sorted(absent - set(tied))
     seconds = time.perf_counter() - start
     kind = type(model).__name__
-    return HFModel(
+    found = HFModel(
         model,
         kind,
         names,
@@ -114,7 +181,261 @@ def meta_model(folder: Path, stored: Iterable[str]) -> tuple[HFModel | None, str
         tuple(unexpected),
         seconds,
         FillLog.of_trace(trace),
-    ), None
+    )
+    return Built(found, (), tuple(heard))
+
+
+def _build(
+    transformers: Any, folder: Path, has_code: bool, limit: int
+) -> tuple[nn.Module, record.Trace] | str | None:
+    """The config's model built on meta and its recorded init; else a note saying why the config
+    is not used, or None when the build was stopped at `limit` registrations."""
+    over: list[bool] = []
+    try:
+        # trust_remote_code=False: transformers never asks (its prompt reads stdin only when the
+        # argument is None) and never imports code from the folder.
+        config = transformers.AutoConfig.from_pretrained(
+            str(folder), local_files_only=True, trust_remote_code=False
+        )
+        _drop_auto_maps(config)  # no later Auto* call sees remote code to ask about
+        cls = _native_class(transformers, config)
+        if has_code and cls is None and type(config) not in transformers.MODEL_MAPPING:
+            raise _needs_code(folder)
+        trace = record.Trace()
+        with _bounded(limit) as over, building.on_meta(trace):
+            if cls is not None:
+                model = cls(config)
+            else:
+                model = transformers.AutoModel.from_config(config, trust_remote_code=False)
+        replay = getattr(model, "initialize_weights", None)
+        if callable(replay):
+            with building.recording(trace):
+                replay()
+    except InitcliError:
+        raise
+    except Exception as exc:  # any config transformers cannot build: the file-only path
+        if over:
+            return None
+        return f"config.json was not used ({first_line(exc)}); module types are inferred."
+    if over:  # the model caught the stop and went on
+        return None
+    return model, trace
+
+
+def _needs_code(folder: Path) -> CheckpointError:
+    return CheckpointError(
+        f"{folder}/config.json names the folder's own Python code (auto_map) for a model "
+        "transformers does not have, and initcli never runs code from a weights folder; to "
+        "inspect it anyway, write a factory that builds the model on purpose, e.g. build.py "
+        "with def build(): ..., and run initcli inspect build.py:build"
+    )
+
+
+def _config_json(path: Path) -> dict[str, Any]:
+    """config.json parsed, size and depth checked; a JSON object."""
+    raw = read_json(path, MAX_CONFIG_BYTES, "model config")
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path} is not a model config: its JSON is not an object")
+    todo: list[tuple[dict[str, Any] | list[Any], int]] = [(raw, 1)]
+    while todo:
+        value, level = todo.pop()
+        if level > MAX_CONFIG_DEPTH:
+            raise CheckpointError(
+                f"{path} is not a model config: it nests deeper than {MAX_CONFIG_DEPTH} levels"
+            )
+        children = value.values() if isinstance(value, dict) else value
+        todo.extend((c, level + 1) for c in children if isinstance(c, (dict, list)))
+    return raw
+
+
+def _walk(raw: dict[str, Any]) -> Iterator[tuple[str, object]]:
+    """Every (key, value) of the config's objects, nested ones included (depth is checked)."""
+    todo: list[object] = [raw]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            for key, child in value.items():
+                yield str(key), child
+                todo.append(child)
+        elif isinstance(value, list):
+            todo.extend(value)
+
+
+def _has_auto_map(raw: dict[str, Any]) -> bool:
+    return any(key == "auto_map" for key, _ in _walk(raw))
+
+
+def _drop_auto_maps(config: Any) -> None:
+    """Remove `auto_map` from the config and its sub-configs: transformers asks on stdin whether
+    to run a folder's code only where a config has one, so after this no call can ask."""
+    todo, seen = [config], set()
+    while todo:
+        found = todo.pop()
+        if id(found) in seen:
+            continue
+        seen.add(id(found))
+        if "auto_map" in vars(found):
+            delattr(found, "auto_map")
+        todo.extend(v for v in vars(found).values() if _is_config(v))
+
+
+def _is_config(value: object) -> bool:
+    from transformers import PretrainedConfig
+
+    return isinstance(value, PretrainedConfig)
+
+
+def _native_class(transformers: Any, config: Any) -> type[nn.Module] | None:
+    """The transformers model class config.architectures names, if it is one (a name that is not
+    a transformers model class, e.g. a function, is never called)."""
+    arch = next(iter(getattr(config, "architectures", None) or []), None)
+    if not isinstance(arch, str) or not arch.isidentifier() or arch.startswith("_"):
+        return None
+    try:
+        cls = getattr(transformers, arch, None)
+    except Exception:  # a lazy import of a model whose dependencies are missing
+        return None
+    if isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel):
+        return cls
+    return None
+
+
+_BLOCK = re.compile(r"\.(\d{1,9})(?=\.|$)")
+_LAYER_KEY = re.compile(r"(^|_)layers?$")
+
+
+def _too_many_layers(raw: dict[str, Any], stored: Mapping[str, torch.Tensor]) -> str | None:
+    """A note when a layer count in config.json (n_layer, num_hidden_layers, …) is far above the
+    numbered blocks the stored names reach (`h.0`, `h.1`, …); None when it fits."""
+    blocks: dict[str, int] = {}
+    for name in stored:
+        for match in _BLOCK.finditer(name):
+            where = name[: match.start()]
+            blocks[where] = max(blocks.get(where, 0), int(match.group(1)) + 1)
+    reach = max(blocks.values(), default=0)
+    limit = layer_limit(reach)
+    for key, value in _walk(raw):
+        count = value if isinstance(value, int) and not isinstance(value, bool) else 0
+        if count > limit and _LAYER_KEY.search(key):
+            return (
+                f"config.json gives {printable(key)} = {count:,}, but the stored tensors hold "
+                f"{reach:,} numbered blocks (at most {limit:,} layers are built for them): its "
+                "model was not built; module types are inferred."
+            )
+    return None
+
+
+def _too_large(limit: int, stored: int) -> str:
+    return (
+        f"config.json describes a model of over {limit:,} tensors and modules for the "
+        f"{stored:,} stored tensors: its build was stopped; module types are inferred."
+    )
+
+
+@contextmanager
+def _bounded(limit: int) -> Iterator[list[bool]]:
+    """Stop a build once it registers more than `limit` parameters, buffers and submodules: a
+    config cannot make the meta build run for minutes. Yields a list that holds True once
+    stopped (a model may catch the error; every later registration raises again)."""
+    over: list[bool] = []
+    registered = 0
+
+    def hook(*_: object) -> None:
+        nonlocal registered
+        registered += 1
+        if registered > limit:
+            over[:] = [True]
+            raise _TooLargeError(f"the build registered more than {limit:,} tensors and modules")
+
+    handles = [
+        torch_module.register_module_parameter_registration_hook(hook),
+        torch_module.register_module_buffer_registration_hook(hook),
+        torch_module.register_module_module_registration_hook(hook),
+    ]
+    try:
+        yield over
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class _TooLargeError(Exception):
+    """Raised inside a meta build that registers more than its limit."""
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype.is_floating_point:
+        return "float"
+    return "complex" if dtype.is_complex else "integer"
+
+
+def _misfits(
+    stored: Mapping[str, torch.Tensor],
+    own: Mapping[str, torch.Tensor],
+    names: Mapping[str, str],
+) -> list[str]:
+    """Each stored tensor whose shape, or kind of dtype (float, complex, integer), is not its
+    model tensor's, in words. Float widths may differ: a bf16 checkpoint of an fp32-built model
+    is the usual case."""
+    found = []
+    for name, mapped in names.items():
+        have, want = stored[name], own[mapped]
+        if have.shape != want.shape or _kind(have.dtype) != _kind(want.dtype):
+            dtypes = _kind(have.dtype) != _kind(want.dtype)
+            found.append(
+                f"{printable(name)} is {_described(have, dtypes)} in the file, "
+                f"{_described(want, dtypes)} in the model"
+            )
+    return found
+
+
+def _described(t: torch.Tensor, dtype: bool) -> str:
+    return f"{str(t.dtype).removeprefix('torch.')} {list(t.shape)}" if dtype else str(list(t.shape))
+
+
+_LIBRARY_NOTES = 10  # distinct library messages shown; the rest are counted
+
+
+@contextmanager
+def _library_messages() -> Iterator[list[str]]:
+    """What transformers logs (its own logger, e.g. "Model config: bos_token_id …") and any
+    Python warning while the block runs, collected as one-line notes instead of printed:
+    each once, in order, at most _LIBRARY_NOTES. The logger's handlers, propagation and the
+    warning filters are restored after, so nothing outside the build sees a change."""
+    from transformers.utils import logging as hf_logging
+
+    heard: list[str] = []
+    seen: set[str] = set()
+
+    def add(text: str) -> None:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        line = printable(lines[0] if lines else text)[:300]
+        if line not in seen:
+            seen.add(line)
+            heard.append(line)
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            add(f"transformers: {record.getMessage()}")
+
+    hf_logging.get_logger("transformers")  # transformers configures its logger on first use
+    logger = logging.getLogger("transformers")
+    handlers, propagate = list(logger.handlers), logger.propagate
+    logger.handlers = [Collect()]
+    logger.propagate = False
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield notes
+    finally:
+        logger.handlers = handlers
+        logger.propagate = propagate
+    for w in caught:
+        add(f"{w.category.__name__}: {w.message}")
+    notes.extend(heard[:_LIBRARY_NOTES])
+    if len(heard) > _LIBRARY_NOTES:
+        notes.append(f"and {len(heard) - _LIBRARY_NOTES} more messages from transformers.")
 
 
 def _aliases(model: nn.Module) -> dict[str, set[str]]:

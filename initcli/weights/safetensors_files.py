@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,13 +14,17 @@ from pathlib import Path
 import torch
 
 from initcli.errors import CheckpointError, first_line
-from initcli.files import open_regular, read_regular, require_regular
+from initcli.files import open_regular, require_regular
+from initcli.text import printable
 
 __all__ = [
     "MAX_HEADER_BYTES",
+    "MAX_INDEX_BYTES",
     "HeaderScan",
     "Shard",
+    "in_folder",
     "read_header",
+    "read_json",
     "read_tensors",
     "shards_of_folder",
 ]
@@ -28,6 +33,10 @@ __all__ = [
 # length past this cap is refused before a byte of it is read: a hostile length cannot make
 # initcli allocate it.
 MAX_HEADER_BYTES = 100_000_000
+# A shard index is JSON read whole: ~100 bytes per tensor (name and shard file). DeepSeek-V3's
+# ~91,000 tensors make ~9 MB; 64 MiB leaves room for ~600,000 tensors and keeps json.loads of a
+# hostile index to a few hundred MB of Python objects.
+MAX_INDEX_BYTES = 64 * 2**20
 
 # Shape dimensions, and the product of the nonzero ones, must fit torch's int64 sizes and strides
 # (a zero-sized tensor with huge dimensions still overflows torch's stride calculation);
@@ -321,6 +330,56 @@ class Folder:
     notes: tuple[str, ...]
 
 
+def in_folder(folder: Path, path: Path) -> bool:
+    """Whether `path`, links followed, is inside `folder`, or is a blob of the HF hub cache whose
+    snapshot `folder` is (`snapshots/<revision>/x` links to `../../blobs/<hash>` there)."""
+    home, real = folder.resolve(), path.resolve()
+    if real.is_relative_to(home):
+        return True
+    cache = next((p.parent for p in (home, *home.parents) if p.name == "snapshots"), None)
+    return cache is not None and real.parent == cache / "blobs"
+
+
+def _inside(folder: Path, path: Path) -> Path:
+    """`path` when it lies inside `folder` (see in_folder); else an error that says nothing about
+    the file the link reaches."""
+    if not in_folder(folder, path):
+        raise CheckpointError(
+            f"{path} links to a file outside {folder}; initcli reads only the files inside a "
+            "weights folder: copy the file into the folder instead of linking it"
+        )
+    return path
+
+
+def read_json(file: Path, cap: int, what: str) -> object:
+    """A JSON file read whole, after its size is checked against `cap` (bytes); `what` says what
+    the file is in the errors (\"index\", \"model config\")."""
+    try:
+        info = file.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+            raise CheckpointError(f"{file} is not a regular file; name a {what} file")
+        size = info.st_size
+        if size > cap:
+            raise CheckpointError(
+                f"{file} is {size:,} bytes, over the {cap:,}-byte cap on a {what}; "
+                f"this is not a {what} initcli reads"
+            )
+        with open(file, "rb") as handle:
+            raw = handle.read(cap + 1)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {file} ({first_line(exc)})") from None
+    if len(raw) > cap:  # it grew after the size was checked
+        raise CheckpointError(f"{file} is over the {cap:,}-byte cap on a {what}")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{file} is not a readable {what} ({first_line(exc)})") from None
+    except RecursionError:
+        raise CheckpointError(
+            f"{file} is not a readable {what}: its JSON is nested too deeply to parse"
+        ) from None
+
+
 def _index_file(folder: Path) -> Path | None:
     found = sorted(folder.glob("*.safetensors.index.json"))
     preferred = folder / "model.safetensors.index.json"
@@ -329,7 +388,7 @@ def _index_file(folder: Path) -> Path | None:
     if len(found) > 1:
         names = ", ".join(f.name for f in found)
         raise CheckpointError(f"{folder} holds several safetensors indexes ({names}); name one")
-    return found[0] if found else None
+    return _inside(folder, found[0]) if found else None
 
 
 def shards_of_folder(folder: Path) -> Folder | None:
@@ -343,7 +402,7 @@ def shards_of_folder(folder: Path) -> Folder | None:
         files = sorted(folder.glob("*.safetensors"))
         if not files:
             return None
-        shards = tuple(read_header(f) for f in files)
+        shards = tuple(read_header(_inside(folder, f)) for f in files)
         where: dict[str, Path] = {}
         for shard in shards:
             for name in shard.tensors:
@@ -358,19 +417,38 @@ def shards_of_folder(folder: Path) -> Folder | None:
 
 
 def _indexed(folder: Path, index: Path) -> Folder:
-    try:
-        data = json.loads(read_regular(index).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{index} is not a readable index ({first_line(exc)})") from None
-    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    data = read_json(index, MAX_INDEX_BYTES, "safetensors index")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{index} is not a safetensors index: its JSON is not an object")
+    weight_map = data.get("weight_map")
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(f"{index} has no weight_map of tensor names to shard files")
+    metadata = data.get("metadata")
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise CheckpointError(
+            f"{index} is not a safetensors index: its metadata is {_json_kind(metadata)}, "
+            'not an object such as {"total_size": 123}; fix or remove the metadata key'
+        )
+    stated = metadata.get("total_size")
+    whole = (isinstance(stated, int) and not isinstance(stated, bool)) or (
+        isinstance(stated, float) and stated.is_integer()
+    )
+    if stated is not None and not whole:
+        raise CheckpointError(
+            f"{index} is not a safetensors index: its metadata.total_size is "
+            f"{_json_kind(stated)}, not a whole number of bytes; fix or remove it"
+        )
     shards: dict[str, Shard] = {}
     for file in dict.fromkeys(weight_map.values()):
         path = folder / file
-        if Path(file).name != file or not path.exists():
-            raise CheckpointError(f"{index} names shard {file}, which is not in {folder}")
-        shards[file] = read_header(path)
+        # A plain file name: no folder part, no `..`, not absolute; links must stay inside.
+        if file in ("", ".", "..") or Path(file).name != file or not path.exists():
+            raise CheckpointError(
+                f"{index} names shard {printable(file)}, which is not in {folder}"
+            )
+        shards[file] = read_header(_inside(folder, path))
     where: dict[str, Path] = {}
     for name, file in weight_map.items():
         if name not in shards[file].tensors:
@@ -382,14 +460,21 @@ def _indexed(folder: Path, index: Path) -> Folder:
     extra = [n for s in shards.values() for n in s.tensors if n not in weight_map]
     if extra:
         notes.append(f"{len(extra)} tensors in the shards are not in {index.name}; not read.")
-    stated = (data.get("metadata") or {}).get("total_size")
     held = sum(_nbytes(shards[f], n) for n, f in weight_map.items())
-    if isinstance(stated, int) and stated != held:
+    if stated is not None and int(stated) != held:
         raise CheckpointError(
-            f"{index} says total_size {stated:,} bytes but the tensors it lists take {held:,}: "
-            "the index and the shards disagree"
+            f"{index} says total_size {int(stated):,} bytes but the tensors it lists take "
+            f"{held:,}: the index and the shards disagree"
         )
     return Folder(tuple(shards.values()), where, tuple(notes))
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in words, for an error that must not echo a huge value."""
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "true/false"}
+    if value is None:
+        return "null"
+    return kinds.get(type(value), "a number")
 
 
 def _nbytes(shard: Shard, name: str) -> int:
