@@ -111,7 +111,7 @@ def meta_model(folder: Path, stored: Mapping[str, torch.Tensor]) -> Built:
     Python code, or describes tensors of other shapes than the stored ones.
     """
     path = folder / "config.json"
-    if not path.is_file():
+    if not path.exists():  # a FIFO or a folder of that name is refused by read_json
         return Built(None)
     start = time.perf_counter()
     try:
@@ -400,8 +400,8 @@ _LIBRARY_NOTES = 10  # distinct library messages shown; the rest are counted
 def _library_messages() -> Iterator[list[str]]:
     """What transformers logs (its own logger, e.g. "Model config: bos_token_id …") and any
     Python warning while the block runs, collected as one-line notes instead of printed:
-    each once, in order, at most _LIBRARY_NOTES. The logger's handlers, propagation and the
-    warning filters are restored after, so nothing outside the build sees a change."""
+    each once, in order, at most _LIBRARY_NOTES. The logger's handlers, propagation, level and
+    the warning filters are restored after, so nothing outside the build sees a change."""
     from transformers.utils import logging as hf_logging
 
     heard: list[str] = []
@@ -420,9 +420,12 @@ def _library_messages() -> Iterator[list[str]]:
 
     hf_logging.get_logger("transformers")  # transformers configures its logger on first use
     logger = logging.getLogger("transformers")
-    handlers, propagate = list(logger.handlers), logger.propagate
+    handlers, propagate, level = list(logger.handlers), logger.propagate, logger.level
     logger.handlers = [Collect()]
     logger.propagate = False
+    # Warnings are collected whatever verbosity the process set: they become Notes, which -q
+    # (not the library's level) decides to show.
+    logger.setLevel(logging.WARNING)
     notes: list[str] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -431,6 +434,7 @@ def _library_messages() -> Iterator[list[str]]:
     finally:
         logger.handlers = handlers
         logger.propagate = propagate
+        logger.setLevel(level)
     for w in caught:
         add(f"{w.category.__name__}: {w.message}")
     notes.extend(heard[:_LIBRARY_NOTES])
