@@ -348,7 +348,7 @@ def test_an_index_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
     path, _ = _indexed(tmp_path)
     os.mkfifo(path)
     start = time.perf_counter()
-    _fails(tmp_path, str(path), "is not a regular file")
+    _fails(tmp_path, str(path), "is a FIFO (named pipe), not a regular file")
     assert time.perf_counter() - start < 10
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path
 import torch
 
 from initcli.errors import CheckpointError, first_line
-from initcli.files import open_regular, require_regular
+from initcli.files import open_regular, read_regular, require_regular
 from initcli.text import printable
 
 __all__ = [
@@ -354,18 +353,15 @@ def _inside(folder: Path, path: Path) -> Path:
 def read_json(file: Path, cap: int, what: str) -> object:
     """A JSON file read whole, after its size is checked against `cap` (bytes); `what` says what
     the file is in the errors (\"index\", \"model config\")."""
+    require_regular(file)  # a FIFO or device would block or never end: named as such
     try:
-        info = file.stat()
-        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
-            raise CheckpointError(f"{file} is not a regular file; name a {what} file")
-        size = info.st_size
+        size = file.stat().st_size
         if size > cap:
             raise CheckpointError(
                 f"{file} is {size:,} bytes, over the {cap:,}-byte cap on a {what}; "
                 f"this is not a {what} initcli reads"
             )
-        with open(file, "rb") as handle:
-            raw = handle.read(cap + 1)
+        raw = read_regular(file, cap + 1)
     except OSError as exc:
         raise CheckpointError(f"cannot read {file} ({first_line(exc)})") from None
     if len(raw) > cap:  # it grew after the size was checked
@@ -377,6 +373,10 @@ def read_json(file: Path, cap: int, what: str) -> object:
     except RecursionError:
         raise CheckpointError(
             f"{file} is not a readable {what}: its JSON is nested too deeply to parse"
+        ) from None
+    except ValueError:  # Python's 4,300-digit limit on int(): no real file holds such a number
+        raise CheckpointError(
+            f"{file} is not a readable {what}: it holds a number of more than 4,300 digits"
         ) from None
 
 
