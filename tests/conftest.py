@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,3 +53,11 @@ def _restore_import_state() -> Iterator[None]:
     for name in set(sys.modules) - modules:
         if _user_module(name) and not name.startswith("initcli"):
             del sys.modules[name]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """A PNG's (width, height) from its IHDR chunk (the files --plot writes)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height

@@ -1,4 +1,4 @@
-"""User data functions for `compare --data tests/data_fns.py:NAME` (tests/test_train_data.py)."""
+"""User data functions for `compare --data tests/data_fns.py:NAME` (tests/experiments/)."""
 
 import torch
 from torch.utils.data import TensorDataset

@@ -1,4 +1,4 @@
-"""Hostile `--data` factories for tests/test_safety_usercode.py: each is refused before training."""
+"""Hostile `--data` factories for tests/init/test_usercode.py: each is refused before training."""
 
 import sys
 import warnings

@@ -25,7 +25,7 @@ from sample_models.cnn_bn import SmallCNN
 from sample_models.lenet import LeNet5
 from sample_models.tied_lm import TiedLM
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INITCLI = Path(sys.executable).parent / "initcli"
 
 

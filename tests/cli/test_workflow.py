@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from initcli import __version__
 from initcli.cli import app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INITCLI = Path(sys.executable).parent / "initcli"
 
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, run
 from sample_targets import SAMPLES
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 
 COUNT_SAMPLES = [
     "sample_models/mlp.yaml",

@@ -5,9 +5,8 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import run
+from conftest import png_size, run
 from scipy import stats
-from test_probe_cli import png_size
 
 from initcli.experiments import sweep
 from initcli.render import plot

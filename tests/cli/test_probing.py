@@ -6,11 +6,11 @@ import csv
 import io
 import json
 import math
-import struct
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import png_size
 from typer.testing import CliRunner
 
 from initcli.cli import app
@@ -25,13 +25,6 @@ MLP = "sample_models/mlp.yaml"
 def run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, list(args))
     return result.exit_code, result.stdout, result.stderr
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
 
 
 def test_probe_json_has_the_contract_keys() -> None:

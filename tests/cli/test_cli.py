@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from initcli.cli import app
 
 ODD = "tests/models_for_tests.py"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str) -> tuple[int, str, str]:

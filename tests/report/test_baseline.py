@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from initcli.cli import app
 from initcli.report import baseline
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INITCLI = Path(sys.executable).parent / "initcli"
 
 NET = """\

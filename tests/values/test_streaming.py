@@ -242,7 +242,7 @@ def test_streamed_default_says_what_it_cannot_reproduce() -> None:
         p for p in real.params if p.name != "scale"
     ]
     # A constructor that rescales after its init: the recorded build is replayed instead
-    # (tests/test_streamed_hf.py), so the values are the real build's, a clean uniform that is
+    # (tests/values/test_replay.py), so the values are the real build's, a clean uniform that is
     # not torch's: `custom` (docs/contract/statuses.md), never `ok`.
     scaled = report.inspect(f"{ODD}:ScaledLinear", stream=True)
     assert scaled.params[0].status == "custom"

@@ -17,7 +17,7 @@ from initcli.init import policy
 from initcli.model.spec import load_spec
 from initcli.report import baseline
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = str(ROOT / "sample_models" / "mlp.yaml")  # Sequential of Linear and ReLU, 51 parameters
 
 

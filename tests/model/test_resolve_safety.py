@@ -17,7 +17,7 @@ from initcli.errors import BaselineError, TargetError
 from initcli.model import resolve
 from initcli.report import baseline
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 NET = """\
 from torch import nn

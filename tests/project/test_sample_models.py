@@ -17,7 +17,7 @@ import torchinfo
 import yaml
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "sample_models"
 BATCH, SEQ = 3, 7
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "initcli"
+PACKAGE = Path(__file__).resolve().parents[2] / "initcli"
 MAX_LINES = 600
 
 

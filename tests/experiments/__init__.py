@@ -1,0 +1,1 @@
+"""Tests of initcli.experiments: probes, training, sweeps, seeds."""

@@ -1,0 +1,1 @@
+"""Tests of initcli.init: schemes, policies, torch's defaults, user init code."""

@@ -1,0 +1,1 @@
+"""Tests of the leaf utilities: files, limits, memory, text."""

@@ -1,0 +1,1 @@
+"""Tests of initcli.measure: statistics, identification, fans, counts."""

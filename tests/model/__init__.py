@@ -1,0 +1,1 @@
+"""Tests of initcli.model: TARGET resolution, YAML specs, meta builds."""

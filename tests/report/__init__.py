@@ -1,0 +1,1 @@
+"""Tests of initcli.report: the reports behind each command."""

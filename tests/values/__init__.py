@@ -1,0 +1,1 @@
+"""Tests of initcli.values: values one tensor at a time, streamed and replayed."""

@@ -1,0 +1,1 @@
+"""Tests of initcli.weights: file formats, folders, did-it-load."""
