@@ -1,1 +1,1 @@
-"""Tests of initcli.init: schemes, auto, assignment, policies, torch's defaults, recorded fills, user code."""
+"""Tests of initcli.init: schemes, auto, assign, policies, torch's defaults, recorded, user code."""
