@@ -1,4 +1,4 @@
-"""probe/compare/auto/defaults/gain at the library level: the tutorials' experiments as tests."""
+"""probe/compare/defaults/gain at the library level: the tutorials' experiments as tests."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from initcli import report
 from initcli.errors import ArgError, ProbeError, SchemeError
@@ -20,7 +19,7 @@ from initcli.experiments.verdict import (
     Verdict,
     decide,
 )
-from initcli.init import assign, auto, schemes
+from initcli.init import assign, schemes
 from initcli.model import resolve
 from initcli.model.spec import build_mlp, load_spec
 
@@ -357,97 +356,6 @@ def test_train_needs_a_two_moons_model() -> None:
         report.probe_report(RELU20, ["kaiming"], train=setup)
     with pytest.raises(ArgError, match="--lr"):
         report.probe_report(MOONS, ["kaiming"], train=report.TrainSetup(5, 0.0, 50, 0.2))
-
-
-# --- auto ----------------------------------------------------------------------------------------
-
-
-def _auto(target: str, **kw: object) -> dict[str, str]:
-    r = report.inspect(target, init="auto", **kw)  # type: ignore[arg-type]
-    return {p.name: p.init for p in r.params}
-
-
-def test_auto_from_the_spec() -> None:
-    inits = _auto("sample_models/mlp.yaml")
-    assert inits["fc1.weight"] == "kaiming_normal(relu) ← act1 relu (spec)"
-    assert inits["fc2.weight"] == "kaiming_normal(relu) ← act2 relu (spec)"
-    assert inits["fc3.weight"] == "xavier_normal ← no activation in the spec"
-    assert inits["fc1.bias"] == "zeros"
-
-
-def test_auto_from_a_traced_forward() -> None:
-    inits = _auto("sample_models/mlp.py:MLP")  # one ReLU module, called twice
-    assert inits["fc1.weight"] == "kaiming_normal(relu) ← relu ReLU"
-    assert inits["fc2.weight"] == "kaiming_normal(relu) ← relu#2 ReLU"
-    assert inits["fc3.weight"].startswith("xavier_normal ← no activation follows")
-
-
-def test_auto_per_activation_family() -> None:
-    inits = _auto(f"{MODELS}:activations")
-    assert inits["0.weight"] == "kaiming_normal(leaky_relu, a=0.2) ← 1 LeakyReLU(0.2)"
-    assert inits["2.weight"] == "lecun_normal ← 3 SELU"
-    assert inits["4.weight"] == "xavier_normal(gain=sigmoid) ← 5 Sigmoid"
-    assert inits["6.weight"] == "kaiming_normal(relu) ← 7 GELU"
-    assert inits["8.weight"] == "xavier_normal(gain=tanh) ← 10 Tanh"  # past the Dropout
-    assert inits["11.weight"].startswith("xavier_normal ← no activation follows")
-    assert _auto(f"{MODELS}:conv_bn")["0.weight"] == "kaiming_normal(relu) ← 2 ReLU"
-
-
-def test_auto_special_weights() -> None:
-    inits = _auto("sample_models.transformer:TinyTransformer")
-    assert inits["embed.weight"].startswith("normal(std=1) ← embedding")
-    assert inits["encoder.layers.0.self_attn.in_proj_weight"].startswith(
-        "xavier_normal ← attention"
-    )
-    # The encoder layer applies F.relu between linear1 and linear2; its `activation` names it.
-    assert inits["encoder.layers.0.linear1.weight"].startswith("kaiming_normal(relu) ←")
-    lstm = _auto("sample_models.lstm:LSTMClassifier")
-    assert lstm["lstm.weight_hh_l0"].startswith("orthogonal ← recurrent")
-    assert lstm["lstm.weight_ih_l0"].startswith("xavier_normal ← LSTM")
-    functional = _auto(f"{MODELS}:Functional")
-    assert functional["fc1.weight"] == "xavier_normal ← no activation module before fc2"
-
-
-def test_auto_without_a_traceable_forward_says_why() -> None:
-    inits = _auto("tests/models_for_tests.py:Odd")
-    assert "give --input-shape" in inits["half.weight"]
-    with pytest.raises(ProbeError, match="--input-shape"):
-        _auto(f"{MODELS}:mismatched", input_shape=(7,))
-
-
-def test_auto_follows_the_seeding_contract() -> None:
-    """Same values as: build, manual_seed(0), then each chosen torch.nn.init call in order."""
-    spec = load_spec("sample_models/mlp.yaml")
-    model = build_mlp(spec)
-    choices = auto.auto_choices(model, report.spec_followers(spec))
-    exp = assign.initialize(
-        model, schemes.parse_scheme("auto"), schemes.parse_scheme("zeros"), 0, choices
-    )
-    theirs = build_mlp(spec)
-    torch.manual_seed(0)
-    nn.init.kaiming_normal_(theirs.fc1.weight, nonlinearity="relu")
-    nn.init.zeros_(theirs.fc1.bias)
-    nn.init.kaiming_normal_(theirs.fc2.weight, nonlinearity="relu")
-    nn.init.zeros_(theirs.fc2.bias)
-    nn.init.xavier_normal_(theirs.fc3.weight)
-    nn.init.zeros_(theirs.fc3.bias)
-    for (name, ours), (_, ref) in zip(
-        model.named_parameters(), theirs.named_parameters(), strict=True
-    ):
-        assert torch.equal(ours, ref), name
-    assert exp["fc1.weight"].var == 2 / 4 and exp["fc3.weight"].var == 2 / (3 + 2)
-
-
-def test_auto_needs_choices() -> None:
-    model = nn.Linear(3, 3)
-    with pytest.raises(SchemeError, match="auto needs"):
-        assign.initialize(model, schemes.parse_scheme("auto"), schemes.parse_scheme("zeros"), 0)
-
-
-def test_auto_is_in_the_registry() -> None:
-    assert "auto" in [row.name for row in report.scheme_rows()]
-    with pytest.raises(SchemeError, match="needs ≥2-D"):
-        report.inspect("sample_models/mlp.yaml", init="kaiming", bias_init="auto")
 
 
 # --- defaults ------------------------------------------------------------------------------------

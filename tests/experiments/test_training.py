@@ -12,7 +12,6 @@ from conftest import run
 from scipy import stats
 
 from initcli.cli._app import fill_bare_values
-from initcli.experiments import seeds
 
 MOONS = "sample_models/moons.yaml"
 DIGITS = "sample_models/digits_mlp.yaml"
@@ -174,116 +173,6 @@ def test_digits_without_scikit_learn_names_the_extra() -> None:
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr == "Error: --data digits needs scikit-learn: pip install 'initcli[data]'\n"
-
-
-def test_interval_and_holm() -> None:
-    iv = seeds.interval([1.0, 2.0, 3.0])
-    assert iv.mean == 2.0 and iv.half_width == pytest.approx(stats.t.ppf(0.975, 2) / math.sqrt(3))
-    assert seeds.interval([5.0]).low is None
-    tests = seeds.paired_tests("loss", [("a", [1.0, 2.0, 3.0, 4.0]), ("b", [1.0, 2.0, 3.0, 4.0])])
-    assert tests[0].p_value is None and not tests[0].clear
-
-
-def _holm_adjusted(p_values: list[float]) -> list[float]:
-    """Holm's adjusted p-values, written as the textbook defines them: sorted ascending, the
-    i-th (from 0) times m − i, made non-decreasing, capped at 1; returned in the input order."""
-    order = sorted(range(len(p_values)), key=lambda k: p_values[k])
-    adjusted = [0.0] * len(p_values)
-    running = 0.0
-    for i, k in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - i) * p_values[k]))
-        adjusted[k] = running
-    return adjusted
-
-
-# Losses of 3 schemes over 5 seeds, chosen for their paired t-test p-values (scipy's ttest_rel).
-# Step-down over 3 pairs: 0.00319·3 = 0.0096 < 0.05 clear; 0.0312·2 = 0.0625 stops there, so
-# 0.0459 (below 0.05 alone, and ·1 below it too) is not clear either. Uncorrected: all 3 clear;
-# without the stop: b–c and a–c; step-up (Hochberg): all 3.
-HOLM_STOPS = (
-    [("a", [10.0, 12.0, 11.0, 13.0, 9.0]), ("b", [10.0, 16.0, 16.0, 15.0, 12.0]),
-     ("c", [6.0, 8.0, 12.0, 10.0, 4.0])],
-    [0.0312298139, 0.0459115124, 0.0031911782],
-    [0.0624596278, 0.0624596278, 0.0095735345],
-    [False, False, True],
-)  # fmt: skip
-# 0.0046·3 = 0.0138 clear; 0.0222·2 = 0.0444 clear (Bonferroni's ·3 = 0.0666 would not be);
-# 0.794 not.
-HOLM_STEPS_DOWN = (
-    [("a", [10.0, 12.0, 11.0, 13.0, 9.0]), ("b", [16.0, 15.0, 15.0, 15.0, 13.0]),
-     ("c", [11.0, 14.0, 12.0, 7.0, 9.0])],
-    [0.0045970095, 0.7942947428, 0.0221943199],
-    [0.0137910286, 0.7942947428, 0.0443886398],
-    [True, False, True],
-)  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("per_scheme", "raw", "adjusted", "clear"),
-    [HOLM_STOPS, HOLM_STEPS_DOWN],
-    ids=["stops-at-the-first-failure", "not-bonferroni"],
-)
-def test_holm_correction_over_three_schemes_matches_a_hand_computation(
-    per_scheme: list[tuple[str, list[float]]],
-    raw: list[float],
-    adjusted: list[float],
-    clear: list[bool],
-) -> None:
-    tests = seeds.paired_tests("loss", per_scheme)
-    assert [(t.a, t.b) for t in tests] == [("a", "b"), ("a", "c"), ("b", "c")]
-    assert [t.p_value for t in tests] == pytest.approx(raw, rel=1e-6)
-    assert _holm_adjusted(raw) == pytest.approx(adjusted, rel=1e-6)
-    assert [t.clear for t in tests] == clear == [a < seeds.ALPHA for a in adjusted]
-
-
-def test_compare_three_schemes_over_seeds_reports_holm_adjusted_clear() -> None:
-    data = _json("compare", MOONS, "-i", "kaiming_normal", "-i", "xavier_uniform", "-i",
-                 "orthogonal", "--train", "15", "--seeds", "5")  # fmt: skip
-    comparisons = data["train_outcome"]["comparisons"]
-    assert len(comparisons) == 3
-    raw = [c["p_value"] for c in comparisons]
-    # Seeded: p = 0.0316, 0.0162, 0.0388, each below α alone; Holm clears only 0.0162 (·3).
-    assert all(p < seeds.ALPHA for p in raw)
-    assert [c["clear"] for c in comparisons] == [a < seeds.ALPHA for a in _holm_adjusted(raw)]
-    assert [c["clear"] for c in comparisons] == [False, True, False]
-
-
-def _false_alarms(sets: int, runs: int, schemes: int) -> int:
-    """Seed sets (of `runs` seeds) in which any pair of `schemes` is called `clear`, under the
-    null: one scheme against itself under other init seeds (same data, same batches)."""
-    from initcli.experiments import data as datasets
-    from initcli.experiments import training
-
-    d = datasets.load_data("moons", 0, 200, 0.2, None)
-    alarms = 0
-    for s in range(sets):
-        finals: dict[str, list[float]] = {f"s{j}": [] for j in range(schemes)}
-        for k in range(runs):
-            for j, name in enumerate(finals):
-                torch.manual_seed(s * 100 + k + 10_000 * j)
-                model = torch.nn.Sequential(
-                    torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2)
-                )
-                r = training.fit(model, d, training.Schedule(20, 0.01), seed=s * 100 + k)
-                finals[name].append(r.losses[-1])
-        alarms += any(t.clear for t in seeds.paired_tests("loss", list(finals.items())))
-    return alarms
-
-
-@pytest.mark.slow
-def test_paired_test_false_alarm_rate_on_real_training() -> None:
-    """Over 200 seed sets of 5, the share called `clear` must stay near α = 0.05 (binomial 99%
-    bound for n=200: ≤ 0.095)."""
-    sets = 200
-    rate = _false_alarms(sets, 5, 2) / sets
-    print(f"false-alarm rate {rate:.3f} over {sets} seed sets of 5")
-    assert rate <= 0.095
-
-
-def test_paired_tests_false_alarms_on_real_training_smoke() -> None:
-    # The slow test's null in small: 10 seed sets of 3 runs, 3 schemes (3 pairs, Holm-corrected:
-    # any false `clear` in a set at most α = 0.05). Binomial(10, 0.05): ≥ 3 sets at 1.2%.
-    assert _false_alarms(10, 3, 3) <= 2
 
 
 def test_probe_seeds_spread_and_verdict_only_where_it_holds() -> None:

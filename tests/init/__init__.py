@@ -1,1 +1,1 @@
-"""Tests of initcli.init: schemes, policies, torch's defaults, user init code."""
+"""Tests of initcli.init: schemes, auto, assign, policies, torch's defaults, recorded, user code."""

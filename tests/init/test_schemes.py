@@ -1,4 +1,4 @@
-"""Scheme parsing, expected-variance formulas, torch.nn.init calls and default expectations."""
+"""Scheme parsing, expected-variance formulas and the torch.nn.init call behind each scheme."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from initcli.errors import SchemeError
-from initcli.init import assign, schemes, torch_defaults
+from initcli.init import assign, schemes
 from initcli.init.schemes import parse_scheme
 
 
@@ -207,131 +207,3 @@ def test_fans_are_torchs_and_none_below_two_dims() -> None:
         assert schemes.fans(t) == nn.init._calculate_fan_in_and_fan_out(t)
     assert schemes.fans(torch.empty(5)) is None
     assert schemes.fans(torch.tensor(1.0)) is None
-
-
-def _defaults(model: nn.Module) -> dict[str, schemes.Expectation]:
-    return torch_defaults.default_expectations(model)
-
-
-def test_linear_and_conv_defaults_are_a_third_over_fan_in() -> None:
-    exp = _defaults(
-        nn.Sequential(nn.Linear(20, 7), nn.Conv2d(3, 4, 5), nn.ConvTranspose2d(4, 6, 3))
-    )
-    assert exp["0.weight"].var == pytest.approx(1 / (3 * 20))
-    assert exp["0.bias"].var == pytest.approx(1 / (3 * 20))
-    assert exp["1.weight"].var == pytest.approx(1 / (3 * 75))
-    assert exp["1.bias"].var == pytest.approx(1 / (3 * 75))
-    # ConvTranspose weights are (in, out, k, k): torch's fan_in is out×k×k = 54.
-    assert exp["2.weight"].var == pytest.approx(1 / (3 * 54))
-    assert exp["0.weight"].kurtosis == schemes.KURTOSIS_UNIFORM
-
-
-def test_embedding_rnn_norm_and_attention_defaults() -> None:
-    model = nn.ModuleDict({
-        "emb": nn.Embedding(10, 4),
-        "pad": nn.Embedding(10, 4, padding_idx=0),
-        "lstm": nn.LSTM(4, 8),
-        "gru": nn.GRU(4, 6),
-        "bn": nn.BatchNorm1d(3),
-        "ln": nn.LayerNorm(3),
-        "gn": nn.GroupNorm(1, 3),
-        "mha": nn.MultiheadAttention(8, 2, add_bias_kv=True),
-        "prelu": nn.PReLU(),
-    })  # fmt: skip
-    exp = _defaults(model)
-    assert exp["emb.weight"] == schemes.Expectation("normal(0, 1)", 0.0, 1.0, 3.0)
-    assert exp["pad.weight"].var == pytest.approx(0.9)
-    assert exp["lstm.weight_hh_l0"].var == pytest.approx(1 / 24)
-    assert exp["lstm.bias_ih_l0"].var == pytest.approx(1 / 24)
-    assert exp["gru.weight_ih_l0"].var == pytest.approx(1 / 18)
-    for name in ("bn", "ln", "gn"):
-        assert exp[f"{name}.weight"] == schemes.Expectation("ones", 1.0, 0.0)
-        assert exp[f"{name}.bias"] == schemes.Expectation("zeros", 0.0, 0.0)
-    assert exp["mha.in_proj_weight"].var == pytest.approx(2 / (8 + 24))
-    assert exp["mha.in_proj_bias"].var == 0.0
-    assert exp["mha.out_proj.bias"] == schemes.Expectation("zeros", 0.0, 0.0)
-    assert exp["mha.out_proj.weight"].var == pytest.approx(1 / 24)
-    assert exp["mha.bias_k"].var == pytest.approx(2 / 16)
-    assert exp["prelu.weight"].mean == 0.25
-
-
-def test_unknown_module_types_are_unknown() -> None:
-    class Custom(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.scale = nn.Parameter(torch.ones(3, 3))
-
-    assert _defaults(Custom())["scale"] == schemes.UNKNOWN
-
-
-def test_transformer_reinitializes_its_matrices_with_xavier() -> None:
-    model = nn.Transformer(
-        d_model=8,
-        nhead=2,
-        num_encoder_layers=1,
-        num_decoder_layers=1,
-        dim_feedforward=16,
-        batch_first=True,
-    )
-    exp = _defaults(model)
-    w = "encoder.layers.0.linear1.weight"
-    assert exp[w].init == "xavier_uniform"
-    assert exp[w].var == pytest.approx(2 / (8 + 16))
-
-
-def test_initialize_follows_the_seeding_contract() -> None:
-    """Build, manual_seed(N), then one nn.init call per parameter in named_parameters() order."""
-
-    def build() -> nn.Module:
-        return nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
-
-    torch.manual_seed(123)  # build-time randomness must not matter
-    ours = build()
-    assign.initialize(
-        ours,
-        parse_scheme("kaiming_normal:nonlinearity=relu"),
-        parse_scheme("normal:std=0.1"),
-        seed=7,
-    )
-    torch.manual_seed(999)
-    theirs = build()
-    torch.manual_seed(7)
-    for name, p in theirs.named_parameters():
-        if name.startswith("1."):
-            nn.init.ones_(p) if name.endswith("weight") else nn.init.zeros_(p)
-        elif p.dim() >= 2:
-            nn.init.kaiming_normal_(p, nonlinearity="relu")
-        else:
-            nn.init.normal_(p, 0.0, 0.1)
-    for (name, a), (_, b) in zip(ours.named_parameters(), theirs.named_parameters(), strict=True):
-        assert torch.equal(a, b), name
-
-
-def test_initialize_touches_a_tied_tensor_once() -> None:
-    emb = nn.Embedding(10, 4)
-    head = nn.Linear(4, 10, bias=False)
-    head.weight = emb.weight
-    model = nn.ModuleDict({"emb": emb, "head": head})
-    result = assign.initialize(model, parse_scheme("xavier_uniform"), parse_scheme("zeros"), 0)
-    assert list(result) == ["emb.weight"]
-    torch.manual_seed(0)
-    expected = nn.init.xavier_uniform_(torch.empty(10, 4))
-    assert torch.equal(emb.weight, expected)
-
-
-def test_initialize_with_default_bias_keeps_constructor_biases() -> None:
-    torch.manual_seed(0)
-    model = nn.Linear(8, 4)
-    before = model.bias.detach().clone()
-    result = assign.initialize(model, parse_scheme("xavier_normal"), parse_scheme("default"), 1)
-    assert torch.equal(model.bias, before)
-    assert result["bias"].var == pytest.approx(1 / 24)
-    assert result["weight"].init == "xavier_normal"
-
-
-def test_lazy_parameters_are_skipped_not_crashed() -> None:
-    model = nn.Sequential(nn.LazyLinear(3), nn.Linear(3, 2))
-    result = assign.initialize(model, parse_scheme("kaiming_normal"), parse_scheme("zeros"), 0)
-    assert result["0.weight"].init == "uninitialized (lazy)"
-    assert result["0.weight"].var is None
-    assert result["1.weight"].var == pytest.approx(2 / 3)

@@ -14,7 +14,7 @@ from initcli.errors import SchemeError
 from initcli.init import schemes
 from initcli.model import resolve
 
-# auto picks a different scheme per weight; tests/experiments/test_probe.py checks what it picks.
+# auto picks a different scheme per weight; tests/init/test_auto.py checks what it picks.
 NAMED = [name for name in schemes.SCHEMES if name not in ("default", "auto")]
 CONSTANT = {"zeros": 0.0, "ones": 1.0, "constant": 0.0}
 

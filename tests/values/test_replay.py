@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import weakref
-
 import pytest
 import torch
 
@@ -107,12 +104,6 @@ def test_the_replay_leaves_no_flags_and_repeats_itself() -> None:
     assert all(torch.equal(runs[0][n], runs[1][n]) for n in runs[0])
 
 
-def test_a_model_without_model_level_init_keeps_the_reset_replay() -> None:
-    meta = building.build_meta(resolve.resolve("sample_models.lenet:LeNet5"))
-    trace = record.trace_of(meta)
-    assert trace is not None and not trace.model_init
-
-
 @pytest.mark.parametrize("factory", ["bert", "t5"])
 def test_replay_memory_is_one_block_the_size_of_the_largest_parameter(factory: str) -> None:
     """Draws no parameter keeps go to scratch in the same block: nothing else is allocated."""
@@ -139,12 +130,3 @@ def test_a_parameter_carved_from_the_middle_of_the_ring_is_its_own_memory() -> N
     b.fill_(2.0)
     assert (a == 1).all() and (b == 2).all()
     assert b.data_ptr() == second.data_ptr() != a.data_ptr()
-
-
-def test_the_trace_kept_beside_a_model_does_not_keep_it_alive() -> None:
-    model = building.build_meta(resolve.resolve(f"{HF}:gpt2"))
-    ref = weakref.ref(model)
-    assert record.trace_of(model) is not None
-    del model
-    gc.collect()
-    assert ref() is None

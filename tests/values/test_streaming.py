@@ -26,7 +26,6 @@ from initcli.model import building, resolve
 from initcli.model.spec import MLPSpec, build_mlp
 from initcli.render.progress import ProgressBar
 from initcli.values import streaming
-from initcli.values.items import Ring
 
 ODD = "tests/models_for_tests.py"
 HUGE = "tests/models_for_huge.py"
@@ -261,21 +260,6 @@ def test_default_streams_only_when_memory_is_short(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(memory, "available_bytes", lambda device: 200_000)
     with pytest.raises(MemoryLimitError, match=r"62,006 parameters and its largest tensor, fc1"):
         report.inspect("sample_models.lenet:LeNet5", init="xavier")
-
-
-def test_ring_never_hands_out_overlapping_live_memory() -> None:
-    ring = Ring(1024, torch.device("cpu"))
-    a, release_a = ring.take(torch.empty(100, device="meta"))  # 400 bytes at 0
-    b, release_b = ring.take(torch.empty(100, device="meta"))  # 400 bytes at 448
-    assert release_a is not None and release_b is not None
-    assert b.data_ptr() - a.data_ptr() == 448
-    release_a()
-    c, _ = ring.take(torch.empty(100, device="meta"))  # after b does not fit: at 0
-    assert c.data_ptr() == a.data_ptr()
-    # Too large for the block, or not contiguous: a tensor of its own.
-    big, none = ring.take(torch.empty(300, device="meta"))
-    assert none is None and big.numel() == 300
-    assert ring.take(torch.empty(4, 6, device="meta").t())[1] is None
 
 
 def test_streaming_peak_is_one_block_the_size_of_the_largest_parameter() -> None:

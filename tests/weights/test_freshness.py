@@ -15,7 +15,7 @@ import transformers
 from conftest import run
 from torch import nn
 
-from initcli.init import recorded, schemes
+from initcli.init import schemes
 from initcli.measure.identify import Fit
 from initcli.report import inspect_checkpoint
 from initcli.weights import freshness
@@ -253,32 +253,6 @@ def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
     ]
     assert freshness.judge_loaded(biases).fresh_modules == ("h",)
     assert freshness.judge_loaded(biases[1:]).fresh_modules == ()  # 8 of 9: under the 0.9 share
-
-
-def test_fill_log_records_the_last_whole_tensor_write() -> None:
-    from initcli.model import building, record
-
-    trace = record.Trace()
-    with building.on_meta(trace):
-        lin = nn.Linear(8, 4)
-        emb = nn.Embedding(10, 4, padding_idx=0)
-        norm = nn.Parameter(torch.ones(4))
-    with building.recording(trace):
-        nn.init.normal_(lin.weight, std=0.02)
-        lin.bias.data.uniform_(-0.5, 0.5)  # a Tensor method, through .data, positional
-        emb.weight.data[0].zero_()  # part of the tensor: the record stays
-    log = recorded.FillLog.of_trace(trace)
-    assert log.of(lin.weight) == recorded.Fill("normal:mean=0.0,std=0.02")
-    assert log.of(lin.bias) == recorded.Fill("uniform:a=-0.5,b=0.5")
-    assert log.of(emb.weight) == recorded.Fill("normal:mean=0.0,std=1.0")
-    assert log.of(norm) == recorded.Fill("ones")
-    with building.recording(trace):
-        lin.weight.data.mul_(2.0)  # a write initcli cannot predict: no expectation
-    log = recorded.FillLog.of_trace(trace)
-    assert log.of(lin.weight) == recorded.Fill(None)
-    assert recorded.implied_expectation(log.of(lin.weight), lin.weight) is schemes.UNKNOWN
-    exp = recorded.implied_expectation(log.of(lin.bias), lin.bias)
-    assert (exp.mean, exp.var) == (0.0, pytest.approx(1 / 12))
 
 
 def test_a_block_module_at_init_among_trained_peers_is_flagged_whatever_the_share() -> None:
