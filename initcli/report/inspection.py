@@ -12,7 +12,7 @@ from torch import nn
 
 from initcli import memory
 from initcli.errors import MemoryLimitError, SchemeError, TargetError
-from initcli.init import assign, auto, policy, schemes, torch_defaults, usercode
+from initcli.init import auto, policy, schemes
 from initcli.measure import fans, identify
 from initcli.memory import out_of_memory_is_an_error
 from initcli.model import building, resolve
@@ -181,7 +181,57 @@ def inspect(
     With `save`, the initialized weights (the state dict just measured) are also written there as
     safetensors, which needs the whole model in memory; an existing file is replaced only with
     `force`.
+
+    The steps: resolve → plan → build → values → measure (→ save) → report.
     """
+    source, chosen, dev = _resolve(target, args, init, bias_init, seed, device, save, force)
+    job = _plan(source, chosen, dev, seed, input_shape, save=save is not None, stream=stream)
+    with out_of_memory_is_an_error(f"building and initializing {source.target}"):
+        model = _build(job)
+        values = _values(job, model)
+    rows = _measure(job, model, values, progress)
+    if save is not None:
+        _save(job, model, save, force)
+    return _report(job, model, values, rows)
+
+
+Choices = dict[str, tuple[schemes.Scheme, str]]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What the steps after the plan share: the target, the policy, the meta build, the plan."""
+
+    source: resolve.ModelSource
+    chosen: policy.Policy
+    dev: torch.device
+    seed: int
+    input_shape: tuple[int, ...] | None
+    meta: nn.Module | None
+    assignment: policy.Assignment | None
+    plan: InspectPlan
+
+
+@dataclass(frozen=True)
+class _Values:
+    """The items to measure, auto's or the policy's per-parameter choices, the policy's remarks."""
+
+    items: Iterator[Item]
+    choices: Choices | None
+    remarks: tuple[str, ...]
+
+
+def _resolve(
+    target: str,
+    args: Mapping[str, object] | None,
+    init: str | None,
+    bias_init: str | None,
+    seed: int,
+    device: str,
+    save: str | os.PathLike[str] | None,
+    force: bool,
+) -> tuple[resolve.ModelSource, policy.Policy, torch.device]:
+    """What TARGET, --init and --device name, after the checks that need nothing built."""
     if seed < 0:
         raise SchemeError(f"--seed must be ≥ 0, got {seed}")
     identify.prefetch()  # scipy loads while the target is resolved and built
@@ -196,6 +246,20 @@ def inspect(
     source = resolve_target(target, args)
     check_spec_depth(source)
     chosen = resolve_policy(init, bias_init, source.spec.init if source.spec else None)
+    return source, chosen, dev
+
+
+def _plan(
+    source: resolve.ModelSource,
+    chosen: policy.Policy,
+    dev: torch.device,
+    seed: int,
+    input_shape: tuple[int, ...] | None,
+    *,
+    save: bool,
+    stream: bool | None,
+) -> _Job:
+    """How to build and measure (plan_inspect), decided on the meta build before any draw."""
     meta: nn.Module | None = None
     failure: str | None = None
     if not source.prebuilt and stream is not False:
@@ -205,96 +269,110 @@ def inspect(
     assignment = policy.assign(chosen, meta, source.target) if chosen.rules and meta else None
     plan = plan_inspect(
         source, chosen, meta, failure, dev,
-        input_shape=input_shape, save=save is not None, stream=stream, assignment=assignment,
+        input_shape=input_shape, save=save, stream=stream, assignment=assignment,
     )  # fmt: skip
-    with out_of_memory_is_an_error(f"building and initializing {source.target}"):
-        model, items, choices, remarks = _execute(
-            plan, source, meta, chosen, assignment, seed, dev, input_shape
-        )
+    return _Job(source, chosen, dev, seed, input_shape, meta, assignment, plan)
+
+
+def _build(job: _Job) -> nn.Module:
+    """The model the plan measures: the meta build when streamed, else a real build."""
+    if job.plan.method is not Method.REAL and job.meta is not None:
+        return job.meta
+    if job.chosen.is_default or not job.chosen.is_plain:
+        # The constructors are the init (of what a policy leaves alone), so the seed goes before
+        # the build (docs/contract/schemes.md).
+        torch.manual_seed(job.seed)
+    model = _build_real(job.source, job.dev)
+    materialize_lazy(job.source, model, job.input_shape)
+    return model
+
+
+def _values(job: _Job, model: nn.Module) -> _Values:
+    """Each parameter's values, one at a time (values.streaming.values_of), with their choices."""
+    choices, remarks = _choices(job, model)
+    items, code_remarks = streaming.values_of(
+        model, job.chosen, job.seed, job.dev,
+        streamed=model is job.meta, choices=choices, target=job.source.target,
+    )  # fmt: skip
+    return _Values(items, choices, (*remarks, *code_remarks))
+
+
+def _choices(job: _Job, model: nn.Module) -> tuple[Choices | None, tuple[str, ...]]:
+    """Auto's or the policy's scheme for each parameter of `model`, and the policy's remarks."""
+    chosen, source = job.chosen, job.source
+    is_auto = chosen.weight.name == schemes.AUTO
+    if model is job.meta:
+        if job.plan.method is Method.STREAM_DEFAULT:
+            return None, ()
+        matched = job.assignment
+        remarks = matched.remarks if matched is not None else ()
+        if is_auto and source.spec is not None:
+            return auto.auto_choices(model, spec_followers(source.spec)), remarks
+        return (matched.choices if matched is not None else None), remarks
+    if chosen.is_default or chosen.code is not None:
+        return None, ()
+    if chosen.rules:
+        matched = policy.assign(chosen, model, source.target)
+        return matched.choices, matched.remarks
+    # The trace runs before the seed is set, so it cannot shift the values drawn.
+    return (auto_choices_for(source, model, job.input_shape, job.seed) if is_auto else None), ()
+
+
+def _measure(
+    job: _Job, model: nn.Module, values: _Values, progress: Progress | None
+) -> tuple[ParamReport, ...]:
+    """Each parameter measured as its values are drawn (report.measuring.run_items)."""
+    chosen = job.chosen
     # QR (orthogonal) is the one init whose values depend on torch's thread count.
-    used = chosen.scheme_names() | {c.name for c, _ in (choices or {}).values()}
+    used = chosen.scheme_names() | {c.name for c, _ in (values.choices or {}).values()}
     try:
-        with out_of_memory_is_an_error(f"initializing and measuring {source.target}"):
-            rows = run_items(
-                model, items, progress, overlap="orthogonal" not in used, default=chosen.is_default
+        with out_of_memory_is_an_error(f"initializing and measuring {job.source.target}"):
+            return run_items(
+                model,
+                values.items,
+                progress,
+                overlap="orthogonal" not in used,
+                default=chosen.is_default,
             )
     except StreamError as exc:
         raise TargetError(
-            f"the default init of {source.target} cannot be streamed ({exc}) and a real build "
-            f"needs {memory.human_bytes(building.tensor_bytes(model))}, more than half the "
+            f"the default init of {job.source.target} cannot be streamed ({exc}) and a real "
+            f"build needs {memory.human_bytes(building.tensor_bytes(model))}, more than half the "
             "free memory; choose a named --init"
         ) from None
-    if save is not None:
-        metadata = {
-            "initcli.target": source.target,
-            "initcli.scheme": chosen.describe(),
-            "initcli.seed": str(seed),
-        }
-        with out_of_memory_is_an_error(f"saving {save}"):
-            checkpoint.save_safetensors(model, save, force, metadata)
-    streamed = plan.method is not Method.REAL
+
+
+def _save(job: _Job, model: nn.Module, save: str | os.PathLike[str], force: bool) -> None:
+    """--save: the state dict just measured, written as safetensors."""
+    metadata = {
+        "initcli.target": job.source.target,
+        "initcli.scheme": job.chosen.describe(),
+        "initcli.seed": str(job.seed),
+    }
+    with out_of_memory_is_an_error(f"saving {save}"):
+        checkpoint.save_safetensors(model, save, force, metadata)
+
+
+def _report(
+    job: _Job, model: nn.Module, values: _Values, rows: tuple[ParamReport, ...]
+) -> InspectReport:
+    """The report: the rows, the counts, every remark and what the values look like."""
+    source = job.source
+    streamed = job.plan.method is not Method.REAL
     count_method = "spec" if source.spec is not None else ("meta" if streamed else "real")
+    counts = counts_of(source, model, job.input_shape)
+    fan_remarks = _fan_remarks(model, job.chosen, values.choices, rows)
     return InspectReport(
         source.target,
-        chosen.describe(),
-        seed,
+        job.chosen.describe(),
+        job.seed,
         rows,
-        CountReport(source.target, counts_of(source, model, input_shape), count_method),
+        CountReport(source.target, counts, count_method),
         "stream" if streamed else "real",
-        (*plan.remarks, *remarks, *_fan_remarks(model, chosen, choices, rows)),
-        str(dev),
+        (*job.plan.remarks, *values.remarks, *fan_remarks),
+        str(job.dev),
         looks_like_summary(rows),
     )
-
-
-Choices = dict[str, tuple[schemes.Scheme, str]]
-
-
-def _execute(
-    plan: InspectPlan,
-    source: resolve.ModelSource,
-    meta: nn.Module | None,
-    chosen: policy.Policy,
-    assignment: policy.Assignment | None,
-    seed: int,
-    dev: torch.device,
-    input_shape: tuple[int, ...] | None,
-) -> tuple[nn.Module, Iterator[Item], Choices | None, tuple[str, ...]]:
-    """The model the plan measures, its parameters as items to measure, auto's or the policy's
-    per-parameter choices, and the remarks the policy made."""
-    weight, bias = chosen.weight, chosen.bias
-    is_auto = weight.name == schemes.AUTO
-    choices: Choices | None
-    if plan.method is Method.STREAM and meta is not None:
-        choices = assignment.choices if assignment is not None else None
-        if is_auto and source.spec is not None:
-            choices = auto.auto_choices(meta, spec_followers(source.spec))
-        remarks = assignment.remarks if assignment is not None else ()
-        return meta, streaming.named(meta, weight, bias, seed, dev, choices), choices, remarks
-    if plan.method is Method.STREAM_DEFAULT and meta is not None:
-        return meta, streaming.default(meta, seed, dev), None, ()
-    if chosen.is_default or not chosen.is_plain:
-        # The constructors are the init (of what a policy leaves alone), so the seed goes before
-        # the build (docs/contract/schemes.md).
-        torch.manual_seed(seed)
-    model = _build_real(source, dev)
-    materialize_lazy(source, model, input_shape)
-    if chosen.is_default:
-        expected = torch_defaults.default_expectations(model)
-        return model, streaming.in_memory(model, expected.items()), None, ()
-    if chosen.code is not None:
-        done = usercode.run(chosen.code, model, seed, source.target)
-        return model, streaming.in_memory(model, done.expectations.items()), None, done.remarks
-    remarks = ()
-    if chosen.rules:
-        matched = policy.assign(chosen, model, source.target)
-        choices = matched.choices
-        remarks = matched.remarks
-    else:
-        # The trace runs before the seed is set, so it cannot shift the values drawn.
-        choices = auto_choices_for(source, model, input_shape, seed) if is_auto else None
-    items = streaming.in_memory(model, assign.initialize_iter(model, weight, bias, seed, choices))
-    return model, items, choices, remarks
 
 
 def _fan_remarks(

@@ -1,4 +1,4 @@
-"""Initialize a meta-built model one tensor at a time: peak memory ≈ its largest tensor."""
+"""A model's values one tensor at a time (values_of), peak memory ≈ its largest tensor."""
 
 from __future__ import annotations
 
@@ -8,11 +8,42 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from initcli.init import assign, schemes, torch_defaults
+from initcli.init import assign, policy, schemes, torch_defaults, usercode
 from initcli.init.schemes import Expectation, Scheme
 from initcli.model import building, record
 from initcli.values import replay
 from initcli.values.items import Item, Ring, StreamError
+
+
+def values_of(
+    model: nn.Module,
+    chosen: policy.Policy,
+    seed: int,
+    device: torch.device,
+    *,
+    streamed: bool,
+    choices: Mapping[str, tuple[Scheme, str]] | None = None,
+    target: str = "the model",
+) -> tuple[Iterator[Item], tuple[str, ...]]:
+    """Each parameter of `model` under `chosen` and the seeding contract (docs/contract/schemes.md),
+    one at a time, and the remarks the user's init code made (its code runs here, at once).
+
+    `streamed`: `model` is meta-built and each value is drawn on `device` while it is measured
+    (`named`, or `default` for torch's defaults); else `model` is built for real (seeded before
+    the build where its constructors are the init) and set in place. `choices`: auto's or a
+    policy's per-parameter schemes (see assign.apply_chosen).
+    """
+    if streamed and chosen.is_default:
+        return default(model, seed, device), ()
+    if streamed:
+        return named(model, chosen.weight, chosen.bias, seed, device, choices), ()
+    if chosen.is_default:
+        return in_memory(model, torch_defaults.default_expectations(model).items()), ()
+    if chosen.code is not None:
+        done = usercode.run(chosen.code, model, seed, target)
+        return in_memory(model, done.expectations.items()), done.remarks
+    drawn = assign.initialize_iter(model, chosen.weight, chosen.bias, seed, choices)
+    return in_memory(model, drawn), ()
 
 
 def _contiguous_bytes(params: Iterable[torch.Tensor]) -> int:
