@@ -1,4 +1,7 @@
-"""The exception family initcli raises for bad input; cli.py turns it into `Error: ...`, exit 2."""
+"""The exception family initcli raises for bad input, and the exit codes.
+
+cli/_app.py turns an InitcliError into one `Error: ...` line on stderr and exit 2.
+"""
 
 from __future__ import annotations
 
