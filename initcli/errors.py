@@ -1,7 +1,4 @@
-"""The exception family initcli raises for bad input, and the exit codes.
-
-cli/_app.py turns an InitcliError into one `Error: ...` line on stderr and exit 2.
-"""
+"""The exceptions for bad input (cli/_app.py prints `Error: ...`, exits 2) and the exit codes."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from initcli.files import read_regular
 from initcli.init import schemes
 from initcli.init.schemes import Scheme
 from initcli.model import building
+from initcli.text import first_and_more
 
 # A policy file holds a few dozen rules; anything much larger is not one.
 MAX_POLICY_BYTES = 65_536
@@ -510,9 +511,7 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
         if n == 0
     ]
     if defaults:
-        shown = ", ".join(defaults[:5]) + (
-            f" and {len(defaults) - 5} more" if len(defaults) > 5 else ""
-        )
+        shown = first_and_more(defaults, 5)
         remarks.append(
             f"{len(defaults)} parameter{'s' if len(defaults) != 1 else ''} of {target} match no "
             f"rule and keep their constructors' values (default): {shown}"
@@ -531,9 +530,7 @@ def _kind(
         return head, leaf or None
     own = sorted({type(m).__name__ for m in model.modules()})
     close = difflib.get_close_matches(head, own, n=1, cutoff=0.5)
-    types = ", ".join(own[:_SHOWN_TYPES]) + (
-        f" and {len(own) - _SHOWN_TYPES} more" if len(own) > _SHOWN_TYPES else ""
-    )
+    types = first_and_more(own, _SHOWN_TYPES)
     problem = (
         f"rule {_show(rule.text)}: {_show(head)} is no module class of the model nor of torch.nn"
     )

@@ -31,6 +31,7 @@ from initcli.report._shared import (
     try_meta,
 )
 from initcli.report.measuring import ParamReport, Progress, looks_like_summary, run_items
+from initcli.text import first_and_more
 from initcli.values import streaming
 from initcli.values.items import Item, StreamError
 from initcli.weights import checkpoint
@@ -367,11 +368,10 @@ def _default_stream_remark(target: str, reason: str | None, plan: streaming.Defa
             "being set — the same numbers as a real build"
         )
         if plan.not_replayed:
-            shown = ", ".join(f"{name} ({why})" for name, why in plan.not_replayed[:3])
-            rest = len(plan.not_replayed) - 3
+            shown = first_and_more(plan.not_replayed, 3, show=lambda item: f"{item[0]} ({item[1]})")
             text += (
                 f"; {len(plan.not_replayed)} parameter(s) not replayed, reported without values: "
-                f"{shown}" + (f" and {rest} more" if rest > 0 else "")
+                f"{shown}"
             )
         return text
     text += (
@@ -380,10 +380,9 @@ def _default_stream_remark(target: str, reason: str | None, plan: streaming.Defa
         "own layers do (not where constructor code changes the values after that)"
     )
     if plan.without_reset:
-        shown = ", ".join(plan.without_reset[:5])
-        more = f" and {len(plan.without_reset) - 5} more" if len(plan.without_reset) > 5 else ""
         text += (
-            f"; {shown}{more} hold parameters but have no reset_parameters, so those values "
-            "are not reproduced, nor, if their constructors drew random numbers, any after them"
+            f"; {first_and_more(plan.without_reset, 5)} hold parameters but have no "
+            "reset_parameters, so those values are not reproduced, nor, if their constructors "
+            "drew random numbers, any after them"
         )
     return text
