@@ -10,8 +10,8 @@ from enum import StrEnum
 import torch
 from torch import nn
 
-from initcli import memory
-from initcli.errors import MemoryLimitError, SchemeError, TargetError
+from initcli import limits, memory
+from initcli.errors import MemoryLimitError, TargetError
 from initcli.init import assign, auto, policy, schemes, torch_defaults, usercode
 from initcli.measure import fans, identify
 from initcli.memory import out_of_memory_is_an_error
@@ -183,8 +183,7 @@ def inspect(
     safetensors, which needs the whole model in memory; an existing file is replaced only with
     `force`.
     """
-    if seed < 0:
-        raise SchemeError(f"--seed must be ≥ 0, got {seed}")
+    limits.check_seed(seed)
     identify.prefetch()  # scipy loads while the target is resolved and built
     if is_weights(target):
         raise TargetError(
