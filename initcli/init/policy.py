@@ -14,7 +14,7 @@ from torch import nn
 from initcli.errors import PolicyError, SchemeError
 from initcli.files import read_regular
 from initcli.init import schemes
-from initcli.init.schemes import Scheme
+from initcli.init.schemes import Choices, Scheme
 from initcli.model import building
 from initcli.text import first_and_more
 
@@ -32,7 +32,6 @@ MAX_RULE_CHARS = 1_000
 _SHOWN_CHARS = 60
 _GLOB = frozenset("*?[")
 FN, METHOD = "fn", "method"
-Choices = dict[str, tuple[Scheme, str]]
 
 
 @dataclass(frozen=True)
@@ -473,7 +472,7 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
     named = [(n, p) for n, p in model.named_parameters() if not building.is_uninitialized(p)]
     known = frozenset().union(*(_mro_names(m) for m in model.modules())) | _torch_classes()
     kinds = [_kind(rule, known, model, {n for n, _ in named}) for rule in policy.rules]
-    choices: Choices = {}
+    choices: dict[str, tuple[Scheme, str]] = {}
     used = [0] * len(policy.rules)
     defaults: list[str] = []
     for name, param in named:

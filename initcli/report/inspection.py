@@ -13,6 +13,7 @@ from torch import nn
 from initcli import limits, memory
 from initcli.errors import MemoryLimitError, TargetError
 from initcli.init import assign, auto, policy, schemes, torch_defaults, usercode
+from initcli.init.schemes import Choices
 from initcli.measure import fans, identify
 from initcli.memory import out_of_memory_is_an_error
 from initcli.model import building, resolve
@@ -245,9 +246,6 @@ def inspect(
         str(dev),
         looks_like_summary(rows),
     )
-
-
-Choices = dict[str, tuple[schemes.Scheme, str]]
 
 
 def _execute(
