@@ -201,9 +201,9 @@ def initialized(
     (docs/contract/schemes.md),
     each parameter's expectation, and the remarks the policy's matching made."""
     weight, bias = chosen.weight, chosen.bias
-    if chosen.is_default or not chosen.is_plain:
-        # The constructors are the init (of what a policy leaves alone): seed before the build.
-        torch.manual_seed(seed)
+    # The constructors are the init of what the scheme or policy leaves alone (all of it for
+    # `default`, the biases with --bias-init default): seed before the build too.
+    torch.manual_seed(seed)
     model = source.build()
     if chosen.is_default:
         return model, torch_defaults.default_expectations(model), ()

@@ -271,10 +271,10 @@ def _execute(
         return meta, streaming.named(meta, weight, bias, seed, dev, choices), choices, remarks
     if plan.method is Method.STREAM_DEFAULT and meta is not None:
         return meta, streaming.default(meta, seed, dev), None, ()
-    if chosen.is_default or not chosen.is_plain:
-        # The constructors are the init (of what a policy leaves alone), so the seed goes before
-        # the build (docs/contract/schemes.md).
-        torch.manual_seed(seed)
+    # The constructors are the init of what the scheme or policy leaves alone (all of it for
+    # `default`, the biases with --bias-init default), so the seed goes before the build too
+    # (docs/contract/schemes.md).
+    torch.manual_seed(seed)
     model = _build_real(source, dev)
     materialize_lazy(source, model, input_shape)
     if chosen.is_default:

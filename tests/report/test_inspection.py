@@ -219,3 +219,34 @@ def test_the_api_bounds_the_seed_as_the_cli_does(seed: int) -> None:
         sweep_report(target, ["kaiming_normal"], "layers.0.units=4,8", seed=seed)
     with pytest.raises(ArgError, match=message):
         snapshot([target], stats=True, seed=seed)
+
+
+def test_biases_kept_at_default_follow_the_seed() -> None:
+    # docs/contract/schemes.md: torch.manual_seed(N); build; torch.manual_seed(N); the scheme's
+    # calls. The biases --bias-init default keeps are the seeded build's, whatever ran before.
+    target = "sample_models/mlp.yaml"
+    runs = []
+    for noise in (1, 2):
+        torch.manual_seed(noise)
+        runs.append(report.inspect(target, init="kaiming_normal", bias_init="default", seed=3))
+    assert runs[0] == runs[1]
+    torch.manual_seed(3)
+    model = resolve.resolve(target).build()
+    torch.manual_seed(3)
+    for param in model.parameters():
+        if param.dim() >= 2:
+            nn.init.kaiming_normal_(param)
+    for p in runs[0].params:
+        tensor = dict(model.named_parameters())[p.name].detach().double()
+        assert p.mean == pytest.approx(float(tensor.mean()), rel=1e-9, abs=1e-12), p.name
+        assert (p.init == "kaiming_normal") == (tensor.dim() >= 2), (p.name, p.init)
+
+
+def test_probe_with_biases_kept_at_default_is_reproducible() -> None:
+    runs = []
+    for noise in (1, 2):
+        torch.manual_seed(noise)
+        runs.append(
+            report.probe_report("sample_models/mlp.yaml", ["kaiming_normal"], bias_init="default")
+        )
+    assert runs[0] == runs[1]
