@@ -1,4 +1,4 @@
-"""The exception family initcli raises for bad input; cli.py turns it into `Error: ...`, exit 2."""
+"""The exceptions for bad input (cli/_app.py prints `Error: ...`, exits 2) and the exit codes."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from initcli.errors import NotRegularFileError, OutputError
+from initcli.errors import ExitCode, NotRegularFileError, OutputError
 
 __all__ = [
     "MAX_FOLDER_SCAN",
@@ -43,7 +43,11 @@ _NEVER_OVER_INPUTS = (
 _TEMP_PATHS: set[str] = set()
 _RECEIVED: list[int] = []  # the signal the handlers saw (a list: no `global`)
 # Exit codes for the signals initcli handles: 128 + the signal number, as shells report them.
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+SIGNAL_EXIT = {
+    signal.SIGINT: ExitCode.INTERRUPTED,
+    signal.SIGTERM: ExitCode.TERMINATED,
+    signal.SIGHUP: ExitCode.HANGUP,
+}
 _SIGNAL_WORDS = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGHUP: "hung up (SIGHUP)"}
 # errno values that mean "this folder cannot take the file": one sentence each, not strerror.
 _WRITE_ERRORS = {
@@ -57,7 +61,8 @@ _WRITE_ERRORS = {
 def signal_received() -> int | None:
     """The signal (SIGINT, SIGTERM, SIGHUP) the installed handlers saw, or None.
 
-    `loading.user_code` uses it to tell a real Ctrl-C from a KeyboardInterrupt raised by user code.
+    `model.resolve.user_code` uses it to tell a real Ctrl-C from a KeyboardInterrupt raised by
+    user code.
     """
     return _RECEIVED[0] if _RECEIVED else None
 

@@ -160,7 +160,8 @@ def out_of_memory_error(doing: str) -> MemoryLimitError:
 # A real build is only attempted when the model takes at most this share of the memory that is
 # free right now: the rest is for torch itself, the statistics and whatever else runs.
 MEMORY_SHARE = 0.5
-# A single tensor larger than this share of the free memory is refused up front.
+# A single tensor, an input batch, --data's copies or a spec's build larger than this share of
+# the free memory is refused up front.
 REFUSE_SHARE = 0.8
 
 

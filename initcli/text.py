@@ -1,8 +1,13 @@
-"""Names from files and models made safe to print: control characters shown escaped."""
+"""Text for messages: names made safe to print, and "the first few and N more"."""
 
 from __future__ import annotations
 
-__all__ = ["printable"]
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+__all__ = ["first_and_more", "printable"]
+
+_T = TypeVar("_T")
 
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -28,3 +33,16 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def first_and_more(
+    items: Sequence[_T], n: int, sep: str = ", ", show: Callable[[_T], str] = str
+) -> str:
+    """The first `n` items, each through `show`, joined by `sep`, then ` and K more` if K > 0.
+
+    `first_and_more(["a", "b", "c", "d"], 2)` is `a, b and 2 more`; K takes a thousands
+    separator (`and 1,234 more`). Only the shown items go through `show`.
+    """
+    shown = sep.join(show(item) for item in items[:n])
+    rest = len(items) - n
+    return f"{shown} and {rest:,} more" if rest > 0 else shown

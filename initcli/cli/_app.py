@@ -60,6 +60,10 @@ class _Group(TyperGroup):
         except BrokenPipeError:
             # Raised as another type so click's own EPIPE handling (exit 1) does not see it.
             raise StdoutClosedError from None
+        except KeyboardInterrupt:
+            # Ctrl-C (files.install_signal_handlers raises it on SIGINT). typer would turn it into
+            # a silent exit 130; as an Abort, main() prints the contract's `Error: aborted`.
+            raise typer.Abort from None
 
     def main(
         self,

@@ -76,7 +76,7 @@ def _seed(value: int) -> int:
 
 SeedOpt = Annotated[int, typer.Option(
     "--seed", "-s", min=0, callback=_seed,
-    help="torch.manual_seed before the init (before the build for 'default').",
+    help="torch.manual_seed before the build and again before the init.",
 )]  # fmt: skip
 QuietOpt = Annotated[bool, typer.Option(
     "--quiet", "-q", help="No progress bar and no notes on stderr (errors still go there).",
@@ -108,8 +108,8 @@ InitsOpt = Annotated[list[str] | None, typer.Option(
 )]  # fmt: skip
 ProbeSeedOpt = Annotated[int, typer.Option(
     "--seed", "-s", min=0, callback=_seed,
-    help="torch.manual_seed after each build, before the init (before the build for "
-         "'default'); the input batch draws from a separate stream derived from it.",
+    help="torch.manual_seed before each build and again before the init; the input batch "
+         "draws from a separate stream derived from it.",
 )]  # fmt: skip
 BatchOpt = Annotated[int, typer.Option(
     "--batch-size", "-b", min=1, help="Samples in the random input batch.",

@@ -16,7 +16,6 @@ from initcli.errors import ArgError, MemoryLimitError, TargetError, first_line
 from initcli.experiments.probe import input_seed
 from initcli.model import resolve
 
-BUILTIN = ("moons", "digits")
 # The share of the samples held out for validation when the data set comes unsplit.
 VAL_FRACTION = 0.2
 # --train-batch when none is given: full batch, except where that is slow and overfits. Digits'
@@ -39,7 +38,6 @@ class Data:
     """Train and (optional) validation tensors; `classes` is None for regression."""
 
     name: str
-    description: str
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor | None
@@ -77,8 +75,7 @@ def load_data(name: str, seed: int, points: int, noise: float, val_fraction: flo
         raise ArgError(f"--val-fraction must be in [0, 1), got {val_fraction:g}")
     if name == "moons":
         x, y = two_moons(points, noise, seed)
-        desc = f"two moons ({points} points, noise {noise:g})"
-        return _split("moons", desc, x, y, seed, val_fraction or 0.0)
+        return _split("moons", x, y, seed, val_fraction or 0.0)
     if name == "digits":
         if importlib.util.find_spec("sklearn") is None:
             raise ArgError(DIGITS_EXTRA)
@@ -88,9 +85,8 @@ def load_data(name: str, seed: int, points: int, noise: float, val_fraction: flo
         # Pixels are 0..16: scaled to [0, 1], as the tutorials do.
         x = torch.as_tensor(bunch.data, dtype=torch.float32) / 16.0
         y = torch.as_tensor(bunch.target, dtype=torch.long)
-        desc = "scikit-learn digits (1,797 8×8 images, 10 classes)"
         frac = VAL_FRACTION if val_fraction is None else val_fraction
-        return _split("digits", desc, x, y, seed, frac)
+        return _split("digits", x, y, seed, frac)
     return _user(name, seed, VAL_FRACTION if val_fraction is None else val_fraction)
 
 
@@ -127,14 +123,14 @@ def _user(name: str, seed: int, val_fraction: float) -> Data:
         x, y = _pair(name, train)
         if val is None:
             x, y = _checked(name, "", x, y)
-            return _split(name, name, x, y, seed, val_fraction)
+            return _split(name, x, y, seed, val_fraction)
         xv, yv = _pair(name, val)
         x, y = _checked(name, "training ", x, y, at_least=1)
         xv, yv = _checked(name, "validation ", xv, yv, at_least=1)
-        return _make(name, f"{name} (given train/validation splits)", x, y, xv, yv)
+        return _make(name, x, y, xv, yv)
     x, y = _pair(name, obj)
     x, y = _checked(name, "", x, y)
-    return _split(name, name, x, y, seed, val_fraction)
+    return _split(name, x, y, seed, val_fraction)
 
 
 def _pair(name: str, obj: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -303,25 +299,23 @@ def _checked(
     return x32, labels
 
 
-def _split(name: str, desc: str, x: torch.Tensor, y: torch.Tensor, seed: int, frac: float) -> Data:
+def _split(name: str, x: torch.Tensor, y: torch.Tensor, seed: int, frac: float) -> Data:
     if len(x) != len(y):
         raise TargetError(f"--data {name}: X has {len(x)} samples and y {len(y)}; give as many")
     if len(x) < 2:
         raise TargetError(f"--data {name}: {len(x)} sample(s); give at least 2")
     n_val = round(len(x) * frac)
     if n_val == 0:
-        return _make(name, desc, x, y, None, None)
+        return _make(name, x, y, None, None)
     if n_val >= len(x):
         raise ArgError(f"--val-fraction {frac:g} leaves no training samples")
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     val, train = order[:n_val], order[n_val:]
-    desc = f"{desc}, {len(train)} train / {n_val} validation (split seed {seed})"
-    return _make(name, desc, x[train], y[train], x[val], y[val])
+    return _make(name, x[train], y[train], x[val], y[val])
 
 
 def _make(
     name: str,
-    desc: str,
     x: torch.Tensor,
     y: torch.Tensor,
     xv: torch.Tensor | None,
@@ -336,7 +330,7 @@ def _make(
     x = x.float()
     xv = None if xv is None else xv.float()
     if floating:
-        return Data(name, desc, x, y.float(), xv, None if yv is None else yv.float(), None)
+        return Data(name, x, y.float(), xv, None if yv is None else yv.float(), None)
     if y.dim() != 1:
         raise TargetError(
             f"--data {name}: integer labels must be one per sample, shape (N,); "
@@ -348,4 +342,4 @@ def _make(
     low = int(y.min()) if yv is None else min(int(y.min()), int(yv.min()))
     if low < 0:
         raise TargetError(f"--data {name}: class labels must be ≥ 0, got {low}")
-    return Data(name, desc, x, y, xv, yv, top + 1)
+    return Data(name, x, y, xv, yv, top + 1)

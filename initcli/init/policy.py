@@ -14,8 +14,9 @@ from torch import nn
 from initcli.errors import PolicyError, SchemeError
 from initcli.files import read_regular
 from initcli.init import schemes
-from initcli.init.schemes import Scheme
+from initcli.init.schemes import Choices, Scheme
 from initcli.model import building
+from initcli.text import first_and_more
 
 # A policy file holds a few dozen rules; anything much larger is not one.
 MAX_POLICY_BYTES = 65_536
@@ -31,7 +32,6 @@ MAX_RULE_CHARS = 1_000
 _SHOWN_CHARS = 60
 _GLOB = frozenset("*?[")
 FN, METHOD = "fn", "method"
-Choices = dict[str, tuple[Scheme, str]]
 
 
 @dataclass(frozen=True)
@@ -472,7 +472,7 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
     named = [(n, p) for n, p in model.named_parameters() if not building.is_uninitialized(p)]
     known = frozenset().union(*(_mro_names(m) for m in model.modules())) | _torch_classes()
     kinds = [_kind(rule, known, model, {n for n, _ in named}) for rule in policy.rules]
-    choices: Choices = {}
+    choices: dict[str, tuple[Scheme, str]] = {}
     used = [0] * len(policy.rules)
     defaults: list[str] = []
     for name, param in named:
@@ -510,9 +510,7 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
         if n == 0
     ]
     if defaults:
-        shown = ", ".join(defaults[:5]) + (
-            f" and {len(defaults) - 5} more" if len(defaults) > 5 else ""
-        )
+        shown = first_and_more(defaults, 5)
         remarks.append(
             f"{len(defaults)} parameter{'s' if len(defaults) != 1 else ''} of {target} match no "
             f"rule and keep their constructors' values (default): {shown}"
@@ -531,9 +529,7 @@ def _kind(
         return head, leaf or None
     own = sorted({type(m).__name__ for m in model.modules()})
     close = difflib.get_close_matches(head, own, n=1, cutoff=0.5)
-    types = ", ".join(own[:_SHOWN_TYPES]) + (
-        f" and {len(own) - _SHOWN_TYPES} more" if len(own) > _SHOWN_TYPES else ""
-    )
+    types = first_and_more(own, _SHOWN_TYPES)
     problem = (
         f"rule {_show(rule.text)}: {_show(head)} is no module class of the model nor of torch.nn"
     )

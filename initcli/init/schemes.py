@@ -301,7 +301,7 @@ def fans(tensor: torch.Tensor) -> tuple[int, int] | None:
 
 
 # Gauss-Legendre nodes on [0, 1] for the truncated-normal moments: panels of 32 nodes integrate
-# the density to double precision wherever it is (see trunc_normal_moments).
+# the density to double precision wherever it is (see trunc_normal_shape).
 _GL_NODES, _GL_WEIGHTS = numpy.polynomial.legendre.leggauss(32)
 _GL_NODES, _GL_WEIGHTS = (_GL_NODES + 1.0) / 2.0, _GL_WEIGHTS / 2.0
 _GL_PANELS = 8
@@ -309,21 +309,14 @@ _GL_PANELS = 8
 _TAIL_LOG = 50.0
 
 
-def trunc_normal_moments(mean: float, std: float, a: float, b: float) -> tuple[float, float]:
-    """Mean and variance of N(mean, std²) truncated to [a, b] (a < b), for any bounds.
+def trunc_normal_shape(mean: float, std: float, a: float, b: float) -> tuple[float, float, float]:
+    """Mean, variance and (non-excess) kurtosis of N(mean, std²) truncated to [a, b] (a < b).
 
     The closed form divides differences of normal tail probabilities, which cancel to nothing
     (10.0 and 0.0 for [10, 11]) far in a tail or for a narrow window. Here the density is
     integrated directly where it holds its mass: [a, b] clipped to where the log density lies
     within 50 of its peak, in coordinates relative to the window's left end, so no two large
     numbers are subtracted. Accurate to ~1e-12 relative for any bounds (tests: mpmath at 50 digits).
-    """
-    m, v, _ = trunc_normal_shape(mean, std, a, b)
-    return m, v
-
-
-def trunc_normal_shape(mean: float, std: float, a: float, b: float) -> tuple[float, float, float]:
-    """Mean, variance and (non-excess) kurtosis of N(mean, std²) truncated to [a, b].
 
     The kurtosis matters far in a tail: there the truncated normal is nearly exponential
     (kurtosis → 9), and a sample variance wanders three times as far as a normal's.

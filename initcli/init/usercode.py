@@ -17,6 +17,7 @@ from initcli.init import schemes, torch_defaults
 from initcli.init.policy import FN, UserCode
 from initcli.init.schemes import Expectation, Scheme
 from initcli.model import building, resolve
+from initcli.text import first_and_more
 
 
 @dataclass(frozen=True)
@@ -164,14 +165,11 @@ def _check_layout(
     if not (gone or added or reshaped):
         return
 
-    def few(names: list[str]) -> str:
-        return ", ".join(names[:3]) + (f" and {len(names) - 3:,} more" if len(names) > 3 else "")
-
     changes = []
     if gone:
-        changes.append(f"removed {few(gone)}")
+        changes.append(f"removed {first_and_more(gone, 3)}")
     if added:
-        changes.append(f"added {few(added)}")
+        changes.append(f"added {first_and_more(added, 3)}")
     if reshaped:
         n = reshaped[0]
         shape = "×".join(map(str, before[n] or ())), "×".join(map(str, after[n] or ()))

@@ -11,6 +11,7 @@ from torch import nn
 
 from initcli.init.schemes import Scheme, fans
 from initcli.model.building import is_uninitialized
+from initcli.text import first_and_more
 
 # torch's fans count, for a weight of shape (rows, cols, *kernel): fan_in = cols·k and
 # fan_out = rows·k, whatever the layer does with it. Forward fans count what one output element
@@ -173,9 +174,7 @@ def off_remarks(uses: Iterable[FanUse]) -> tuple[str, ...]:
         groups.setdefault(key, []).append(use)
     out = []
     for (init, kind, used, mine, theirs), found in groups.items():
-        names = ", ".join(u.name for u in found[:3]) + (
-            f" and {len(found) - 3} more" if len(found) > 3 else ""
-        )
+        names = first_and_more(found, 3, show=lambda u: u.name)
         out.append(
             f"{init} on {names} ({kind}) uses torch's {used} = {mine:,}, but the forward pass's "
             f"{used} is {theirs:,} ({found[0].layout}): the variance is {theirs / mine:.3g}× "

@@ -55,8 +55,10 @@ _NORM_MODULES: dict[str, Callable[[int], torch.nn.Module]] = {
 # A spec file larger than this is refused before it is read: 10,000 layers written out one per
 # line take ~0.4 MB, and PyYAML reads ~1 MB/s, so parsing stays within about a second.
 MAX_SPEC_BYTES = 1_000_000
-# The most layers a spec may list or expand to (report.MAX_SPEC_LAYERS says why); a list longer
-# than this is refused while the YAML is parsed, before a single layer object is built.
+# The most layers a spec may list or expand to: every module of a spec is listed (and built on
+# meta for torchinfo), and 10,000 layers take ~7 s. A list longer than this is refused while the
+# YAML is parsed, before a single layer object is built; more after `repeat:` is refused by
+# report._shared.check_spec_depth, by arithmetic.
 MAX_LAYERS = 10_000
 # Widths (units, input) above this are refused with the limit, not left to overflow in torch.
 MAX_UNITS = 2**31 - 1

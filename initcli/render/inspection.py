@@ -21,6 +21,7 @@ from initcli.render.cells import (
 )
 from initcli.render.counts import count_dict, totals_line, totals_panel
 from initcli.render.writer import View
+from initcli.text import first_and_more
 
 if TYPE_CHECKING:
     from initcli.report import InspectReport, ParamReport
@@ -108,9 +109,10 @@ def forward_line(params: tuple[ParamReport, ...]) -> str | None:
     differ = [p for p in params if forward_differs(p)]
     if not differ:
         return None
-    shown = ", ".join(f"{p.name} {p.forward_fan_in}→{p.forward_fan_out}" for p in differ[:4])
-    more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
-    return f"* torch's fans; the forward pass has: {shown}{more} (JSON forward_fan_in/out)"
+    shown = first_and_more(
+        differ, 4, show=lambda p: f"{p.name} {p.forward_fan_in}→{p.forward_fan_out}"
+    )
+    return f"* torch's fans; the forward pass has: {shown} (JSON forward_fan_in/out)"
 
 
 def inspect_dict(report: InspectReport) -> dict[str, Any]:

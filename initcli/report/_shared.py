@@ -17,6 +17,7 @@ from initcli.experiments import probe
 from initcli.init import assign, auto, policy, schemes, torch_defaults, usercode
 from initcli.measure.counting import Counts, count_model, count_spec
 from initcli.model import building, resolve
+from initcli.model.spec import MAX_LAYERS
 from initcli.weights import checkpoint
 
 if TYPE_CHECKING:
@@ -62,19 +63,15 @@ def counts_of(
     return count_model(model, inputs)
 
 
-# Every module of a spec is listed (and built on meta for torchinfo): 10,000 layers take ~7 s.
-MAX_SPEC_LAYERS = 10_000
-
-
 def check_spec_depth(source: resolve.ModelSource) -> None:
     """Refuse, by arithmetic, a spec whose `repeat:` expands to more layers than can be listed."""
     if source.spec is None:
         return
     layers = sum(layer.repeat for layer in source.spec.layers)
-    if layers > MAX_SPEC_LAYERS:
+    if layers > MAX_LAYERS:
         raise TargetError(
             f"{source.target} expands to {layers:,} layers; initcli lists every module and "
-            f"handles at most {MAX_SPEC_LAYERS:,}: lower repeat:"
+            f"handles at most {MAX_LAYERS:,}: lower repeat:"
         )
 
 
@@ -99,7 +96,7 @@ def check_spec_fits(source: resolve.ModelSource, copies: int, hint: str) -> None
     params = parameter_count(source.spec)
     needed = params * 4 * copies  # float32
     available = memory.available_bytes(torch.device("cpu"))
-    if available is not None and needed > available * 0.8:
+    if available is not None and needed > memory.REFUSE_SHARE * available:
         raise TargetError(
             f"{source.target} has {params:,} parameters: building it needs about "
             f"{needed / 2**30:,.1f} GiB, more than the {available / 2**30:,.1f} GiB free; {hint}"
@@ -204,9 +201,9 @@ def initialized(
     (docs/contract/schemes.md),
     each parameter's expectation, and the remarks the policy's matching made."""
     weight, bias = chosen.weight, chosen.bias
-    if chosen.is_default or not chosen.is_plain:
-        # The constructors are the init (of what a policy leaves alone): seed before the build.
-        torch.manual_seed(seed)
+    # The constructors are the init of what the scheme or policy leaves alone (all of it for
+    # `default`, the biases with --bias-init default): seed before the build too.
+    torch.manual_seed(seed)
     model = source.build()
     if chosen.is_default:
         return model, torch_defaults.default_expectations(model), ()

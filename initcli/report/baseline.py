@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from initcli import limits
 from initcli.errors import ArgError, BaselineError, InitcliError
 from initcli.files import read_regular
 from initcli.report._shared import is_weights
@@ -264,6 +265,7 @@ def snapshot(
     """Build each target (with the same `args`) and record its counts, and statistics if asked."""
     if not stats and (init is not None or bias_init is not None):
         raise ArgError("--init and --bias-init only apply with --stats")
+    limits.check_seed(seed)
     entries: dict[tuple[str, str], Entry] = {}
     for target in targets:
         entry = _entry(target, args or {}, stats, init, bias_init, seed)

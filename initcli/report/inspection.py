@@ -10,9 +10,10 @@ from enum import StrEnum
 import torch
 from torch import nn
 
-from initcli import memory
-from initcli.errors import MemoryLimitError, SchemeError, TargetError
+from initcli import limits, memory
+from initcli.errors import MemoryLimitError, TargetError
 from initcli.init import auto, policy, schemes
+from initcli.init.schemes import Choices
 from initcli.measure import fans, identify
 from initcli.memory import out_of_memory_is_an_error
 from initcli.model import building, resolve
@@ -31,6 +32,7 @@ from initcli.report._shared import (
     try_meta,
 )
 from initcli.report.measuring import ParamReport, Progress, looks_like_summary, run_items
+from initcli.text import first_and_more
 from initcli.values import streaming
 from initcli.values.items import Item, StreamError
 from initcli.weights import checkpoint
@@ -195,9 +197,6 @@ def inspect(
     return _report(job, model, values, rows)
 
 
-Choices = dict[str, tuple[schemes.Scheme, str]]
-
-
 @dataclass(frozen=True)
 class _Job:
     """What the steps after the plan share: the target, the policy, the meta build, the plan."""
@@ -232,8 +231,7 @@ def _resolve(
     force: bool,
 ) -> tuple[resolve.ModelSource, policy.Policy, torch.device]:
     """What TARGET, --init and --device name, after the checks that need nothing built."""
-    if seed < 0:
-        raise SchemeError(f"--seed must be ≥ 0, got {seed}")
+    limits.check_seed(seed)
     identify.prefetch()  # scipy loads while the target is resolved and built
     if is_weights(target):
         raise TargetError(
@@ -278,10 +276,10 @@ def _build(job: _Job) -> nn.Module:
     """The model the plan measures: the meta build when streamed, else a real build."""
     if job.plan.method is not Method.REAL and job.meta is not None:
         return job.meta
-    if job.chosen.is_default or not job.chosen.is_plain:
-        # The constructors are the init (of what a policy leaves alone), so the seed goes before
-        # the build (docs/contract/schemes.md).
-        torch.manual_seed(job.seed)
+    # The constructors are the init of what the scheme or policy leaves alone (all of it for
+    # `default`, the biases with --bias-init default), so the seed goes before the build too
+    # (docs/contract/schemes.md).
+    torch.manual_seed(job.seed)
     model = _build_real(job.source, job.dev)
     materialize_lazy(job.source, model, job.input_shape)
     return model
@@ -445,11 +443,10 @@ def _default_stream_remark(target: str, reason: str | None, plan: streaming.Defa
             "being set — the same numbers as a real build"
         )
         if plan.not_replayed:
-            shown = ", ".join(f"{name} ({why})" for name, why in plan.not_replayed[:3])
-            rest = len(plan.not_replayed) - 3
+            shown = first_and_more(plan.not_replayed, 3, show=lambda item: f"{item[0]} ({item[1]})")
             text += (
                 f"; {len(plan.not_replayed)} parameter(s) not replayed, reported without values: "
-                f"{shown}" + (f" and {rest} more" if rest > 0 else "")
+                f"{shown}"
             )
         return text
     text += (
@@ -458,10 +455,9 @@ def _default_stream_remark(target: str, reason: str | None, plan: streaming.Defa
         "own layers do (not where constructor code changes the values after that)"
     )
     if plan.without_reset:
-        shown = ", ".join(plan.without_reset[:5])
-        more = f" and {len(plan.without_reset) - 5} more" if len(plan.without_reset) > 5 else ""
         text += (
-            f"; {shown}{more} hold parameters but have no reset_parameters, so those values "
-            "are not reproduced, nor, if their constructors drew random numbers, any after them"
+            f"; {first_and_more(plan.without_reset, 5)} hold parameters but have no "
+            "reset_parameters, so those values are not reproduced, nor, if their constructors "
+            "drew random numbers, any after them"
         )
     return text

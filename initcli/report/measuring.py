@@ -14,6 +14,7 @@ from torch import nn
 from initcli.init import schemes
 from initcli.measure import distributed, fans, identify, stats
 from initcli.model import building
+from initcli.text import first_and_more
 from initcli.values.items import Item
 
 
@@ -65,11 +66,12 @@ def looks_like_summary(params: Iterable[ParamReport]) -> tuple[str, ...]:
     ranked = sorted(groups.items(), key=lambda kv: -kv[1])
     lines = [f"{count} {looks} ({status})" for (looks, status), count in ranked]
     if empty:
-        shown = ", ".join(
-            f"{p.name} ({(p.looks_like or '').removeprefix('uninitialized: ')})" for p in empty[:3]
+        shown = first_and_more(
+            empty,
+            3,
+            show=lambda p: f"{p.name} ({(p.looks_like or '').removeprefix('uninitialized: ')})",
         )
-        more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
-        lines.append(f"{len(empty)} uninitialized: {shown}{more}")
+        lines.append(f"{len(empty)} uninitialized: {shown}")
     return tuple(lines)
 
 

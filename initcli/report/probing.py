@@ -115,8 +115,7 @@ def probe_report(
     """`initcli probe` and `compare`: per scheme, a fresh model, one seeded batch, the verdict."""
     if not inits:
         raise SchemeError("give at least one --init SCHEME (e.g. --init kaiming_normal)")
-    if seed < 0:
-        raise SchemeError(f"--seed must be ≥ 0, got {seed}")
+    limits.check_seed(seed)
     if batch_size < 1:
         raise ArgError(f"--batch-size must be ≥ 1, got {batch_size}")
     if train is not None:

@@ -182,6 +182,7 @@ def sweep_report(
     """`probe --sweep KEY=W1,W2,...`: per scheme and width a fresh model and the same batch."""
     if not inits:
         raise SchemeError("give at least one --init SCHEME (e.g. --init kaiming_normal)")
+    limits.check_seed(seed)
     if batch_size < 1:
         raise ArgError(f"--batch-size must be ≥ 1, got {batch_size}")
     spec_sweep = sweep.parse_sweep(sweep_text)

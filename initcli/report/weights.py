@@ -19,6 +19,7 @@ from initcli.measure import identify
 from initcli.measure.counting import Counts, ModuleCount, count_model, formula
 from initcli.report._shared import CountReport, resolve_schemes
 from initcli.report.measuring import ParamReport, Progress, measure
+from initcli.text import first_and_more
 from initcli.weights import checkpoint, freshness, hf
 
 
@@ -135,22 +136,18 @@ def _own_counts(ckpt: checkpoint.Checkpoint, own: hf.HFModel) -> Counts:
     if own.missing:
         notes.append(
             f"the model has {len(own.missing)} tensors the file does not hold "
-            f"({_few(own.missing)}): they would keep their fresh init when freshness."
+            f"({first_and_more(own.missing, 3)}): they would keep their fresh init when loaded."
         )
     if own.unexpected:
         notes.append(
             f"{len(own.unexpected)} stored tensors have no place in the model "
-            f"({_few(own.unexpected)}); not measured."
+            f"({first_and_more(own.unexpected, 3)}); not measured."
         )
     if ckpt.files > 1:
         notes.append(f"read from {ckpt.files} shard files.")
     if stored != counted.total:
         notes.append(f"the file holds {stored:,} parameters; the model has {counted.total:,}.")
     return replace(counted, notes=(*counted.notes, *notes))
-
-
-def _few(names: tuple[str, ...]) -> str:
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _model_of(ckpt: checkpoint.Checkpoint) -> hf.Built:

@@ -23,6 +23,7 @@ from initcli.files import check_writable
 from initcli.limits import MAX_GUESSED_LAYOUTS
 from initcli.measure.counting import ModuleCount, formula, shapes_formula
 from initcli.model import building
+from initcli.text import first_and_more
 from initcli.weights import dcp, safetensors_files, torch_files
 
 __all__ = [
@@ -140,9 +141,7 @@ def _load_folder(folder: Path) -> Checkpoint:
         found = dcp.read_metadata(folder)
         notes = []
         if found.skipped:
-            shown = ", ".join(found.skipped[:5]) + (
-                f" and {len(found.skipped) - 5} more" if len(found.skipped) > 5 else ""
-            )
+            shown = first_and_more(found.skipped, 5)
             notes.append(f"entries that are not tensors were skipped: {shown}.")
         names = _ordered(found.tensors)
         return Checkpoint(

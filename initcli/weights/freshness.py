@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from initcli.init.schemes import Expectation
 from initcli.measure import stats
 from initcli.measure.identify import Fit
+from initcli.text import first_and_more
 
 AT_INIT = "at init"
 TRAINED = "trained"
@@ -97,11 +98,6 @@ def _module(name: str) -> str:
     return name.rpartition(".")[0] or "(root)"
 
 
-def _few(names: Sequence[str], limit: int = 5) -> str:
-    more = len(names) - limit
-    return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
-
-
 def _by_module(tensors: Sequence[Tensor]) -> dict[str, list[Tensor]]:
     by_module: dict[str, list[Tensor]] = {}
     for t in tensors:
@@ -180,15 +176,15 @@ def judge_loaded(tensors: Sequence[Tensor]) -> LoadVerdict:
             notes.append(
                 f"{len(fresh)} module{'s look' if len(fresh) > 1 else ' looks'} freshly "
                 f"initialized among trained ones ({told} look trained): "
-                f"{_few(fresh)} — did {'they' if len(fresh) > 1 else 'it'} load? A layer missing "
-                "from the checkpoint, or stored under a name the model does not use, keeps its "
-                "init."
+                f"{first_and_more(fresh, 5)} — did {'they' if len(fresh) > 1 else 'it'} load? "
+                "A layer missing from the checkpoint, or stored under a name the model does not "
+                "use, keeps its init."
             )
         if named:
             notes.append(
                 f"{told} look trained; also still at init, but not standing out from their "
-                f"peers: {_few(named)} (a lightly trained checkpoint, or training that touched "
-                "only some layers; not flagged)."
+                f"peers: {first_and_more(named, 5)} (a lightly trained checkpoint, or training "
+                "that touched only some layers; not flagged)."
             )
         elif not fresh:
             notes.append(f"{told} look trained; no module still holds only a fresh init's values.")

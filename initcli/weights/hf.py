@@ -21,7 +21,7 @@ from initcli.errors import CheckpointError, InitcliError, first_line
 from initcli.init import recorded, schemes
 from initcli.init.recorded import FillLog
 from initcli.model import building, record
-from initcli.text import printable
+from initcli.text import first_and_more, printable
 from initcli.weights.safetensors_files import in_folder, read_json
 
 __all__ = [
@@ -160,9 +160,8 @@ def meta_model(folder: Path, stored: Mapping[str, torch.Tensor]) -> Built:
                 f"the stored ones ({differ[0]}); module types are inferred."
             )
             return Built(None, (note,), tuple(heard))
-        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
         raise CheckpointError(
-            f"{path} does not fit the stored tensors: {'; '.join(differ[:3])}{more}; "
+            f"{path} does not fit the stored tensors: {first_and_more(differ, 3, '; ')}; "
             "put the config.json these weights were saved with beside them, or move config.json "
             "away to inspect the tensors alone"
         )

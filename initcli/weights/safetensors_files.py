@@ -84,7 +84,6 @@ class Shard:
     path: Path
     tensors: Mapping[str, torch.Tensor]  # meta tensors: shape and dtype, no data
     metadata: Mapping[str, str]
-    data_bytes: int  # the bytes the header says the tensors take
 
 
 def _fail(file: Path, why: str) -> CheckpointError:
@@ -156,12 +155,10 @@ def read_header(file: Path) -> Shard:
         raise _fail(file, "its header is not a JSON object")
     meta = _metadata(file, header.pop("__metadata__", None))
     tensors: dict[str, torch.Tensor] = {}
-    total = 0
     for name, info in header.items():
         dtype, shape = _checked(file, name, info, available)
         tensors[name] = torch.empty(shape, dtype=dtype, device="meta")
-        total += info["data_offsets"][1] - info["data_offsets"][0]
-    return Shard(file, tensors, meta, total)
+    return Shard(file, tensors, meta)
 
 
 def _metadata(file: Path, meta: object) -> dict[str, str]:

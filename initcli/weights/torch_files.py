@@ -13,6 +13,7 @@ import torch
 
 from initcli.errors import CheckpointError, first_line
 from initcli.files import require_regular
+from initcli.text import first_and_more
 
 __all__ = ["MAX_DEPTH", "STATE_DICT_KEYS", "load_torch"]
 
@@ -88,10 +89,7 @@ def _from_object(file: Path, obj: object) -> tuple[dict[str, torch.Tensor], tupl
             "name a state dict or a safetensors file"
         )
     if skipped:
-        shown = ", ".join(skipped[:5]) + (
-            f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-        )
-        notes.append(f"entries that are not tensors were skipped: {shown}.")
+        notes.append(f"entries that are not tensors were skipped: {first_and_more(skipped, 5)}.")
     return tensors, tuple(notes)
 
 

@@ -249,6 +249,17 @@ def _installed(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     )
 
 
+def test_biases_kept_at_default_are_the_same_every_run() -> None:
+    # The seed goes before the build too, so the constructors' biases are reproducible
+    # (docs/contract/schemes.md); each run is a fresh process.
+    args = ("inspect", "sample_models/mlp.yaml", "--init", "kaiming_normal")
+    runs = [_installed(*args, "--bias-init", "default", "-f", "json") for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout
+    bias = json.loads(runs[0].stdout)["params"][1]
+    assert bias["name"] == "fc1.bias" and bias["var"] > 0
+
+
 def test_python_m_initcli_runs_and_errors_cleanly() -> None:
     ok = _installed("count", "sample_models/mlp.yaml", "--format", "json")
     assert ok.returncode == 0 and json.loads(ok.stdout)["total"] == 51

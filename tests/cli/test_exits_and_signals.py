@@ -256,6 +256,7 @@ def test_broken_pipe_is_quiet_through_the_installed_script() -> None:
     [
         (signal.SIGTERM, 143, "Error: terminated (SIGTERM); stopped"),
         (signal.SIGHUP, 129, "Error: hung up (SIGHUP); stopped"),
+        (signal.SIGINT, 130, "Error: aborted"),
     ],
 )
 def test_a_signal_during_save_leaves_no_temporary_file(
@@ -279,6 +280,23 @@ def test_a_signal_during_save_leaves_no_temporary_file(
     assert proc.returncode == code
     assert err.splitlines()[-1] == line
     assert os.listdir(out) == []
+
+
+def test_ctrl_c_is_one_error_line_and_exit_130(tmp_path: Path) -> None:
+    # typer turns KeyboardInterrupt into a silent exit 130; the contract's line is still written
+    # (docs/contract/exit-codes.md).
+    model = tmp_path / "slow.py"
+    model.write_text(
+        "import time\nfrom torch import nn\nclass Slow(nn.Linear):\n    def __init__(self):\n"
+        "        print('building', flush=True)\n        time.sleep(60)\n"
+        "        super().__init__(2, 2)\n"
+    )
+    proc = _installed("inspect", f"{model}:Slow")
+    assert proc.stderr is not None
+    assert proc.stderr.readline() == "building\n"  # user code prints to stderr
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, out, err) == (130, "", "Error: aborted\n")
 
 
 def test_save_under_an_address_space_limit_is_one_error_line(tmp_path: Path) -> None:

@@ -37,21 +37,21 @@ def _reference(alpha: float, beta: float) -> tuple[float, float]:
 @pytest.mark.parametrize(("a", "b"), GRID)
 def test_standard_moments_match_mpmath(a: float, b: float) -> None:
     ref_mean, ref_var = _reference(a, b)
-    mean, var = schemes.trunc_normal_moments(0.0, 1.0, a, b)
+    mean, var = schemes.trunc_normal_shape(0.0, 1.0, a, b)[:2]
     assert mean == pytest.approx(ref_mean, rel=1e-9, abs=1e-15)
     assert var == pytest.approx(ref_var, rel=1e-9)
 
 
 def test_far_tail_values_from_the_issue() -> None:
-    mean, var = schemes.trunc_normal_moments(0.0, 1.0, 10.0, 11.0)
+    mean, var = schemes.trunc_normal_shape(0.0, 1.0, 10.0, 11.0)[:2]
     assert (round(mean, 6), round(var, 8)) == (10.098068, 0.00942077)
-    _, var8 = schemes.trunc_normal_moments(0.0, 1.0, 8.0, 9.0)
+    _, var8 = schemes.trunc_normal_shape(0.0, 1.0, 8.0, 9.0)[:2]
     assert var8 == pytest.approx(0.014148542782, rel=1e-9)
 
 
 def test_shift_and_scale_carry_over() -> None:
     ref_mean, ref_var = _reference(-3.0, 1.5)
-    mean, var = schemes.trunc_normal_moments(2.0, 0.5, 2.0 - 1.5, 2.0 + 0.75)
+    mean, var = schemes.trunc_normal_shape(2.0, 0.5, 2.0 - 1.5, 2.0 + 0.75)[:2]
     assert mean == pytest.approx(2.0 + 0.5 * ref_mean, rel=1e-9)
     assert var == pytest.approx(0.25 * ref_var, rel=1e-9)
 

@@ -61,10 +61,11 @@ def test_signal_during_a_streamed_write_leaves_no_temporary_file(
 def test_a_real_ctrl_c_in_user_code_stays_an_interrupt() -> None:
     script = (
         "import os, signal, time\n"
-        "from initcli import files, loading\n"
+        "from initcli import files\n"
+        "from initcli.model import resolve\n"
         "files.install_signal_handlers()\n"
         "try:\n"
-        "    with loading.user_code('m.py:Net', 'run'):\n"
+        "    with resolve.user_code('m.py:Net', 'run'):\n"
         "        os.kill(os.getpid(), signal.SIGINT)\n"
         "        time.sleep(5)\n"
         "except BaseException as exc:\n"

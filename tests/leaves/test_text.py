@@ -1,10 +1,10 @@
-"""Control characters in printed names are escaped; printable Unicode is kept."""
+"""Control characters in printed names are escaped; printable Unicode is kept; "a, b and N more"."""
 
 from __future__ import annotations
 
 import pytest
 
-from initcli.text import printable
+from initcli.text import first_and_more, printable
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,29 @@ def test_control_characters_are_escaped(name: str, shown: str) -> None:
 @pytest.mark.parametrize("name", ["encoder.layers.0.weight", "Gewichte.ä", "权重.0", "w🙂", "a b"])
 def test_printable_names_are_unchanged(name: str) -> None:
     assert printable(name) == name
+
+
+@pytest.mark.parametrize(
+    ("items", "n", "shown"),
+    [
+        ([], 3, ""),
+        (["a"], 3, "a"),
+        (["a", "b", "c"], 3, "a, b, c"),
+        (["a", "b", "c", "d"], 3, "a, b, c and 1 more"),
+        (["a", "b", "c", "d", "e"], 2, "a, b and 3 more"),
+        ([f"t{i}" for i in range(1_005)], 3, "t0, t1, t2 and 1,002 more"),
+    ],
+)
+def test_first_and_more(items: list[str], n: int, shown: str) -> None:
+    assert first_and_more(items, n) == shown
+
+
+def test_first_and_more_separator_and_show_only_the_shown() -> None:
+    seen: list[int] = []
+
+    def show(i: int) -> str:
+        seen.append(i)
+        return f"<{i}>"
+
+    assert first_and_more(range(10), 2, "; ", show) == "<0>; <1> and 8 more"
+    assert seen == [0, 1]

@@ -10,7 +10,7 @@ from sample_targets import SAMPLES
 from torch import nn
 
 from initcli import report
-from initcli.errors import SchemeError
+from initcli.errors import ArgError, SchemeError
 from initcli.init import schemes
 from initcli.model import resolve
 
@@ -161,7 +161,7 @@ def test_bias_init_rules() -> None:
         report.inspect("sample_models/mlp.yaml", bias_init="normal")
     with pytest.raises(SchemeError, match="biases are 1-D"):
         report.inspect("sample_models/mlp.yaml", init="xavier", bias_init="kaiming_normal")
-    with pytest.raises(SchemeError, match="--seed must be ≥ 0"):
+    with pytest.raises(ArgError, match="--seed -1 is out of range"):
         report.inspect("sample_models/mlp.yaml", seed=-1)
     result = report.inspect("sample_models/mlp.yaml", init="xavier", bias_init="constant:val=0.1")
     bias = result.params[1]
@@ -200,3 +200,53 @@ def test_scheme_rows_cover_the_registry() -> None:
     assert kaiming.aliases == ("kaiming", "he", "he_normal")
     assert kaiming.params == ("mode=fan_in", "nonlinearity=leaky_relu", "a=0")
     assert kaiming.expected_var == "gain² / fan"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_the_api_bounds_the_seed_as_the_cli_does(seed: int) -> None:
+    # One check (limits.check_seed) on both paths: torch.manual_seed takes 0 ≤ seed < 2**64.
+    import initcli
+    from initcli.report.baseline import snapshot
+    from initcli.report.sweeping import sweep_report
+
+    message = f"--seed {seed} is out of range; give a seed from 0 to {2**64 - 1}"
+    target = "sample_models/mlp.yaml"
+    with pytest.raises(ArgError, match=message):
+        initcli.inspect(target, seed=seed)
+    with pytest.raises(ArgError, match=message):
+        initcli.probe_report(target, ["kaiming_normal"], seed=seed)
+    with pytest.raises(ArgError, match=message):
+        sweep_report(target, ["kaiming_normal"], "layers.0.units=4,8", seed=seed)
+    with pytest.raises(ArgError, match=message):
+        snapshot([target], stats=True, seed=seed)
+
+
+def test_biases_kept_at_default_follow_the_seed() -> None:
+    # docs/contract/schemes.md: torch.manual_seed(N); build; torch.manual_seed(N); the scheme's
+    # calls. The biases --bias-init default keeps are the seeded build's, whatever ran before.
+    target = "sample_models/mlp.yaml"
+    runs = []
+    for noise in (1, 2):
+        torch.manual_seed(noise)
+        runs.append(report.inspect(target, init="kaiming_normal", bias_init="default", seed=3))
+    assert runs[0] == runs[1]
+    torch.manual_seed(3)
+    model = resolve.resolve(target).build()
+    torch.manual_seed(3)
+    for param in model.parameters():
+        if param.dim() >= 2:
+            nn.init.kaiming_normal_(param)
+    for p in runs[0].params:
+        tensor = dict(model.named_parameters())[p.name].detach().double()
+        assert p.mean == pytest.approx(float(tensor.mean()), rel=1e-9, abs=1e-12), p.name
+        assert (p.init == "kaiming_normal") == (tensor.dim() >= 2), (p.name, p.init)
+
+
+def test_probe_with_biases_kept_at_default_is_reproducible() -> None:
+    runs = []
+    for noise in (1, 2):
+        torch.manual_seed(noise)
+        runs.append(
+            report.probe_report("sample_models/mlp.yaml", ["kaiming_normal"], bias_init="default")
+        )
+    assert runs[0] == runs[1]
