@@ -228,11 +228,12 @@ def test_a_table_beyond_its_row_limit_says_how_many_rows_it_left_out(tmp_path: P
     assert len(out.splitlines()) == 1_006
 
 
-# A suite started under nohup passes SIGHUP on as ignored, which initcli honours (as nohup means):
-# the installed script is exec'd with SIGHUP's default disposition back.
+# A suite started under nohup passes SIGHUP on as ignored, and one started as a background job of
+# a non-interactive shell passes SIGINT on as ignored; initcli honours both (as the shell means):
+# the installed script is exec'd with their default dispositions back.
 _HANGUP_DEFAULT = (
     "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
-    "os.execv(sys.argv[1], sys.argv[1:])"
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
 )
 
 

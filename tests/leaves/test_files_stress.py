@@ -19,6 +19,7 @@ import sys, time
 import signal
 from initcli import files
 signal.signal(signal.SIGHUP, signal.SIG_DFL)  # nohup passes it on ignored; initcli honours that
+signal.signal(signal.SIGINT, signal.default_int_handler)  # so does a shell's background job
 files.install_signal_handlers()
 try:
     with files.atomic_writer(sys.argv[1]) as handle:
@@ -63,6 +64,7 @@ def test_a_real_ctrl_c_in_user_code_stays_an_interrupt() -> None:
         "import os, signal, time\n"
         "from initcli import files\n"
         "from initcli.model import resolve\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"  # a background job ignores it
         "files.install_signal_handlers()\n"
         "try:\n"
         "    with resolve.user_code('m.py:Net', 'run'):\n"
