@@ -40,15 +40,13 @@ def forward_fans(module: nn.Module, pname: str, param: torch.Tensor) -> Forward 
     if torch_fans is None:
         return None
     fan_in, fan_out = torch_fans
-    found = _forward(module, pname, param, fan_in, fan_out)
+    found = _forward(module, pname, param, fan_in)
     if found is None or (found.fan_in, found.fan_out) == (fan_in, fan_out):
         return Forward(fan_in, fan_out)
     return found
 
 
-def _forward(
-    module: nn.Module, pname: str, param: torch.Tensor, fan_in: int, fan_out: int
-) -> Forward | None:
+def _forward(module: nn.Module, pname: str, param: torch.Tensor, fan_in: int) -> Forward | None:
     kind = type(module).__name__
     shape = tuple(param.shape)
     if pname == "weight" and _is_hf_conv1d(module, shape):

@@ -218,7 +218,7 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
         # Exactly constant: report the value itself and a variance of exactly 0.0 rather than
         # whatever rounding the float64 division sum / n leaves for float64 inputs.
         return TensorStats(n, lo_v, 0.0, 0.0, lo_v, hi_v, 0, 0.0, 0.0, zeros, sample)
-    var = m2 / (n - 1) if n > 1 else 0.0
+    var = m2 / (n - 1)  # n >= 2: a single value is constant, returned above
     return TensorStats(n, mean, var, math.sqrt(var), lo_v, hi_v, 0, m3, m4, zeros, sample)
 
 
@@ -268,9 +268,7 @@ def _chunks(t: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
         # No dense layout (a slice with steps, an expanded tensor): walk the leading dimension,
         # taking as many rows per chunk as fit. The strided views are gathered by copy_ into the
         # buffer, so nothing larger than a chunk is ever copied.
-        row = t[0].numel() if t.shape[0] else 0
-        if row == 0:
-            return
+        row = t[0].numel()  # > 0: tensor_stats returns before reading an empty tensor
         if row <= size:
             yield from torch.split(t, size // row)
         else:

@@ -155,3 +155,33 @@ def test_paired_tests_false_alarms_on_real_training_smoke() -> None:
     # The slow test's null in small: 10 seed sets of 3 runs, 3 schemes (3 pairs, Holm-corrected:
     # any false `clear` in a set at most α = 0.05). Binomial(10, 0.05): ≥ 3 sets at 1.2%.
     assert _false_alarms(10, 3, 3) <= 2
+
+
+def test_interval_every_field_and_two_seeds() -> None:
+    # n = 2 is the smallest sample with an interval: t(0.975, 1) = 12.706, s = √2/2, √n = √2.
+    iv = seeds.interval([1.0, 2.0])
+    half = stats.t.ppf(0.975, 1) * (math.sqrt(2) / 2) / math.sqrt(2)
+    assert (iv.mean, iv.n) == (1.5, 2)
+    assert (iv.low, iv.high, iv.half_width) == pytest.approx((1.5 - half, 1.5 + half, half))
+    assert seeds.interval([5.0]) == seeds.Interval(5.0, None, None, 1)
+    assert seeds.interval([5.0]).half_width is None
+    # The spread enters as a factor: s = 2 doubles the half-width of s = 1.
+    wide, narrow = seeds.interval([0.0, 4.0, 2.0]), seeds.interval([1.0, 3.0, 2.0])
+    assert wide.half_width == pytest.approx(2 * narrow.half_width)
+
+
+def test_paired_tests_every_field_two_seeds_and_unequal_lengths() -> None:
+    (t,) = seeds.paired_tests("acc", [("a", [1.0, 3.0]), ("b", [0.5, 2.0])])
+    # Two seeds are enough for ttest_rel: diffs 0.5 and 1.0, mean 0.75, p = 0.205.
+    p = stats.ttest_rel([1.0, 3.0], [0.5, 2.0]).pvalue
+    assert (t.a, t.b, t.metric, t.mean_diff, t.p_value, t.clear) == (
+        "a",
+        "b",
+        "acc",
+        0.75,
+        p,
+        False,
+    )
+    assert 0.2 < p < 0.21
+    with pytest.raises(ValueError, match="zip"):
+        seeds.paired_tests("acc", [("a", [1.0, 3.0, 2.0]), ("b", [0.5, 2.0])])

@@ -15,6 +15,7 @@ from transformers.pytorch_utils import Conv1D
 
 from initcli import report
 from initcli.init.schemes import fans as torch_fans
+from initcli.init.schemes import parse_scheme
 from initcli.measure import fans
 
 LAYOUTS = "tests/models_for_tests.py:FanLayouts"
@@ -224,3 +225,92 @@ def test_multihead_attention_default_is_judged_on_fan_in_plus_fan_out_in_a_stder
         "stacks q, k and v, each embed_dim = 32 rows in one weight): the variance is 0.5× "
         "(64/128) that of xavier_uniform at the forward fan_in+fan_out.\n"
     )
+
+
+def test_conv1d_is_known_by_its_name_and_nf_and_says_its_layout() -> None:
+    # The layout is the finding: without it no remark could say why the fans differ.
+    assert forward(Conv1D(6, 4)) == (4, 6, "Conv1D stores its weight in×out (Linear: out×in)")
+    # A module with an `nf` equal to its weight's columns is no Conv1D unless so named.
+    linear = nn.Linear(4, 6)
+    linear.nf = 4  # type: ignore[assignment]
+    assert forward(linear) == (4, 6, None)
+    # A Conv1D whose nf is not its weight's columns is not read as in×out.
+    odd = Conv1D(6, 4)
+    odd.nf = 5
+    assert forward(odd) == (6, 4, None)
+
+    class Named(nn.Module):  # named Conv1D, without nf: not transformers' layer
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(4, 6))
+
+    Named.__name__ = "Conv1D"
+    assert forward(Named()) == (6, 4, None)
+
+
+def test_a_stride_of_two_on_one_axis_and_two_groups_are_counted() -> None:
+    up = nn.ConvTranspose1d(4, 6, 3, stride=2)
+    assert forward(up)[2] == (
+        "ConvTranspose1d stores its weight (in, out/groups, *k); stride (2,) is not counted: "
+        "an output position sums about 1/2 of the kernel's taps"
+    )
+    conv = nn.Conv2d(8, 16, 3, groups=2)
+    assert forward(conv) == (
+        36, 72, "groups=2: an input channel feeds out/groups = 8 of the 16 output channels"
+    )  # fmt: skip
+
+
+def test_only_multihead_attentions_in_proj_weight_is_stacked() -> None:
+    # Separate q, k, v weights (kdim != embed_dim) are one matrix each.
+    attention = nn.MultiheadAttention(8, 2, kdim=4, vdim=4)
+    assert forward(attention, "q_proj_weight") == (8, 8, None)
+    assert forward(attention, "k_proj_weight") == (4, 8, None)
+
+    class Other(nn.Module):  # an in_proj_weight on another layer: nothing known of it
+        def __init__(self) -> None:
+            super().__init__()
+            self.in_proj_weight = nn.Parameter(torch.zeros(12, 4))
+
+    assert forward(Other(), "in_proj_weight") == (4, 12, None)
+
+
+def test_fan_used_by_each_scheme_and_by_torchs_defaults() -> None:
+    linear, attention = nn.Linear(4, 6), nn.MultiheadAttention(8, 2)
+    expected = {
+        "kaiming_normal": "fan_in",
+        "kaiming_uniform:mode=fan_out": "fan_out",
+        "kaiming_normal:mode=fan_out": "fan_out",
+        "xavier_normal": fans.SUM,
+        "xavier_uniform": fans.SUM,
+        "lecun_normal": "fan_in",
+        "normal": None,
+        "orthogonal": None,
+    }
+    got = {text: fans.fan_used(parse_scheme(text), linear, "weight") for text in expected}
+    assert got == expected
+    default = parse_scheme("default")
+    assert fans.fan_used(default, linear, "weight") == fans.fan_used(None, linear, "weight")
+    assert fans.fan_used(None, linear, "weight") == "fan_in"
+    # torch's default draws a bias, an embedding, an LSTM on no fan.
+    assert fans.fan_used(None, linear, "bias") is None
+    assert fans.fan_used(None, nn.Embedding(10, 4), "weight") is None
+    assert fans.fan_used(None, nn.LSTM(4, 4), "weight_ih_l0") is None
+    assert fans.fan_used(None, attention, "in_proj_weight") == fans.SUM
+    assert fans.fan_used(None, attention, "in_proj_bias") is None
+
+
+def _use(name: str) -> fans.FanUse:
+    return fans.FanUse(name, "LSTM", "xavier_normal", fans.SUM, 76, 28, "the layout")
+
+
+@pytest.mark.parametrize(
+    ("count", "names"),
+    [
+        (3, "w0, w1, w2"),
+        (4, "w0, w1, w2 and 1 more"),
+        (6, "w0, w1, w2 and 3 more"),
+    ],
+)
+def test_a_remark_names_three_parameters_and_counts_the_rest(count: int, names: str) -> None:
+    (remark,) = fans.off_remarks(_use(f"w{i}") for i in range(count))
+    assert remark.startswith(f"xavier_normal on {names} (LSTM) uses torch's fan_in+fan_out = 76")

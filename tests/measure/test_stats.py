@@ -583,3 +583,90 @@ def test_status_values_are_the_json_strings() -> None:
         "uninitialized",
     ]
     assert f"{Status.SYMMETRIC}" == "symmetric"
+
+
+# Mutation testing (docs/mutation.md) found these claims untested: every field of the NaN/Inf and
+# constant returns, one-sided infinities, the exact boundaries of the bands, kurtosis reaching
+# the variance band, the error messages.
+
+
+def test_meta_tensor_message_in_full() -> None:
+    with pytest.raises(ValueError, match=r"^tensor_stats needs a tensor with data; this one is "
+                       r"on the meta device$"):  # fmt: skip
+        tensor_stats(torch.empty(3, device="meta"))
+
+
+def test_one_infinity_with_finite_minimum_is_counted() -> None:
+    s = tensor_stats(torch.tensor([1.0, math.inf, 0.0]))
+    assert (s.nonfinite, s.min, s.max, s.zeros) == (1, 0.0, math.inf, 1)
+    assert math.isnan(s.mean) and math.isnan(s.var) and math.isnan(s.std)  # type: ignore[arg-type]
+    assert (s.m3, s.m4) == (None, None)
+    assert s.sample is not None and s.sample.tolist() == [1.0, math.inf, 0.0]
+
+
+def test_nan_stats_keep_their_zeros_and_sample() -> None:
+    s = tensor_stats(torch.tensor([0.0, math.nan, 1.0, 0.0]))
+    assert (s.nonfinite, s.zeros, s.m3, s.m4) == (1, 2, None, None)
+    assert s.sample is not None and s.sample.numel() == 4
+
+
+def test_constant_stats_have_zero_moments_zeros_and_sample() -> None:
+    s = tensor_stats(torch.zeros(3, 5))
+    assert (s.mean, s.var, s.std, s.m3, s.m4, s.zeros) == (0.0, 0.0, 0.0, 0.0, 0.0, 15)
+    assert s.sample is not None and s.sample.tolist() == [0.0] * 15
+    s = tensor_stats(torch.full((4,), 0.5))
+    assert (s.mean, s.m3, s.m4, s.zeros) == (0.5, 0.0, 0.0, 0)
+
+
+def test_a_single_non_dense_row_is_walked() -> None:
+    # Shape (1, 4, 3), strides (24, 6, 2): no flat view; the row walk starts at row 0.
+    t = torch.arange(24, dtype=torch.float32).reshape(1, 4, 6)[:, :, ::2]
+    assert stats._flat_view(t) is None
+    s = tensor_stats(t)
+    assert (s.numel, s.mean, s.min, s.max) == (12, 11.0, 0.0, 22.0)
+
+
+def test_transposed_and_channels_last_tensors_get_a_flat_view_without_a_copy() -> None:
+    t = torch.randn(3, 4, 5, 6)
+    for view in (t.mT, t.permute(3, 1, 0, 2), t.to(memory_format=torch.channels_last)):
+        flat = stats._flat_view(view)
+        assert flat is not None and flat.numel() == view.numel()
+        assert flat.untyped_storage().data_ptr() == view.untyped_storage().data_ptr()
+
+
+def test_tolerance_messages_and_a_zero_variance() -> None:
+    with pytest.raises(ValueError, match=r"^tolerance needs n >= 1 samples, got 0$"):
+        tolerance(0, 1.0, 3.0)
+    with pytest.raises(ValueError, match=r"^expected_var must be >= 0, got -1.0$"):
+        tolerance(5, -1.0, 3.0)
+    assert tolerance(5, 0.0, 3.0) == (0.0, 0.0)
+
+
+def _summary(numel: int, mean: float, var: float) -> TensorStats:
+    return TensorStats(numel, mean, var, math.sqrt(var), mean - 3.0, mean + 3.0, 0)
+
+
+def test_kurtosis_sets_the_variance_band() -> None:
+    # n = 100, variance 1: the band's half-width is 0.711 for normal draws (kurtosis 3), 0.453
+    # for uniform ones (1.8), 0.869 at kurtosis 4.
+    assert judge(_summary(100, 0.0, 1.6), 2, 0.0, 1.0, None) is Status.OK
+    assert judge(_summary(100, 0.0, 1.6), 2, 0.0, 1.0, 1.8) is Status.OFF
+    assert judge(_summary(100, 0.0, 1.8), 2, 0.0, 1.0, None) is Status.OFF
+    assert judge(_summary(100, 0.0, 1.8), 2, 0.0, 1.0, 4.0) is Status.OK
+
+
+def test_a_nonzero_expected_mean_is_compared_by_difference() -> None:
+    assert judge(_summary(100, 1.0, 1.0), 2, 1.0, 1.0, None) is Status.OK
+    assert judge(_summary(100, -1.0, 1.0), 2, 1.0, 1.0, None) is Status.OFF
+
+
+def test_band_edges_are_inside() -> None:
+    mean_tol, var_tol = tolerance(100, 1.0, 3.0)
+    var = 1.0 + var_tol
+    assert abs(var - 1.0) == var_tol  # exactly on the edge in float64
+    assert stats.consistent(100, 0.0, var, 0.0, 1.0, None)
+    assert stats.consistent(100, mean_tol, 1.0, 0.0, 1.0, None)
+    # A constant init: the variance up to 1e-30 and the mean within 1e-6 (relative) are in.
+    assert stats.consistent(10, 1e-6, 1e-30, 0.0, 0.0, None)
+    assert not stats.consistent(10, 1e-6, 2e-30, 0.0, 0.0, None)
+    assert not stats.consistent(10, 2e-6, 0.0, 0.0, 0.0, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
@@ -79,3 +80,46 @@ def test_all_zero_sparse_tensor() -> None:
 def test_meta_tensor_says_it_has_no_data() -> None:
     with pytest.raises(ValueError, match="needs a tensor with data; this one is on the meta"):
         tensor_stats(torch.empty(3, device="meta"))
+
+
+def _dense_equal(got: TensorStats, want: TensorStats) -> None:
+    assert (got.numel, got.min, got.max, got.nonfinite) == (
+        want.numel, want.min, want.max, want.nonfinite
+    )  # fmt: skip
+    assert (got.mean, got.var, got.std) == pytest.approx((want.mean, want.var, want.std), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "dense",
+    [
+        torch.tensor([[0.5, -0.25], [0.75, 0.125]]),  # every value stored: no implicit zero
+        torch.tensor([[0.5, 0.25], [0.75, 0.125]]),  # and all positive: the minimum is no zero
+        torch.tensor([[0.5, 0.25], [0.0, 0.125]]),  # one implicit zero
+        torch.tensor([[0.0, -0.5, 0.0], [0.0, -0.25, 0.0]]),  # negatives only
+        torch.tensor([[0.0, 0.5, 0.0], [0.25, 0.0, 0.0]]),  # below 1 only
+        torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.375, 0.0]]),  # one stored value
+        torch.tensor([[0.0, 1.0 + 2.0j], [0.0, -0.5j]]),  # complex: real and imaginary pooled
+    ],
+    ids=[
+        "no-implicit-zero",
+        "positive",
+        "one-zero",
+        "negative",
+        "below-one",
+        "one-value",
+        "complex",
+    ],
+)
+def test_sparse_stats_equal_the_dense_ones_in_every_field(dense: torch.Tensor) -> None:
+    _dense_equal(tensor_stats(dense.to_sparse()), tensor_stats(dense))
+
+
+def test_sparse_with_stored_zeros_and_a_nan() -> None:
+    i = torch.tensor([[0, 1], [0, 1]])
+    zeros = torch.sparse_coo_tensor(i, torch.zeros(2), (3, 3), check_invariants=True)
+    assert tensor_stats(zeros) == TensorStats(9, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+    nan = tensor_stats(
+        torch.sparse_coo_tensor(i, torch.tensor([1.0, math.nan]), (3, 3), check_invariants=True)
+    )
+    assert (nan.numel, nan.nonfinite) == (9, 1)
+    assert math.isnan(nan.mean) and math.isnan(nan.var) and math.isnan(nan.std)  # type: ignore[arg-type]
