@@ -85,7 +85,9 @@ class _Group(TyperGroup):
             ctx = getattr(exc, "ctx", None)
             where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             format_message = getattr(exc, "format_message", None)
-            error(f"{format_message() if format_message else exc}{where}")
+            message = format_message() if format_message else str(exc)
+            # `initcli` alone: the help is printed, and click's error has no text of its own.
+            error(f"{message or 'no command given: choose one of the commands above'}{where}")
             code = ExitCode.BAD_INPUT
         except InitcliError as exc:
             error(str(exc))

@@ -207,7 +207,7 @@ def compare(
         typer.Option(
             "--seeds",
             help="Train every scheme once per seed (--seed, --seed+1, ...) and report mean ± "
-            "95%% t-interval and paired t-tests between schemes.",
+            "95% t-interval and paired t-tests between schemes.",
         ),
     ] = 1,
     val_fraction: Annotated[

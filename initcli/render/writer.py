@@ -121,9 +121,10 @@ def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             value = num(value)
         elif isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:,}"  # read by people in a pull request: 118,282, not 118282
-        # Names from a file or model lose their control characters; a cell's line breaks stay.
+        # Names from a file or model lose their control characters. A line break would end the
+        # table row, so a cell's lines are joined by <br>, which GitHub renders inside a cell.
         lines = str(value).split("\n")
-        return "\n".join(map(printable, lines)).replace("|", "\\|")
+        return "<br>".join(map(printable, lines)).replace("|", "\\|")
 
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

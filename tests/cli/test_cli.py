@@ -298,3 +298,30 @@ def test_no_color_env_and_pipe_give_plain_text() -> None:
     result = _installed("count", "sample_models/mlp.yaml", env={"NO_COLOR": "1"})
     assert result.returncode == 0
     assert "\x1b[" not in result.stdout and "4×5 + 5" in result.stdout
+
+
+def test_no_command_prints_help_and_one_error_line() -> None:
+    code, out, err = run()
+    assert code == 2
+    assert "Commands" in out
+    # In-process the program is named after the app object; `initcli` in a shell.
+    assert err.startswith("Error: no command given: choose one of the commands above (see '")
+    assert err.endswith(" --help')\n") and err.count("\n") == 1
+
+
+def test_help_shows_percent_signs_once() -> None:
+    code, out, _ = run("compare", "--help")
+    assert code == 0
+    assert "95% t-interval" in " ".join(out.split())
+    assert "%%" not in out
+
+
+def test_markdown_cells_with_several_lines_stay_in_their_row() -> None:
+    # defaults groups modules of one type into one cell: a raw line break would end the row.
+    code, out, _ = run(
+        "defaults", str(ROOT / "sample_models/lenet.py") + ":LeNet5", "-f", "markdown"
+    )
+    assert code == 0
+    table = [line for line in out.splitlines() if line][:6]
+    assert all(line.startswith("|") and line.endswith("|") for line in table)
+    assert "| Conv2d | conv1<br>conv2 | weight |" in out
