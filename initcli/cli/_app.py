@@ -51,6 +51,17 @@ class StdoutClosedError(Exception):
     """stdout's reader went away (`initcli schemes | head -1`): not an error, exit 0."""
 
 
+def _unexpected(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        # A path the system refuses before any reader sees it (a name longer than the file system
+        # allows, a loop of links): the user's input, named, not a bug to report.
+        return f"cannot use {exc.filename}: {exc.strerror}; check the path"
+    return (
+        f"unexpected {first_line(exc)} — rerun with INITCLI_DEBUG=1 for "
+        "the traceback and report it if initcli is at fault"
+    )
+
+
 class _Group(TyperGroup):
     """Runs commands so every failure ends as `Error: ...` plus the contract's exit code."""
 
@@ -99,10 +110,7 @@ class _Group(TyperGroup):
             # unless INITCLI_DEBUG asks for it.
             if os.environ.get("INITCLI_DEBUG"):
                 raise
-            error(
-                f"unexpected {first_line(exc)} — rerun with INITCLI_DEBUG=1 for "
-                "the traceback and report it if initcli is at fault"
-            )
+            error(_unexpected(exc))
             code = ExitCode.BAD_INPUT
         code = int(code) if isinstance(code, int) else 0
         if standalone_mode:

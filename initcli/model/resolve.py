@@ -70,6 +70,17 @@ def user_code(target: str, phase: str) -> Iterator[None]:
             f"{target} raised KeyboardInterrupt while being {phase} (not a Ctrl-C); initcli "
             "stopped: remove the raise from that code path"
         ) from None
+    except GeneratorExit:
+        raise
+    except Exception:
+        raise  # the caller names the phase that failed
+    except BaseException as exc:
+        # A BaseException of the model's own (not SystemExit or KeyboardInterrupt, above) would
+        # otherwise pass every `except Exception` and end in a traceback.
+        raise TargetError(
+            f"{target} raised {first_line(exc)} (a BaseException, not an Exception) while being "
+            f"{phase}; initcli stopped: raise an Exception subclass instead"
+        ) from None
 
 
 def _stdlib_dirs() -> tuple[Path, ...]:
@@ -261,8 +272,12 @@ def _import_module(dotted: str) -> ModuleType:
 
 def _load_file(location: str) -> ModuleType:
     path = Path(location)
-    if not path.exists():
-        raise TargetError(f"no such file: {location}; check the path")
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise TargetError(f"no such file: {location}; check the path") from None
+    except OSError as exc:  # a name too long for the file system, a loop of links, no access
+        raise TargetError(f"cannot read {location}: {exc.strerror}; check the path") from None
     if path.is_dir():
         raise TargetError(
             f"{location} is a directory; name a .py file in it, e.g. {path}/model.py:Name"

@@ -222,3 +222,30 @@ def test_input_shape_that_does_not_fit_is_a_clean_error() -> None:
         "lazy layers their shapes failed with --input-shape 7",
         "check --input-shape",
     )
+
+
+def test_a_base_exception_from_the_model_is_one_error_line(tmp_path: Path) -> None:
+    source = tmp_path / "boom.py"
+    source.write_text(
+        "import torch.nn as nn\n"
+        "class Boom(BaseException):\n    pass\n"
+        "class M(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        raise Boom('no')\n"
+    )
+    err = assert_clean_error(["count", f"{source}:M"], "raised Boom: no (a BaseException")
+    assert "being built" in err and "raise an Exception subclass instead" in err
+
+
+@pytest.mark.parametrize("suffix", [".py:M", ".safetensors", ".yaml"])
+def test_a_name_too_long_for_the_file_system_is_named(tmp_path: Path, suffix: str) -> None:
+    # Linux allows 255 bytes per name: stat() fails with ENAMETOOLONG before any reader runs.
+    target = f"{tmp_path}/{'a' * 300}{suffix}"
+    assert_clean_error(["count", target], "File name too long", "check the path")
+
+
+def test_an_output_name_too_long_is_named_and_nothing_is_written(tmp_path: Path) -> None:
+    out = tmp_path / ("b" * 300 + ".json")
+    assert_clean_error(
+        ["inspect", "sample_models/mlp.yaml", "-o", str(out)], "File name too long; check the path"
+    )
+    assert list(tmp_path.iterdir()) == []
