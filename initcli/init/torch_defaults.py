@@ -53,9 +53,13 @@ def _module_defaults(module: nn.Module) -> Iterator[tuple[str, Expectation]]:
             fan_in = nn.init._calculate_fan_in_and_fan_out(weight)[0]
         # kaiming_uniform_(a=√5) has bound gain·√(3/fan_in) with gain² = 2/(1+5): i.e. 1/√fan_in.
         bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-        yield "weight", _uniform("kaiming_uniform(a=√5)", bound)
+        if isinstance(module, nn.Bilinear):
+            weight_name = bias_name = "uniform(±1/√in1_features)"
+        else:
+            weight_name, bias_name = "kaiming_uniform(a=√5)", "uniform(±1/√fan_in)"
+        yield "weight", _uniform(weight_name, bound)
         if "bias" in params:
-            yield "bias", _uniform("uniform(±1/√fan_in)", bound)
+            yield "bias", _uniform(bias_name, bound)
         return
     if isinstance(module, nn.Embedding | nn.EmbeddingBag):
         weight = params["weight"]
@@ -150,15 +154,15 @@ def default_rules(module: nn.Module) -> tuple[DefaultRule, ...]:
         # MultiheadAttention's out_proj: Linear's own init, then its owner zeroes the bias.
         zeroed = DefaultRule("bias", "constant_(0), by its MultiheadAttention", "0", "0")
         return tuple(_FAN_IN_RULES[0] if p == "weight" else zeroed for p in params)
-    if isinstance(module, nn.Linear | nn.Bilinear | nn.modules.conv._ConvNd):
-        fan = "in1_features" if isinstance(module, nn.Bilinear) else "fan_in"
-        return tuple(
-            DefaultRule(
-                r.param, r.init, r.values.replace("fan_in", fan), r.variance.replace("fan_in", fan)
-            )
-            for r in _FAN_IN_RULES
-            if r.param in params
-        )
+    if isinstance(module, nn.Bilinear):
+        # Bilinear.reset_parameters draws weight and bias from one uniform_(±1/√in1_features).
+        bilinear = DefaultRule(
+            "", "uniform_(-1/√in1_features, 1/√in1_features)", "U(±1/√in1_features)",
+            "1/(3·in1_features)",
+        )  # fmt: skip
+        return tuple(replace(bilinear, param=p) for p in ("weight", "bias") if p in params)
+    if isinstance(module, nn.Linear | nn.modules.conv._ConvNd):
+        return tuple(r for r in _FAN_IN_RULES if r.param in params)
     if isinstance(module, nn.Embedding | nn.EmbeddingBag):
         padded = getattr(module, "padding_idx", None) is not None
         var = "(n−1)/n: the padding_idx row is zeroed" if padded else "1"

@@ -42,9 +42,16 @@ def test_default_rules_as_text() -> None:
     assert torch_defaults.default_rules(nn.Linear(4, 5)) == (weight, bias)
     assert torch_defaults.default_rules(nn.Linear(4, 5, bias=False)) == (weight,)
     bilinear = torch_defaults.default_rules(nn.Bilinear(3, 4, 2))
-    assert [(r.values, r.variance) for r in bilinear] == [
-        ("U(±1/√in1_features)", "1/(3·in1_features)")
-    ] * 2
+    # Bilinear draws both from uniform_(±1/√in1_features): not kaiming_uniform, not fan_in.
+    assert [(r.param, r.init, r.values, r.variance) for r in bilinear] == [
+        (p, "uniform_(-1/√in1_features, 1/√in1_features)", "U(±1/√in1_features)",
+         "1/(3·in1_features)")
+        for p in ("weight", "bias")
+    ]  # fmt: skip
+    labels = torch_defaults.default_expectations(nn.Bilinear(3, 4, 2))
+    assert {k: e.init for k, e in labels.items()} == dict.fromkeys(
+        ("weight", "bias"), "uniform(±1/√in1_features)"
+    )
     (padded,) = torch_defaults.default_rules(nn.Embedding(5, 2, padding_idx=0))
     assert padded.variance == "(n−1)/n: the padding_idx row is zeroed"
     out_proj = nn.MultiheadAttention(4, 2).out_proj
