@@ -29,7 +29,8 @@ ModelOrWeightsArg = Annotated[str, typer.Argument(
     metavar="TARGET",
     help="pkg.module:Name, path/file.py:Name or spec.yaml (Name: a Module class, factory or "
          "instance); or a weights file: .safetensors, or a .pt/.pth/.bin/.ckpt state dict, read "
-         "without running code.",
+         "without running code; or a weights folder; or hf:ORG/NAME[@REVISION], a Hub "
+         "repository (the local HF cache first).",
     show_default=False,
 )]  # fmt: skip
 ArgOpt = Annotated[list[str] | None, typer.Option(
@@ -185,9 +186,13 @@ def check_output(
 def target_path(target: str) -> str | None:
     """The file or folder a TARGET reads, if any: a spec, a weights file or folder, `file.py` of
     `file.py:Name`, or `pkg/mod.py` of `pkg.mod:Name` where that is under the current folder."""
+    from initcli.model.resolve import is_hub_target
+
     text = target.strip()
     if os.path.isdir(text) or os.path.isfile(text):
         return text
+    if is_hub_target(text):
+        return None  # read from the HF cache or the Hub, never a file named here
     location = text.rsplit(":", 1)[0] if ":" in text else text
     if os.path.isfile(location):
         return location
