@@ -30,6 +30,7 @@ def hf_cache(
         data = file.read_bytes()
         blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
         blob.write_bytes(data)
+        (snapshot / file.name).unlink(missing_ok=True)
         (snapshot / file.name).symlink_to(Path("..", "..", "blobs", blob.name))
     (repo / "refs").mkdir(exist_ok=True)
     for ref in refs:
