@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from initcli.cli._app import QUIET
 from initcli.errors import ArgError
 from initcli.measure.expect import ExpectedCount, Tolerance, parse_count, parse_tolerance
 from initcli.render import OutputFormat
@@ -79,8 +80,18 @@ SeedOpt = Annotated[int, typer.Option(
     "--seed", "-s", min=0, callback=_seed,
     help="torch.manual_seed before the build and again before the init.",
 )]  # fmt: skip
+
+
+def _quiet(ctx: typer.Context, value: bool) -> bool:
+    # Where the command's context is gone (the app's own wrapper, which prints what libraries
+    # said as notes), ctx.meta, shared by every context of the run, still says it.
+    ctx.meta[QUIET] = value
+    return value
+
+
 QuietOpt = Annotated[bool, typer.Option(
-    "--quiet", "-q", help="No progress bar and no notes on stderr (errors still go there).",
+    "--quiet", "-q", callback=_quiet,
+    help="No progress bar and no notes on stderr (errors still go there).",
 )]  # fmt: skip
 DeviceOpt = Annotated[str, typer.Option(
     "--device", "-d", metavar="DEVICE",

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import yaml
 from torch import nn
 
-from initcli import files, memory
+from initcli import files, heard, memory
 from initcli.errors import ArgError, TargetError, first_line
 
 if TYPE_CHECKING:
@@ -107,6 +107,10 @@ def user_code(target: str, phase: str) -> Iterator[None]:
             f"{target} raised KeyboardInterrupt while being {phase} (not a Ctrl-C); initcli "
             "stopped: remove the raise from that code path"
         ) from None
+    finally:
+        # A library the code imported (transformers) says what it has to say through initcli's
+        # notes from now on, not through a handler of its own that -q cannot silence.
+        heard.adopt_library_loggers()
 
 
 def _stdlib_dirs() -> tuple[Path, ...]:
