@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -259,6 +260,25 @@ def test_snapshot_and_check_read_hub_targets(hub_at: object, folder: Path, tmp_p
     assert recorded["models"][0]["total"] == _json("count", str(folder))["total"]
     code, _, err = run("check", str(baseline))
     assert code == 0, err
+
+
+def test_the_commands_of_docs_hub_md_run(
+    hub_at: object, folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/hub.md's first example block, in order, against a local Hub serving the tiny GPT-2
+    under the id the page uses (count online, inspect --download, then the cache)."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "hub.md").read_text(encoding="utf-8")
+    block = page.split("```\n", 2)[1]
+    commands = [shlex.split(line) for line in block.splitlines() if line.startswith("initcli ")]
+    assert len(commands) == 5
+    hub = FakeHub()
+    hub.add("openai-community/gpt2", folder)
+    monkeypatch.chdir(tmp_path)
+    with serving(hub):
+        hub_at(hub.url)  # type: ignore[operator]
+        for command in commands:
+            code, _, err = run(*command[1:])
+            assert code == 0, (command, err)
 
 
 # --- the environment variables themselves, in a fresh process ----------------------------------
