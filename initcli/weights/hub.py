@@ -42,7 +42,7 @@ def _hub() -> Any:
         import huggingface_hub.utils
     except ImportError:
         raise HubError(
-            "hf:ORG/NAME targets need huggingface_hub: pip install 'initcli[hf]'"
+            "hf:ORG/NAME targets need huggingface_hub 2: pip install 'initcli[hub]'"
         ) from None
     return huggingface_hub
 
