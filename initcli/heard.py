@@ -37,6 +37,8 @@ class _Collector(logging.Handler):
         self.adopted: dict[str, tuple[list[logging.Handler], bool]] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
+        if _ACTIVE and _ACTIVE[-1] is not self:
+            return  # a collection inside this one (a meta build's) hears it, and only it
         try:
             text = record.getMessage()
         except Exception:  # a record whose arguments do not fit its format: its raw format

@@ -41,6 +41,20 @@ def test_warnings_and_log_records_are_collected_once_each_in_order() -> None:
     assert notes == ["somelib: second thing", "UserWarning: first thing"]
 
 
+def test_an_inner_collection_hears_alone() -> None:
+    """A meta build collects its own messages (they become its remarks) inside the command's
+    collection: each message is told once, by the innermost."""
+    logger = logging.getLogger("somelib")
+    with heard.library_messages() as outer:
+        logger.warning("before")
+        with heard.library_messages() as inner:
+            logger.warning("during")
+            warnings.warn("warned during", UserWarning, stacklevel=1)
+        logger.warning("after")
+    assert inner == ["somelib: during", "UserWarning: warned during"]
+    assert outer == ["somelib: before", "somelib: after"]
+
+
 def test_past_the_cap_the_rest_are_counted() -> None:
     logger = logging.getLogger("chatty")
     with heard.library_messages() as notes:
