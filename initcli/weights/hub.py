@@ -14,7 +14,14 @@ from initcli.model.resolve import HubRepo
 from initcli.weights import safetensors_files
 from initcli.weights.safetensors_files import Folder, Shard
 
-__all__ = ["WEIGHT_FILES", "RemoteWeights", "cached_folder", "download", "remote_weights"]
+__all__ = [
+    "WEIGHT_FILES",
+    "RemoteWeights",
+    "cached_folder",
+    "download",
+    "not_cached",
+    "remote_weights",
+]
 
 # What initcli reads of a repository: its safetensors weights, their index and the model config.
 WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "config.json")
@@ -51,6 +58,14 @@ def _cache_dir() -> str:
     from huggingface_hub import constants
 
     return str(constants.HF_HUB_CACHE)
+
+
+def _timeout() -> float:
+    """huggingface_hub's own wait for a server that stops answering (HF_HUB_DOWNLOAD_TIMEOUT,
+    10 s): its session waits forever unless a call says otherwise."""
+    from huggingface_hub import constants
+
+    return float(constants.HF_HUB_DOWNLOAD_TIMEOUT)
 
 
 def _offline() -> bool:
@@ -148,7 +163,7 @@ def remote_weights(repo: HubRepo) -> RemoteWeights:
         raise not_cached(repo, "")
     hub = _hub()
     with _translated(repo):
-        info = hub.HfApi().model_info(repo.repo_id, revision=repo.revision)
+        info = hub.HfApi().model_info(repo.repo_id, revision=repo.revision, timeout=_timeout())
         commit = str(info.sha)
         files = {s.rfilename for s in info.siblings or ()}
         config_folder = None
@@ -214,7 +229,7 @@ class _HeaderReader:
         """`count` bytes from `start`, and the file's size; never more than asked for."""
         headers = {**self.headers, "Range": f"bytes={start}-{start + count - 1}"}
         session = self.hub.utils.get_session()
-        with session.stream("GET", url, headers=headers) as response:
+        with session.stream("GET", url, headers=headers, timeout=_timeout()) as response:
             if response.status_code >= 400:
                 response.read()  # small: an error page, which hf_raise_for_status words
                 self.hub.utils.hf_raise_for_status(response)

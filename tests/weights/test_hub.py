@@ -187,6 +187,7 @@ def test_online_inspect_needs_download_then_downloads(hub_at: object, folder: Pa
         assert hub.sent == []  # said without a request
         code, out, err = run("inspect", "hf:org/tiny", "--download", "-q", "-f", "json")
     assert code == 0, err
+    assert err == ""  # -q: no progress bars, no notes
     assert json.loads(out)["params"] == _json("inspect", str(folder))["params"]
     assert hub.bytes_sent("model.safetensors") == len(
         hub.repos["org/tiny"].files["model.safetensors"]
