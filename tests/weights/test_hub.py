@@ -292,7 +292,8 @@ def _initcli() -> str:
 @pytest.mark.slow  # two fresh processes importing torch and transformers; the fast tests above
 # set the same constants in-process
 def test_env_variables_are_honoured_by_the_initcli_script(folder: Path, tmp_path: Path) -> None:
-    """HF_ENDPOINT, HF_HUB_CACHE and HF_HUB_OFFLINE as huggingface_hub reads them at import."""
+    """HF_ENDPOINT, HF_HUB_CACHE, HF_HOME and HF_HUB_OFFLINE as huggingface_hub reads them at
+    import."""
     hub = FakeHub()
     hub.add("org/tiny", folder)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
@@ -310,14 +311,16 @@ def test_env_variables_are_honoured_by_the_initcli_script(folder: Path, tmp_path
     assert online.stderr == ""
     assert json.loads(online.stdout)["total"] == _json("count", str(folder))["total"]
     assert hub.bytes_sent("model.safetensors") < 4096
-    hf_cache(tmp_path / "hub", "org/tiny", folder)
+    # HF_HOME/hub is the cache when HF_HUB_CACHE is not set.
+    hf_cache(tmp_path / "home" / "hub", "org/tiny", folder)
+    del env["HF_HUB_CACHE"]
     offline = subprocess.run(
         [_initcli(), "count", "hf:org/tiny", "-f", "json"],
-        env={**env, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"},
+        env={**env, "HF_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"},
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert offline.returncode == 0, offline.stderr
-    assert "read from the local HF cache" in offline.stderr
+    assert f"read from the local HF cache: {tmp_path / 'home' / 'hub'}" in offline.stderr
