@@ -164,6 +164,8 @@ def remote_weights(repo: HubRepo) -> RemoteWeights:
     hub = _hub()
     with _translated(repo):
         info = hub.HfApi().model_info(repo.repo_id, revision=repo.revision, timeout=_timeout())
+        if not info.sha:
+            raise HubError(f"{repo.label}: {_endpoint()} gave no commit for the revision")
         commit = str(info.sha)
         files = {s.rfilename for s in info.siblings or ()}
         config_folder = None
