@@ -48,6 +48,7 @@ class Repo:
     # "" (public), "private" (401 RepoNotFound), "gated" (403 GatedRepo), "forbidden" (403),
     # "bad-token" (401 invalid credentials).
     access: str = ""
+    ranges: bool = True  # False: answer range requests with the whole file (200), as some do
 
 
 @dataclass
@@ -151,7 +152,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self._fail(404, "EntryNotFound", "Entry not found")
                 return
             start, stop = 0, len(data) - 1
-            wanted = _RANGE.fullmatch(self.headers.get("Range", ""))
+            wanted = _RANGE.fullmatch(self.headers.get("Range", "")) if repo.ranges else None
             if wanted:
                 start = int(wanted[1])
                 stop = min(int(wanted[2]) if wanted[2] else stop, len(data) - 1)

@@ -224,6 +224,16 @@ def test_each_hub_error_is_one_line_and_exit_2(
         assert word in err
 
 
+def test_a_server_that_ignores_ranges_is_refused_not_read(hub_at: object, folder: Path) -> None:
+    hub = FakeHub()
+    hub.add("org/tiny", folder, ranges=False)
+    with serving(hub):
+        hub_at(hub.url)  # type: ignore[operator]
+        code, out, err = run("count", "hf:org/tiny")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "did not answer a range request for model.safetensors (HTTP 200)" in err
+
+
 def test_no_network_and_not_cached_is_one_error(hub_at: object) -> None:
     hub_at(f"http://127.0.0.1:{_free_port()}")  # type: ignore[operator]
     code, out, err = run("count", "hf:org/tiny")
