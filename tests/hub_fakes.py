@@ -46,7 +46,8 @@ class Repo:
     commit: str = COMMIT
     branches: tuple[str, ...] = ("main",)
     # "" (public), "private" (401 RepoNotFound), "gated" (403 GatedRepo), "forbidden" (403),
-    # "bad-token" (401 invalid credentials).
+    # "bad-token" (401 invalid credentials), "token=SECRET" (private: every request, range
+    # requests included, must carry `Authorization: Bearer SECRET`).
     access: str = ""
     ranges: bool = True  # False: answer range requests with the whole file (200), as some do
 
@@ -108,6 +109,11 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 "forbidden": (403, "", "You do not have access"),
                 "bad-token": (401, "", "Invalid credentials in Authorization header"),
             }.get(repo.access)
+            secret = repo.access.removeprefix("token=")
+            if repo.access.startswith("token=") and (
+                self.headers.get("Authorization") != f"Bearer {secret}"
+            ):
+                denied = (401, "RepoNotFound", "Invalid username or password.")
             if denied is not None:
                 self._fail(*denied)
                 return None

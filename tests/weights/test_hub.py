@@ -63,7 +63,9 @@ def hub_at(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[object]:
     a local endpoint and a temporary cache, as HF_ENDPOINT, HF_HUB_CACHE and HF_HUB_OFFLINE do
     at import; the subprocess test below checks the variables themselves."""
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+    # No token `hf auth login` saved on this machine is sent: only HF_TOKEN, where a test sets it.
+    monkeypatch.setattr(hub_constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(hub_constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"))
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
 
@@ -234,6 +236,21 @@ def test_a_server_that_ignores_ranges_is_refused_not_read(hub_at: object, folder
     assert "did not answer a range request for model.safetensors (HTTP 200)" in err
 
 
+def test_a_private_repository_is_read_with_hf_token(
+    hub_at: object, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = FakeHub()
+    hub.add("org/tiny", folder, access="token=hf_secret")
+    with serving(hub):
+        hub_at(hub.url)  # type: ignore[operator]
+        code, _, err = run("count", "hf:org/tiny")
+        assert code == 2 and "HF_TOKEN" in err
+        monkeypatch.setenv("HF_TOKEN", "hf_secret")
+        code, _, err = run("count", "hf:org/tiny")
+    assert code == 0, err  # the model info, config.json and both header ranges carried it
+    assert hub.bytes_sent("model.safetensors") < 4096
+
+
 def test_no_network_and_not_cached_is_one_error(hub_at: object) -> None:
     hub_at(f"http://127.0.0.1:{_free_port()}")  # type: ignore[operator]
     code, out, err = run("count", "hf:org/tiny")
@@ -307,7 +324,7 @@ def test_env_variables_are_honoured_by_the_initcli_script(folder: Path, tmp_path
     hub = FakeHub()
     hub.add("org/tiny", folder)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env |= {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1"}
+    env |= {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_TOKEN_PATH": str(tmp_path / "no-token")}
     with serving(hub):
         online = subprocess.run(
             [_initcli(), "count", "hf:org/tiny", "-f", "json", "-q"],
