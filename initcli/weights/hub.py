@@ -292,8 +292,13 @@ def _translated(repo: HubRepo) -> Iterator[None]:
         raise _unreachable(repo, exc) from None
     except errors.HfHubHTTPError as exc:
         raise HubError(f"{repo.label}: {_refused(exc)}") from None
-    except (httpx2.TransportError, OSError) as exc:
+    except httpx2.TransportError as exc:
         raise _unreachable(repo, exc) from None
+    except OSError as exc:  # the cache itself: a folder that cannot be written, a full disk
+        raise HubError(
+            f"{repo.label}: the local HF cache ({_cache_dir()}) cannot be used "
+            f"({first_line(exc)}); set HF_HUB_CACHE to a folder you can write"
+        ) from None
 
 
 def _endpoint() -> str:

@@ -251,6 +251,21 @@ def test_a_private_repository_is_read_with_hf_token(
     assert hub.bytes_sent("model.safetensors") < 4096
 
 
+def test_a_cache_that_cannot_be_written_is_one_error(
+    hub_at: object, folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    hub = FakeHub()
+    hub.add("org/tiny", folder)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with serving(hub):
+        hub_at(hub.url)  # type: ignore[operator]
+        monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(blocked))
+        code, out, err = run("count", "hf:org/tiny")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"the local HF cache ({blocked}) cannot be used" in err and "HF_HUB_CACHE" in err
+
+
 def test_no_network_and_not_cached_is_one_error(hub_at: object) -> None:
     hub_at(f"http://127.0.0.1:{_free_port()}")  # type: ignore[operator]
     code, out, err = run("count", "hf:org/tiny")
