@@ -30,6 +30,10 @@ class TargetError(InitcliError):
     """A TARGET could not be found, imported or built."""
 
 
+class HubError(TargetError):
+    """A `hf:ORG/NAME` TARGET cannot be read: not cached, not found, refused, or no network."""
+
+
 class SpecError(InitcliError):
     """A YAML MLP spec is unreadable or invalid; the message names the key and the line."""
 

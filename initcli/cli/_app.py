@@ -10,8 +10,11 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from initcli import __version__
+from initcli import __version__, heard
 from initcli.errors import ExitCode, InitcliError, first_line
+
+# ctx.meta key (shared by every context of a run): the command was given -q/--quiet.
+QUIET = "initcli.quiet"
 
 
 def error(message: str) -> None:
@@ -67,7 +70,20 @@ class _Group(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            # What libraries say about the user's model (transformers' config warnings) becomes
+            # `Note:` lines after a command that succeeds, which -q drops: never raw lines.
+            stopped: typer.Exit | None = None
+            with heard.library_messages() as messages:
+                try:
+                    found = super().invoke(ctx)
+                except typer.Exit as exc:  # an outcome, not an error: `check` found a change
+                    stopped = exc
+            if not ctx.meta.get(QUIET, False):
+                for message in messages:
+                    sys.stderr.write(f"Note: {message}\n")
+            if stopped is not None:
+                raise stopped
+            return found
         except BrokenPipeError:
             # Raised as another type so click's own EPIPE handling (exit 1) does not see it.
             raise StdoutClosedError from None

@@ -67,6 +67,14 @@ def inspect(
             show_default=False,
         ),
     ] = None,
+    download: Annotated[
+        bool,
+        typer.Option(
+            "--download",
+            help="For hf:ORG/NAME not in the local HF cache: download its safetensors weights "
+            "and config.json into the cache first (huggingface_hub; resumable).",
+        ),
+    ] = False,
     output_format: FormatOpt = OutputFormat.table,
     output: OutputOpt = None,
     force: ForceOpt = False,
@@ -85,6 +93,7 @@ def inspect(
             f"{device!r} is not a device; use cpu, cuda, cuda:N or mps",
             param_hint="'--device'",
         )
+    from initcli.model.resolve import is_hub_target
     from initcli.render.inspection import inspect_view
     from initcli.render.weights import checkpoint_view
     from initcli.report import inspect as inspect_report
@@ -95,6 +104,8 @@ def inspect(
     if save is not None:
         check_not_input(save, inputs)
     view: View
+    if download and not is_hub_target(target):
+        raise ArgError("--download applies to a Hub target, hf:ORG/NAME[@REVISION]")
     if is_weights(target):
         # --seed has a default (0) for models; for a weights file, only an explicit one is wrong.
         source = ctx.get_parameter_source("seed")
@@ -107,7 +118,9 @@ def inspect(
                 f"{given[0]} does not apply to a weights file; compare it with a scheme "
                 "using --against SCHEME"
             )
-        report_ = inspect_checkpoint(target, against, bias_init, progress=progress_bar(quiet))
+        report_ = inspect_checkpoint(
+            target, against, bias_init, progress_bar(quiet), download, quiet
+        )
         notes(report_.counts.remarks, quiet)
         view = checkpoint_view(report_)
     else:

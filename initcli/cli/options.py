@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from initcli.cli._app import QUIET
 from initcli.errors import ArgError
 from initcli.measure.expect import ExpectedCount, Tolerance, parse_count, parse_tolerance
 from initcli.render import OutputFormat
@@ -29,7 +30,8 @@ ModelOrWeightsArg = Annotated[str, typer.Argument(
     metavar="TARGET",
     help="pkg.module:Name, path/file.py:Name or spec.yaml (Name: a Module class, factory or "
          "instance); or a weights file: .safetensors, or a .pt/.pth/.bin/.ckpt state dict, read "
-         "without running code.",
+         "without running code; or a weights folder; or hf:ORG/NAME[@REVISION], a Hub "
+         "repository (the local HF cache first).",
     show_default=False,
 )]  # fmt: skip
 ArgOpt = Annotated[list[str] | None, typer.Option(
@@ -78,8 +80,18 @@ SeedOpt = Annotated[int, typer.Option(
     "--seed", "-s", min=0, callback=_seed,
     help="torch.manual_seed before the build and again before the init.",
 )]  # fmt: skip
+
+
+def _quiet(ctx: typer.Context, value: bool) -> bool:
+    # Where the command's context is gone (the app's own wrapper, which prints what libraries
+    # said as notes), ctx.meta, shared by every context of the run, still says it.
+    ctx.meta[QUIET] = value
+    return value
+
+
 QuietOpt = Annotated[bool, typer.Option(
-    "--quiet", "-q", help="No progress bar and no notes on stderr (errors still go there).",
+    "--quiet", "-q", callback=_quiet,
+    help="No progress bar and no notes on stderr (errors still go there).",
 )]  # fmt: skip
 DeviceOpt = Annotated[str, typer.Option(
     "--device", "-d", metavar="DEVICE",
@@ -185,9 +197,13 @@ def check_output(
 def target_path(target: str) -> str | None:
     """The file or folder a TARGET reads, if any: a spec, a weights file or folder, `file.py` of
     `file.py:Name`, or `pkg/mod.py` of `pkg.mod:Name` where that is under the current folder."""
+    from initcli.model.resolve import is_hub_target
+
     text = target.strip()
     if os.path.isdir(text) or os.path.isfile(text):
         return text
+    if is_hub_target(text):
+        return None  # read from the HF cache or the Hub, never a file named here
     location = text.rsplit(":", 1)[0] if ":" in text else text
     if os.path.isfile(location):
         return location

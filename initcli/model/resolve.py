@@ -1,4 +1,4 @@
-"""Resolve a TARGET (`pkg.mod:Name`, `file.py:Name`, `spec.yaml`) into a way to build the model."""
+"""Resolve a TARGET (`pkg.mod:Name`, `file.py:Name`, `spec.yaml`, `hf:ORG/NAME`) into what it is."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import sysconfig
 import types
@@ -21,13 +22,49 @@ from typing import TYPE_CHECKING
 import yaml
 from torch import nn
 
-from initcli import files, memory
+from initcli import files, heard, memory
 from initcli.errors import ArgError, TargetError, first_line
 
 if TYPE_CHECKING:
     from initcli.model.spec import InitCheck, MLPSpec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+HUB_PREFIX = "hf:"
+# ORG/NAME as the Hub spells repo ids (huggingface_hub checks them again); the revision (a branch,
+# tag, commit or `refs/pr/1`) is the Hub's to judge. `hf:Name` without a slash stays what it
+# always was: attribute Name of a module `hf`.
+_HUB_TARGET = re.compile(r"hf:(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>\S+))?")
+
+
+@dataclass(frozen=True)
+class HubRepo:
+    """A `hf:ORG/NAME[@REVISION]` TARGET: a model repository of the Hugging Face Hub."""
+
+    repo_id: str
+    revision: str | None  # None: the default branch (main)
+
+    @property
+    def label(self) -> str:
+        """The TARGET as written back: `hf:ORG/NAME`, with `@REVISION` when one was given."""
+        at = f"@{self.revision}" if self.revision is not None else ""
+        return f"{HUB_PREFIX}{self.repo_id}{at}"
+
+
+def is_hub_target(target: str) -> bool:
+    """Whether TARGET is meant as a Hub repository (`hf:` and a slash): weights, never code."""
+    text = target.strip()
+    return text.startswith(HUB_PREFIX) and "/" in text
+
+
+def parse_hub_target(target: str) -> HubRepo:
+    """`hf:ORG/NAME[@REVISION]` split into repo id and revision; TargetError when malformed."""
+    found = _HUB_TARGET.fullmatch(target.strip())
+    if found is None:
+        raise TargetError(
+            f"{target.strip()!r} is not a Hub target; write hf:ORG/NAME or hf:ORG/NAME@REVISION "
+            "(e.g. hf:openai-community/gpt2@main)"
+        )
+    return HubRepo(found["repo"], found["revision"])
 
 
 @dataclass(frozen=True)
@@ -81,6 +118,10 @@ def user_code(target: str, phase: str) -> Iterator[None]:
             f"{target} raised {first_line(exc)} (a BaseException, not an Exception) while being "
             f"{phase}; initcli stopped: raise an Exception subclass instead"
         ) from None
+    finally:
+        # A library the code imported (transformers) says what it has to say through initcli's
+        # notes from now on, not through a handler of its own that -q cannot silence.
+        heard.adopt_library_loggers()
 
 
 def _stdlib_dirs() -> tuple[Path, ...]:
@@ -397,6 +438,12 @@ def resolve(
     `check_init` checks a YAML spec's `init:` (initcli.init.policy.check_spec_init).
     """
     args = dict(args or {})
+    if is_hub_target(target):
+        raise TargetError(
+            f"{target.strip()} names a Hub repository, which initcli reads as weights (count, "
+            "inspect, snapshot, check), never as code to build; for this command, write a "
+            "factory that builds the model from its config, e.g. build.py:build"
+        )
     location, name = _split(target.strip())
     if not location:
         raise TargetError(

@@ -36,9 +36,9 @@ class CountReport:
 
 
 def is_weights(target: str) -> bool:
-    """Whether TARGET is a weights file or folder (read, never built) rather than a model: the one
-    place count, inspect and check decide it."""
-    return checkpoint.is_checkpoint(target)
+    """Whether TARGET is a weights file or folder, or a Hub repository (`hf:ORG/NAME`): read,
+    never built, rather than a model; the one place count, inspect and check decide it."""
+    return resolve.is_hub_target(target) or checkpoint.is_checkpoint(target)
 
 
 def resolve_target(target: str, args: Mapping[str, object] | None = None) -> resolve.ModelSource:

@@ -17,10 +17,11 @@ from initcli.init import assign, schemes, torch_defaults
 from initcli.limits import MAX_GUESSED_LAYOUTS
 from initcli.measure import identify
 from initcli.measure.counting import Counts, ModuleCount, count_model, formula
+from initcli.model.resolve import is_hub_target, parse_hub_target
 from initcli.report._shared import CountReport, resolve_schemes
 from initcli.report.measuring import ParamReport, Progress, measure
 from initcli.text import first_and_more
-from initcli.weights import checkpoint, freshness, hf
+from initcli.weights import checkpoint, freshness, hf, hub
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,15 @@ def _header_counts(file: Path) -> Counts:
 
 def count_file(path: str | os.PathLike[str]) -> CountReport:
     """`initcli count FILE`: a weights file's totals, per inferred module (per the model's own
-    modules for a HF folder with a config.json, when transformers is installed)."""
+    modules for a HF folder with a config.json, when transformers is installed). `hf:ORG/NAME`
+    counts the local HF cache's folder, else reads the headers from the Hub."""
+    if is_hub_target(str(path)):
+        repo = parse_hub_target(str(path))
+        folder = hub.cached_folder(repo)
+        if folder is None:
+            return _count_remote(hub.remote_weights(repo))
+        found = count_file(folder)
+        return replace(found, target=repo.label, remarks=(*found.remarks, _from_cache(folder)))
     file = Path(path)
     if file.suffix.lower() == ".safetensors" and file.is_file():
         try:
@@ -237,6 +246,46 @@ def count_file(path: str | os.PathLike[str]) -> CountReport:
     built = _model_of(ckpt)
     counts = _counts(ckpt, built.model, list(built.notes))
     return CountReport(str(path), counts, remarks=built.heard)
+
+
+def _from_cache(folder: Path) -> str:
+    return f"read from the local HF cache: {folder}"
+
+
+def _count_remote(remote: hub.RemoteWeights) -> CountReport:
+    """A Hub repository's counts from its headers and config.json: what counting the folder
+    the files make gives, without its weights."""
+    label = remote.repo.label
+    ckpt = checkpoint.from_shards(label, remote.shards, readable=False)
+    folder = remote.config_folder
+    built = hf.meta_model(folder, ckpt.tensors) if folder is not None else hf.Built(None)
+    counts = _counts(ckpt, built.model, list(built.notes))
+    files = len(remote.shards.shards)
+    read = (
+        f"read over HTTP from {label} at commit {remote.commit[:12]}: "
+        f"{'config.json and ' if folder is not None else ''}{files} safetensors "
+        f"header{'s' if files != 1 else ''} ({remote.header_bytes:,} bytes); no weights "
+        "downloaded"
+    )
+    return CountReport(label, counts, remarks=(*built.heard, read))
+
+
+def local_weights(target: str, download: bool = False, quiet: bool = False) -> str:
+    """The file or folder a weights TARGET reads: itself, or for `hf:ORG/NAME` the local HF
+    cache's snapshot folder (downloaded there first with `download`)."""
+    if not is_hub_target(target):
+        return target
+    repo = parse_hub_target(target)
+    folder = hub.cached_folder(repo)
+    if folder is None and download:
+        folder = hub.download(repo, quiet)
+    if folder is None:
+        raise hub.not_cached(
+            repo,
+            f"pass --download to download its safetensors weights and config.json into it "
+            f"(`initcli count {repo.label}` reads only their headers)",
+        )
+    return str(folder)
 
 
 def _counts(
@@ -258,13 +307,16 @@ def inspect_checkpoint(
     against: str | None = None,
     bias_against: str | None = None,
     progress: Progress | None = None,
+    download: bool = False,
+    quiet: bool = False,
 ) -> CheckpointReport:
     """`initcli inspect FILE`: statistics of each tensor in a .safetensors file or a state dict.
 
     Nothing in the file is executed: torch files are read with `torch.load(weights_only=True)`.
     With `against`, each tensor is compared with what that scheme would have drawn for its shape
     (`bias_against` for 1-D tensors, default zeros): `var_ratio` and `mean_shift` say how far
-    training moved it, `status` whether it still looks like that init.
+    training moved it, `status` whether it still looks like that init. `hf:ORG/NAME` reads the
+    local HF cache's folder; with `download`, huggingface_hub downloads it there first.
     """
     if against is None and bias_against is not None:
         raise SchemeError("--bias-init needs --against SCHEME to compare a weights file with")
@@ -274,9 +326,12 @@ def inspect_checkpoint(
             "--against auto: auto picks each weight's scheme from the activation after it, which "
             "a weights file does not record; name a scheme, e.g. --against kaiming_normal"
         )
-    ckpt = checkpoint.open_weights(path)
+    local = local_weights(str(path), download, quiet)
+    ckpt = checkpoint.open_weights(local)
     built = _model_of(ckpt)
     own, extra = built.model, list(built.notes)
+    if local != str(path):
+        built = replace(built, heard=(*built.heard, _from_cache(Path(local))))
     layout = _layout(ckpt, own)
     # The model's own init per stored tensor (a HF folder with its config.json), else {}.
     own_init = _own_init(layout, ckpt, own) if own else {}

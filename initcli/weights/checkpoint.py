@@ -31,6 +31,7 @@ __all__ = [
     "Checkpoint",
     "HeaderLayout",
     "check_save_path",
+    "from_shards",
     "header_layout",
     "is_buffer",
     "is_checkpoint",
@@ -157,6 +158,12 @@ def _load_folder(folder: Path) -> Checkpoint:
             f"{folder} holds no weights: no *.safetensors files, no *.safetensors.index.json "
             "and no DCP .metadata; name a weights file or a model folder"
         )
+    return from_shards(str(folder), shards)
+
+
+def from_shards(path: str, shards: safetensors_files.Folder, readable: bool = True) -> Checkpoint:
+    """The checkpoint of a folder's shards (`path` names it); `readable=False` where only their
+    headers are here (a Hub repo read over HTTP): then only shapes and dtypes are known."""
     names = _ordered(shards.where)
     tensors = {}
     by_path = {s.path: s for s in shards.shards}
@@ -164,13 +171,21 @@ def _load_folder(folder: Path) -> Checkpoint:
         tensors[name] = by_path[shards.where[name]].tensors[name]
     metadata = dict(shards.shards[0].metadata) if len(shards.shards) == 1 else {}
     return Checkpoint(
-        str(folder),
+        path,
         "safetensors",
         tensors,
         shards.notes,
         metadata,
-        reader=partial(safetensors_files.read_tensors, shards.where),
+        reader=partial(safetensors_files.read_tensors if readable else _headers_only, shards.where),
         files=len(shards.shards),
+    )
+
+
+def _headers_only(
+    where: Mapping[str, Path], names: Sequence[str]
+) -> Iterator[tuple[str, torch.Tensor]]:
+    raise CheckpointError(
+        "only the headers of these weights were read, not their values; download them first"
     )
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import time
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -18,6 +16,7 @@ from torch import nn
 from torch.nn.modules import module as torch_module
 
 from initcli.errors import CheckpointError, InitcliError, first_line
+from initcli.heard import library_messages
 from initcli.init import recorded, schemes
 from initcli.init.recorded import FillLog
 from initcli.model import building, record
@@ -132,7 +131,7 @@ def meta_model(folder: Path, stored: Mapping[str, torch.Tensor]) -> Built:
     if has_code and not (isinstance(model_type, str) and model_type in transformers.CONFIG_MAPPING):
         raise _needs_code(folder)
     limit = build_limit(len(stored))
-    with _library_messages() as heard:
+    with library_messages() as heard:
         built = _build(transformers, folder, has_code, limit)
     if not isinstance(built, tuple):
         note = built if built is not None else _too_large(limit, len(stored))
@@ -390,55 +389,6 @@ def _misfits(
 
 def _described(t: torch.Tensor, dtype: bool) -> str:
     return f"{str(t.dtype).removeprefix('torch.')} {list(t.shape)}" if dtype else str(list(t.shape))
-
-
-_LIBRARY_NOTES = 10  # distinct library messages shown; the rest are counted
-
-
-@contextmanager
-def _library_messages() -> Iterator[list[str]]:
-    """What transformers logs (its own logger, e.g. "Model config: bos_token_id …") and any
-    Python warning while the block runs, collected as one-line notes instead of printed:
-    each once, in order, at most _LIBRARY_NOTES. The logger's handlers, propagation, level and
-    the warning filters are restored after, so nothing outside the build sees a change."""
-    from transformers.utils import logging as hf_logging
-
-    heard: list[str] = []
-    seen: set[str] = set()
-
-    def add(text: str) -> None:
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        line = printable(lines[0] if lines else text)[:300]
-        if line not in seen:
-            seen.add(line)
-            heard.append(line)
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            add(f"transformers: {record.getMessage()}")
-
-    hf_logging.get_logger("transformers")  # transformers configures its logger on first use
-    logger = logging.getLogger("transformers")
-    handlers, propagate, level = list(logger.handlers), logger.propagate, logger.level
-    logger.handlers = [Collect()]
-    logger.propagate = False
-    # Warnings are collected whatever verbosity the process set: they become Notes, which -q
-    # (not the library's level) decides to show.
-    logger.setLevel(logging.WARNING)
-    notes: list[str] = []
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            yield notes
-    finally:
-        logger.handlers = handlers
-        logger.propagate = propagate
-        logger.setLevel(level)
-    for w in caught:
-        add(f"{w.category.__name__}: {w.message}")
-    notes.extend(heard[:_LIBRARY_NOTES])
-    if len(heard) > _LIBRARY_NOTES:
-        notes.append(f"and {len(heard) - _LIBRARY_NOTES} more messages from transformers.")
 
 
 def _aliases(model: nn.Module) -> dict[str, set[str]]:

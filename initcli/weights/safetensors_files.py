@@ -6,7 +6,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +21,16 @@ __all__ = [
     "MAX_INDEX_BYTES",
     "HeaderScan",
     "Shard",
+    "header_length",
     "in_folder",
+    "indexed_shards",
+    "is_plain_name",
+    "parse_header",
     "read_header",
     "read_json",
     "read_tensors",
     "shards_of_folder",
+    "unindexed_shards",
 ]
 
 # safetensors' own reader refuses headers over 100 MB; a header is read whole (it is JSON), so a
@@ -118,23 +123,27 @@ def _raw_header(file: Path) -> tuple[bytes, int]:
     try:
         size = file.stat().st_size
         with open_regular(file) as handle:
-            head = handle.read(8)
-            if len(head) < 8:
-                raise _fail(file, f"{size} bytes, shorter than the 8-byte header length")
-            length = int.from_bytes(head, "little")
-            if length > size - 8:
-                raise _fail(
-                    file,
-                    f"its header length ({length:,} bytes) runs past the end of the file "
-                    f"({size:,} bytes); the file is truncated or not safetensors",
-                )
-            if length > MAX_HEADER_BYTES:
-                raise _fail(
-                    file, f"its header is {length:,} bytes, over the {MAX_HEADER_BYTES:,} cap"
-                )
+            length = header_length(file, handle.read(8), size)
             return handle.read(length), size - 8 - length
     except OSError as exc:
         raise CheckpointError(f"cannot read {file} ({first_line(exc)})") from None
+
+
+def header_length(file: Path, head: bytes, size: int) -> int:
+    """The header length the first 8 bytes (`head`) of a file of `size` bytes give, checked
+    against the file's size and MAX_HEADER_BYTES before any of the header is read."""
+    if len(head) < 8:
+        raise _fail(file, f"{size} bytes, shorter than the 8-byte header length")
+    length = int.from_bytes(head[:8], "little")
+    if length > size - 8:
+        raise _fail(
+            file,
+            f"its header length ({length:,} bytes) runs past the end of the file "
+            f"({size:,} bytes); the file is truncated or not safetensors",
+        )
+    if length > MAX_HEADER_BYTES:
+        raise _fail(file, f"its header is {length:,} bytes, over the {MAX_HEADER_BYTES:,} cap")
+    return length
 
 
 def read_header(file: Path) -> Shard:
@@ -144,7 +153,12 @@ def read_header(file: Path) -> Shard:
     MAX_HEADER_BYTES before it is read; every tensor's byte range must lie inside the file (a
     truncated file fails here, before anything is measured).
     """
-    raw, available = _raw_header(file)
+    return parse_header(file, *_raw_header(file))
+
+
+def parse_header(file: Path, raw: bytes, available: int) -> Shard:
+    """`read_header` of a header already read (`raw`: the bytes after the 8-byte length), for a
+    file whose data after the header is `available` bytes; `file` names it in errors."""
     try:
         header = json.loads(raw)
     except UnicodeDecodeError as exc:
@@ -399,21 +413,41 @@ def shards_of_folder(folder: Path) -> Folder | None:
         files = sorted(folder.glob("*.safetensors"))
         if not files:
             return None
-        shards = tuple(read_header(_inside(folder, f)) for f in files)
-        where: dict[str, Path] = {}
-        for shard in shards:
-            for name in shard.tensors:
-                if name in where:
-                    raise CheckpointError(
-                        f"tensor {name!r} is in both {where[name]} and {shard.path}; "
-                        "a folder of shards must hold each tensor once"
-                    )
-                where[name] = shard.path
-        return Folder(shards, where, ())
-    return _indexed(folder, index)
+        return unindexed_shards(tuple(read_header(_inside(folder, f)) for f in files))
+    return indexed_shards(index, lambda file: _shard_in(folder, index, file))
 
 
-def _indexed(folder: Path, index: Path) -> Folder:
+def unindexed_shards(shards: Sequence[Shard]) -> Folder:
+    """Shards without an index: each tensor must be in one of them only."""
+    where: dict[str, Path] = {}
+    for shard in shards:
+        for name in shard.tensors:
+            if name in where:
+                raise CheckpointError(
+                    f"tensor {name!r} is in both {where[name]} and {shard.path}; "
+                    "a folder of shards must hold each tensor once"
+                )
+            where[name] = shard.path
+    return Folder(tuple(shards), where, ())
+
+
+def _shard_in(folder: Path, index: Path, file: str) -> Shard:
+    path = folder / file
+    # A plain file name: no folder part, no `..`, not absolute; links must stay inside.
+    if not is_plain_name(file) or not path.exists():
+        raise CheckpointError(f"{index} names shard {printable(file)}, which is not in {folder}")
+    return read_header(_inside(folder, path))
+
+
+def is_plain_name(file: str) -> bool:
+    """Whether a shard name from an index is a file name alone (no folder, `..`, or root)."""
+    return file not in ("", ".", "..") and Path(file).name == file
+
+
+def indexed_shards(index: Path, read_shard: Callable[[str], Shard]) -> Folder:
+    """The shards an index (`*.safetensors.index.json`) names, each read by `read_shard(name)`
+    (a local file's header, or one read over HTTP); each tensor listed must be in the shard it
+    names, and `total_size` must equal the tensors' bytes."""
     data = read_json(index, MAX_INDEX_BYTES, "safetensors index")
     if not isinstance(data, dict):
         raise CheckpointError(f"{index} is not a safetensors index: its JSON is not an object")
@@ -437,15 +471,7 @@ def _indexed(folder: Path, index: Path) -> Folder:
             f"{index} is not a safetensors index: its metadata.total_size is "
             f"{_json_kind(stated)}, not a whole number of bytes; fix or remove it"
         )
-    shards: dict[str, Shard] = {}
-    for file in dict.fromkeys(weight_map.values()):
-        path = folder / file
-        # A plain file name: no folder part, no `..`, not absolute; links must stay inside.
-        if file in ("", ".", "..") or Path(file).name != file or not path.exists():
-            raise CheckpointError(
-                f"{index} names shard {printable(file)}, which is not in {folder}"
-            )
-        shards[file] = read_header(_inside(folder, path))
+    shards = {file: read_shard(file) for file in dict.fromkeys(weight_map.values())}
     where: dict[str, Path] = {}
     for name, file in weight_map.items():
         if name not in shards[file].tensors:

@@ -88,7 +88,15 @@ def test_every_module_opens_with_a_one_line_docstring(name: str, path: Path) -> 
 
 # --- The package graph (README, Development): which package may import which ---------------------
 # Leaf utilities import only the leaves before them; each core package only the packages below it.
-LEAVES = ("initcli.errors", "initcli.text", "initcli.memory", "initcli.files", "initcli.limits")
+# heard: library messages as notes, used by model/ (after user code is imported) and cli/.
+LEAVES = (
+    "initcli.errors",
+    "initcli.text",
+    "initcli.heard",
+    "initcli.memory",
+    "initcli.files",
+    "initcli.limits",
+)
 CORE = ("model", "init", "values", "measure", "weights", "experiments")
 MAY_IMPORT: dict[str, set[str]] = {
     "model": set(),
