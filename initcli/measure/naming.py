@@ -22,6 +22,7 @@ WIDTH_KEYS = (
 COUNT_KEYS = (
     "num_attention_heads", "num_heads", "n_head", "num_hidden_layers", "num_layers", "n_layer",
 )  # fmt: skip
+LAYER_KEYS = ("num_hidden_layers", "num_layers", "n_layer")
 # T5's and CLIP's multiplier on every init std ("used for testing weights initialization").
 FACTOR_KEY = "initializer_factor"
 
@@ -48,28 +49,39 @@ def _ints(config: Any, keys: tuple[str, ...]) -> list[tuple[str, int]]:
 
 
 def config_scales(model: nn.Module) -> tuple[Scale, ...]:
-    """The stds a model's config names: w^-0.5, (2·w)^-0.5, (w·o)^-0.5 and (2·w·o)^-0.5 for its
-    widths w and widths or counts o, each also ·factor where initializer_factor is not 1."""
-    found: dict[tuple[str, float], Scale] = {}
+    """The stds a model's config names, as transformers' inits write them: w^-0.5, (2·w)^-0.5,
+    (w·o)^-0.5 and (2·w·layers)^-0.5 for its widths w, widths or head counts o and layer count;
+    each also ·factor where initializer_factor is not 1. Formulas of one value (T5-small's
+    d_model = num_heads·d_kv) are one Scale named `A = B` (`A = B = C = …` past three)."""
+    found: dict[float, list[str]] = {}
     for config in _configs(model):
         widths, counts = _ints(config, WIDTH_KEYS), _ints(config, COUNT_KEYS)
+        layers = [(k, v) for k, v in counts if k in LAYER_KEYS]
         terms: list[tuple[str, int]] = []
         for key, value in widths:
             terms += [(key, value), (f"2·{key}", 2 * value)]
         for (a, va), (b, vb) in itertools.combinations([*widths, *counts], 2):
-            if (a, va) in widths:
-                terms += [(f"{a}·{b}", va * vb), (f"2·{a}·{b}", 2 * va * vb)]
+            if (a, va) in widths and (b, vb) not in layers:
+                terms.append((f"({a}·{b})", va * vb))
+        for (a, va), (b, vb) in itertools.product(widths, layers):
+            terms.append((f"(2·{a}·{b})", 2 * va * vb))
         factor = getattr(config, FACTOR_KEY, None)
         scaled = isinstance(factor, (int, float)) and factor > 0 and factor != 1
         for text, value in terms:
-            base = f"{text}^-0.5" if "·" not in text else f"({text})^-0.5"
+            base = f"({text})^-0.5" if text.startswith("2·") else f"{text}^-0.5"
             variants = [(base, value**-0.5)]
             if scaled:
                 assert isinstance(factor, (int, float))
                 variants.append((f"{base}·factor", float(factor) * value**-0.5))
             for label, std in variants:
-                found.setdefault((label, std), Scale(label, std))
-    return tuple(found.values())
+                same = next((k for k in found if abs(k / std - 1) <= 1e-9), std)
+                names = found.setdefault(same, [])
+                if label not in names:
+                    names.append(label)
+    return tuple(
+        Scale(" = ".join(names[:3]) + (" = …" if len(names) > 3 else ""), std)
+        for std, names in found.items()
+    )
 
 
 def settle(tensors: Sequence[tuple[Hashable, Fit | None]]) -> list[str | None]:
