@@ -1,4 +1,4 @@
-"""Weights that stack one linear map per expert (MoE experts): their slices and each slice's fans."""
+"""Weights that stack one linear map per expert (MoE experts): their slices and their fans."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from initcli.text import first_and_more
 
 # Row-stacked weights (an LSTM's 4 gates, a GRU's 3; attention's q, k and v) are several
 # matrices of hidden_size (embed_dim) rows each: the forward fan_out is one matrix's.
-# Experts' 3-D weights [experts, out, in] apply one slice per token: one slice's fans (init.stacking).
+# Experts' 3-D weights [experts, out, in] apply one slice per token: a slice's fans (init.stacking).
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ def off_remarks(uses: Iterable[FanUse]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class SliceUse:
-    """A fan-based scheme applied per slice of a stacked weight (init.stacking), not to the whole."""
+    """A fan-based scheme applied per slice of a stacked weight (init.stacking), not to all."""
 
     name: str
     module: str

@@ -9,12 +9,11 @@ from functools import cache
 from typing import Any
 
 import torch
-from torch import nn
 
 from initcli.init.schemes import KURTOSIS_NORMAL, KURTOSIS_UNIFORM, Expectation
 from initcli.measure.stats import Status, TensorStats
 
-__all__ = ["Fit", "Identification", "Scale", "default_status", "depth_hint", "identify"]
+__all__ = ["Fit", "Identification", "Scale", "default_status", "identify"]
 
 # Acceptance band in standard errors for every moment test here, as in stats.judge (Z = 5).
 Z = 5.0
@@ -294,7 +293,8 @@ def _candidates(
     for mode, fan in (("fan_in", fan_in), ("fan_out", fan_out)):
         for name, gain in GAINS:
             std = gain / math.sqrt(fan)
-            out.append(_Candidate(f"kaiming_normal({mode}, {name})", "normal", std, kind=f"kn{mode}"))
+            label = f"kaiming_normal({mode}, {name})"
+            out.append(_Candidate(label, "normal", std, kind=f"kn{mode}"))
             out.append(
                 _Candidate(f"kaiming_uniform({mode}, {name})", "uniform", std, kind=f"ku{mode}")
             )
@@ -529,9 +529,7 @@ def _close(st: TensorStats, families: dict[str, float]) -> set[str]:
     return {family for family, d in z.items() if d <= nearest + TIE_SE}
 
 
-def _ties(
-    candidates: list[_Candidate], var: float, n: int, families: set[str]
-) -> list[_Candidate]:
+def _ties(candidates: list[_Candidate], var: float, n: int, families: set[str]) -> list[_Candidate]:
     """The consistent formulas the data cannot tell apart, in the order listed, one per formula.
 
     The torch default, when consistent and not clearly worse than the best, is named alone (the
@@ -588,18 +586,3 @@ def default_status(judged: Status, ident: Identification, *, ndim: int, module: 
     if fit.family not in ("none", "uninitialized"):
         return Status.CUSTOM
     return judged
-
-
-_DEPTH_KEYS = ("n_layer", "num_hidden_layers", "num_layers", "n_layers")
-
-
-def depth_hint(model: nn.Module) -> int | None:
-    """The model's depth for the depth-scaled formulas: its config's layer count (HF's n_layer,
-    num_hidden_layers, num_layers), else the length of its longest ModuleList of blocks."""
-    config = getattr(model, "config", None)
-    for key in _DEPTH_KEYS:
-        value = getattr(config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    lengths = [len(m) for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 1]
-    return max(lengths, default=None)

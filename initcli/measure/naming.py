@@ -1,4 +1,4 @@
-"""Names settled over a whole model: ties between formulas, the stds a config names, weight norm's g."""
+"""Names settled over a whole model: ties between formulas, its config's scales, weight norm's g."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from initcli.measure.identify import Fit, Scale, tie_text
+from initcli.model.building import is_uninitialized
 
-__all__ = ["config_scales", "settle", "weight_norm_g"]
+__all__ = ["config_scales", "depth_hint", "settle", "weight_norm_g"]
 
 # Config keys that hold a width (a std of width^-0.5 is common: T5's d_model^-0.5) and counts that
 # scale a width (T5's (num_heads·d_kv)^-0.5, CLIP's (2·hidden_size·num_hidden_layers)^-0.5).
@@ -126,13 +127,16 @@ def weight_norm_g(module: nn.Module, pname: str, values: torch.Tensor) -> str | 
         dims = [getattr(h, "dim", None) for h in hooks if type(h).__name__ == "WeightNorm"]
     elif pname == "original0" and isinstance(module, nn.ModuleList) and len(module) > 0:
         v_name = "original1"
-        dims = [getattr(module[0], "dim", None)] if type(module[0]).__name__ == "_WeightNorm" else []
+        first = module[0]
+        dims = [getattr(first, "dim", None)] if type(first).__name__ == "_WeightNorm" else []
     else:
         return None
     v = getattr(module, v_name, None)
     if not dims or not isinstance(dims[0], int) or not isinstance(v, torch.Tensor):
         return None
-    if v.is_meta or values.is_meta or values.shape[dims[0]] != v.shape[dims[0]]:
+    if is_uninitialized(values) or v.is_meta or values.is_meta:
+        return None
+    if values.dim() != v.dim() or values.shape[dims[0]] != v.shape[dims[0]]:
         return None
     dim = dims[0] % v.dim()
     with torch.no_grad():
@@ -142,3 +146,18 @@ def weight_norm_g(module: nn.Module, pname: str, values: torch.Tensor) -> str | 
             return None
     others = ", ".join(str(d) for d in range(v.dim()) if d != dim)
     return f"‖{v_name}‖ over dims {others} per slice along dim {dim} (weight norm's g)"
+
+
+_DEPTH_KEYS = ("n_layer", "num_hidden_layers", "num_layers", "n_layers")
+
+
+def depth_hint(model: nn.Module) -> int | None:
+    """The model's depth for the depth-scaled formulas: its config's layer count (HF's n_layer,
+    num_hidden_layers, num_layers), else the length of its longest ModuleList of blocks."""
+    config = getattr(model, "config", None)
+    for key in _DEPTH_KEYS:
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    lengths = [len(m) for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 1]
+    return max(lengths, default=None)

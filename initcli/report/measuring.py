@@ -241,7 +241,7 @@ def run_items(
     the thread count) items are drawn with torch's thread setting untouched and only measuring
     drops to one thread. `default`: the values are the constructors' own (see `measure`).
     """
-    depth, scales = identify.depth_hint(model), naming.config_scales(model)
+    depth, scales = naming.depth_hint(model), naming.config_scales(model)
     names = [name for name, _ in model.named_parameters()]
     found: dict[str, ParamReport] = {}
     if progress is not None:
@@ -282,12 +282,14 @@ def settled(model: nn.Module, rows: tuple[ParamReport, ...]) -> tuple[ParamRepor
     names = naming.settle([((r.module, r.name.rpartition(".")[2]), r.fit) for r in rows])
     held = {name: module for name, module in schemes.owners(model).values()}
     out = []
-    for row, name in zip(rows, names, strict=True):
-        module = held.get(row.name)
-        param = None if module is None else getattr(module, row.name.rpartition(".")[2], None)
-        if isinstance(param, torch.Tensor) and not building.is_uninitialized(param):
-            name = naming.weight_norm_g(module, row.name.rpartition(".")[2], param) or name
-        out.append(row if name is None else replace(row, looks_like=name))
+    for row, settled_name in zip(rows, names, strict=True):
+        module, leaf = held.get(row.name), row.name.rpartition(".")[2]
+        param = None if module is None else getattr(module, leaf, None)
+        g = None
+        if module is not None and isinstance(param, torch.Tensor):
+            g = naming.weight_norm_g(module, leaf, param)
+        looks = g or settled_name
+        out.append(row if looks is None else replace(row, looks_like=looks))
     return tuple(out)
 
 
