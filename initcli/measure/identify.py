@@ -535,7 +535,7 @@ def _ties(candidates: list[_Candidate], var: float, n: int, families: set[str]) 
     The torch default, when consistent and not clearly worse than the best, is named alone (the
     constructor draws it). Otherwise the candidates of the families that fit about as well as
     the best (`_close`) within TIE_SE of the best fit; candidates of one kind at the same
-    variance count once (the first listed).
+    variance count once (the first listed). Nearest first.
     """
     dist = {id(c): _distance(c, var, n) for c in candidates}
     best = min(dist.values())
@@ -549,7 +549,8 @@ def _ties(candidates: list[_Candidate], var: float, n: int, families: set[str]) 
             continue
         if not any(o.kind == c.kind and abs(o.var / c.var - 1) <= SAME_VAR for o in out):
             out.append(c)
-    return out
+    # Nearest fit first (a tie shows its first three); equal fits in the order listed.
+    return sorted(out, key=lambda c: dist[id(c)])
 
 
 def tie_text(ties: tuple[str, ...]) -> str:

@@ -52,8 +52,9 @@ def _ints(config: Any, keys: tuple[str, ...]) -> list[tuple[str, int]]:
 def config_scales(model: nn.Module) -> tuple[Scale, ...]:
     """The stds a model's config names, as transformers' inits write them: w^-0.5, (2·w)^-0.5,
     (w·o)^-0.5 and (2·w·layers)^-0.5 for its widths w, widths or head counts o and layer count;
-    each also ·factor where initializer_factor is not 1. Formulas of one value (T5-small's
-    d_model = num_heads·d_kv) are one Scale named `A = B` (`A = B = C = …` past three)."""
+    each also ·factor where initializer_factor is not 1, and then initializer_range·factor.
+    Formulas of one value (T5-small's d_model = num_heads·d_kv) are one Scale named `A = B`
+    (`A = B = C = …` past three)."""
     found: dict[float, list[str]] = {}
     for config in _configs(model):
         widths, counts = _ints(config, WIDTH_KEYS), _ints(config, COUNT_KEYS)
@@ -68,17 +69,23 @@ def config_scales(model: nn.Module) -> tuple[Scale, ...]:
             terms.append((f"(2·{a}·{b})", 2 * va * vb))
         factor = getattr(config, FACTOR_KEY, None)
         scaled = isinstance(factor, (int, float)) and factor > 0 and factor != 1
+        variants: list[tuple[str, float]] = []
         for text, value in terms:
             base = f"({text})^-0.5" if text.startswith("2·") else f"{text}^-0.5"
-            variants = [(base, value**-0.5)]
+            variants.append((base, value**-0.5))
             if scaled:
                 assert isinstance(factor, (int, float))
                 variants.append((f"{base}·factor", float(factor) * value**-0.5))
-            for label, std in variants:
-                same = next((k for k in found if abs(k / std - 1) <= 1e-9), std)
-                names = found.setdefault(same, [])
-                if label not in names:
-                    names.append(label)
+        spread = getattr(config, "initializer_range", None)
+        if scaled and isinstance(spread, float) and spread > 0:
+            # CLIP's embeddings: initializer_range·factor (the range alone is a round 0.02).
+            assert isinstance(factor, (int, float))
+            variants.append(("initializer_range·factor", spread * float(factor)))
+        for label, std in variants:
+            same = next((k for k in found if abs(k / std - 1) <= 1e-9), std)
+            names = found.setdefault(same, [])
+            if label not in names:
+                names.append(label)
     return tuple(
         Scale(" = ".join(names[:3]) + (" = …" if len(names) > 3 else ""), std)
         for std, names in found.items()
