@@ -58,12 +58,13 @@ def test_mixtral_experts_forward_fans_are_one_slices_checked_on_the_jacobian() -
     route = torch.full((3, 1), 2)  # every token to expert 2, weight 1
     with _Linears() as seen:
         experts(x, route, torch.ones(3, 1))
-    gate_up, down = seen.weights  # the forward applies one slice of each, as functional.linear (out×in)
+    gate_up, down = seen.weights  # the forward applies one slice of each, out×in
     assert gate_up.data_ptr() == experts.gate_up_proj[2].data_ptr()
     assert down.data_ptr() == experts.down_proj[2].data_ptr()
     # gate and up are one matrix each (chunk(2)): a fan_out counts one of them.
     gate_fans = _jacobian_fans(lambda v: functional.linear(v, gate_up), x, slice(0, INTER))
-    down_fans = _jacobian_fans(lambda v: functional.linear(v, down), torch.randn(3, INTER), slice(0, HIDDEN))
+    hidden = torch.randn(3, INTER)
+    down_fans = _jacobian_fans(lambda v: functional.linear(v, down), hidden, slice(0, HIDDEN))
     got = {
         name: fans.forward_fans(experts, name, getattr(experts, name))
         for name in ("gate_up_proj", "down_proj")
