@@ -96,30 +96,28 @@ def settle(tensors: Sequence[tuple[Hashable, Fit | None]]) -> list[str | None]:
     """Per tensor (its kind, e.g. (module type, parameter name), and its fit), the looks_like a
     tie gets from the model, else None (keep the tensor's own).
 
-    A tie is settled for the formula among the tied ones that fits the most tensors: first among
-    tensors of the same kind, then in the whole model; only when that formula is the only one
-    to do so and fits another tensor too. Where several share the most, the tie narrows to them.
-    Every formula in a tie fits the tensor about equally well (identify's TIE_SE), so none
-    chosen here fits clearly worse than another.
+    Two passes over a tensor's tied formulas. Kind: those that fit every tensor of its kind
+    (two or more): one is named, several narrow the tie. Model: those that some other tensor is
+    named by alone (by its own values, or by the kind pass): one is named, several narrow the
+    tie. A tie nothing decides is left as it is. Every formula in a tie fits the tensor about
+    equally well (identify's TIE_SE), so none chosen here fits clearly worse than another.
     """
     ties = [fit.ties if fit is not None else () for _, fit in tensors]
     kinds: dict[Hashable, list[int]] = {}
     for i, (kind, _) in enumerate(tensors):
         kinds.setdefault(kind, []).append(i)
-    everyone = list(range(len(tensors)))
-    out: list[str | None] = [None] * len(tensors)
+    narrowed = list(ties)
     for i, mine in enumerate(ties):
-        if len(mine) < 2:
-            continue
-        left = mine
-        for scope in (kinds[tensors[i][0]], everyone):
-            counts = {label: sum(label in ties[j] for j in scope) for label in left}
-            top = max(counts.values())
-            if top >= 2:
-                left = tuple(label for label in left if counts[label] == top)
-            if len(left) == 1:
-                break
-        if left != mine:
+        scope = kinds[tensors[i][0]]
+        common = [label for label in mine if all(label in ties[j] for j in scope)]
+        if len(mine) > 1 and len(scope) > 1 and common:
+            narrowed[i] = tuple(common)
+    alone = {t[0] for t in narrowed if len(t) == 1}
+    out: list[str | None] = [None] * len(tensors)
+    for i, left in enumerate(narrowed):
+        if len(left) > 1:
+            left = tuple(label for label in left if label in alone) or left
+        if left != ties[i]:
             out[i] = tie_text(left)
     return out
 
