@@ -59,7 +59,8 @@ def initialize(
     """Apply schemes per docs/contract/schemes.md and return each parameter's expectation, by name.
 
     Seeding contract: torch.manual_seed(seed) after the build, then one torch.nn.init call per
-    parameter in named_parameters() order — exactly what a training script would do. With
+    parameter in named_parameters() order (per expert's slice for a stacked 3-D weight: see
+    apply_to) — exactly what a training script would do. With
     `auto`, `choices` (from auto_choices) gives each ≥2-D parameter its scheme and the reason.
     """
     return dict(initialize_iter(model, weight, bias, seed, choices))
