@@ -106,17 +106,20 @@ def settle(tensors: Sequence[tuple[Hashable, Fit | None]]) -> list[str | None]:
     kinds: dict[Hashable, list[int]] = {}
     for i, (kind, _) in enumerate(tensors):
         kinds.setdefault(kind, []).append(i)
+    # What fits every tensor of a kind, once per kind: linear in the tensors (10⁵ tiny ones too).
+    shared = {
+        kind: set.intersection(*(set(ties[j]) for j in scope)) if len(scope) > 1 else set()
+        for kind, scope in kinds.items()
+    }
     narrowed = list(ties)
     for i, mine in enumerate(ties):
-        scope = kinds[tensors[i][0]]
-        common = [label for label in mine if all(label in ties[j] for j in scope)]
-        if len(mine) > 1 and len(scope) > 1 and common:
+        common = [label for label in mine if label in shared[tensors[i][0]]]
+        if len(mine) > 1 and common:
             narrowed[i] = tuple(common)
     alone = {t[0] for t in narrowed if len(t) == 1}
     out: list[str | None] = [None] * len(tensors)
-    for i, left in enumerate(narrowed):
-        if len(left) > 1:
-            left = tuple(label for label in left if label in alone) or left
+    for i, kept in enumerate(narrowed):
+        left = (tuple(label for label in kept if label in alone) or kept) if len(kept) > 1 else kept
         if left != ties[i]:
             out[i] = tie_text(left)
     return out
