@@ -11,7 +11,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from initcli.init import schemes
+from initcli.init import schemes, stacking
 from initcli.measure import distributed, fans, identify, naming, stats
 from initcli.model import building
 from initcli.text import first_and_more
@@ -100,6 +100,7 @@ def measure(
     trained: bool = False,
     forward: fans.Forward | None = None,
     scales: tuple[identify.Scale, ...] = (),
+    fit_fans: tuple[int, int] | None = None,
 ) -> ParamReport:
     """Measure one parameter against `exp` and identify its values.
 
@@ -137,7 +138,7 @@ def measure(
     found = identify.identify(
         measured,
         ndim=param.dim(),
-        fans=fan,
+        fans=fit_fans or fan,
         dtype=param.dtype,
         # A shard holds part of the rows: the orthogonality check needs the whole matrix.
         values=None if sharded else param,
@@ -185,6 +186,9 @@ def measure_item(
     kind = type(item.module).__name__
     param, exp = item.param, item.expectation
     forward = fans.forward_fans(item.module, item.name.rpartition(".")[2], param)
+    # Experts' stacked weights: formulas at one slice's fans, those a per-slice init reads.
+    stack = stacking.stack_of(item.module, item.name.rpartition(".")[2], param)
+    fit_fans = None if stack is None else schemes.fans(stack.views(param)[0])
     if item.tensor is not None or building.is_uninitialized(param):
         tensor = param if item.tensor is None else item.tensor
         return measure(
@@ -197,6 +201,7 @@ def measure_item(
             depth=depth,
             forward=forward,
             scales=scales,
+            fit_fans=fit_fans,
         )
     fan = schemes.fans(param)
     return ParamReport(

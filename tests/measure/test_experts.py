@@ -117,6 +117,10 @@ def test_kaiming_normal_on_mixtral_gives_each_expert_slice_its_fan_in_variance()
         # 65,536 (32,768) values: the sample variance's relative standard error is 0.55%
         # (0.78%); 4% is more than 5 of them.
         assert abs(row.var / formula - 1) < 0.04, (name, row.var, formula)  # type: ignore[operator]
+    # Identified at one slice's fans, those the per-slice init read.
+    assert rows["model.layers.0.mlp.experts.gate_up_proj"].looks_like == (
+        "kaiming_normal(fan_in, relu)"
+    )
     notes = [r for r in result.remarks if "was applied per expert" in r]
     assert len(notes) == 2
     assert notes[0] == (
