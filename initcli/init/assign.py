@@ -25,6 +25,7 @@ from initcli.init.schemes import (
     parse_scheme,
     short_label,
 )
+from initcli.init.stacking import Stack, stack_of
 from initcli.init.torch_defaults import default_expectations
 from initcli.model.building import is_uninitialized
 
@@ -58,7 +59,8 @@ def initialize(
     """Apply schemes per docs/contract/schemes.md and return each parameter's expectation, by name.
 
     Seeding contract: torch.manual_seed(seed) after the build, then one torch.nn.init call per
-    parameter in named_parameters() order — exactly what a training script would do. With
+    parameter in named_parameters() order (per expert's slice for a stacked 3-D weight: see
+    apply_to) — exactly what a training script would do. With
     `auto`, `choices` (from auto_choices) gives each ≥2-D parameter its scheme and the reason.
     """
     return dict(initialize_iter(model, weight, bias, seed, choices))
@@ -93,28 +95,40 @@ def initialize_iter(
             # trunc_normal raise); such tensors are left as built and draw no random numbers.
             yield name, Expectation("left as built (complex)")
             continue
-        yield name, apply_chosen(chosen, name, param, choices)
+        stack = stack_of(held[id(param)][1], name.rpartition(".")[2], param)
+        yield name, apply_chosen(chosen, name, param, choices, stack)
 
 
 def apply_chosen(
-    chosen: Scheme, name: str, tensor: torch.Tensor, choices: Choices | None = None
+    chosen: Scheme,
+    name: str,
+    tensor: torch.Tensor,
+    choices: Choices | None = None,
+    stack: Stack | None = None,
 ) -> Expectation:
-    """Apply `chosen` (auto's or a policy's per-parameter choice) to `tensor`; what it implies."""
+    """Apply `chosen` (auto's or a policy's per-parameter choice) to `tensor`; what it implies.
+    `stack`: the tensor stacks experts' matrices (init.stacking), see `apply_to`."""
     label, fallback = None, (parse_scheme("xavier_normal"), NOT_SEEN)
     if chosen.name in (AUTO, RULES):
         assert choices is not None
         is_auto = chosen.name == AUTO
         chosen, label = choices.get(name, fallback) if is_auto else choices[name]
         label = f"{short_label(chosen)} ← {label}" if is_auto else label
-    apply_to(chosen, name, tensor)
-    exp = expectation(chosen, tensor)
+    per_slice = stack is not None and chosen.info.min_dims >= 2
+    apply_to(chosen, name, tensor, stack if per_slice else None)
+    exp = expectation(chosen, stack.views(tensor)[0] if stack is not None and per_slice else tensor)
     return exp if label is None else replace(exp, init=label)
 
 
-def apply_to(scheme: Scheme, name: str, tensor: torch.Tensor) -> None:
-    """`apply`, with torch's refusals (a dtype or shape an init cannot take) as SchemeError."""
+def apply_to(scheme: Scheme, name: str, tensor: torch.Tensor, stack: Stack | None = None) -> None:
+    """`apply`, with torch's refusals (a dtype or shape an init cannot take) as SchemeError.
+
+    With `stack`, once per expert's slice in order (its out×in view): torch's fans of the 3-D
+    tensor (out·in, experts·in) are no layer's, a slice's are the forward pass's.
+    """
     try:
-        apply(scheme, tensor)
+        for part in [tensor] if stack is None else stack.views(tensor):
+            apply(scheme, part)
     except (RuntimeError, NotImplementedError, ValueError) as exc:
         dtype = str(tensor.dtype).removeprefix("torch.")
         raise SchemeError(

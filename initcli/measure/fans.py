@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from initcli.init.schemes import Scheme, fans
+from initcli.init.stacking import stack_of
 from initcli.model.building import is_uninitialized
 from initcli.text import first_and_more
 
@@ -20,6 +21,7 @@ from initcli.text import first_and_more
 
 # Row-stacked weights (an LSTM's 4 gates, a GRU's 3; attention's q, k and v) are several
 # matrices of hidden_size (embed_dim) rows each: the forward fan_out is one matrix's.
+# Experts' 3-D weights [experts, out, in] apply one slice per token: a slice's fans (init.stacking).
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ def _forward(module: nn.Module, pname: str, param: torch.Tensor, fan_in: int) ->
                 f"out/groups = {shape[0] // groups} of the {shape[0]} output channels"
             )  # fmt: skip
         return None
+    experts = stack_of(module, pname, param)
+    if experts is not None:
+        # One slice per forward call: its fans, not torch's of the 3-D tensor (out·in and E·in).
+        return Forward(*experts.forward_fans(shape), experts.layout(kind))
     stacked = _stacked(module, pname)
     if stacked is not None:
         parts, what = stacked
@@ -145,7 +151,10 @@ def fan_use(
     found = forward_fans(module, pname, param)  # None for an uninitialized lazy parameter
     if used is None or found is None or found.layout is None:
         return None
-    torch_fans = fans(param)
+    # A named scheme on experts' slices is applied per slice (assign.apply_to): its fans are one
+    # slice's as stored, which leaves only a fused gate_up's fan_out off.
+    experts = stack_of(module, pname, param) if scheme is not None else None
+    torch_fans = fans(param if experts is None else experts.views(param)[0])
     assert torch_fans is not None  # forward fans exist only where torch's do
     values = {"fan_in": 0, "fan_out": 1}
     if used == SUM:
@@ -177,5 +186,53 @@ def off_remarks(uses: Iterable[FanUse]) -> tuple[str, ...]:
             f"{init} on {names} ({kind}) uses torch's {used} = {mine:,}, but the forward pass's "
             f"{used} is {theirs:,} ({found[0].layout}): the variance is {theirs / mine:.3g}× "
             f"({theirs:,}/{mine:,}) that of {init.split(' (')[0]} at the forward {used}."
+        )
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class SliceUse:
+    """A fan-based scheme applied per slice of a stacked weight (init.stacking), not to all."""
+
+    name: str
+    module: str
+    init: str
+    slices: int
+    shape: tuple[int, ...]  # one slice's, as nn.init saw it (out×in)
+    whole_fan_in: int  # torch's fan_in of the whole 3-D tensor
+    slice_fan_in: int
+
+
+def slice_use(
+    name: str, module: nn.Module, pname: str, param: torch.Tensor, scheme: Scheme | None
+) -> SliceUse | None:
+    """Where `scheme` was applied per expert slice (assign.apply_to), what that changed."""
+    if scheme is None or fan_used(scheme, module, pname) is None:
+        return None
+    experts = stack_of(module, pname, param)
+    if experts is None:
+        return None
+    view = experts.views(param)[0]
+    whole, one = fans(param), fans(view)
+    assert whole is not None and one is not None  # 3-D and its 2-D slice
+    kind = type(module).__name__
+    return SliceUse(name, kind, scheme.name, experts.slices, tuple(view.shape), whole[0], one[0])
+
+
+def slice_remarks(uses: Iterable[SliceUse]) -> tuple[str, ...]:
+    """One Note per (init, layer type, shapes): the scheme went slice by slice."""
+    groups: dict[tuple[str, str, int, tuple[int, ...], int, int], list[SliceUse]] = {}
+    for use in uses:
+        key = (use.init, use.module, use.slices, use.shape, use.whole_fan_in, use.slice_fan_in)
+        groups.setdefault(key, []).append(use)
+    out = []
+    for (init, kind, slices, shape, whole, one), found in groups.items():
+        names = first_and_more(found, 3, show=lambda u: u.name)
+        rows, cols = shape
+        out.append(
+            f"{init} on {names} ({kind}) was applied per expert: one torch.nn.init call on each "
+            f"of the {slices} slices ({rows}×{cols}, fan_in {one:,}, the forward pass's), not on "
+            f"the 3-D tensor, whose torch fan_in ({whole:,}) is no layer's; a seed gives what a "
+            "script calling it on each slice in order would."
         )
     return tuple(out)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 import torch
-from torch import nn
 
 from initcli.init.schemes import KURTOSIS_NORMAL, KURTOSIS_UNIFORM, Expectation
 from initcli.measure.stats import Status, TensorStats
 
-__all__ = ["Fit", "Identification", "default_status", "depth_hint", "identify"]
+__all__ = ["Fit", "Identification", "Scale", "default_status", "identify"]
 
 # Acceptance band in standard errors for every moment test here, as in stats.judge (Z = 5).
 Z = 5.0
@@ -30,6 +29,13 @@ SPARSE_SHARE = 0.05
 GRAM_SIDE = 64
 # A normal's extreme value is rejected when a draw that large has probability below this.
 EXTREME_ALPHA = 1e-6
+# Two consistent formulas tie on a tensor unless one's variance lies more than this many standard
+# errors of a sample variance farther from the observed one than the other's: then it is clearly
+# worse and never named (docs/identification.md). The true formula misses the tie ~0.3% of times.
+TIE_SE = 3.0
+# Variances within this relative distance are one formula written two ways (leaky_relu's 0.01
+# slope moves relu's gain by 0.005%; trunc_normal cut at ±2 with std ≤ 0.2 is a normal).
+SAME_VAR = 1e-3
 
 ROUND_STDS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 1e-4)
 ROUND_BOUNDS = (1.0, 0.5, 0.1, 0.05, 0.01, 0.001)
@@ -59,6 +65,17 @@ class Fit:
     std: float | None
     bound: float | None
     matches: tuple[str, ...]
+    # The formulas the data cannot tell apart, best first (one: it is named); not in the JSON
+    # output. measure.naming settles ties over a whole model.
+    ties: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A std a model's config implies, named by its formula: `d_model^-0.5` and its value."""
+
+    label: str
+    std: float
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,9 @@ class _Candidate:
     family: str  # normal, uniform or trunc2 (a normal cut at ±2σ)
     std: float  # the std of the draws (for trunc2: of the normal before the cut)
     cut: float | None = None  # a normal's absolute cut (trunc_normal_'s a, b)
+    # Candidates of one kind at the same variance are one formula (lecun_normal is
+    # kaiming_normal(fan_in, linear)); of different kinds they tie (kaiming fan_in vs fan_out).
+    kind: str = ""
 
     @property
     def var(self) -> float:
@@ -229,42 +249,63 @@ def _families(st: TensorStats) -> dict[str, float]:
 
 
 def _candidates(
-    fans: tuple[int, int] | None, depth: int | None, default: Expectation | None
+    fans: tuple[int, int] | None,
+    depth: int | None,
+    default: Expectation | None,
+    scales: tuple[Scale, ...] = (),
 ) -> list[_Candidate]:
-    """Every named init/formula to test, the torch default first, then round constants."""
+    """Every named init/formula to test: the torch default first, then depth-scaled stds, round
+    constants, the stds the model's config names (`scales`), and the fan-based formulas."""
     out: list[_Candidate] = []
     if default is not None and default.var and default.var > 0 and default.mean == 0.0:
         family = "uniform" if default.kurtosis == KURTOSIS_UNIFORM else "normal"
-        out.append(_Candidate(f"{default.init} — torch default", family, math.sqrt(default.var)))
+        label = f"{default.init} — torch default"
+        out.append(_Candidate(label, family, math.sqrt(default.var), kind="default"))
     if depth:
         for c in DEPTH_STDS:
-            for k, text in ((2 * depth, f"(2·{depth})"), (depth, f"{depth}")):
+            # With one layer 0.02/√1 is the round 0.02 below: not a formula of its own.
+            pairs = ((2 * depth, f"(2·{depth})"), (depth, f"{depth}"))
+            for k, text in pairs if depth > 1 else pairs[:1]:
                 s = c / math.sqrt(k)
-                out.append(_Candidate(f"normal(std={c:g}/√{text})", "normal", s))
-                out.append(_Candidate(f"trunc_normal(std={c:g}/√{text}, ±2σ)", "trunc2", s))
+                out.append(_Candidate(f"normal(std={c:g}/√{text})", "normal", s, kind="normal"))
+                out.append(
+                    _Candidate(f"trunc_normal(std={c:g}/√{text}, ±2σ)", "trunc2", s, kind="trunc2")
+                )
     for c in ROUND_STDS:
-        out.append(_Candidate(f"normal(std={c:g})", "normal", c))
-        out.append(_Candidate(f"trunc_normal(std={c:g}, ±2σ)", "trunc2", c))
+        out.append(_Candidate(f"normal(std={c:g})", "normal", c, kind="normal"))
+        out.append(_Candidate(f"trunc_normal(std={c:g}, ±2σ)", "trunc2", c, kind="trunc2"))
         if c <= 0.2:  # torch's trunc_normal_ default cut (a=-2, b=2) is then ≥ 10σ: a normal
-            out.append(_Candidate(f"trunc_normal(std={c:g}, a=-2, b=2)", "normal", c, 2.0))
+            label = f"trunc_normal(std={c:g}, a=-2, b=2)"
+            out.append(_Candidate(label, "normal", c, 2.0, kind="normal"))
     for b in ROUND_BOUNDS:
-        out.append(_Candidate(f"uniform(±{b:g})", "uniform", b / math.sqrt(3)))
+        out.append(_Candidate(f"uniform(±{b:g})", "uniform", b / math.sqrt(3), kind="uniform"))
+    for scale in scales:
+        # Each its own kind: two config formulas of equal value in a small config (CLIP's
+        # (2·hidden_size·num_hidden_layers) = 2·intermediate_size) tie; neither is dropped.
+        label = f"normal(std={scale.label})"
+        out.append(_Candidate(label, "normal", scale.std, kind=label))
     if fans is None or min(fans) <= 0:
         return out
     fan_in, fan_out = fans
-    out.append(_Candidate("kaiming_uniform(a=√5)", "uniform", 1 / math.sqrt(3 * fan_in)))
+    out.append(
+        _Candidate("kaiming_uniform(a=√5)", "uniform", 1 / math.sqrt(3 * fan_in), kind="k_u_in")
+    )
     for mode, fan in (("fan_in", fan_in), ("fan_out", fan_out)):
         for name, gain in GAINS:
             std = gain / math.sqrt(fan)
-            out.append(_Candidate(f"kaiming_normal({mode}, {name})", "normal", std))
-            out.append(_Candidate(f"kaiming_uniform({mode}, {name})", "uniform", std))
+            label = f"kaiming_normal({mode}, {name})"
+            out.append(_Candidate(label, "normal", std, kind=f"kn{mode}"))
+            out.append(
+                _Candidate(f"kaiming_uniform({mode}, {name})", "uniform", std, kind=f"ku{mode}")
+            )
     for name, gain in GAINS:
         arg = "" if name == "linear" else f"(gain={name})"
         xavier = gain * math.sqrt(2.0 / (fan_in + fan_out))
-        out.append(_Candidate(f"xavier_normal{arg}", "normal", xavier))
-        out.append(_Candidate(f"xavier_uniform{arg}", "uniform", xavier))
-    out.append(_Candidate("lecun_normal", "normal", 1 / math.sqrt(fan_in)))
-    out.append(_Candidate("lecun_uniform", "uniform", 1 / math.sqrt(fan_in)))
+        out.append(_Candidate(f"xavier_normal{arg}", "normal", xavier, kind="xn"))
+        out.append(_Candidate(f"xavier_uniform{arg}", "uniform", xavier, kind="xu"))
+    # LeCun's formulas are kaiming's on fan_in with gain 1: the same kind.
+    out.append(_Candidate("lecun_normal", "normal", 1 / math.sqrt(fan_in), kind="knfan_in"))
+    out.append(_Candidate("lecun_uniform", "uniform", 1 / math.sqrt(fan_in), kind="kufan_in"))
     return out
 
 
@@ -395,13 +436,16 @@ def identify(
     values: torch.Tensor | None = None,
     default: Expectation | None = None,
     depth: int | None = None,
+    scales: tuple[Scale, ...] = (),
 ) -> Identification:
     """Identify the distribution of a measured tensor and the named inits it is consistent with.
 
     `st` comes from stats.tensor_stats (its moments, zero count and strided sample); `values`, when
     given, is the tensor itself, read only for a Gram matrix of at most GRAM_SIDE rows or columns
     (orthogonality); `default` is torch's default init for the parameter's module, tried first;
-    `depth` (e.g. a config's n_layer) adds the depth-scaled residual formulas 0.02/√(2·depth).
+    `depth` (e.g. a config's n_layer) adds the depth-scaled residual formulas 0.02/√(2·depth);
+    `scales` the stds a model's config names (measure.naming.config_scales). Where several
+    formulas fit about equally well, looks_like shows the tie (see `_ties`).
     """
     none = Fit("none", None, None, ())
     if st.numel == 0 or (dtype is not None and dtype.is_complex):
@@ -445,7 +489,9 @@ def identify(
     families = _families(st)
     if not families:
         return Identification(Fit("none", st.std, None, ()), None)
-    candidates = [c for c in _candidates(fans, depth, default) if _consistent(c, st, families)]
+    candidates = [
+        c for c in _candidates(fans, depth, default, scales) if _consistent(c, st, families)
+    ]
     # The family named is the one whose kurtosis is nearest its expectation.
     best = min(families, key=families.__getitem__)
     family = "trunc_normal" if best == "trunc2" else best
@@ -456,20 +502,64 @@ def identify(
         bound = 2 * st.std / _trunc2()[0]
     labels = tuple(dict.fromkeys(c.label for c in candidates))
     if candidates:
-        return Identification(Fit(family, st.std, bound, labels), _pick(candidates, st.var, best))
+        ties = tuple(c.label for c in _ties(candidates, st.var, st.numel, _close(st, families)))
+        return Identification(Fit(family, st.std, bound, labels, ties), tie_text(ties))
     return Identification(Fit(family, st.std, bound, ()), _generic(family, st, bound))
 
 
-def _pick(candidates: list[_Candidate], var: float, family: str) -> str:
-    """The label to show: the torch default when consistent, else the best family's candidate
-    nearest in variance (the first listed of those within 1% of it: round constants and relu
-    before near-equal formulas)."""
-    if candidates[0].label.endswith("torch default"):
-        return candidates[0].label
-    pool = [c for c in candidates if c.family == family] or candidates
-    dist = [abs(math.log(var / c.var)) for c in pool]
-    nearest = min(dist)
-    return next(c.label for c, d in zip(pool, dist, strict=True) if d <= nearest + 0.01)
+def _distance(c: _Candidate, var: float, n: int) -> float:
+    """How far the observed variance lies from c's, in standard errors of a sample variance of n
+    draws from c's family (on a log scale, so over- and undershoot weigh alike)."""
+    kurt = {"normal": KURTOSIS_NORMAL, "uniform": KURTOSIS_UNIFORM}.get(c.family, _trunc2()[1])
+    rel = math.sqrt(max(kurt - (n - 3) / (n - 1), 1e-12) / n) if n > 1 else 1.0
+    return abs(math.log(var / c.var)) / rel
+
+
+def _close(st: TensorStats, families: dict[str, float]) -> set[str]:
+    """The families that pass whose kurtosis is not clearly (TIE_SE standard errors) farther from
+    its expectation than the nearest one's: on 64 values a normal and a truncated normal tie."""
+    kurtosis = _kurtosis(st)
+    if kurtosis is None or kurtosis[1] < 8:
+        return set(families)
+    z = {}
+    for family in families:
+        expected, se = _kurtosis_band(family, kurtosis[1])
+        z[family] = abs(kurtosis[0] - expected) / se if se > 0 else 0.0
+    nearest = min(z.values())
+    return {family for family, d in z.items() if d <= nearest + TIE_SE}
+
+
+def _ties(candidates: list[_Candidate], var: float, n: int, families: set[str]) -> list[_Candidate]:
+    """The consistent formulas the data cannot tell apart, in the order listed, one per formula.
+
+    The torch default, when consistent and not clearly worse than the best, is named alone (the
+    constructor draws it). Otherwise the candidates of the families that fit about as well as
+    the best (`_close`) within TIE_SE of the best fit; candidates of one kind at the same
+    variance count once (the first listed). Nearest first.
+    """
+    dist = {id(c): _distance(c, var, n) for c in candidates}
+    best = min(dist.values())
+    if candidates[0].kind == "default" and dist[id(candidates[0])] <= best + TIE_SE:
+        return [candidates[0]]
+    pool = [c for c in candidates if c.family in families] or candidates
+    nearest = min(dist[id(c)] for c in pool)
+    out: list[_Candidate] = []
+    for c in pool:
+        if dist[id(c)] > nearest + TIE_SE:
+            continue
+        if not any(o.kind == c.kind and abs(o.var / c.var - 1) <= SAME_VAR for o in out):
+            out.append(c)
+    # Nearest fit first (a tie shows its first three); equal fits in the order listed.
+    return sorted(out, key=lambda c: dist[id(c)])
+
+
+def tie_text(ties: tuple[str, ...]) -> str:
+    """One formula's label, or the tie: `A or B`, `A, B or C`, `A, B, C or 4 others`."""
+    if len(ties) <= 1:
+        return ties[0] if ties else ""
+    if len(ties) <= 3:
+        return f"{', '.join(ties[:-1])} or {ties[-1]}"
+    return f"{', '.join(ties[:3])} or {len(ties) - 3} others"
 
 
 def default_status(judged: Status, ident: Identification, *, ndim: int, module: str) -> Status:
@@ -497,18 +587,3 @@ def default_status(judged: Status, ident: Identification, *, ndim: int, module: 
     if fit.family not in ("none", "uninitialized"):
         return Status.CUSTOM
     return judged
-
-
-_DEPTH_KEYS = ("n_layer", "num_hidden_layers", "num_layers", "n_layers")
-
-
-def depth_hint(model: nn.Module) -> int | None:
-    """The model's depth for the depth-scaled formulas: its config's layer count (HF's n_layer,
-    num_hidden_layers, num_layers), else the length of its longest ModuleList of blocks."""
-    config = getattr(model, "config", None)
-    for key in _DEPTH_KEYS:
-        value = getattr(config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    lengths = [len(m) for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 1]
-    return max(lengths, default=None)

@@ -385,7 +385,7 @@ def _fan_remarks(
         return ()  # what the user's code called is not known per parameter
     status = {row.name: row.status for row in rows}
     held = schemes.owners(model)
-    uses = []
+    uses, slices = [], []
     for name, param in model.named_parameters():
         scheme: schemes.Scheme | None
         if choices is not None and name in choices:
@@ -397,10 +397,14 @@ def _fan_remarks(
             scheme = None
         else:
             scheme = chosen.weight
-        use = fans.fan_use(name, held[id(param)][1], name.rpartition(".")[2], param, scheme)
+        module, pname = held[id(param)][1], name.rpartition(".")[2]
+        use = fans.fan_use(name, module, pname, param, scheme)
         if use is not None:
             uses.append(use)
-    return fans.off_remarks(uses)
+        per_slice = fans.slice_use(name, module, pname, param, scheme)
+        if per_slice is not None:
+            slices.append(per_slice)
+    return (*fans.slice_remarks(slices), *fans.off_remarks(uses))
 
 
 def _check_streamable(target: str, model: nn.Module, dev: torch.device) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import torch
 from torch import nn
 
-from initcli.init import schemes
-from initcli.measure import distributed, fans, identify, stats
+from initcli.init import schemes, stacking
+from initcli.measure import distributed, fans, identify, naming, stats
 from initcli.model import building
 from initcli.text import first_and_more
 from initcli.values.items import Item
@@ -99,6 +99,8 @@ def measure(
     depth: int | None = None,
     trained: bool = False,
     forward: fans.Forward | None = None,
+    scales: tuple[identify.Scale, ...] = (),
+    fit_fans: tuple[int, int] | None = None,
 ) -> ParamReport:
     """Measure one parameter against `exp` and identify its values.
 
@@ -136,12 +138,13 @@ def measure(
     found = identify.identify(
         measured,
         ndim=param.dim(),
-        fans=fan,
+        fans=fit_fans or fan,
         dtype=param.dtype,
         # A shard holds part of the rows: the orthogonality check needs the whole matrix.
         values=None if sharded else param,
         default=exp if default and exp.var is not None else None,
         depth=depth,
+        scales=scales,
     )
     if default and not trained:
         status = identify.default_status(status, found, ndim=param.dim(), module=module)
@@ -173,11 +176,19 @@ def measure(
     )
 
 
-def measure_item(item: Item, default: bool = False, depth: int | None = None) -> ParamReport:
+def measure_item(
+    item: Item,
+    default: bool = False,
+    depth: int | None = None,
+    scales: tuple[identify.Scale, ...] = (),
+) -> ParamReport:
     """A streamed or in-memory parameter, measured; without values, its shape and fans only."""
     kind = type(item.module).__name__
     param, exp = item.param, item.expectation
     forward = fans.forward_fans(item.module, item.name.rpartition(".")[2], param)
+    # Experts' stacked weights: formulas at one slice's fans, those a per-slice init reads.
+    stack = stacking.stack_of(item.module, item.name.rpartition(".")[2], param)
+    fit_fans = None if stack is None else schemes.fans(stack.views(param)[0])
     if item.tensor is not None or building.is_uninitialized(param):
         tensor = param if item.tensor is None else item.tensor
         return measure(
@@ -189,6 +200,8 @@ def measure_item(item: Item, default: bool = False, depth: int | None = None) ->
             default=default,
             depth=depth,
             forward=forward,
+            scales=scales,
+            fit_fans=fit_fans,
         )
     fan = schemes.fans(param)
     return ParamReport(
@@ -233,7 +246,7 @@ def run_items(
     the thread count) items are drawn with torch's thread setting untouched and only measuring
     drops to one thread. `default`: the values are the constructors' own (see `measure`).
     """
-    depth = identify.depth_hint(model)
+    depth, scales = naming.depth_hint(model), naming.config_scales(model)
     names = [name for name, _ in model.named_parameters()]
     found: dict[str, ParamReport] = {}
     if progress is not None:
@@ -242,7 +255,7 @@ def run_items(
 
     def measure_one(item: Item) -> None:
         try:
-            found[item.name] = measure_item(item, default, depth)
+            found[item.name] = measure_item(item, default, depth, scales)
         finally:
             if item.release is not None:
                 item.release()
@@ -265,7 +278,24 @@ def run_items(
         torch.set_num_threads(threads)
         if progress is not None:
             progress.finish()
-    return tuple(found[name] for name in names)
+    return settled(model, tuple(found[name] for name in names))
+
+
+def settled(model: nn.Module, rows: tuple[ParamReport, ...]) -> tuple[ParamReport, ...]:
+    """The rows with looks_like settled over the model (measure.naming): ties between formulas,
+    and weight norm's g named where its values are the norm of v."""
+    names = naming.settle([((r.module, r.name.rpartition(".")[2]), r.fit) for r in rows])
+    held = {name: module for name, module in schemes.owners(model).values()}
+    out = []
+    for row, settled_name in zip(rows, names, strict=True):
+        module, leaf = held.get(row.name), row.name.rpartition(".")[2]
+        param = None if module is None else getattr(module, leaf, None)
+        g = None
+        if module is not None and isinstance(param, torch.Tensor):
+            g = naming.weight_norm_g(module, leaf, param)
+        looks = g or settled_name
+        out.append(row if looks is None else replace(row, looks_like=looks))
+    return tuple(out)
 
 
 # Items smaller than this are measured where they are drawn: handing one to the worker costs more

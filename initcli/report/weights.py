@@ -15,7 +15,7 @@ from torch import nn
 from initcli.errors import CheckpointError, SchemeError
 from initcli.init import assign, schemes, torch_defaults
 from initcli.limits import MAX_GUESSED_LAYOUTS
-from initcli.measure import identify
+from initcli.measure import naming
 from initcli.measure.counting import Counts, ModuleCount, count_model, formula
 from initcli.model.resolve import is_hub_target, parse_hub_target
 from initcli.report._shared import CountReport, resolve_schemes
@@ -341,7 +341,7 @@ def inspect_checkpoint(
         else {}
     )
     owners = {group.full(leaf): (group, leaf) for group in layout for leaf in group.params}
-    depth = identify.depth_hint(own.model) if own else checkpoint.depth_from_names(ckpt.tensors)
+    depth = naming.depth_hint(own.model) if own else checkpoint.depth_from_names(ckpt.tensors)
     measured: dict[str, CheckpointParam] = {}
     if progress is not None:
         progress.start(len(owners), sum(ckpt.tensors[n].numel() for n in owners))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from initcli.init import assign, policy, schemes, torch_defaults, usercode
+from initcli.init import assign, policy, schemes, stacking, torch_defaults, usercode
 from initcli.init.schemes import Expectation, Scheme
 from initcli.model import building, record
 from initcli.values import replay
@@ -95,7 +95,8 @@ def named(
         if chosen.is_default:  # pragma: no cover - callers stream only fully named schemes
             raise ValueError("streaming needs a named scheme for every parameter")
         tensor, release = ring.take(param)
-        exp = assign.apply_chosen(chosen, name, tensor, choices)
+        stack = stacking.stack_of(module, name.rpartition(".")[2], param)
+        exp = assign.apply_chosen(chosen, name, tensor, choices, stack)
         yield Item(name, module, param, tensor, exp, release)
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from initcli.init import schemes, torch_defaults
-from initcli.measure import identify, stats
+from initcli.measure import identify, naming, stats
 from initcli.measure.identify import Fit
 
 
@@ -158,8 +158,8 @@ def test_depth_hint() -> None:
             super().__init__()
             self.blocks = nn.ModuleList(nn.Linear(2, 2) for _ in range(5))
 
-    assert identify.depth_hint(Blocks()) == 5
-    assert identify.depth_hint(nn.Linear(2, 2)) is None
+    assert naming.depth_hint(Blocks()) == 5
+    assert naming.depth_hint(nn.Linear(2, 2)) is None
 
 
 @pytest.mark.parametrize("family", ["normal", "uniform", "trunc2"])
