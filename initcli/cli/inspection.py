@@ -13,6 +13,7 @@ from initcli.cli.options import (
     ArgOpt,
     BiasInitOpt,
     DeviceOpt,
+    ExpandOpt,
     ForceOpt,
     FormatOpt,
     InitOpt,
@@ -68,6 +69,7 @@ def inspect(
         ),
     ] = None,
     output_format: FormatOpt = OutputFormat.table,
+    expand: ExpandOpt = False,
     output: OutputOpt = None,
     force: ForceOpt = False,
     device: DeviceOpt = "cpu",
@@ -109,7 +111,7 @@ def inspect(
             )
         report_ = inspect_checkpoint(target, against, bias_init, progress=progress_bar(quiet))
         notes(report_.counts.remarks, quiet)
-        view = checkpoint_view(report_)
+        view = checkpoint_view(report_, expand)
     else:
         if against is not None:
             raise ArgError(
@@ -131,5 +133,5 @@ def inspect(
         notes(report.remarks, quiet)
         if save is not None:
             note(f"Wrote {save}")
-        view = inspect_view(report)
+        view = inspect_view(report, expand)
     emit(view, output_format, output, force)

@@ -1,0 +1,193 @@
+"""Repeated blocks folded into one row: rows grouped by their name's pattern, odd blocks apart."""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+
+from initcli.measure.counting import ModuleCount
+from initcli.report.measuring import ParamReport
+
+# A block index: a dotted name's all-digit part (`h.3.attn`, `layers.12`, `0.weight`).
+_INDEX = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.)")
+
+# Fewer rows than this stay apart: two rows side by side show both values in the room a range
+# takes, and a 2-block model reads well as it is.
+MIN_GROUP = 3
+
+# How far (in standard deviations) a block's std or mean may sit from its peers' median before it
+# stands alone: the 5 standard errors statuses.md's `ok` band allows an init's own draws.
+TOLERANCE = 5.0
+# The median absolute deviation of normal values times this is their standard deviation.
+_MAD_TO_SD = 1.4826
+
+# Statuses from least to most alarming (docs/contract/statuses.md): a group row shows its worst.
+# ok and custom say the values are an init's; unknown says nothing; off, symmetric (every unit
+# the same: nothing can break the tie) and uninitialized (no init's draw at all) are findings.
+STATUS_ORDER = ("ok", "custom", "unknown", "off", "symmetric", "uninitialized")
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    """Rows of one pattern (`h.*.attn.c_proj.weight`) shown as one, and the odd ones shown apart.
+
+    `members` and `apart` index the report's rows (parameters or modules), in order. `mean` and
+    `std` are the range (low, high) across the members, `status` the worst, `looks_like` the
+    members' shared label (None where they do not share one); all None for modules.
+    """
+
+    pattern: str
+    members: tuple[int, ...]
+    apart: tuple[int, ...] = ()
+    mean: tuple[float, float] | None = None
+    std: tuple[float, float] | None = None
+    status: str | None = None
+    looks_like: str | None = None
+
+
+def pattern(name: str) -> str:
+    """The name with each block index as `*`: `h.3.attn.c_proj.weight` → `h.*.attn.c_proj.weight`
+    (nested stacks too: `block.2.layer.1.wo` → `block.*.layer.*.wo`)."""
+    return _INDEX.sub("*", name)
+
+
+def worst_status(statuses: Iterable[str]) -> str:
+    """The most alarming of `statuses` by STATUS_ORDER (one not listed counts as unknown)."""
+    rank = {s: i for i, s in enumerate(STATUS_ORDER)}
+    unknown = rank["unknown"]
+    return max(statuses, key=lambda s: rank.get(s, unknown))
+
+
+Scale = tuple[float, float, int]  # (mean, std, elements) of a row whose values are known
+
+
+def group_rows(
+    names: Sequence[str],
+    kinds: Sequence[Hashable],
+    scales: Sequence[Scale | None] | None = None,
+) -> tuple[RowGroup, ...]:
+    """Group rows whose names share a pattern and whose `kinds` are equal; with `scales`, a row
+    whose std or mean differs from its peers' (`_odd`) stands apart. A group needs MIN_GROUP rows.
+
+    Only the patterns and kinds are compared: O(rows), for files of 10⁶ modules.
+    """
+    by_pattern: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        shape = pattern(name)
+        if shape != name:
+            by_pattern.setdefault(shape, []).append(i)
+    found: list[RowGroup] = []
+    for shape, rows in by_pattern.items():
+        if len(rows) < MIN_GROUP:
+            continue
+        by_kind: dict[Hashable, list[int]] = {}
+        for i in rows:
+            by_kind.setdefault(kinds[i], []).append(i)
+        groups: list[list[int]] = []
+        for alike in by_kind.values():
+            odd = _odd([scales[i] for i in alike]) if scales is not None else set()
+            peers = [i for n, i in enumerate(alike) if n not in odd]
+            if len(peers) >= MIN_GROUP:
+                groups.append(peers)
+        grouped = {i for peers in groups for i in peers}
+        apart = tuple(i for i in rows if i not in grouped)
+        found += [RowGroup(shape, tuple(peers), apart) for peers in groups]
+    return tuple(sorted(found, key=lambda g: g.members[0]))
+
+
+def _odd(scales: Sequence[Scale | None]) -> set[int]:
+    """The positions whose std or mean is not one its peers' could have drawn.
+
+    On a log scale, a sample std of n elements from one distribution has sd ≈ 1/√(2n) (normal
+    values); a mean, std/√n. Peers that were trained, or scaled by depth, spread wider than that:
+    their own spread, robustly from the median absolute deviation, is used where it is wider. A
+    row more than TOLERANCE such sds from the peers' median stands apart; rows whose std is
+    0, not finite or unknown are compared by their kind alone (a constant's value is in its
+    label).
+    """
+    known = {
+        n: s
+        for n, s in enumerate(scales)
+        if s is not None and s[2] >= 2 and s[1] > 0 and math.isfinite(s[0] * s[1])
+    }
+    if len(known) < MIN_GROUP:
+        return set()
+    logs = {n: math.log(s[1]) for n, s in known.items()}
+    means = {n: s[0] for n, s in known.items()}
+    log_mid = statistics.median(logs.values())
+    mean_mid = statistics.median(means.values())
+    log_spread = _MAD_TO_SD * statistics.median(abs(v - log_mid) for v in logs.values())
+    mean_spread = _MAD_TO_SD * statistics.median(abs(v - mean_mid) for v in means.values())
+    sigma = math.exp(log_mid)
+    odd = set()
+    for n, (_, _, elements) in known.items():
+        log_sd = max(log_spread, 1 / math.sqrt(2 * elements))
+        mean_sd = max(mean_spread, sigma / math.sqrt(elements))
+        if (
+            abs(logs[n] - log_mid) > TOLERANCE * log_sd
+            or abs(means[n] - mean_mid) > TOLERANCE * mean_sd
+        ):
+            odd.add(n)
+    return odd
+
+
+def param_kind(p: ParamReport) -> Hashable:
+    """What must be equal for two parameters to share a row: shape, dtype, trainability, init,
+    status, forward fans, what the values look like, and whether they are known, constant or
+    not finite.
+
+    The label counts where it names an init (a match, a constant, orthogonal); a generic label
+    (`normal(std=0.0413)`, no named init matches) counts by its family, its number being the std
+    the range shows. An `auto` choice's reason names the module after the weight: by pattern.
+    """
+    head, arrow, why = p.init.partition(" ← ")
+    label: str | None = p.looks_like
+    if p.fit is not None and not p.fit.matches and p.fit.family not in ("constant", "orthogonal"):
+        label = p.fit.family
+    std = p.std
+    values = "none" if std is None else "constant" if std == 0 else "finite"
+    if std is not None and not math.isfinite(std):
+        values = "not finite"
+    return (
+        p.shape, p.dtype, p.requires_grad, head + arrow + pattern(why), p.status, label,
+        p.forward_fan_in, p.forward_fan_out, values,
+    )  # fmt: skip
+
+
+def group_params(
+    params: Sequence[ParamReport], kind: Callable[[ParamReport], Hashable] = param_kind
+) -> tuple[RowGroup, ...]:
+    """The groups of an inspect report's parameters (a weights file's: `kind` adds its state)."""
+    scales = [
+        None if p.mean is None or p.std is None or p.numel is None else (p.mean, p.std, p.numel)
+        for p in params
+    ]
+    groups = group_rows([p.name for p in params], [kind(p) for p in params], scales)
+    return tuple(_described(g, params) for g in groups)
+
+
+def _described(group: RowGroup, params: Sequence[ParamReport]) -> RowGroup:
+    members = [params[i] for i in group.members]
+    labels = {p.looks_like for p in members}
+    return RowGroup(
+        group.pattern,
+        group.members,
+        group.apart,
+        mean=_span(p.mean for p in members),
+        std=_span(p.std for p in members),
+        status=worst_status(p.status for p in members),
+        looks_like=labels.pop() if len(labels) == 1 else None,
+    )
+
+
+def _span(values: Iterable[float | None]) -> tuple[float, float] | None:
+    known = [v for v in values if v is not None and math.isfinite(v)]
+    return (min(known), max(known)) if known else None
+
+
+def group_modules(modules: Sequence[ModuleCount]) -> tuple[RowGroup, ...]:
+    """The groups of `count`'s module table: same pattern, type, hand count and parameters."""
+    return group_rows([m.name for m in modules], [(m.type, m.formula, m.params) for m in modules])
