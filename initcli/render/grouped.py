@@ -44,7 +44,8 @@ def label(group: RowGroup) -> str:
 
 
 def span(values: Iterable[float | None], digits: int = 4) -> str:
-    """One value as `num` writes it, or the range `low…high` of several."""
+    """One value as `num` writes it, or the range `low…high` of several (to one digit less: the
+    ends of a range need less precision than a value, and the parameter names need the room)."""
     known = [v for v in values if v is not None]
     if not known:
         return "–"
@@ -53,7 +54,8 @@ def span(values: Iterable[float | None], digits: int = 4) -> str:
         return shown.pop()
     if not all(math.isfinite(v) for v in known):
         return "varies"
-    return f"{num(min(known), digits)}…{num(max(known), digits)}"
+    short = max(2, digits - 1)
+    return f"{num(min(known), short)}…{num(max(known), short)}"
 
 
 def merged_row(rows: Sequence[Mapping[str, Any]], name_key: str, name: str) -> dict[str, Any]:

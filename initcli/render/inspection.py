@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -153,7 +153,7 @@ def _param_row(
     status = Text(worst, style=STATUS_STYLE.get(worst, ""))
     init = _shown_init(p.init)
     # Where the values are not what the init says (custom, off, ...), what they look like instead.
-    looks = _looks(ps) if with_looks else None
+    looks = group_looks(ps, group) if with_looks else None
     init_cell: RenderableType = init if looks is None else Text(looks, style="italic")
     means = span((q.mean for q in ps), 3)
     # With looks-like labels the row trades fans, var and expected for the std those labels name.
@@ -175,12 +175,15 @@ def _param_row(
     return row
 
 
-def _looks(ps: Sequence[ParamReport]) -> str | None:
-    """The looks-like cell of a row or a group: the members' label where they share it, else the
-    family the labels name, its numbers being the std column's range."""
+def group_looks(ps: Sequence[ParamReport], group: RowGroup | None) -> str | None:
+    """The looks-like cell of a row or a group: the members' label where they share it (or the
+    peers' label every member fits: report.grouping), else the family the labels name, its
+    numbers being the std column's range."""
     cells = {looks_cell(p) for p in ps}
     if len(cells) == 1:
         return cells.pop()
+    if group is not None and group.looks_like is not None:
+        return looks_cell(replace(ps[0], looks_like=group.looks_like))
     fit = ps[0].fit
     return "varies" if fit is None else f"{fit.family}(…)"
 

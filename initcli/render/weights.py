@@ -22,7 +22,7 @@ from initcli.render.grouped import (
     with_group_column,
     with_names,
 )
-from initcli.render.inspection import looks_cell, param_dict, param_rows
+from initcli.render.inspection import group_looks, param_dict, param_rows
 from initcli.render.writer import View
 
 if TYPE_CHECKING:
@@ -106,9 +106,8 @@ def checkpoint_table(
         else:
             # The group's kind holds the state and the fresh flag: its members share them.
             flagged = p.name.rpartition(".")[0] in fresh
-            looks = {looks_cell(q) or "–" for q in ps}
             row += [
-                looks.pop() if len(looks) == 1 else f"{p.fit.family}(…)" if p.fit else "varies",
+                group_looks(ps, group) or "–",
                 Text(
                     "fresh?" if flagged else p.state,
                     style="bold yellow" if flagged else _STATE_STYLE.get(p.state, ""),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -68,9 +69,13 @@ def group_rows(
     names: Sequence[str],
     kinds: Sequence[Hashable],
     scales: Sequence[Scale | None] | None = None,
+    labels: Sequence[str | None] | None = None,
+    fits: Callable[[int, str], bool] | None = None,
 ) -> tuple[RowGroup, ...]:
-    """Group rows whose names share a pattern and whose `kinds` are equal; with `scales`, a row
-    whose std or mean differs from its peers' (`_odd`) stands apart. A group needs MIN_GROUP rows.
+    """Group rows whose names share a pattern and whose `kinds` are equal; a row whose label is
+    not its peers' most common one, and whose values do not `fit` that label either, stands
+    apart; with `scales`, so does a row whose std or mean differs from its peers' (`_odd`).
+    A group needs MIN_GROUP rows; its `looks_like` is the peers' label.
 
     Only the patterns and kinds are compared: O(rows), for files of 10⁶ modules.
     """
@@ -86,15 +91,26 @@ def group_rows(
         by_kind: dict[Hashable, list[int]] = {}
         for i in rows:
             by_kind.setdefault(kinds[i], []).append(i)
-        groups: list[list[int]] = []
-        for alike in by_kind.values():
+        groups: list[tuple[list[int], str | None]] = []
+        for kin in by_kind.values():
+            alike, label = kin, None
+            if labels is not None:
+                # Labels are picked among near-equal candidates by each block's sampling noise
+                # (normal vs trunc_normal at ±2σ, two kaimings of one variance): a block differs
+                # only where its values do not fit its peers' label at all.
+                label = Counter(labels[i] for i in kin).most_common(1)[0][0]
+                alike = [
+                    i
+                    for i in kin
+                    if labels[i] == label or (label is not None and fits and fits(i, label))
+                ]
             odd = _odd([scales[i] for i in alike]) if scales is not None else set()
             peers = [i for n, i in enumerate(alike) if n not in odd]
             if len(peers) >= MIN_GROUP:
-                groups.append(peers)
-        grouped = {i for peers in groups for i in peers}
+                groups.append((peers, label))
+        grouped = {i for peers, _ in groups for i in peers}
         apart = tuple(i for i in rows if i not in grouped)
-        found += [RowGroup(shape, tuple(peers), apart) for peers in groups]
+        found += [RowGroup(shape, tuple(peers), apart, looks_like=lbl) for peers, lbl in groups]
     return tuple(sorted(found, key=lambda g: g.members[0]))
 
 
@@ -136,42 +152,65 @@ def _odd(scales: Sequence[Scale | None]) -> set[int]:
 
 def param_kind(p: ParamReport) -> Hashable:
     """What must be equal for two parameters to share a row: shape, dtype, trainability, init,
-    status, forward fans, what the values look like, and whether they are known, constant or
-    not finite.
-
-    The label counts where it names an init (a match, a constant, orthogonal); a generic label
-    (`normal(std=0.0413)`, no named init matches) counts by its family, its number being the std
-    the range shows. An `auto` choice's reason names the module after the weight: by pattern.
+    status, forward fans, and whether the values are known, constant or not finite (what they
+    look like is compared by group_rows: `param_label`). An `auto` choice's reason names the
+    module after the weight: by its pattern.
     """
     head, arrow, why = p.init.partition(" ← ")
-    label: str | None = p.looks_like
-    if p.fit is not None and not p.fit.matches and p.fit.family not in ("constant", "orthogonal"):
-        label = p.fit.family
     std = p.std
     values = "none" if std is None else "constant" if std == 0 else "finite"
     if std is not None and not math.isfinite(std):
         values = "not finite"
     return (
-        p.shape, p.dtype, p.requires_grad, head + arrow + pattern(why), p.status, label,
+        p.shape, p.dtype, p.requires_grad, head + arrow + pattern(why), p.status,
         p.forward_fan_in, p.forward_fan_out, values,
     )  # fmt: skip
+
+
+def param_label(p: ParamReport) -> str | None:
+    """What a parameter's values look like, as grouping compares it: the label where it names an
+    init (a match, a constant, orthogonal), else the family (`normal(std=0.0413)`, which no named
+    init matches, is `normal`: its number is the std the group's range shows)."""
+    if p.fit is not None and not p.fit.matches and p.fit.family not in ("constant", "orthogonal"):
+        return p.fit.family
+    return p.looks_like
 
 
 def group_params(
     params: Sequence[ParamReport], kind: Callable[[ParamReport], Hashable] = param_kind
 ) -> tuple[RowGroup, ...]:
-    """The groups of an inspect report's parameters (a weights file's: `kind` adds its state)."""
+    """The groups of an inspect report's parameters (a weights file's: `kind` adds its state).
+
+    A parameter whose label differs from its peers' stays with them where its values fit their
+    label too (the label is among its fit's matches).
+    """
     scales = [
         None if p.mean is None or p.std is None or p.numel is None else (p.mean, p.std, p.numel)
         for p in params
     ]
-    groups = group_rows([p.name for p in params], [kind(p) for p in params], scales)
+
+    def fits(i: int, label: str) -> bool:
+        fit = params[i].fit
+        return fit is not None and label in fit.matches
+
+    groups = group_rows(
+        [p.name for p in params],
+        [kind(p) for p in params],
+        scales,
+        [param_label(p) for p in params],
+        fits,
+    )
     return tuple(_described(g, params) for g in groups)
 
 
 def _described(group: RowGroup, params: Sequence[ParamReport]) -> RowGroup:
     members = [params[i] for i in group.members]
     labels = {p.looks_like for p in members}
+    # The members' label where they share one; else their peers' label where it names an init
+    # (every member fits it), not a family (their numbers differ: the std range shows them).
+    shared = labels.pop() if len(labels) == 1 else None
+    if shared is None and group.looks_like in labels:
+        shared = group.looks_like
     return RowGroup(
         group.pattern,
         group.members,
@@ -179,7 +218,7 @@ def _described(group: RowGroup, params: Sequence[ParamReport]) -> RowGroup:
         mean=_span(p.mean for p in members),
         std=_span(p.std for p in members),
         status=worst_status(p.status for p in members),
-        looks_like=labels.pop() if len(labels) == 1 else None,
+        looks_like=shared,
     )
 
 
