@@ -105,7 +105,7 @@ def count_table(report: CountReport, expand: bool = False) -> list[RenderableTyp
         m = modules[members[0]]
         name = m.name if group is None else label(group)
         table.add_row(printable(name), m.type, m.formula, f"{m.params:,}")
-    folded = folded_line(report.groups, expand, "modules")
+    folded = folded_line(report.groups, expand, "modules", ranges=False)
     below = [Text(folded)] if folded is not None else []
     return [table, *more, *below, totals_panel(report)]
 
@@ -118,7 +118,7 @@ def count_view(report: CountReport, expand: bool = False) -> View:
     data = count_dict(report) | {
         "groups": groups_json(report.groups, [m.name for m in modules], stats=False)
     }
-    folded = folded_line(report.groups, expand, "modules")
+    folded = folded_line(report.groups, expand, "modules", ranges=False)
     return View(
         data,
         with_group_column(data["modules"], report.groups),

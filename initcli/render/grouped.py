@@ -43,9 +43,10 @@ def label(group: RowGroup) -> str:
     return f"{group.pattern} ×{len(group.members)}"
 
 
-def span(values: Iterable[float | None], digits: int = 4) -> str:
+def span(values: Iterable[float | None], digits: int = 4, stacked: bool = False) -> str:
     """One value as `num` writes it, or the range `low…high` of several (to one digit less: the
-    ends of a range need less precision than a value, and the parameter names need the room)."""
+    ends of a range need less precision than a value, and the parameter names need the room);
+    `stacked` puts `high` on a second line, so a table's column stays one value wide."""
     known = [v for v in values if v is not None]
     if not known:
         return "–"
@@ -55,7 +56,8 @@ def span(values: Iterable[float | None], digits: int = 4) -> str:
     if not all(math.isfinite(v) for v in known):
         return "varies"
     short = max(2, digits - 1)
-    return f"{num(min(known), short)}…{num(max(known), short)}"
+    between = "…\n" if stacked else "…"
+    return f"{num(min(known), short)}{between}{num(max(known), short)}"
 
 
 def merged_row(rows: Sequence[Mapping[str, Any]], name_key: str, name: str) -> dict[str, Any]:
@@ -121,14 +123,17 @@ def groups_json(
     return found
 
 
-def folded_line(groups: Sequence[RowGroup], expand: bool, what: str) -> str | None:
+def folded_line(
+    groups: Sequence[RowGroup], expand: bool, what: str, ranges: bool = True
+) -> str | None:
     """The line under a grouped table that says what its `×N` rows are and how to see each."""
     if expand or not groups:
         return None
     folded = sum(len(g.members) for g in groups)
+    how = "the range low…high across them, the worst status" if ranges else "alike"
     return (
-        f"{folded:,} {what} of repeated blocks shown as {len(groups):,} rows (pattern ×N: the "
-        "range low…high across them, the worst status); --all shows each"
+        f"{folded:,} {what} of repeated blocks shown as {len(groups):,} rows (pattern ×N: {how}); "
+        "--all shows each"
     )
 
 

@@ -155,12 +155,14 @@ def _param_row(
     # Where the values are not what the init says (custom, off, ...), what they look like instead.
     looks = group_looks(ps, group) if with_looks else None
     init_cell: RenderableType = init if looks is None else Text(looks, style="italic")
-    means = span((q.mean for q in ps), 3)
+    means = span((q.mean for q in ps), 3, stacked=True)
+    variances = span((q.var for q in ps), stacked=True)
+    expected = span((q.expected_var for q in ps), stacked=True)
     # With looks-like labels the row trades fans, var and expected for the std those labels name.
     middle = (
-        [means, span(q.std for q in ps)]
+        [means, span((q.std for q in ps), stacked=True)]
         if with_looks
-        else [fans, means, span(q.var for q in ps), span(q.expected_var for q in ps)]
+        else [fans, means, variances, expected]
     )
     row: list[RenderableType] = [
         # Broken at its dots once every row's other cells are known (with_names).

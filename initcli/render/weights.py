@@ -92,15 +92,15 @@ def checkpoint_table(
             p.name if group is None else label(group),
             shape_text(p.shape),
             "–" if p.fan_in is None else f"{p.fan_in}→{p.fan_out}",
-            span((q.mean for q in ps), 3),
-            span(q.std for q in ps),
+            span((q.mean for q in ps), 3, stacked=True),
+            span((q.std for q in ps), stacked=True),
         ]
         if compared:
             expected = [None if q.expected_var is None else math.sqrt(q.expected_var) for q in ps]
             worst = p.status if group is None or group.status is None else group.status
             row += [
-                span(expected),
-                span((q.var_ratio for q in ps), 3),
+                span(expected, stacked=True),
+                span((q.var_ratio for q in ps), 3, stacked=True),
                 Text(worst, style=STATUS_STYLE.get(worst, "")),
             ]
         else:
