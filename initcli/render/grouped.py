@@ -60,14 +60,18 @@ def span(values: Iterable[float | None], digits: int = 4, stacked: bool = False)
     return f"{num(min(known), short)}{between}{num(max(known), short)}"
 
 
-def merged_row(rows: Sequence[Mapping[str, Any]], name_key: str, name: str) -> dict[str, Any]:
-    """A group's Markdown row from its members' rows: a cell they share as it is, numbers as
-    their range, other differences as `varies`."""
+def merged_row(rows: Sequence[Mapping[str, Any]], name_key: str, group: RowGroup) -> dict[str, Any]:
+    """A group's Markdown row from its members' rows: its label as the name, its worst status and
+    its label (where it has them), a cell the members share as it is, numbers as their range,
+    other differences as `varies`."""
     merged: dict[str, Any] = {}
+    known = {"status": group.status, "looks_like": group.looks_like}
     for key in rows[0]:
         values = [row[key] for row in rows]
         if key == name_key:
-            merged[key] = name
+            merged[key] = label(group)
+        elif known.get(key) is not None:
+            merged[key] = known[key]
         elif all(v == values[0] for v in values):
             merged[key] = values[0]
         elif all(isinstance(v, float) for v in values):
@@ -86,7 +90,7 @@ def markdown_rows(
     return [
         dict(rows[members[0]])
         if group is None
-        else merged_row([rows[i] for i in members], name_key, label(group))
+        else merged_row([rows[i] for i in members], name_key, group)
         for group, members in entries(len(rows), groups)
     ]
 
@@ -144,17 +148,21 @@ def with_names(rows: Sequence[tuple[bool, list[Any]]], name_width: int) -> list[
     return [[wrap_dotted(str(cells[0]), width), *cells[1:]] for _, cells in rows]
 
 
+def _text(cell: object) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
 def _width(cell: object) -> int:
-    text = cell.plain if isinstance(cell, Text) else str(cell)
-    return max(map(len, text.split("\n")))
+    return max(map(len, _text(cell).split("\n")))
 
 
 def name_room(rows: Sequence[tuple[bool, Sequence[object]]], name_width: int) -> int:
-    """The name column's width once group rows' ranges (`lo…hi`, wider than one value) have taken
-    what they need from it: `rows` are (is a group, cells), the name first."""
+    """The name column's width once group rows' ranges (`lo…` over `hi`, at times wider than one
+    value) have taken what they need from it: `rows` are (is a group, cells), the name first. Only
+    range cells count: the other columns' widths are the caller's, from every row."""
     extra = 0
     for column in range(1, max((len(cells) for _, cells in rows), default=0)):
         single = max((_width(c[column]) for g, c in rows if not g), default=0)
-        grouped = max((_width(c[column]) for g, c in rows if g), default=0)
-        extra += max(0, grouped - single)
+        ranges = [_width(c[column]) for g, c in rows if g and "…\n" in _text(c[column])]
+        extra += max(0, max(ranges, default=0) - single)
     return max(16, name_width - extra)
