@@ -99,7 +99,7 @@ def count_table(report: CountReport, expand: bool = False) -> list[RenderableTyp
     table.add_column("hand count", overflow="fold")
     table.add_column("params", justify="right")
     modules = report.counts.modules
-    rows, more = shown(entries(len(modules), report.groups, expand), "rows")
+    rows, more = shown(entries(len(modules), report.groups, expand), "modules")
     for group, members in rows:
         # A group's modules share their type, hand count and parameters (report.grouping).
         m = modules[members[0]]

@@ -248,7 +248,7 @@ def inspect_table(
     if with_grad:
         table.add_column("grad", no_wrap=True)
     table_rows = entries(len(report.params), report.groups, expand)
-    rows, more = shown(table_rows, "rows")
+    rows, more = shown(table_rows, "parameters")
     cells = []
     for group, members in rows:
         ps = [report.params[i] for i in members]

@@ -83,7 +83,7 @@ def checkpoint_table(
         table.add_column("state", no_wrap=True)
     fresh = set(report.fresh_modules)
     table_rows = entries(len(report.params), report.groups, expand)
-    rows, more = shown(table_rows, "rows")
+    rows, more = shown(table_rows, "tensors")
     cells: list[tuple[bool, list[RenderableType]]] = []
     for group, members in rows:
         ps = [report.params[i] for i in members]
