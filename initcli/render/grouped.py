@@ -136,7 +136,8 @@ def folded_line(
     folded = sum(len(g.members) for g in groups)
     how = "the range low…high across them, the worst status" if ranges else "alike"
     return (
-        f"{folded:,} {what} of repeated blocks shown as {len(groups):,} rows (pattern ×N: {how}); "
+        f"{folded:,} {what} of repeated blocks shown as {len(groups):,} "
+        f"row{'s' if len(groups) > 1 else ''} (pattern ×N: {how}); "
         "--all shows each"
     )
 
