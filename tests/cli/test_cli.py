@@ -50,6 +50,7 @@ def test_count_json_is_the_contract_object() -> None:
             {"name": "fc3", "type": "Linear", "params": 8, "formula": "3×2 + 2"},
         ],
         "torchinfo_input": None,
+        "groups": [],
     }  # fmt: skip
 
 
