@@ -93,25 +93,45 @@ def group_rows(
             by_kind.setdefault(kinds[i], []).append(i)
         groups: list[tuple[list[int], str | None]] = []
         for kin in by_kind.values():
-            alike, label = kin, None
-            if labels is not None:
-                # Labels are picked among near-equal candidates by each block's sampling noise
-                # (normal vs trunc_normal at ±2σ, two kaimings of one variance): a block differs
-                # only where its values do not fit its peers' label at all.
-                label = Counter(labels[i] for i in kin).most_common(1)[0][0]
-                alike = [
-                    i
-                    for i in kin
-                    if labels[i] == label or (label is not None and fits and fits(i, label))
-                ]
-            odd = _odd([scales[i] for i in alike]) if scales is not None else set()
-            peers = [i for n, i in enumerate(alike) if n not in odd]
-            if len(peers) >= MIN_GROUP:
-                groups.append((peers, label))
+            groups += _clusters(kin, scales, labels, fits)
         grouped = {i for peers, _ in groups for i in peers}
         apart = tuple(i for i in rows if i not in grouped)
         found += [RowGroup(shape, tuple(peers), apart, looks_like=lbl) for peers, lbl in groups]
     return tuple(sorted(found, key=lambda g: g.members[0]))
+
+
+def _clusters(
+    rows: list[int],
+    scales: Sequence[Scale | None] | None,
+    labels: Sequence[str | None] | None,
+    fits: Callable[[int, str], bool] | None,
+) -> list[tuple[list[int], str | None]]:
+    """Rows of one pattern and kind as groups: those that fit the most common label, less the
+    ones whose scale is odd, then the same among the rest (blocks that alternate two inits make
+    two groups)."""
+    found: list[tuple[list[int], str | None]] = []
+    left = rows
+    while len(left) >= MIN_GROUP:
+        alike, label = left, None
+        if labels is not None:
+            # Labels are picked among near-equal candidates by each block's sampling noise
+            # (normal vs trunc_normal at ±2σ, two kaimings of one variance): a block differs
+            # only where its values do not fit its peers' label at all.
+            label = Counter(labels[i] for i in left).most_common(1)[0][0]
+            alike = [
+                i
+                for i in left
+                if labels[i] == label or (label is not None and fits is not None and fits(i, label))
+            ]
+        odd = _odd([scales[i] for i in alike]) if scales is not None else set()
+        peers = [i for n, i in enumerate(alike) if n not in odd]
+        if len(peers) >= MIN_GROUP:
+            found.append((peers, label))
+        if alike is left:
+            break
+        taken = set(alike)
+        left = [i for i in left if i not in taken]
+    return found
 
 
 def _odd(scales: Sequence[Scale | None]) -> set[int]:

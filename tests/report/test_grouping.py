@@ -220,3 +220,15 @@ def test_modules_group_by_pattern_type_and_hand_count() -> None:
     assert group.pattern == "h.*.mlp"
     assert group.members == (1, 2, 3, 4) and group.apart == (5,)
     assert group.mean is None and group.status is None
+
+
+def test_blocks_that_alternate_two_inits_make_two_groups() -> None:
+    rows = drawn([0.02] * BLOCKS)
+    other = "kaiming_uniform(a=√5) — torch default"
+    rows = [
+        block(i, r.std or 0.0, r.mean or 0.0, looks_like=other, matches=(other,)) if i % 2 else r
+        for i, r in enumerate(rows)
+    ]
+    groups = group_params(rows)
+    assert [g.members for g in groups] == [tuple(range(0, BLOCKS, 2)), tuple(range(1, BLOCKS, 2))]
+    assert [g.looks_like for g in groups] == ["normal(std=0.02)", other]
