@@ -265,12 +265,13 @@ def inspect_table(
     if looks:
         below.append(Text("looks like: " + "; ".join(report.looks_like)))
     if auto:
-        below.append(_auto_table(report, width))
+        below.append(_auto_table(report, width, expand))
     return [heading, table, *below, totals_panel(report.counts)]
 
 
-def _auto_table(report: InspectReport, width: int) -> Table:
-    """What `auto` chose for each weight, and the activation (or its absence) it chose from."""
+def _auto_table(report: InspectReport, width: int, expand: bool) -> Table:
+    """What `auto` chose for each weight, and the activation (or its absence) it chose from; a
+    group's members share both (report.grouping), so a group row gives its first member's."""
     table = Table(
         title="auto: what each weight got, and why",
         box=box.SIMPLE_HEAD,
@@ -280,10 +281,12 @@ def _auto_table(report: InspectReport, width: int) -> Table:
     table.add_column("parameter", overflow="fold")
     table.add_column("chosen", no_wrap=True)
     table.add_column("because of what follows it", overflow="fold")
-    for p in report.params:
+    for group, members in entries(len(report.params), report.groups, expand):
+        p = report.params[members[0]]
         if AUTO_ARROW in p.init:
             chosen, why = p.init.split(AUTO_ARROW, 1)
-            table.add_row(wrap_dotted(p.name, max(16, width // 3)), chosen, why)
+            name = p.name if group is None else label(group)
+            table.add_row(wrap_dotted(name, max(16, width // 3)), chosen, why)
     return table
 
 
