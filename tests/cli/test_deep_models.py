@@ -156,6 +156,7 @@ def test_a_weights_folder_groups_and_shows_the_odd_block_apart(
     assert len(data["params"]) == ALL_PARAMS
 
 
+@pytest.mark.slow  # its fast smoke: test_a_weights_folder_groups_and_shows_the_odd_block_apart
 def test_a_weights_file_against_a_scheme_groups_the_same_way(odd_folder: Path) -> None:
     file = str(odd_folder / "model.safetensors")
     against = ok("inspect", file, "-q", "--against", "normal:std=0.02")
@@ -163,3 +164,24 @@ def test_a_weights_file_against_a_scheme_groups_the_same_way(odd_folder: Path) -
     assert rows[rows.index("transformer.h.*.mlp.c_fc.weight ×23") + 1] == ODD
     odd_line = next(line for line in against.splitlines() if line.startswith(f" {ODD}"))
     assert odd_line.rstrip().endswith("off")  # 9x the variance normal(std=0.02) draws
+
+
+def test_nested_encoder_and_decoder_stacks_group_apart() -> None:
+    data = json.loads(ok("inspect", "tests/deep_models.py:t5_6", "-q", "-f", "json"))
+    counts = {g["pattern"]: g["count"] for g in data["groups"]}
+    # Every decoder block has 3 layers (self-attention, cross-attention, feed-forward).
+    assert counts["decoder.block.*.layer.*.layer_norm.weight"] == 18
+    assert counts["encoder.block.*.layer.*.layer_norm.weight"] == 12
+    assert counts["encoder.block.*.layer.*.SelfAttention.q.weight"] == 6
+
+
+def test_autos_table_groups_as_the_main_table_does() -> None:
+    out = ok("inspect", GPT2, "-q", "-i", "auto")
+    auto = out.split("auto: what each weight got, and why", 1)[1]
+    rows = table_rows(auto)
+    assert "transformer.h.*.attn.c_attn.weight ×24" in rows
+    # The last block's c_proj is followed by lm_head, not a next block: a reason of its own.
+    assert rows[-2:] == [
+        "transformer.h.*.mlp.c_proj.weight ×23",
+        "transformer.h.23.mlp.c_proj.weight",
+    ]
