@@ -50,3 +50,14 @@ def t5_6() -> nn.Module:
     return T5ForConditionalGeneration(
         T5Config(d_model=16, d_kv=8, d_ff=32, num_layers=6, num_heads=2, vocab_size=64)
     )
+
+
+def llama_70b() -> nn.Module:
+    """Llama-2-70B's real shape (8192 wide, 64 heads, 8 key-value heads, 28672 MLP, 80 blocks):
+    for `count`, which builds it on the meta device (nothing allocated)."""
+    return LlamaForCausalLM(
+        LlamaConfig(
+            hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
+            num_attention_heads=64, num_key_value_heads=8, vocab_size=32000,
+        )
+    )  # fmt: skip

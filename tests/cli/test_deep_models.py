@@ -185,3 +185,11 @@ def test_autos_table_groups_as_the_main_table_does() -> None:
         "transformer.h.*.mlp.c_proj.weight ×23",
         "transformer.h.23.mlp.c_proj.weight",
     ]
+
+
+def test_count_of_llama_70b_at_its_real_shape_fits_in_30_rows() -> None:
+    # Built on the meta device: nothing allocated. 68,976,648,192 is Llama-2-70B's published count.
+    out = ok("count", "tests/deep_models.py:llama_70b", "--expect", "68,976,648,192")
+    rows = table_rows(out)
+    assert len(rows) == 12  # embed_tokens, 9 groups of 80, norm, lm_head
+    assert "model.layers.*.mlp.gate_proj ×80" in rows
