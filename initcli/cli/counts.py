@@ -10,6 +10,7 @@ import typer
 from initcli.cli._app import app
 from initcli.cli.options import (
     ArgOpt,
+    ExpandOpt,
     ForceOpt,
     FormatOpt,
     LazyShapeOpt,
@@ -69,6 +70,7 @@ def count(
         ),
     ] = None,
     output_format: FormatOpt = OutputFormat.table,
+    expand: ExpandOpt = False,
     output: OutputOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
@@ -86,7 +88,7 @@ def count(
     check_output(output, force, input_files(target))
     report = count_report(target, parse_kwargs(arg), parse_shape_option(input_shape))
     notes(report.remarks, quiet)
-    emit(count_view(report), output_format, output, force)
+    emit(count_view(report, expand), output_format, output, force)
     checks = [
         check_count(what, actual, wanted, tolerance)
         for what, actual, wanted in (

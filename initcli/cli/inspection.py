@@ -13,6 +13,7 @@ from initcli.cli.options import (
     ArgOpt,
     BiasInitOpt,
     DeviceOpt,
+    ExpandOpt,
     ForceOpt,
     FormatOpt,
     InitOpt,
@@ -76,6 +77,7 @@ def inspect(
         ),
     ] = False,
     output_format: FormatOpt = OutputFormat.table,
+    expand: ExpandOpt = False,
     output: OutputOpt = None,
     force: ForceOpt = False,
     device: DeviceOpt = "cpu",
@@ -122,7 +124,7 @@ def inspect(
             target, against, bias_init, progress_bar(quiet), download, quiet
         )
         notes(report_.counts.remarks, quiet)
-        view = checkpoint_view(report_)
+        view = checkpoint_view(report_, expand)
     else:
         if against is not None:
             raise ArgError(
@@ -144,5 +146,5 @@ def inspect(
         notes(report.remarks, quiet)
         if save is not None:
             note(f"Wrote {save}")
-        view = inspect_view(report)
+        view = inspect_view(report, expand)
     emit(view, output_format, output, force)

@@ -93,6 +93,12 @@ QuietOpt = Annotated[bool, typer.Option(
     "--quiet", "-q", callback=_quiet,
     help="No progress bar and no notes on stderr (errors still go there).",
 )]  # fmt: skip
+ExpandOpt = Annotated[bool, typer.Option(
+    "--all", "--expand",
+    help="Every row in the table and Markdown: without it, the rows of repeated blocks "
+         "(h.0 … h.23) share one row per pattern (h.*.attn.c_proj.weight ×24) where they agree, "
+         "and a block that differs gets its own. JSON and CSV always list every row.",
+)]  # fmt: skip
 DeviceOpt = Annotated[str, typer.Option(
     "--device", "-d", metavar="DEVICE",
     help="Where to materialize, initialize and measure: cpu, cuda, cuda:N or mps.",

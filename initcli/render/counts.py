@@ -11,6 +11,14 @@ from rich.table import Table
 from rich.text import Text
 
 from initcli.render.cells import shown
+from initcli.render.grouped import (
+    entries,
+    folded_line,
+    groups_json,
+    label,
+    markdown_rows,
+    with_group_column,
+)
 from initcli.render.writer import View
 from initcli.text import printable
 
@@ -84,23 +92,37 @@ def totals_panel(report: CountReport) -> Panel:
     return Panel(Group(*parts), title="totals", title_align="left", box=box.ROUNDED, expand=False)
 
 
-def count_table(report: CountReport) -> list[RenderableType]:
+def count_table(report: CountReport, expand: bool = False) -> list[RenderableType]:
     table = Table(title=f"parameters of {report.target}", box=box.SIMPLE_HEAD, title_justify="left")
     table.add_column("module", overflow="fold")
     table.add_column("type")
     table.add_column("hand count", overflow="fold")
     table.add_column("params", justify="right")
-    rows, more = shown(report.counts.modules, "modules")
-    for m in rows:
-        table.add_row(printable(m.name), m.type, m.formula, f"{m.params:,}")
-    return [table, *more, totals_panel(report)]
+    modules = report.counts.modules
+    rows, more = shown(entries(len(modules), report.groups, expand), "modules")
+    for group, members in rows:
+        # A group's modules share their type, hand count and parameters (report.grouping).
+        m = modules[members[0]]
+        name = m.name if group is None else label(group)
+        table.add_row(printable(name), m.type, m.formula, f"{m.params:,}")
+    folded = folded_line(report.groups, expand, "modules", ranges=False)
+    below = [Text(folded)] if folded is not None else []
+    return [table, *more, *below, totals_panel(report)]
 
 
-def count_view(report: CountReport) -> View:
-    data = count_dict(report)
+def count_view(report: CountReport, expand: bool = False) -> View:
+    """Every format of a count report; the table and Markdown show the modules of repeated blocks
+    as one row each (parameters per module) unless `expand` (--all); JSON and CSV list them all."""
+    modules = report.counts.modules
+    # Came later than the others: last. Only `count`'s own object has it (not inspect's counts).
+    data = count_dict(report) | {
+        "groups": groups_json(report.groups, [m.name for m in modules], stats=False)
+    }
+    folded = folded_line(report.groups, expand, "modules", ranges=False)
     return View(
         data,
-        data["modules"],
-        lambda _width: count_table(report),
-        notes=[totals_line(report), *report.counts.notes],
+        with_group_column(data["modules"], report.groups),
+        lambda _width: count_table(report, expand),
+        notes=[*([folded] if folded else []), totals_line(report), *report.counts.notes],
+        markdown_rows=markdown_rows(data["modules"], () if expand else report.groups, "name"),
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -14,17 +15,27 @@ from initcli.render.cells import (
     AUTO_ARROW,
     STATUS_STYLE,
     finite,
-    num,
     shape_text,
     shown,
     wrap_dotted,
 )
 from initcli.render.counts import count_dict, totals_line, totals_panel
+from initcli.render.grouped import (
+    entries,
+    folded_line,
+    groups_json,
+    label,
+    markdown_rows,
+    span,
+    with_group_column,
+    with_names,
+)
 from initcli.render.writer import View
 from initcli.text import first_and_more
 
 if TYPE_CHECKING:
     from initcli.report import InspectReport, ParamReport
+    from initcli.report.grouping import RowGroup
 
 
 _FLOAT_KEYS = (
@@ -123,24 +134,39 @@ def inspect_dict(report: InspectReport) -> dict[str, Any]:
         "seed": report.seed,
         "params": [param_dict(p) for p in report.params],
         "counts": count_dict(report.counts),
+        # Came later than the others: last.
+        "groups": groups_json(report.groups, [p.name for p in report.params]),
     }
 
 
 def _param_row(
-    p: ParamReport, with_grad: bool, name_width: int, with_looks: bool
+    ps: Sequence[ParamReport],
+    group: RowGroup | None,
+    with_grad: bool,
+    with_looks: bool,
 ) -> list[RenderableType]:
+    """One parameter's row, or a group's (`ps` its members): numbers as their range, the worst
+    status, the label where the members share it."""
+    p = ps[0]
     fans = fans_cell(p)
-    status = Text(p.status, style=STATUS_STYLE.get(p.status, ""))
+    worst = p.status if group is None or group.status is None else group.status
+    status = Text(worst, style=STATUS_STYLE.get(worst, ""))
     init = _shown_init(p.init)
     # Where the values are not what the init says (custom, off, ...), what they look like instead.
-    looks = looks_cell(p) if with_looks else None
+    looks = group_looks(ps, group) if with_looks else None
     init_cell: RenderableType = init if looks is None else Text(looks, style="italic")
+    means = span((q.mean for q in ps), 3, stacked=True)
+    variances = span((q.var for q in ps), stacked=True)
+    expected = span((q.expected_var for q in ps), stacked=True)
     # With looks-like labels the row trades fans, var and expected for the std those labels name.
-    middle = [num(p.std)] if with_looks else [fans, num(p.mean, 3), num(p.var), num(p.expected_var)]
-    if with_looks:
-        middle.insert(0, num(p.mean, 3))
+    middle = (
+        [means, span((q.std for q in ps), stacked=True)]
+        if with_looks
+        else [fans, means, variances, expected]
+    )
     row: list[RenderableType] = [
-        wrap_dotted(p.name, name_width),
+        # Broken at its dots once every row's other cells are known (with_names).
+        p.name if group is None else label(group),
         shape_text(p.shape),
         *middle,
         init_cell,
@@ -149,6 +175,19 @@ def _param_row(
     if with_grad:
         row.append(Text("yes") if p.requires_grad else Text("frozen", style="cyan"))
     return row
+
+
+def group_looks(ps: Sequence[ParamReport], group: RowGroup | None) -> str | None:
+    """The looks-like cell of a row or a group: the members' label where they share it (or the
+    peers' label every member fits: report.grouping), else the family the labels name, its
+    numbers being the std column's range."""
+    cells = {looks_cell(p) for p in ps}
+    if len(cells) == 1:
+        return cells.pop()
+    if group is not None and group.looks_like is not None:
+        return looks_cell(replace(ps[0], looks_like=group.looks_like))
+    fit = ps[0].fit
+    return "varies" if fit is None else f"{fit.family}(…)"
 
 
 def _shown_init(init: str) -> str:
@@ -161,7 +200,9 @@ def _shown_init(init: str) -> str:
     return shown.replace("=", "= ", 1) if "=" in init and len(shown) > 16 else shown
 
 
-def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableType]:
+def inspect_table(
+    report: InspectReport, width: int = 100, expand: bool = False
+) -> list[RenderableType]:
     # The heading is printed above the table, not as its title: a title wraps at the table's
     # width, and a long scheme description is wider than a small model's table.
     heading = Text(f"{report.target} · {report.scheme} · seed {report.seed}", style="italic")
@@ -206,22 +247,31 @@ def inspect_table(report: InspectReport, width: int = 100) -> list[RenderableTyp
     with_grad = any(not p.requires_grad for p in report.params)
     if with_grad:
         table.add_column("grad", no_wrap=True)
-    rows, more = shown(report.params, "parameters")
-    for p in rows:
-        table.add_row(*_param_row(p, with_grad, name_width, looks))
+    table_rows = entries(len(report.params), report.groups, expand)
+    rows, more = shown(table_rows, "parameters")
+    cells = []
+    for group, members in rows:
+        ps = [report.params[i] for i in members]
+        cells.append((group is not None, _param_row(ps, group, with_grad, looks)))
+    for row in with_names(cells, name_width):
+        table.add_row(*row)
     below: list[RenderableType] = [*more]
+    folded = folded_line(report.groups, expand, "parameters")
+    if folded is not None:
+        below.append(Text(folded))
     forward = None if looks else forward_line(report.params)
     if forward is not None:
         below.append(Text(forward))
     if looks:
         below.append(Text("looks like: " + "; ".join(report.looks_like)))
     if auto:
-        below.append(_auto_table(report, width))
+        below.append(_auto_table(report, width, expand))
     return [heading, table, *below, totals_panel(report.counts)]
 
 
-def _auto_table(report: InspectReport, width: int) -> Table:
-    """What `auto` chose for each weight, and the activation (or its absence) it chose from."""
+def _auto_table(report: InspectReport, width: int, expand: bool) -> Table:
+    """What `auto` chose for each weight, and the activation (or its absence) it chose from; a
+    group's members share both (report.grouping), so a group row gives its first member's."""
     table = Table(
         title="auto: what each weight got, and why",
         box=box.SIMPLE_HEAD,
@@ -231,20 +281,32 @@ def _auto_table(report: InspectReport, width: int) -> Table:
     table.add_column("parameter", overflow="fold")
     table.add_column("chosen", no_wrap=True)
     table.add_column("because of what follows it", overflow="fold")
-    for p in report.params:
+    for group, members in entries(len(report.params), report.groups, expand):
+        p = report.params[members[0]]
         if AUTO_ARROW in p.init:
             chosen, why = p.init.split(AUTO_ARROW, 1)
-            table.add_row(wrap_dotted(p.name, max(16, width // 3)), chosen, why)
+            name = p.name if group is None else label(group)
+            table.add_row(wrap_dotted(name, max(16, width // 3)), chosen, why)
     return table
 
 
-def inspect_view(report: InspectReport) -> View:
+def inspect_view(report: InspectReport, expand: bool = False) -> View:
+    """Every format of an inspect report; the table and Markdown show each group of repeated
+    blocks as one row unless `expand` (--all); JSON and CSV list every parameter."""
     data = inspect_dict(report)
+    folded = folded_line(report.groups, expand, "parameters")
     notes = [
         f"scheme {report.scheme}, seed {report.seed}",
+        *([folded] if folded else []),
         *(["looks like: " + "; ".join(report.looks_like)] if report.looks_like else []),
         totals_line(report.counts),
         *report.counts.counts.notes,
     ]
     rows = param_rows(data["params"])
-    return View(data, rows, lambda width: inspect_table(report, width), notes=notes)
+    return View(
+        data,
+        with_group_column(rows, report.groups),
+        lambda width: inspect_table(report, width, expand),
+        notes=notes,
+        markdown_rows=markdown_rows(rows, () if expand else report.groups, "name"),
+    )

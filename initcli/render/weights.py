@@ -10,9 +10,19 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from initcli.render.cells import STATUS_STYLE, num, shape_text, shown, wrap_dotted
+from initcli.render.cells import STATUS_STYLE, shape_text, shown
 from initcli.render.counts import count_dict, totals_line, totals_panel
-from initcli.render.inspection import looks_cell, param_dict, param_rows
+from initcli.render.grouped import (
+    entries,
+    folded_line,
+    groups_json,
+    label,
+    markdown_rows,
+    span,
+    with_group_column,
+    with_names,
+)
+from initcli.render.inspection import group_looks, param_dict, param_rows
 from initcli.render.writer import View
 
 if TYPE_CHECKING:
@@ -31,6 +41,8 @@ def checkpoint_dict(report: CheckpointReport) -> dict[str, Any]:
         "params": [param_dict(p) for p in report.params],
         "counts": count_dict(report.counts),
         "fresh_modules": list(report.fresh_modules),
+        # Came later than the others: last.
+        "groups": groups_json(report.groups, [p.name for p in report.params]),
     }
 
 
@@ -42,7 +54,9 @@ _STATE_STYLE = {
 }
 
 
-def checkpoint_table(report: CheckpointReport, width: int = 100) -> list[RenderableType]:
+def checkpoint_table(
+    report: CheckpointReport, width: int = 100, expand: bool = False
+) -> list[RenderableType]:
     against = f"against {report.against}" if report.against else "no --against scheme"
     table = Table(
         title=f"{report.target} · {report.format} · {against}",
@@ -68,42 +82,63 @@ def checkpoint_table(report: CheckpointReport, width: int = 100) -> list[Rendera
         table.add_column("looks like", overflow="fold", max_width=26)
         table.add_column("state", no_wrap=True)
     fresh = set(report.fresh_modules)
-    rows, more = shown(report.params, "tensors")
-    for p in rows:
+    table_rows = entries(len(report.params), report.groups, expand)
+    rows, more = shown(table_rows, "tensors")
+    cells: list[tuple[bool, list[RenderableType]]] = []
+    for group, members in rows:
+        ps = [report.params[i] for i in members]
+        p = ps[0]
         row: list[RenderableType] = [
-            wrap_dotted(p.name, name_width),
+            p.name if group is None else label(group),
             shape_text(p.shape),
             "–" if p.fan_in is None else f"{p.fan_in}→{p.fan_out}",
-            num(p.mean, 3),
-            num(p.std),
+            span((q.mean for q in ps), 3, stacked=True),
+            span((q.std for q in ps), stacked=True),
         ]
         if compared:
-            expected = None if p.expected_var is None else math.sqrt(p.expected_var)
+            expected = [None if q.expected_var is None else math.sqrt(q.expected_var) for q in ps]
+            worst = p.status if group is None or group.status is None else group.status
             row += [
-                num(expected),
-                num(p.var_ratio, 3),
-                Text(p.status, style=STATUS_STYLE.get(p.status, "")),
+                span(expected, stacked=True),
+                span((q.var_ratio for q in ps), 3, stacked=True),
+                Text(worst, style=STATUS_STYLE.get(worst, "")),
             ]
         else:
+            # The group's kind holds the state and the fresh flag: its members share them.
             flagged = p.name.rpartition(".")[0] in fresh
             row += [
-                looks_cell(p) or "–",
+                group_looks(ps, group) or "–",
                 Text(
                     "fresh?" if flagged else p.state,
                     style="bold yellow" if flagged else _STATE_STYLE.get(p.state, ""),
                 ),
             ]
+        cells.append((group is not None, row))
+    for row in with_names(cells, name_width):
         table.add_row(*row)
+    folded = folded_line(report.groups, expand, "tensors")
+    if folded is not None:
+        more.append(Text(folded))
     return [table, *more, totals_panel(report.counts)]
 
 
-def checkpoint_view(report: CheckpointReport) -> View:
+def checkpoint_view(report: CheckpointReport, expand: bool = False) -> View:
+    """Every format of a weights file's report; the table and Markdown show each group of
+    repeated blocks as one row unless `expand` (--all); JSON and CSV list every tensor."""
     data = checkpoint_dict(report)
     against = f"against {report.against}" if report.against else "no --against scheme"
+    folded = folded_line(report.groups, expand, "tensors")
     notes = [
         f"{report.format} weights file, {against}",
+        *([folded] if folded else []),
         totals_line(report.counts),
         *report.counts.counts.notes,
     ]
     rows = param_rows(data["params"])
-    return View(data, rows, lambda width: checkpoint_table(report, width), notes=notes)
+    return View(
+        data,
+        with_group_column(rows, report.groups),
+        lambda width: checkpoint_table(report, width, expand),
+        notes=notes,
+        markdown_rows=markdown_rows(rows, () if expand else report.groups, "name"),
+    )

@@ -57,6 +57,8 @@ class View:
     header: Sequence[str] = ()  # CSV columns when there may be no rows
     notes: Sequence[str] = ()  # Markdown: lines after the table
     markdown: Callable[[], str] | None = None  # Markdown that is more than one table
+    # Markdown's table where it is not the CSV rows: the table's (repeated blocks as one row).
+    markdown_rows: Sequence[Mapping[str, Any]] | None = None
 
 
 def write(view: View, fmt: OutputFormat, console: Console) -> None:
@@ -77,7 +79,8 @@ def write(view: View, fmt: OutputFormat, console: Console) -> None:
                 console.file.write(view.markdown())
             else:
                 tail = "".join(f"\n{line}\n" for line in view.notes)
-                console.file.write((to_markdown(view.rows) + tail).lstrip("\n"))
+                rows = view.rows if view.markdown_rows is None else view.markdown_rows
+                console.file.write((to_markdown(rows) + tail).lstrip("\n"))
         case OutputFormat.table:
             for part in view.tables(console.width):
                 console.print(part)

@@ -18,6 +18,7 @@ from initcli.init import assign, auto, policy, schemes, torch_defaults, usercode
 from initcli.measure.counting import Counts, count_model, count_spec
 from initcli.model import building, resolve
 from initcli.model.spec import MAX_LAYERS
+from initcli.report.grouping import RowGroup, group_modules
 from initcli.weights import checkpoint
 
 if TYPE_CHECKING:
@@ -33,6 +34,11 @@ class CountReport:
     # "real" (built in memory); `remarks` are sentences for stderr about that, not results.
     method: str = "real"
     remarks: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def groups(self) -> tuple[RowGroup, ...]:
+        """The modules of repeated blocks, one group per pattern (report.grouping)."""
+        return group_modules(self.counts.modules)
 
 
 def is_weights(target: str) -> bool:

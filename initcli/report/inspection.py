@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from initcli.report._shared import (
     spec_followers,
     try_meta,
 )
+from initcli.report.grouping import RowGroup, group_params
 from initcli.report.measuring import ParamReport, Progress, looks_like_summary, run_items
 from initcli.text import first_and_more
 from initcli.values import streaming
@@ -51,6 +53,11 @@ class InspectReport:
     device: str = "cpu"
     # What the values look like, grouped (report.measuring.looks_like_summary).
     looks_like: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def groups(self) -> tuple[RowGroup, ...]:
+        """The parameters of repeated blocks, one group per pattern (report.grouping)."""
+        return group_params(self.params)
 
 
 class Method(StrEnum):

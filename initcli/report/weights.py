@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Hashable, Mapping, Sequence
@@ -19,6 +20,7 @@ from initcli.measure import naming
 from initcli.measure.counting import Counts, ModuleCount, count_model, formula
 from initcli.model.resolve import is_hub_target, parse_hub_target
 from initcli.report._shared import CountReport, resolve_schemes
+from initcli.report.grouping import RowGroup, group_params, param_kind
 from initcli.report.measuring import ParamReport, Progress, measure
 from initcli.text import first_and_more
 from initcli.weights import checkpoint, freshness, hf, hub
@@ -46,6 +48,17 @@ class CheckpointReport:
     # Modules whose every decided tensor still holds a fresh init among trained ones
     # (freshness.judge_loaded).
     fresh_modules: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def groups(self) -> tuple[RowGroup, ...]:
+        """The tensors of repeated blocks, one group per pattern and state (report.grouping)."""
+        fresh = set(self.fresh_modules)
+
+        def kind(p: ParamReport) -> Hashable:
+            state = p.state if isinstance(p, CheckpointParam) else None
+            return (param_kind(p), state, p.name.rpartition(".")[0] in fresh)
+
+        return group_params(self.params, kind)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ def test_count_json_is_the_contract_object() -> None:
         "notes",
         "modules",
         "torchinfo_input",
+        "groups",
     ]
     assert data == {
         "target": "sample_models/mlp.yaml", "total": 51, "trainable": 51, "frozen": 0,
@@ -49,6 +50,7 @@ def test_count_json_is_the_contract_object() -> None:
             {"name": "fc3", "type": "Linear", "params": 8, "formula": "3×2 + 2"},
         ],
         "torchinfo_input": None,
+        "groups": [],
     }  # fmt: skip
 
 
@@ -66,7 +68,7 @@ def test_inspect_json_keys_and_values() -> None:
     )
     assert (code, err) == (0, "")
     data = json.loads(out)
-    assert list(data) == ["target", "scheme", "seed", "params", "counts"]
+    assert list(data) == ["target", "scheme", "seed", "params", "counts", "groups"]
     assert data["scheme"] == "kaiming_normal(mode=fan_in, nonlinearity=leaky_relu, a=0)"
     assert data["seed"] == 0
     first = data["params"][0]

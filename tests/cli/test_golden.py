@@ -73,7 +73,7 @@ def _cases() -> list[tuple[str, list[str]]]:
     for fmt in FORMATS:
         check = ["check", "baselines/sample_models.json", "-f", fmt]
         cases.append((f"check-sample_models.{fmt}", check))
-    return cases + NOTE_CASES
+    return cases + NOTE_CASES + DEEP_CASES
 
 
 LENET_INIT = "sample_models.lenet5_init:LeNet5Init"
@@ -93,6 +93,15 @@ NOTE_CASES = [
      ["inspect", LENET_INIT, "--init",
       "Conv2d=xavier_normal; BatchNorm2d=ones; Linear=normal:std=0.01; _ConvNd=orthogonal",
       "-f", "json"]),
+]  # fmt: skip
+# Repeated blocks as group rows (docs/deep-models.md): a 24-block GPT-2's table and Markdown, the
+# JSON (every param, and `groups`) of a 3-block one, and count's module table.
+DEEP_CASES = [
+    ("inspect-deep_gpt2_24.table", ["inspect", "tests/deep_models.py:gpt2_24", "-f", "table"]),
+    ("inspect-deep_gpt2_24.markdown",
+     ["inspect", "tests/deep_models.py:gpt2_24", "-f", "markdown"]),
+    ("inspect-deep_gpt2_3.json", ["inspect", "tests/hf_models.py:gpt2", "-f", "json"]),
+    ("count-deep_gpt2_24.table", ["count", "tests/deep_models.py:gpt2_24", "-f", "table"]),
 ]  # fmt: skip
 NOTES = [
     "inspect-transformer_TinyTransformer.json",

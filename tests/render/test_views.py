@@ -32,6 +32,7 @@ def test_count_json_is_the_contract_object(counts: CountReport) -> None:
             {"name": "fc2", "type": "Linear", "params": 26, "formula": "5×5 + 1"},
         ],
         "torchinfo_input": None,
+        "groups": [],
     }  # fmt: skip
 
 
@@ -47,7 +48,7 @@ def test_count_views_name_the_input_torchinfo_ran_on(counts: CountReport) -> Non
 
 def test_count_csv_and_markdown(counts: CountReport) -> None:
     assert render(count_view(counts), OutputFormat.csv) == (
-        "name,type,params,formula\nfc1,Linear,25,4×5 + 5\nfc2,Linear,26,5×5 + 1\n"
+        "name,type,params,formula,group\nfc1,Linear,25,4×5 + 5,\nfc2,Linear,26,5×5 + 1,\n"
     )
     assert render(count_view(counts), OutputFormat.markdown) == (
         "| name | type | params | formula |\n|---|---|---|---|\n"
@@ -66,7 +67,7 @@ def test_count_table_says_torchinfo_differs(counts: CountReport) -> None:
 
 def test_inspect_json_nulls_nan_and_keeps_key_order(inspected: InspectReport) -> None:
     data = json.loads(render(inspect_view(inspected), OutputFormat.json))
-    assert list(data) == ["target", "scheme", "seed", "params", "counts"]
+    assert list(data) == ["target", "scheme", "seed", "params", "counts", "groups"]
     assert data["seed"] == 7
     first = data["params"][0]
     assert list(first)[:6] == ["name", "module", "shape", "numel", "fan_in", "fan_out"]

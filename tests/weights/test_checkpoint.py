@@ -233,9 +233,9 @@ def test_checkpoint_text_formats(tmp_path: Path, fmt: str) -> None:
     assert code == 0
     if fmt == "csv":
         header = out.splitlines()[0].split(",")
-        assert header[-9:] == [
+        assert header[-10:] == [
             "status", "var_ratio", "mean_shift", "state", "looks_like", "fit_family", "fit_std",
-            "forward_fan_in", "forward_fan_out",
+            "forward_fan_in", "forward_fan_out", "group",
         ]  # fmt: skip
     else:
         assert out.startswith("| name | module | shape |")

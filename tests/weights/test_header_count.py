@@ -189,6 +189,9 @@ def test_count_of_3000_tiny_tensors_says_how_many_modules_are_not_shown(tmp_path
     code, out, err = run("count", str(path), "--expect", "6,000")
     assert code == 0, err
     assert "total  6,000" in out
+    assert "layers.* ×3000" in out  # alike blocks: one row (docs/deep-models.md)
+    code, out, err = run("count", str(path), "--all")
+    assert code == 0, err
     assert (
         "… and 2,000 more modules not shown: the table lists the first 1,000; -f json or -f csv "
         "lists them all"
@@ -202,7 +205,7 @@ def test_count_of_3000_tiny_tensors_says_how_many_modules_are_not_shown(tmp_path
 def test_count_of_a_million_tiny_tensors(tmp_path: Path) -> None:
     path = tmp_path / "million.safetensors"
     assert write_header_file(path, tiny_entries(1_000_000, "modules")) == 2_000_000
-    code, out, err = run("count", str(path), "--expect", "2,000,000")
+    code, out, err = run("count", str(path), "--expect", "2,000,000", "--all")
     assert code == 0, err
     assert "total  2,000,000" in out
     assert "… and 999,000 more modules not shown" in out
