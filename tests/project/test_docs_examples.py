@@ -172,8 +172,8 @@ def setup_evil_pt(folder: Path) -> None:
 
 
 def setup_lenet_trained(folder: Path) -> None:
-    """LeNet-5 under its default init at seed 0 (what `initcli inspect` builds), trained for 300
-    SGD steps (lr 0.05) on one fixed batch of 32 random images and labels, saved as a state dict."""
+    """LeNet-5 under its default init at seed 0 (what `initcli inspect` builds), trained for 100
+    SGD steps (lr 0.1) on one fixed batch of 8 random images and labels, saved as a state dict."""
     import torch
 
     from sample_models.lenet import LeNet5
@@ -181,14 +181,19 @@ def setup_lenet_trained(folder: Path) -> None:
     torch.manual_seed(0)
     model = LeNet5()
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(32, 3, 32, 32, generator=gen)
-    y = torch.randint(0, 10, (32,), generator=gen)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    for _ in range(300):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    x = torch.randn(8, 3, 32, 32, generator=gen)
+    y = torch.randint(0, 10, (8,), generator=gen)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: a second thread only adds contention
+    try:
+        for _ in range(100):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
     torch.save(model.state_dict(), folder / "lenet-trained.pt")
 
 
@@ -203,12 +208,6 @@ def setup_gpt2_finetuned(folder: Path) -> None:
     model = build()
     _train_all_but(model, kept)
     model.save_pretrained(folder / "gpt2-finetuned")
-
-
-def setup_counts_json(folder: Path) -> None:
-    """counts.json, a baseline of the sample MLP."""
-    code, _, err = run("snapshot", "sample_models/mlp.yaml", "-o", "counts.json")
-    assert code == 0, err
 
 
 SETUPS: dict[str, Callable[[Path], None]] = {
