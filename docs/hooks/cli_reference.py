@@ -1,4 +1,4 @@
-"""MkDocs hook: reference/cli.md is `initcli --help` and every command's --help, made at build time."""
+"""MkDocs hook: reference/cli.md is every command's `--help`, made at build time."""
 
 from __future__ import annotations
 

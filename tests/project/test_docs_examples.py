@@ -70,7 +70,8 @@ def fences(path: Path) -> list[Fence]:
         while j < len(lines) and not lines[j].strip().startswith(marker):
             j += 1
         body = [line.removeprefix(indent) for line in lines[i + 1 : j]]
-        found.append(Fence(path, i + 1, info, body, directive.group(1).strip() if directive else ""))
+        said = directive.group(1).strip() if directive else ""
+        found.append(Fence(path, i + 1, info, body, said))
         i = j + 1
     return found
 
@@ -101,7 +102,7 @@ def examples() -> list[Fence]:
     return [f for path in documents() for f in fences(path) if f.info == "console"]
 
 
-# --- what a block needs besides the repository's files ---------------------------------------------
+# --- what a block needs besides the repository's files --------------------------------------------
 
 MYPKG = '''\
 """A project's model, as the CI page's example has it."""
@@ -130,7 +131,7 @@ def _mypkg(folder: Path, *, changed: bool = False) -> None:
 
 
 def setup_mypkg(folder: Path) -> None:
-    """mypkg.models:Classifier, an MLP for 28×28 images, and a baselines/ folder of the project's."""
+    """mypkg.models:Classifier, an MLP for 28×28 images, and the project's own baselines/."""
     (folder / "baselines").unlink()  # the project's own, not this repository's
     (folder / "baselines").mkdir()
     _mypkg(folder)
@@ -215,7 +216,7 @@ SETUPS: dict[str, Callable[[Path], None]] = {
 }
 
 
-# --- running a block ---------------------------------------------------------------------------------
+# --- running a block ------------------------------------------------------------------------------
 
 
 def _options(fence: Fence) -> tuple[list[str], bool]:
@@ -348,7 +349,7 @@ def test_command_example_prints_what_the_page_shows(
         last = code
 
 
-# --- the convention itself -----------------------------------------------------------------------------
+# --- the convention itself ------------------------------------------------------------------------
 
 
 def test_every_shown_command_is_in_a_console_block() -> None:
@@ -376,7 +377,7 @@ def test_the_matcher_honours_its_wildcards() -> None:
     assert not matches(["a", "b"], ["a", "b", "c"])
 
 
-# --- the Python API example ------------------------------------------------------------------------------
+# --- the Python API example -----------------------------------------------------------------------
 
 
 def _api_example() -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""The documentation site: its CLI reference comes from the app, its nav from docs/, CI builds it."""
+"""The documentation site: the CLI reference comes from the app, CI builds it strictly."""
 
 from __future__ import annotations
 
