@@ -269,7 +269,8 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def table(results: list[Result], load0: tuple[float, ...], load1: tuple[float, ...]) -> str:
-    """The README's Markdown table: each row with its ratios to the row it is compared with."""
+    """docs/benchmarks.md's Markdown table: each row with its ratios to the row it is compared
+    with."""
     today = datetime.date.today().isoformat()
     lines = [
         f"Machine: {os.cpu_count()} cores, {_mem_gib():.0f} GiB, {platform.processor() or 'cpu'}"

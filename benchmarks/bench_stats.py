@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from initcli.measure.stats import tensor_stats
 
 M = 1_000_000
-# (label, numel, dtype, mean, std): the sizes quoted in the README, plus one hard case for
+# (label, numel, dtype, mean, std): the sizes quoted in docs/benchmarks.md, plus one hard case for
 # accuracy (a tiny spread around a large mean, where one-pass formulas cancel catastrophically).
 CASES: list[tuple[str, int, torch.dtype, float, float]] = [
     ("float32 1M", 1 * M, torch.float32, 0.0, 1.0),

@@ -1,1 +1,1 @@
-"""Small example models (.py and .yaml) used by the README and the test-suite."""
+"""Small example models (.py and .yaml) used by the docs examples and the test-suite."""

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process: (exit code, stdout, stderr)."""
-    result = CliRunner().invoke(app, list(args))
+    """Run the CLI in-process: (exit code, stdout, stderr), named `initcli` as the script is."""
+    result = CliRunner().invoke(app, list(args), prog_name="initcli")
     return result.exit_code, result.stdout, result.stderr
 
 

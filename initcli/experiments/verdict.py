@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-# The thresholds are a contract with the README and `--help`: change them together.
+# The thresholds are a contract with docs/guide/probing.md and `--help`: change them together.
 #
 # Ratio of the std of the last block's output to the first block's. Below VANISHING_RATIO the
 # signal has shrunk more than 4× on its way through the net (Xavier in front of 20 ReLUs: ~0.001;

@@ -228,8 +228,8 @@ def default(model: nn.Module, seed: int, device: torch.device) -> Iterator[Item]
     ancestor's reset can change them (layers a Transformer container deep-copies are copied).
 
     This reproduces a real build exactly when the constructors draw their numbers by calling those
-    methods in that order, as torch's own layers do; see the README for the cases it does not
-    (tensors a reset method leaves alone are reported without values, never as garbage).
+    methods in that order, as torch's own layers do; see docs/guide/inspecting.md for the cases it
+    does not (tensors a reset method leaves alone are reported without values, never as garbage).
     A model whose meta build recorded a model-level init (see `model_init_reason`) is instead
     replayed write by write from that record (initcli.values.replay), which includes that init.
     """

@@ -50,7 +50,8 @@ _ASCII = str.maketrans({"√": "sqrt", "±": "+-", "σ": "sigma", "·": "*"})
 @pytest.mark.parametrize(("label", "init"), SCHEMES, ids=[s[0].translate(_ASCII) for s in SCHEMES])
 @pytest.mark.parametrize("shape", [(8, 8), (96, 64), (32, 16, 3, 3)])
 def test_true_scheme_among_matches(label: str, init, shape: tuple[int, ...]) -> None:  # type: ignore[no-untyped-def]
-    # 20 seeds each here; benchmarks/bench_identify.py measures 200 (README: measured rates).
+    # 20 seeds each here; benchmarks/bench_identify.py measures 200 (docs/guide/inspecting.md:
+    # measured rates).
     for seed in range(20):
         torch.manual_seed(seed)
         w = torch.empty(shape)

@@ -1,1 +1,1 @@
-"""Tests of the project as a whole: layout, lint, README, samples, fuzzing."""
+"""Tests of the project as a whole: layout, lint, README and docs, samples, fuzzing."""

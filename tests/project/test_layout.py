@@ -86,7 +86,7 @@ def test_every_module_opens_with_a_one_line_docstring(name: str, path: Path) -> 
     assert len(doc.splitlines()) == 1, f"{name}'s docstring is {len(doc.splitlines())} lines"
 
 
-# --- The package graph (README, Development): which package may import which ---------------------
+# --- The package graph (docs/development.md): which package may import which ---------------------
 # Leaf utilities import only the leaves before them; each core package only the packages below it.
 # heard: library messages as notes, used by model/ (after user code is imported) and cli/.
 LEAVES = (
