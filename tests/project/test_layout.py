@@ -88,7 +88,14 @@ def test_every_module_opens_with_a_one_line_docstring(name: str, path: Path) -> 
 
 # --- The package graph (README, Development): which package may import which ---------------------
 # Leaf utilities import only the leaves before them; each core package only the packages below it.
-LEAVES = ("initcli.errors", "initcli.text", "initcli.memory", "initcli.files", "initcli.limits")
+LEAVES = (
+    "initcli.errors",
+    "initcli.text",
+    "initcli.memory",
+    "initcli.files",
+    "initcli.limits",
+    "initcli.threads",
+)
 CORE = ("model", "init", "values", "measure", "weights", "experiments")
 MAY_IMPORT: dict[str, set[str]] = {
     "model": set(),
