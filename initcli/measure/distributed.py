@@ -14,7 +14,7 @@ import torch
 from initcli.errors import InitcliError, RankError, first_line
 from initcli.measure import stats
 
-__all__ = ["ItemError", "global_stats", "is_dtensor", "is_primary", "owners", "shared"]
+__all__ = ["ItemError", "global_stats", "is_dtensor", "is_primary", "rank_of", "shared"]
 
 R = TypeVar("R")
 
@@ -63,7 +63,7 @@ def _said(exc: BaseException) -> str:
     return " ".join(str(exc).split()) if isinstance(exc, InitcliError) else first_line(exc)
 
 
-def owners(sizes: Sequence[int], ranks: int) -> list[int]:
+def rank_of(sizes: Sequence[int], ranks: int) -> list[int]:
     """The rank that measures each item, balanced by bytes: largest item first, each to the rank
     with the fewest bytes so far (the lowest rank on a tie). The same on every rank, since it
     depends only on the sizes. Greedy largest-first is within 4/3 of the best split, and within
@@ -121,7 +121,7 @@ def shared(
     import torch.distributed as dist
 
     rank, ranks = group
-    mine = [n for n, r in zip(names, owners(sizes, ranks), strict=True) if r == rank]
+    mine = [n for n, r in zip(names, rank_of(sizes, ranks), strict=True) if r == rank]
     done: dict[str, R] = {}
     failure: tuple[int, str, str] | None = None
     try:
@@ -130,7 +130,10 @@ def shared(
     except ItemError as exc:
         failure = (rank, f"on tensor {exc.name}", _said(exc.__cause__ or exc))
     except Exception as exc:
-        failure = (rank, "reading its share", _said(exc))
+        # A read failed before it named its tensor: the first of this rank's tensors without a
+        # result is the failed one or comes before it (the reader keeps the order within a file).
+        left = next((n for n in mine if n not in done), "?")
+        failure = (rank, f"reading tensor {left} or one after it", _said(exc))
     parts: list[tuple[dict[str, R], tuple[int, str, str] | None] | None] = [None] * ranks
     try:
         dist.all_gather_object(parts, (done if failure is None else {}, failure))
