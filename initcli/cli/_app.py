@@ -12,7 +12,6 @@ from typer.core import TyperGroup
 
 from initcli import __version__
 from initcli.errors import ExitCode, InitcliError, first_line
-from initcli.threads import import_torch_passively
 
 
 def error(message: str) -> None:
@@ -48,9 +47,6 @@ def fill_bare_values(args: Sequence[str]) -> list[str]:
     return out
 
 
-_HELP = frozenset({"-h", "--help"})
-
-
 class StdoutClosedError(Exception):
     """stdout's reader went away (`initcli schemes | head -1`): not an error, exit 0."""
 
@@ -79,11 +75,6 @@ class _Group(TyperGroup):
         **extra: Any,
     ) -> Any:
         args = fill_bare_values(sys.argv[1:] if args is None else args)
-        ours = args[: args.index("--")] if "--" in args else args
-        if ours and ours[0] in self.commands and not _HELP & set(ours):
-            # A command that will run (every one imports torch): import it now, with torch's
-            # threads waiting passively (see initcli.threads). Not for --help, kept torch-free.
-            import_torch_passively()
         try:
             code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except typer.Abort:
