@@ -69,6 +69,9 @@ from initcli.measure import stats  # the tree on PYTHONPATH: before or after
 tensors = [t for f in sorted(glob.glob(sys.argv[1] + "/*.safetensors"))
            for t in load_file(f).values()]
 nbytes = sum(t.numel() * t.element_size() for t in tensors)
+threads = int(sys.argv[3])
+if threads:
+    torch.set_num_threads(threads)
 best = float("inf")
 for _ in range(int(sys.argv[2])):
     start = time.perf_counter()
@@ -181,9 +184,13 @@ def main() -> None:
                 _, out = timed([py, "-c", REDUCE, str(folder)], env_after, 1)
                 best = max(json.loads(out).values())
                 row("best single-pass float32 reduction", condition, best, "GB/s")
-                for label, env in (("before", env_before), ("after", env_after)):
-                    _, out = timed([py, "-c", STATS, str(folder), "2"], env, 1)
-                    row(f"tensor_stats {label}", condition, json.loads(out)["gb_s"], "GB/s")
+                for threads in (1, 0):
+                    for label, env in (("before", env_before), ("after", env_after)):
+                        argv = [py, "-c", STATS, str(folder), "2", str(threads)]
+                        _, out = timed(argv, env, 1)
+                        found = json.loads(out)
+                        row(f"tensor_stats {label}, {found['threads']} thread(s)", condition,
+                            found["gb_s"], "GB/s")  # fmt: skip
                 walls = {}
                 for label, argv, env in (
                     ("before, 1 process", [py, *inspect], env_before),
