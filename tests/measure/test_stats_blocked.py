@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from fractions import Fraction
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from initcli.measure import stats
 from initcli.measure.stats import tensor_stats
@@ -149,3 +152,29 @@ def test_default_block_size(dtype: torch.dtype) -> None:
     assert got.mean is not None and got.var is not None
     assert abs(got.mean - mean) <= MEAN_BOUND * abs(mean)
     assert abs(got.var - var) <= VAR_BOUND * var
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.floats(width=32, allow_nan=False, allow_infinity=False),
+        min_size=65,
+        max_size=200,
+    )
+)
+def test_any_float32_values_within_the_bounds(values: list[float]) -> None:
+    old = stats._BLOCK
+    stats._BLOCK = 64  # hypothesis re-runs the body, so no function-scoped fixture here
+    try:
+        got = tensor_stats(torch.tensor(values, dtype=torch.float32))
+    finally:
+        stats._BLOCK = old
+    exact = [Fraction(v) for v in values]
+    n = len(exact)
+    mean = sum(exact) / n
+    var = sum((v - mean) ** 2 for v in exact) / (n - 1)
+    assert got.mean is not None and got.var is not None
+    scale = max(abs(float(mean)), math.sqrt(float(var)))
+    assert abs(Fraction(got.mean) - mean) <= Fraction(MEAN_BOUND) * Fraction(scale)
+    assert abs(Fraction(got.var) - var) <= Fraction(VAR_BOUND) * var
+    assert got.min == min(values) and got.max == max(values)
