@@ -1,4 +1,4 @@
-"""Exact per-tensor statistics (float64 accumulation, chunked) and the ok/off/symmetric verdict."""
+"""Per-tensor statistics (float32 blocks or float64 chunks, combined in float64) and the verdict."""
 
 from __future__ import annotations
 
@@ -124,9 +124,11 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
     Works for float (float8 and float4 too: upcast chunk by chunk), integer, bool and complex
     tensors, contiguous or not, dense or sparse, on any device. Accumulation is float64, chunk by
     chunk: the extra memory is one float64 chunk of `_CHUNK` elements, whatever the size of `t`
-    (non-contiguous tensors are read through strided views). A float4_e2m1fn_x2 tensor holds two
-    values per element, so `numel` is twice its element count; a sparse tensor's implicit zeros
-    count as elements.
+    (non-contiguous tensors are read through strided views). Float32, bfloat16 and float16 CPU
+    tensors of more than one block are reduced in float32 blocks instead (`_blocked_stats`):
+    mean and variance within 5e-7 and 1e-6 of the float64 result (docs/speed.md). A
+    float4_e2m1fn_x2 tensor holds two values per element, so `numel` is twice its element count;
+    a sparse tensor's implicit zeros count as elements.
     """
     t = t.detach()
     if t.device.type == "meta":
