@@ -135,3 +135,13 @@ def test_one_process_runs_everything_and_raises_the_cause_itself() -> None:
     assert distributed.shared(["a", "bb"], [1, 2], work) == {"a": 1, "bb": 2}  # type: ignore[arg-type]
     with pytest.raises(CheckpointError, match="bad is unreadable"):
         distributed.shared(["a", "bad"], [1, 2], work)  # type: ignore[arg-type]
+
+
+def test_without_a_group_torchrun_s_rank_says_who_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not dist.is_initialized()
+    monkeypatch.setenv("RANK", "1")
+    assert not distributed.is_primary()
+    monkeypatch.setenv("RANK", "0")
+    assert distributed.is_primary()
+    monkeypatch.delenv("RANK")
+    assert distributed.is_primary()
