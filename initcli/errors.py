@@ -78,5 +78,9 @@ class DeviceError(InitcliError):
     """--device names a device that does not exist here."""
 
 
+class RankError(InitcliError):
+    """Under torchrun: a rank failed on its share of the tensors, or the ranks lost each other."""
+
+
 class MemoryLimitError(InitcliError):
     """A model needs more memory than is free, and no streaming path can avoid building it."""

@@ -22,7 +22,9 @@ def main() -> None:
     import sys
 
     from initcli.files import install_signal_handlers, on_broken_pipe
+    from initcli.threads import wait_passively
 
+    wait_passively()
     install_signal_handlers()
     try:
         code = app(prog_name="initcli", standalone_mode=False)

@@ -1,15 +1,28 @@
-"""DTensor parameters (FSDP2 `fully_shard`): exact global statistics from per-rank partial ones."""
+"""torch.distributed: DTensor statistics from per-rank parts; torchrun ranks sharing the tensors."""
 
 from __future__ import annotations
 
 import math
+import os
 import sys
+from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
+from typing import TypeVar
 
 import torch
 
+from initcli.errors import InitcliError, RankError, first_line
 from initcli.measure import stats
 
-__all__ = ["global_stats", "is_dtensor", "is_primary"]
+__all__ = ["ItemError", "global_stats", "is_dtensor", "is_primary", "rank_of", "shared"]
+
+R = TypeVar("R")
+
+# How long a rank waits for the others at the one collective of `shared` (the gather of the
+# rows): past it, every rank that is still alive exits with an error instead of hanging. The
+# wait is the imbalance between the ranks' shares, seconds when they are balanced by bytes;
+# the limit leaves room for a slow file system. INITCLI_RANK_TIMEOUT (seconds) overrides it.
+RANK_TIMEOUT_S = 900.0
 
 # One rank's share: numel, mean, sum of squared deviations, min, max, NaN/Inf count.
 _Part = tuple[int, float, float, float, float, int]
@@ -28,10 +41,116 @@ def is_dtensor(t: torch.Tensor) -> bool:
 
 
 def is_primary() -> bool:
-    """Whether this process prints: rank 0 of an initialized process group, or no group."""
+    """Whether this process prints: rank 0 of an initialized process group, or with no group
+    rank 0 of torchrun's (its RANK variable), or a process torchrun did not start."""
     import torch.distributed as dist
 
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return os.environ.get("RANK", "0") == "0"
+
+
+class ItemError(Exception):
+    """The work of `shared` failed on the named item (the cause is chained: `raise ... from`)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _said(exc: BaseException) -> str:
+    """An exception in one line: initcli's own message as it is, a foreign one with its type."""
+    return " ".join(str(exc).split()) if isinstance(exc, InitcliError) else first_line(exc)
+
+
+def rank_of(sizes: Sequence[int], ranks: int) -> list[int]:
+    """The rank that measures each item, balanced by bytes: largest item first, each to the rank
+    with the fewest bytes so far (the lowest rank on a tie). The same on every rank, since it
+    depends only on the sizes. Greedy largest-first is within 4/3 of the best split, and within
+    one item's size of an even one."""
+    load = [0] * ranks
+    found = [0] * len(sizes)
+    for i in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        rank = min(range(ranks), key=lambda r: (load[r], r))
+        found[i] = rank
+        load[rank] += sizes[i]
+    return found
+
+
+def _group() -> tuple[int, int] | None:
+    """(rank, world size) of the process group this process is in, joining torchrun's
+    (gloo on CPU, nccl for CUDA tensors where there is a GPU) when it started this process;
+    None for a single process."""
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return None
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) < 2 or "MASTER_ADDR" not in os.environ:
+            return None
+        timeout = float(os.environ.get("INITCLI_RANK_TIMEOUT", RANK_TIMEOUT_S))
+        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
+    if dist.get_world_size() < 2:
+        return None
+    return dist.get_rank(), dist.get_world_size()
+
+
+def shared(
+    names: Sequence[str],
+    sizes: Sequence[int],
+    work: Callable[[list[str]], Iterator[tuple[str, R]]],
+) -> dict[str, R]:
+    """`work` over `names`, split across the ranks of torchrun's group by `sizes` (bytes), with
+    every rank getting every result; in a single process, `work(names)` itself.
+
+    `work` yields (name, result) for each name it is given, in any order, and raises
+    ItemError(name) from the cause when one item fails. A rank whose work fails still joins
+    the gather, with its failure instead of results, so that every rank
+    raises the same RankError naming the first failed rank and its tensor; a rank that never
+    arrives (killed) makes the others raise one when the group's timeout runs out.
+    """
+    group = _group()
+    if group is None:
+        try:
+            return dict(work(list(names)))
+        except ItemError as exc:
+            if exc.__cause__ is None:
+                raise
+            raise exc.__cause__ from None  # alone, the failure is the cause's own
+    import torch.distributed as dist
+
+    rank, ranks = group
+    mine = [n for n, r in zip(names, rank_of(sizes, ranks), strict=True) if r == rank]
+    done: dict[str, R] = {}
+    failure: tuple[int, str, str] | None = None
+    try:
+        for name, result in work(mine):
+            done[name] = result
+    except ItemError as exc:
+        failure = (rank, f"on tensor {exc.name}", _said(exc.__cause__ or exc))
+    except Exception as exc:
+        # A read failed before it named its tensor: the first of this rank's tensors without a
+        # result is the failed one or comes before it (the reader keeps the order within a file).
+        left = next((n for n in mine if n not in done), "?")
+        failure = (rank, f"reading tensor {left} or one after it", _said(exc))
+    parts: list[tuple[dict[str, R], tuple[int, str, str] | None] | None] = [None] * ranks
+    try:
+        dist.all_gather_object(parts, (done if failure is None else {}, failure))
+    except Exception as exc:  # a timeout or a lost peer, as gloo or nccl reports it
+        raise RankError(
+            f"rank {rank}: the other ranks did not answer ({first_line(exc)}); one of them may "
+            "have been killed (see torchrun's log), or raise INITCLI_RANK_TIMEOUT"
+        ) from None
+    failures = [p[1] for p in parts if p is not None and p[1] is not None]
+    if failures:
+        who, where, message = min(failures)
+        raise RankError(f"rank {who} failed {where}: {message}")
+    merged: dict[str, R] = {}
+    for part in parts:
+        assert part is not None
+        merged.update(part[0])
+    return merged
 
 
 def global_stats(t: torch.Tensor) -> stats.TensorStats:

@@ -1,4 +1,4 @@
-"""Exact per-tensor statistics (float64 accumulation, chunked) and the ok/off/symmetric verdict."""
+"""Per-tensor statistics (float32 blocks or float64 chunks, combined in float64) and the verdict."""
 
 from __future__ import annotations
 
@@ -34,6 +34,18 @@ Z = 5.0
 _CONST_VAR_ATOL = 1e-30
 # A constant `v` stored in float32 is `v` rounded to 24 bits: relative error <= 2**-24 ≈ 6e-8.
 _CONST_MEAN_RTOL = 1e-6
+
+# Float32, bfloat16 and float16 tensors on the CPU of more than this many elements are reduced in
+# float32 blocks of this size (_blocked_stats); smaller ones in float64 as below, which costs
+# microseconds at that size and keeps their digits those of the exact computation. A float32 block
+# of 2**18 elements (1 MiB) plus its work buffer fit the 2 MiB L2 of the machine measured
+# (docs/speed.md), so the passes after the first read from cache.
+_BLOCK = 1 << 18
+_BLOCKED_DTYPES = frozenset({torch.float32, torch.bfloat16, torch.float16})
+# Largest magnitudes of a block for which float32 sums are safe: below 2**50 no square or block
+# sum of squares (2**18 * 2**102) overflows float32; above 2**-30 the smallest spread float32 holds
+# (an ulp, 2**-53) still squares to a normal number. Other blocks are reduced in float64.
+_FLOAT32_SAFE = (2.0**-30, 2.0**50)
 
 # float64 is unsupported on these devices; their chunks are reduced on the CPU instead.
 _NO_FLOAT64_DEVICES = frozenset({"mps"})
@@ -112,9 +124,11 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
     Works for float (float8 and float4 too: upcast chunk by chunk), integer, bool and complex
     tensors, contiguous or not, dense or sparse, on any device. Accumulation is float64, chunk by
     chunk: the extra memory is one float64 chunk of `_CHUNK` elements, whatever the size of `t`
-    (non-contiguous tensors are read through strided views). A float4_e2m1fn_x2 tensor holds two
-    values per element, so `numel` is twice its element count; a sparse tensor's implicit zeros
-    count as elements.
+    (non-contiguous tensors are read through strided views). Float32, bfloat16 and float16 CPU
+    tensors of more than one block are reduced in float32 blocks instead (`_blocked_stats`):
+    mean and variance within 5e-7 and 1e-6 of the float64 result (docs/speed.md). A
+    float4_e2m1fn_x2 tensor holds two values per element, so `numel` is twice its element count;
+    a sparse tensor's implicit zeros count as elements.
     """
     t = t.detach()
     if t.device.type == "meta":
@@ -129,6 +143,8 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
         return TensorStats(0, None, None, None, None, None, 0)
 
     work = torch.device("cpu") if t.device.type in _NO_FLOAT64_DEVICES else t.device
+    if t.device.type == "cpu" and t.dtype in _BLOCKED_DTYPES and n > _BLOCK:
+        return _blocked_stats(t, n)
     buf = torch.empty(min(n, per_element * _CHUNK), dtype=torch.float64, device=work)
     step = -(-n // SAMPLE)  # ceil: every step-th value in memory order is sampled
     # The CPU has no vectorized float16 -> float64 conversion (it runs ~4x slower than float16 ->
@@ -220,6 +236,111 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
         return TensorStats(n, lo_v, 0.0, 0.0, lo_v, hi_v, 0, 0.0, 0.0, zeros, sample)
     var = m2 / (n - 1)  # n >= 2: a single value is constant, returned above
     return TensorStats(n, mean, var, math.sqrt(var), lo_v, hi_v, 0, m3, m4, zeros, sample)
+
+
+def _blocked_stats(t: torch.Tensor, n: int) -> TensorStats:
+    """`tensor_stats` of a float32, bfloat16 or float16 CPU tensor of more than one block: float32
+    reductions over blocks that stay in cache, the block results combined in float64.
+
+    Each block is read from memory once (converted to float32 into a reused buffer if it is not
+    float32 already); aminmax, the sum and the sum of squares then run from cache. The sums are
+    taken about a float32 shift `k`: 0 while the blocks' means are small next to their spread
+    (the usual weight), else the previous block's mean, re-taken from the block itself where the
+    shifted sums still show a mean large next to the spread. Blocks with magnitudes where float32
+    squares could overflow or lose bits are left to float64 (see `_exact_block`), blocks holding
+    NaN/Inf to the counting pass at the end.
+    """
+    step = -(-n // SAMPLE)  # as in tensor_stats: every step-th value in memory order is sampled
+    stage = torch.empty(_BLOCK, dtype=torch.float32)
+    shifted = torch.empty(_BLOCK, dtype=torch.float32)
+    exact: torch.Tensor | None = None
+    samples: list[torch.Tensor] = []
+    lows: list[float] = []
+    highs: list[float] = []
+    count, mean, m2, seen = 0, 0.0, 0.0, 0
+    k = 0.0
+    for chunk in _chunks(t, _BLOCK):
+        m = chunk.numel()
+        if chunk.dtype == torch.float32 and chunk.is_contiguous():
+            c = chunk.view(-1)
+        else:
+            c = stage[:m]
+            c.view(chunk.shape).copy_(chunk)
+        samples.append(c[(-seen) % step :: step].to(torch.float64))
+        seen += m
+        lo_t, hi_t = torch.aminmax(c)
+        lo, hi = lo_t.item(), hi_t.item()
+        lows.append(lo)
+        highs.append(hi)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            continue  # the moments are NaN whatever the other blocks hold
+        if lo == hi:
+            block_mean, block_m2 = lo, 0.0
+        elif _FLOAT32_SAFE[0] <= max(-lo, hi) <= _FLOAT32_SAFE[1]:
+            block_mean, block_m2, k = _float32_block(c, shifted[:m], k)
+        else:
+            if exact is None:
+                exact = torch.empty(_BLOCK, dtype=torch.float64)
+            block_mean, block_m2 = _exact_block(c, exact[:m])
+        # Chan et al.'s pairwise update of (count, mean, M2), in float64.
+        total = count + m
+        delta = block_mean - mean
+        mean += delta * m / total
+        m2 += block_m2 + delta * delta * count * m / total
+        count = total
+
+    nan_low = any(math.isnan(v) for v in lows)
+    nan_high = any(math.isnan(v) for v in highs)
+    lo_v = math.nan if nan_low else min(lows)
+    hi_v = math.nan if nan_high else max(highs)
+    sample = torch.cat(samples)
+    zeros = int((sample == 0).sum())
+    if not (math.isfinite(lo_v) and math.isfinite(hi_v)):
+        nonfinite = sum(int((~torch.isfinite(c)).sum()) for c in _chunks(t, _CHUNK))
+        nan = math.nan
+        return TensorStats(n, nan, nan, nan, lo_v, hi_v, nonfinite, None, None, zeros, sample)
+    if lo_v == hi_v:
+        return TensorStats(n, lo_v, 0.0, 0.0, lo_v, hi_v, 0, 0.0, 0.0, zeros, sample)
+    dev = sample - mean
+    dev2 = dev * dev
+    m3, m4 = (dev2 * dev).mean().item(), (dev2 * dev2).mean().item()
+    var = m2 / (n - 1)
+    return TensorStats(n, mean, var, math.sqrt(var), lo_v, hi_v, 0, m3, m4, zeros, sample)
+
+
+def _float32_block(c: torch.Tensor, d: torch.Tensor, k: float) -> tuple[float, float, float]:
+    """(mean, M2) of a float32 block from float32 sums about the shift `k`, and the shift to
+    try on the next block.
+
+    M2 = sum(d^2) - sum(d)^2 / m with d = c - k loses the bits that sum(d)^2 / m takes from
+    sum(d^2): at most half of them (one bit) is accepted, so the float32 rounding of the sums
+    (relative ~1e-7 per block) at most doubles. Otherwise `k` moves to this block's mean (a
+    float32 number, so that c - k is exact for values near it) and the sums are taken again.
+    """
+    m = c.numel()
+    for _ in range(2):
+        x = c if k == 0.0 else torch.sub(c, k, out=d)
+        s = x.sum().item()
+        # Squared into the buffer and summed: torch's sum adds pairwise (cascade), where a dot
+        # product runs long float32 accumulators whose rounding, on repetitive values (bfloat16),
+        # drifted one way: 1.8e-4 relative on a 2**18 block, against 6e-8 this way.
+        q = torch.mul(x, x, out=d).sum().item()
+        if s * s / m <= q / 2:
+            return k + s / m, q - s * s / m, k
+        k = torch.tensor(k + s / m, dtype=torch.float32).item()
+    # Two shifts never settled (only where float32 rounding of the shift itself is the spread).
+    mean, block_m2 = _exact_block(c, torch.empty(m, dtype=torch.float64))
+    return mean, block_m2, k
+
+
+def _exact_block(c: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """(mean, M2) of a block in float64 (corrected two-pass), `b` its float64 work buffer."""
+    m = c.numel()
+    b.copy_(c)
+    shift = b.sum().item() / m
+    b.sub_(shift)
+    r = b.sum().item()
+    return shift + r / m, torch.dot(b, b).item() - r * r / m
 
 
 def _reducible(chunk: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,11 @@ from initcli.report.probing import (
 )
 from initcli.report.pytorch_defaults import DefaultCheck, DefaultsReport, DefaultType, defaults
 from initcli.report.weights import CheckpointParam, CheckpointReport, inspect_checkpoint
+from initcli.threads import restore_environment
+
+# torch is imported now, under the wait policy the `initcli` command asked for: the environment
+# goes back to the user's before their code runs (initcli.threads).
+restore_environment()
 
 __all__ = [
     "TRACE_BATCH",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from torch import nn
 from initcli.errors import CheckpointError, SchemeError
 from initcli.init import assign, schemes, torch_defaults
 from initcli.limits import MAX_GUESSED_LAYOUTS
-from initcli.measure import naming
+from initcli.measure import distributed, naming
 from initcli.measure.counting import Counts, ModuleCount, count_model, formula
 from initcli.model.resolve import is_hub_target, parse_hub_target
 from initcli.report._shared import CountReport, resolve_schemes
@@ -355,41 +355,38 @@ def inspect_checkpoint(
     )
     owners = {group.full(leaf): (group, leaf) for group in layout for leaf in group.params}
     depth = naming.depth_hint(own.model) if own else checkpoint.depth_from_names(ckpt.tensors)
-    measured: dict[str, CheckpointParam] = {}
-    if progress is not None:
-        progress.start(len(owners), sum(ckpt.tensors[n].numel() for n in owners))
-    try:
-        # Values are read one tensor at a time, each file once, in whatever order that takes.
-        for name, t in ckpt.values(list(owners)):
-            group, leaf = owners[name]
-            exp = schemes.Expectation("-")
-            default = False
-            if chosen is not None:
-                scheme = assign.choose(*chosen, group.module, leaf, t)
-                default = scheme.is_default
-                exp = (
-                    defaults.get(name, schemes.UNKNOWN)
-                    if scheme.is_default
-                    else schemes.expectation(scheme, t)
-                )
-            measured[name] = _moved(
-                measure(
-                    name,
-                    group.type_name,
-                    t,
-                    exp,
-                    True,
-                    default=default,
-                    depth=depth,
-                    trained=True,
-                )
-            )
-            del t
-            if progress is not None:
-                progress.advance(name, ckpt.tensors[name].numel())
-    finally:
+    if progress is not None and not distributed.is_primary():
+        progress = None  # under torchrun, rank 0's bar alone
+
+    def work(mine: list[str]) -> Iterator[tuple[str, CheckpointParam]]:
+        """Read and measure `mine`, one tensor at a time, each file once, in whatever order
+        that takes."""
         if progress is not None:
-            progress.finish()
+            progress.start(len(mine), sum(ckpt.tensors[n].numel() for n in mine))
+        try:
+            for name, t in ckpt.values(mine):
+                try:
+                    row = _measure_stored(name, t, owners[name], chosen, defaults, depth)
+                except Exception as exc:
+                    raise distributed.ItemError(name) from exc
+                del t
+                if progress is not None:
+                    progress.advance(name, ckpt.tensors[name].numel())
+                yield name, row
+        finally:
+            if progress is not None:
+                progress.finish()
+
+    sizes = [ckpt.tensors[n].numel() * ckpt.tensors[n].element_size() for n in owners]
+    # One intra-op thread while measuring: float32 sums then add in the same order whatever the
+    # machine's cores and load, so every digit is the same in one process or split by torchrun
+    # (docs/speed.md: parallelism comes from processes, and threads never spin on a busy core).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        measured = distributed.shared(list(owners), sizes, work)
+    finally:
+        torch.set_num_threads(threads)
     verdict = freshness.judge_loaded(
         [
             freshness.Tensor(
@@ -410,6 +407,31 @@ def inspect_checkpoint(
     described = chosen[0].describe() if chosen else None
     return CheckpointReport(
         str(path), ckpt.format, described, tuple(rows), counts, verdict.fresh_modules
+    )
+
+
+def _measure_stored(
+    name: str,
+    t: torch.Tensor,
+    owner: tuple[_Group, str],
+    chosen: tuple[schemes.Scheme, schemes.Scheme] | None,
+    defaults: Mapping[str, schemes.Expectation],
+    depth: int | None,
+) -> CheckpointParam:
+    """One stored tensor, measured against `chosen` (its default where that is torch's)."""
+    group, leaf = owner
+    exp = schemes.Expectation("-")
+    default = False
+    if chosen is not None:
+        scheme = assign.choose(*chosen, group.module, leaf, t)
+        default = scheme.is_default
+        exp = (
+            defaults.get(name, schemes.UNKNOWN)
+            if scheme.is_default
+            else schemes.expectation(scheme, t)
+        )
+    return _moved(
+        measure(name, group.type_name, t, exp, True, default=default, depth=depth, trained=True)
     )
 
 

@@ -96,6 +96,7 @@ LEAVES = (
     "initcli.memory",
     "initcli.files",
     "initcli.limits",
+    "initcli.threads",
 )
 CORE = ("model", "init", "values", "measure", "weights", "experiments")
 MAY_IMPORT: dict[str, set[str]] = {
