@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-__all__ = ["first_and_more", "printable"]
+__all__ = ["block_pattern", "first_and_more", "printable"]
 
 _T = TypeVar("_T")
 
@@ -46,3 +46,13 @@ def first_and_more(
     shown = sep.join(show(item) for item in items[:n])
     rest = len(items) - n
     return f"{shown} and {rest:,} more" if rest > 0 else shown
+
+
+def block_pattern(name: str) -> str:
+    """The name with each block index as `*`: `h.3.attn.c_proj.weight` → `h.*.attn.c_proj.weight`
+    (nested stacks too: `block.2.layer.1.wo` → `block.*.layer.*.wo`). A block index is a dotted
+    name's all-digit part; a name without dots has none. Split, not a regular expression: half
+    the time on files of 10⁶ modules."""
+    if "." not in name:
+        return name
+    return ".".join(["*" if part.isdecimal() else part for part in name.split(".")])

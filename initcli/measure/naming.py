@@ -92,17 +92,23 @@ def config_scales(model: nn.Module) -> tuple[Scale, ...]:
     )
 
 
-def settle(tensors: Sequence[tuple[Hashable, Fit | None]]) -> list[str | None]:
+def settle(
+    tensors: Sequence[tuple[Hashable, Fit | None]], peers: Sequence[Hashable] | None = None
+) -> list[str | None]:
     """Per tensor (its kind, e.g. (module type, parameter name), and its fit), the looks_like a
     tie gets from the model, else None (keep the tensor's own).
 
-    Two passes over a tensor's tied formulas. Kind: those that fit every tensor of its kind
+    `peers` (optional, one key per tensor, e.g. its name with block indices as `*`) first
+    narrows each tie to what fits every peer, in one order for all of them: the same tensor of
+    every block reads the same, whichever formula sampling noise put first or let in. Then two
+    passes over a tensor's tied formulas. Kind: those that fit every tensor of its kind
     (two or more): one is named, several narrow the tie. Model: those that some other tensor is
     named by alone (by its own values, or by the kind pass): one is named, several narrow the
     tie. A tie nothing decides is left as it is. Every formula in a tie fits the tensor about
     equally well (identify's TIE_SE), so none chosen here fits clearly worse than another.
     """
-    ties = [fit.ties if fit is not None else () for _, fit in tensors]
+    given = [fit.ties if fit is not None else () for _, fit in tensors]
+    ties = given if peers is None else _narrowed(given, peers)
     kinds: dict[Hashable, list[int]] = {}
     for i, (kind, _) in enumerate(tensors):
         kinds.setdefault(kind, []).append(i)
@@ -111,17 +117,37 @@ def settle(tensors: Sequence[tuple[Hashable, Fit | None]]) -> list[str | None]:
         kind: set.intersection(*(set(ties[j]) for j in scope)) if len(scope) > 1 else set()
         for kind, scope in kinds.items()
     }
+    # In one order per kind (its first tensor's): within a tie the order of fits is sampling
+    # noise, and peers must read the same (grouped rows compare the text).
+    order = {kind: [label for label in ties[scope[0]] if label in shared[kind]]
+             for kind, scope in kinds.items()}  # fmt: skip
     narrowed = list(ties)
     for i, mine in enumerate(ties):
-        common = [label for label in mine if label in shared[tensors[i][0]]]
+        common = [label for label in order[tensors[i][0]] if label in mine]
         if len(mine) > 1 and common:
             narrowed[i] = tuple(common)
     alone = {t[0] for t in narrowed if len(t) == 1}
     out: list[str | None] = [None] * len(tensors)
     for i, kept in enumerate(narrowed):
         left = (tuple(label for label in kept if label in alone) or kept) if len(kept) > 1 else kept
-        if left != ties[i]:
+        if left != given[i]:
             out[i] = tie_text(left)
+    return out
+
+
+def _narrowed(ties: list[tuple[str, ...]], peers: Sequence[Hashable]) -> list[tuple[str, ...]]:
+    """Each tie cut to the formulas every tied peer shares, in the first peer's order."""
+    scopes: dict[Hashable, list[int]] = {}
+    for i, key in enumerate(peers):
+        if len(ties[i]) > 1:
+            scopes.setdefault(key, []).append(i)
+    out = list(ties)
+    for scope in scopes.values():
+        shared = set.intersection(*(set(ties[j]) for j in scope))
+        if len(scope) > 1 and shared:
+            common = tuple(label for label in ties[scope[0]] if label in shared)
+            for j in scope:
+                out[j] = common
     return out
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from initcli.measure.counting import ModuleCount
 from initcli.report.measuring import ParamReport
+from initcli.text import block_pattern
 
 # Fewer rows than this stay apart: two rows side by side show both values in the room a range
 # takes, and a 2-block model reads well as it is.
@@ -45,16 +46,6 @@ class RowGroup:
     looks_like: str | None = None
 
 
-def pattern(name: str) -> str:
-    """The name with each block index as `*`: `h.3.attn.c_proj.weight` → `h.*.attn.c_proj.weight`
-    (nested stacks too: `block.2.layer.1.wo` → `block.*.layer.*.wo`). A block index is a dotted
-    name's all-digit part; a name without dots has none. Split, not a regular expression: half
-    the time on files of 10⁶ modules."""
-    if "." not in name:
-        return name
-    return ".".join(["*" if part.isdecimal() else part for part in name.split(".")])
-
-
 def worst_status(statuses: Iterable[str]) -> str:
     """The most alarming of `statuses` by STATUS_ORDER (one not listed counts as unknown)."""
     rank = {s: i for i, s in enumerate(STATUS_ORDER)}
@@ -81,7 +72,7 @@ def group_rows(
     """
     by_pattern: dict[str, list[int]] = {}
     for i, name in enumerate(names):
-        shape = pattern(name)
+        shape = block_pattern(name)
         if shape != name:
             by_pattern.setdefault(shape, []).append(i)
     found: list[RowGroup] = []
@@ -182,7 +173,7 @@ def param_kind(p: ParamReport) -> Hashable:
     if std is not None and not math.isfinite(std):
         values = "not finite"
     return (
-        p.shape, p.dtype, p.requires_grad, head + arrow + pattern(why), p.status,
+        p.shape, p.dtype, p.requires_grad, head + arrow + block_pattern(why), p.status,
         p.forward_fan_in, p.forward_fan_out, values,
     )  # fmt: skip
 

@@ -14,7 +14,7 @@ from torch import nn
 from initcli.init import schemes, stacking
 from initcli.measure import distributed, fans, identify, naming, stats
 from initcli.model import building
-from initcli.text import first_and_more
+from initcli.text import block_pattern, first_and_more
 from initcli.values.items import Item
 
 
@@ -284,7 +284,10 @@ def run_items(
 def settled(model: nn.Module, rows: tuple[ParamReport, ...]) -> tuple[ParamReport, ...]:
     """The rows with looks_like settled over the model (measure.naming): ties between formulas,
     and weight norm's g named where its values are the norm of v."""
-    names = naming.settle([((r.module, r.name.rpartition(".")[2]), r.fit) for r in rows])
+    names = naming.settle(
+        [((r.module, r.name.rpartition(".")[2]), r.fit) for r in rows],
+        [block_pattern(r.name) for r in rows],
+    )
     held = {name: module for name, module in schemes.owners(model).values()}
     out = []
     for row, settled_name in zip(rows, names, strict=True):

@@ -14,10 +14,10 @@ from initcli.report.grouping import (
     STATUS_ORDER,
     group_modules,
     group_params,
-    pattern,
     worst_status,
 )
 from initcli.report.measuring import ParamReport
+from initcli.text import block_pattern
 
 N = 64 * 64  # elements of each block's weight in these tests
 BLOCKS = 24
@@ -74,7 +74,7 @@ def trained_stds(seed: int, blocks: int = BLOCKS) -> list[float]:
     ],
 )  # fmt: skip
 def test_pattern_stars_each_block_index(name: str, expected: str) -> None:
-    assert pattern(name) == expected
+    assert block_pattern(name) == expected
 
 
 def test_worst_status_follows_the_documented_order() -> None:
