@@ -20,11 +20,11 @@ from initcli.init.schemes import (
     Scheme,
     apply,
     expectation,
-    is_norm,
     owners,
     parse_scheme,
     short_label,
 )
+from initcli.init.norms import norm_of
 from initcli.init.torch_defaults import default_expectations
 from initcli.model.building import is_uninitialized
 
@@ -41,10 +41,12 @@ def choose(
     from `choices`)."""
     if weight.name == RULES:
         return weight if choices is not None and name in choices else DEFAULT
-    if is_norm(module) and not weight.is_default:
-        # Normalization layers start as the identity map whatever the scheme.
-        leaf = name.rsplit(".", 1)[-1]
-        return parse_scheme("ones" if leaf == "weight" else "zeros")
+    norm = norm_of(module)
+    if norm is not None and not weight.is_default:
+        # Normalization layers, of any class, start as the identity map whatever the scheme, as
+        # their constructors set them: gain 1, bias 0 (gain 0 where the layer scales by 1 + w).
+        start = norm.start(name.rsplit(".", 1)[-1])
+        return parse_scheme("ones" if start == 1.0 else "zeros")
     return weight if param.dim() >= 2 else bias
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from initcli.errors import PolicyError, SchemeError
 from initcli.files import read_regular
 from initcli.init import schemes
+from initcli.init.norms import norm_of
 from initcli.init.schemes import Choices, Scheme
 from initcli.model import building
 from initcli.text import first_and_more
@@ -479,7 +480,8 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
         module = held[id(param)][1]
         mro = _mro_names(module)
         leaf = name.rsplit(".", 1)[-1]
-        weightlike = param.dim() >= 2 or (schemes.is_norm(module) and leaf == "weight")
+        norm = norm_of(module)
+        weightlike = param.dim() >= 2 or (norm is not None and leaf == norm.gain)
         claimed: int | None = None
         picked: tuple[Scheme, str] | None = None
         for i, (rule, (cls, pname)) in enumerate(zip(policy.rules, kinds, strict=True)):

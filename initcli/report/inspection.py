@@ -12,7 +12,7 @@ from torch import nn
 
 from initcli import limits, memory
 from initcli.errors import MemoryLimitError, TargetError
-from initcli.init import auto, policy, schemes
+from initcli.init import auto, norms, policy, schemes
 from initcli.init.schemes import Choices
 from initcli.measure import fans, identify
 from initcli.memory import out_of_memory_is_an_error
@@ -360,6 +360,9 @@ def _report(
     count_method = "spec" if source.spec is not None else ("meta" if streamed else "real")
     counts = counts_of(source, model, job.input_shape)
     fan_remarks = _fan_remarks(model, job.chosen, values.choices, rows)
+    if job.chosen.is_plain and not job.chosen.weight.is_default:
+        norm_remark = norms.kept_remark(model, source.target)
+        fan_remarks = fan_remarks if norm_remark is None else (norm_remark, *fan_remarks)
     return InspectReport(
         source.target,
         job.chosen.describe(),
