@@ -50,6 +50,25 @@ def choose(
     return weight if param.dim() >= 2 else bias
 
 
+def kept_names(
+    model: nn.Module,
+    weight: Scheme,
+    bias: Scheme,
+    choices: Mapping[str, tuple[Scheme, str]] | None = None,
+) -> frozenset[str]:
+    """The parameters that `initialize` leaves as their constructors set them (a policy's
+    unmatched ones, the biases with --bias-init default): judged as under `default`."""
+    if weight.is_default:
+        return frozenset(name for name, _ in model.named_parameters())
+    held = owners(model)
+    return frozenset(
+        name
+        for name, param in model.named_parameters()
+        if not is_uninitialized(param)
+        and choose(weight, bias, held[id(param)][1], name, param, choices).is_default
+    )
+
+
 def initialize(
     model: nn.Module,
     weight: Scheme,

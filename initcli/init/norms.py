@@ -114,11 +114,12 @@ def kept_remark(model: nn.Module, target: str) -> str | None:
     if not kinds:
         return None
     shown = ", ".join(
-        f"{name} ×{count}" + (" (gain applied as 1 + w: zeros)" if norm.identity == 0.0 else "")
+        f"{count} {name} layer{'s' if count != 1 else ''} (gain {norm.identity:g}"
+        + (", applied as 1 + w)" if norm.identity == 0.0 else ")")
         for name, (count, norm) in kinds.items()
     )
     return (
         f"{shown} in {target} normalize their input over the last dimension (checked on a small "
-        "input), so the scheme left them as their constructors set them, the identity (gain "
-        "ones, bias zeros), as it does torch's norm layers; a policy rule naming them sets them"
+        "input), so the scheme left them as their constructors set them, at the identity, as it "
+        "leaves torch's norm layers; a policy rule naming them sets them"
     )

@@ -506,8 +506,7 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
         _check_fits(picked, name, param)
         choices[name] = picked
     remarks = [
-        f"rule '{rule.text}' sets no parameter of {target}"
-        + (" (earlier rules set them first)" if _matches_any(rule, kind, model) else "")
+        f"rule '{rule.text}' sets no parameter of {target}" + _idle(rule, kind, model, choices)
         for rule, kind, n in zip(policy.rules, kinds, used, strict=True)
         if n == 0
     ]
@@ -550,15 +549,58 @@ def _kind(
 _SHOWN_TYPES = 20
 
 
-def _matches_any(rule: Rule, kind: tuple[str | None, str | None], model: nn.Module) -> bool:
+def _idle(
+    rule: Rule,
+    kind: tuple[str | None, str | None],
+    model: nn.Module,
+    choices: Mapping[str, tuple[Scheme, str]],
+) -> str:
+    """Why a rule that sets nothing set nothing: it matches nothing; or only tied aliases of
+    parameters named first elsewhere (GPT-2's lm_head.weight is transformer.wte.weight), which
+    take that name's rule; or earlier rules set what it matches first."""
+    held = schemes.owners(model)
+    slots = _slots(rule, kind, model)
+    if not slots:
+        return ""
+    aliases = [(slot, held[id(p)][0]) for slot, p in slots if held[id(p)][0] != slot]
+    if len(aliases) < len(slots):
+        return " (earlier rules set them first)"
+
+    def fate(owner: str) -> str:
+        picked = choices.get(owner)
+        return f"set by rule '{picked[1]}'" if picked else "no rule sets it: kept as built"
+
+    if len(aliases) == 1:
+        slot, owner = aliases[0]
+        return (
+            f": its only match, {slot}, is tied to {owner}, and a tied tensor takes the rule of "
+            f"its first name ({fate(owner)})"
+        )
+    shown = first_and_more(aliases, 3, "; ", show=lambda a: f"{a[0]} → {a[1]}: {fate(a[1])}")
+    return (
+        f": each of its {len(aliases)} matches is tied to a parameter named first elsewhere, "
+        f"whose rule it takes ({shown})"
+    )
+
+
+def _slots(
+    rule: Rule, kind: tuple[str | None, str | None], model: nn.Module
+) -> list[tuple[str, nn.Parameter]]:
+    """Every (name, parameter) place the rule's selector matches, tied aliases included."""
     cls, pname = kind
     if cls is None:
-        return any(fnmatch.fnmatchcase(n, rule.selector) for n, _ in model.named_parameters())
-    return any(
-        cls in _mro_names(m) and (pname is None or pname in dict(m.named_parameters(recurse=False)))
-        for m in model.modules()
-        if any(True for _ in m.parameters(recurse=False))
-    )
+        return [
+            (n, p)
+            for n, p in model.named_parameters(remove_duplicate=False)
+            if fnmatch.fnmatchcase(n, rule.selector)
+        ]
+    return [
+        (f"{prefix}.{key}" if prefix else key, p)
+        for prefix, m in model.named_modules(remove_duplicate=False)
+        if cls in _mro_names(m)
+        for key, p in m.named_parameters(recurse=False)
+        if pname is None or key == pname
+    ]
 
 
 def _check_fits(picked: tuple[Scheme, str], name: str, param: nn.Parameter) -> None:

@@ -12,7 +12,7 @@ from torch import nn
 
 from initcli import limits, memory
 from initcli.errors import MemoryLimitError, TargetError
-from initcli.init import auto, norms, policy, schemes
+from initcli.init import assign, auto, norms, policy, schemes
 from initcli.init.schemes import Choices
 from initcli.measure import fans, identify
 from initcli.memory import out_of_memory_is_an_error
@@ -323,6 +323,10 @@ def _measure(
     chosen = job.chosen
     # QR (orthogonal) is the one init whose values depend on torch's thread count.
     used = chosen.scheme_names() | {c.name for c, _ in (values.choices or {}).values()}
+    kept: frozenset[str] = frozenset()
+    if not chosen.is_default and chosen.code is None and job.plan.method is Method.REAL:
+        # What the init leaves to the constructors is judged as `default` judges it.
+        kept = assign.kept_names(model, chosen.weight, chosen.bias, values.choices)
     try:
         with out_of_memory_is_an_error(f"initializing and measuring {job.source.target}"):
             return run_items(
@@ -331,6 +335,7 @@ def _measure(
                 progress,
                 overlap="orthogonal" not in used,
                 default=chosen.is_default,
+                kept=kept,
             )
     except StreamError as exc:
         raise TargetError(

@@ -221,6 +221,7 @@ def run_items(
     overlap: bool = True,
     *,
     default: bool = False,
+    kept: frozenset[str] = frozenset(),
 ) -> tuple[ParamReport, ...]:
     """Measure every item, in named_parameters() order, with one intra-op thread.
 
@@ -231,7 +232,9 @@ def run_items(
     two cores; torch's CPU random fills are serial kernels whatever the thread count, so every
     value is the same as a serial run's. Without it (orthogonal: its QR factorization depends on
     the thread count) items are drawn with torch's thread setting untouched and only measuring
-    drops to one thread. `default`: the values are the constructors' own (see `measure`).
+    drops to one thread. `default`: the values are the constructors' own (see `measure`); `kept`:
+    the parameters whose values are, under another init (a policy's unmatched ones, the biases
+    with --bias-init default), judged exactly as under `default`.
     """
     depth = identify.depth_hint(model)
     names = [name for name, _ in model.named_parameters()]
@@ -242,7 +245,7 @@ def run_items(
 
     def measure_one(item: Item) -> None:
         try:
-            found[item.name] = measure_item(item, default, depth)
+            found[item.name] = measure_item(item, default or item.name in kept, depth)
         finally:
             if item.release is not None:
                 item.release()
