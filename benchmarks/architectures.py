@@ -67,10 +67,14 @@ class _LastWrites(TorchFunctionMode):
         kwargs = kwargs or {}
         target = args[0] if args else kwargs.get("tensor")
         name = getattr(func, "__name__", "")
-        if name in _WRITES and isinstance(target, torch.Tensor) and target.storage_offset() == 0:
-            if target.numel() * target.element_size() == target.untyped_storage().nbytes():
-                self.last[target.untyped_storage().data_ptr()] = _Call(func, args, dict(kwargs))
+        if name in _WRITES and isinstance(target, torch.Tensor) and _whole(target):
+            self.last[target.untyped_storage().data_ptr()] = _Call(func, args, dict(kwargs))
         return func(*args, **kwargs)
+
+
+def _whole(t: torch.Tensor) -> bool:
+    nbytes = t.untyped_storage().nbytes()
+    return t.storage_offset() == 0 and t.numel() * t.element_size() == nbytes
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,9 @@ def audit(arch: str) -> list[Row]:
         flat = values.flatten()
         constant = float(flat[0]) if flat.numel() and bool((flat == flat[0]).all()) else None
         var = float(values.double().var()) if values.numel() > 1 else None
-        same = p.mean is not None and math.isclose(p.mean, float(values.double().mean()), abs_tol=1e-9)
+        same = p.mean is not None and math.isclose(
+            p.mean, float(values.double().mean()), abs_tol=1e-9
+        )
         if var is not None and p.var is not None:
             same = same and math.isclose(p.var, var, rel_tol=1e-6, abs_tol=1e-12)
         row = Row(

@@ -132,9 +132,7 @@ def convnext() -> nn.Module:
 
 
 def resnet() -> nn.Module:
-    return tf.ResNetModel(
-        tf.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1])
-    )
+    return tf.ResNetModel(tf.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]))
 
 
 def whisper() -> nn.Module:
@@ -167,9 +165,7 @@ def mamba() -> nn.Module:
 
 def clip() -> nn.Module:
     text = {**_TEXT, "bos_token_id": 0, "eos_token_id": 1}
-    return tf.CLIPModel(
-        tf.CLIPConfig(text_config=text, vision_config=_VISION, projection_dim=16)
-    )
+    return tf.CLIPModel(tf.CLIPConfig(text_config=text, vision_config=_VISION, projection_dim=16))
 
 
 ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from initcli.errors import SchemeError, first_line
+from initcli.init.norms import norm_of
 from initcli.init.schemes import (
     AUTO,
     DEFAULT,
@@ -24,7 +25,6 @@ from initcli.init.schemes import (
     parse_scheme,
     short_label,
 )
-from initcli.init.norms import norm_of
 from initcli.init.torch_defaults import default_expectations
 from initcli.model.building import is_uninitialized
 

@@ -430,6 +430,7 @@ def _orthogonal(tensor: torch.Tensor, gain: float) -> None:
 
 # --- which parameter gets which init -------------------------------------------------------------
 
+
 def owners(model: nn.Module) -> dict[int, tuple[str, nn.Module]]:
     """Parameter identity → (full name, module that holds it directly), first holder wins.
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from torch import nn
 
+from initcli.init.norms import Norm, norm_of
 from initcli.init.schemes import (
     KURTOSIS_NORMAL,
     KURTOSIS_UNIFORM,
@@ -15,7 +16,6 @@ from initcli.init.schemes import (
     Expectation,
     fans,
 )
-from initcli.init.norms import Norm, norm_of
 from initcli.model.building import is_uninitialized
 
 
@@ -179,12 +179,11 @@ def default_rules(module: nn.Module) -> tuple[DefaultRule, ...]:
         )  # fmt: skip
     norm = norm_of(module)
     if norm is not None:
-        rules = []
-        for p in params:
-            value = norm.start(p)
-            init = "ones_" if value == 1.0 else "zeros_"
-            rules.append(DefaultRule(p, init, f"{value:g}", "0"))
-        return tuple(rules)
+        starts = [(p, norm.start(p)) for p in params]
+        return tuple(
+            DefaultRule(p, "ones_" if value == 1.0 else "zeros_", f"{value:g}", "0")
+            for p, value in starts
+        )
     if isinstance(module, nn.PReLU):
         return (DefaultRule("weight", f"constant_({module.init:g})", f"{module.init:g}", "0"),)
     return ()

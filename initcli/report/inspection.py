@@ -31,9 +31,15 @@ from initcli.report._shared import (
     spec_followers,
     try_meta,
 )
-from initcli.report.measuring import ParamReport, Progress, looks_like_summary, run_items
+from initcli.report.measuring import (
+    ParamReport,
+    Progress,
+    fixed_rows,
+    looks_like_summary,
+    run_items,
+)
 from initcli.text import first_and_more
-from initcli.values import streaming
+from initcli.values import draws, streaming
 from initcli.values.items import Item, StreamError
 from initcli.weights import checkpoint
 
@@ -191,7 +197,14 @@ def inspect(
     with out_of_memory_is_an_error(f"building and initializing {source.target}"):
         model = _build(job)
         values = _values(job, model)
-    rows = _measure(job, model, values, progress)
+    kept = _kept(job, model, values)
+    rows = _measure(job, model, values, progress, kept)
+    meta = job.meta
+    if meta is not None and (job.chosen.is_default or kept):
+        own = [r for r in rows if job.chosen.is_default or r.name in kept]
+        fixed = fixed_rows(tuple(own), lambda: draws.undrawn(meta))
+        changed = {r.name: r for r in fixed}
+        rows = tuple(changed.get(r.name, r) for r in rows)
     if save is not None:
         _save(job, model, save, force)
     return _report(job, model, values, rows)
@@ -316,17 +329,26 @@ def _choices(job: _Job, model: nn.Module) -> tuple[Choices | None, tuple[str, ..
     return (auto_choices_for(source, model, job.input_shape, job.seed) if is_auto else None), ()
 
 
+def _kept(job: _Job, model: nn.Module, values: _Values) -> frozenset[str]:
+    """What a named scheme or policy leaves to the constructors (a policy's unmatched
+    parameters, the biases with --bias-init default): judged as `default` judges it."""
+    chosen = job.chosen
+    if chosen.is_default or chosen.code is not None or job.plan.method is not Method.REAL:
+        return frozenset()
+    return assign.kept_names(model, chosen.weight, chosen.bias, values.choices)
+
+
 def _measure(
-    job: _Job, model: nn.Module, values: _Values, progress: Progress | None
+    job: _Job,
+    model: nn.Module,
+    values: _Values,
+    progress: Progress | None,
+    kept: frozenset[str] = frozenset(),
 ) -> tuple[ParamReport, ...]:
     """Each parameter measured as its values are drawn (report.measuring.run_items)."""
     chosen = job.chosen
     # QR (orthogonal) is the one init whose values depend on torch's thread count.
     used = chosen.scheme_names() | {c.name for c, _ in (values.choices or {}).values()}
-    kept: frozenset[str] = frozenset()
-    if not chosen.is_default and chosen.code is None and job.plan.method is Method.REAL:
-        # What the init leaves to the constructors is judged as `default` judges it.
-        kept = assign.kept_names(model, chosen.weight, chosen.bias, values.choices)
     try:
         with out_of_memory_is_an_error(f"initializing and measuring {job.source.target}"):
             return run_items(

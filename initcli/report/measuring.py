@@ -5,14 +5,14 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import torch
 from torch import nn
 
 from initcli.init import schemes
-from initcli.measure import distributed, fans, identify, stats
+from initcli.measure import distributed, fans, identify, stats, tables
 from initcli.model import building
 from initcli.text import first_and_more
 from initcli.values.items import Item
@@ -50,6 +50,30 @@ class ParamReport:
     # dimensions and where the module is not known (a weights file).
     forward_fan_in: int | None = field(default=None, kw_only=True)
     forward_fan_out: int | None = field(default=None, kw_only=True)
+
+
+def fixed_rows(
+    rows: tuple[ParamReport, ...], undrawn: Callable[[], frozenset[str]]
+) -> tuple[ParamReport, ...]:
+    """`rows` with each `off` or `unknown` row that has values and that no random draw set
+    (`undrawn()`, read from the meta build's record only when such a row exists) made `custom`,
+    looking like `deterministic (no random draw)`: a table the model computes is not an init."""
+    doubtful = [r for r in rows if r.status in ("off", "unknown") and r.mean is not None and r.fit]
+    if not doubtful:
+        return rows
+    fixed = undrawn()
+    label = tables.DETERMINISTIC
+    return tuple(
+        replace(
+            r,
+            status=stats.Status.CUSTOM.value,
+            looks_like=label,
+            fit=identify.Fit("fixed", r.std, None, (label,)),
+        )
+        if r in doubtful and r.name in fixed
+        else r
+        for r in rows
+    )
 
 
 def looks_like_summary(params: Iterable[ParamReport]) -> tuple[str, ...]:
@@ -144,7 +168,17 @@ def measure(
         depth=depth,
     )
     if default and not trained:
-        status = identify.default_status(status, found, ndim=param.dim(), module=module)
+        status = identify.default_status(
+            status, found, ndim=param.dim(), module=module, expected_var=exp.var
+        )
+        table = None if sharded or found.fit.family not in ("none", "sparse") else (
+            tables.name_table(param)
+        )  # fmt: skip
+        if table is not None:
+            # A table the constructor computes (sinusoidal positions, Mamba's A_log): no init.
+            fit = identify.Fit("fixed", measured.std, None, (table,))
+            found = identify.Identification(fit, table)
+            status = stats.Status.CUSTOM
     looks_like = found.looks_like
     if found.uninitialized is not None:
         looks_like = f"uninitialized: {found.uninitialized}"
