@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from initcli.model.building import is_uninitialized
+
 _TORCH_NORMS: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm,
 )  # fmt: skip
@@ -47,6 +49,8 @@ def norm_of(module: nn.Module) -> Norm | None:
     if isinstance(module, _TORCH_NORMS):
         return Norm("weight", 1.0, torch_class=True)
     params = dict(module.named_parameters(recurse=False))
+    if any(is_uninitialized(p) for p in params.values()):
+        return None  # a lazy layer's shape is not known yet
     if not 1 <= len(params) <= 2 or any(p.dim() != 1 for p in params.values()):
         return None
     sizes = {p.shape[0] for p in params.values()}

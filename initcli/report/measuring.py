@@ -182,6 +182,8 @@ def measure(
     looks_like = found.looks_like
     if found.uninitialized is not None:
         looks_like = f"uninitialized: {found.uninitialized}"
+    elif default and status is stats.Status.OK and looks_like is not None:
+        looks_like += _too_few(param.numel(), exp)
     return ParamReport(
         name=name,
         module=module,
@@ -205,6 +207,15 @@ def measure(
         forward_fan_in=None if forward is None else forward.fan_in,
         forward_fan_out=None if forward is None else forward.fan_out,
     )
+
+
+def _too_few(numel: int, exp: schemes.Expectation) -> str:
+    """` (N values: too few to tell)` where torch's random default is claimed `ok` on a tensor so
+    small that judge's variance band reaches 0: a constant would pass as well."""
+    if exp.var is None or exp.var <= 0 or numel == 0:
+        return ""
+    band = stats.tolerance(numel, exp.var, exp.kurtosis or schemes.KURTOSIS_NORMAL)[1]
+    return f" ({numel} values: too few to tell)" if band >= exp.var else ""
 
 
 def measure_item(item: Item, default: bool = False, depth: int | None = None) -> ParamReport:
