@@ -55,13 +55,20 @@ class ParamReport:
 def fixed_rows(
     rows: tuple[ParamReport, ...], undrawn: Callable[[], frozenset[str]]
 ) -> tuple[ParamReport, ...]:
-    """`rows` with each `off` or `unknown` row that has values and that no random draw set
-    (`undrawn()`, read from the meta build's record only when such a row exists) made `custom`,
-    looking like `deterministic (no random draw)`: a table the model computes is not an init."""
-    doubtful = [r for r in rows if r.status in ("off", "unknown") and r.mean is not None and r.fit]
-    if not doubtful:
+    """`rows` (the constructors' own values) with each row that no random draw set
+    (`undrawn()`, read from the meta build's record only when some row could be one) and that
+    is neither a constant nor a named table made `custom`, looking like `deterministic (no random
+    draw)`: a table the model computes is no init, whatever family its values resemble."""
+    doubtful = {
+        r.name
+        for r in rows
+        if r.mean is not None
+        and r.fit
+        and r.fit.family not in ("constant", "fixed", "uninitialized")
+    }
+    fixed = undrawn() & doubtful if doubtful else frozenset()
+    if not fixed:
         return rows
-    fixed = undrawn()
     label = tables.DETERMINISTIC
     return tuple(
         replace(
@@ -70,7 +77,7 @@ def fixed_rows(
             looks_like=label,
             fit=identify.Fit("fixed", r.std, None, (label,)),
         )
-        if r in doubtful and r.name in fixed
+        if r.name in fixed
         else r
         for r in rows
     )
