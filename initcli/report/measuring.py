@@ -189,8 +189,8 @@ def measure(
     looks_like = found.looks_like
     if found.uninitialized is not None:
         looks_like = f"uninitialized: {found.uninitialized}"
-    elif default and status is stats.Status.OK and looks_like is not None:
-        looks_like += _too_few(param.numel(), exp)
+    elif default and looks_like is not None:
+        looks_like += _too_few(param.numel(), status, exp, found.fit, measured.var)
     return ParamReport(
         name=name,
         module=module,
@@ -216,13 +216,33 @@ def measure(
     )
 
 
-def _too_few(numel: int, exp: schemes.Expectation) -> str:
-    """` (N values: too few to tell)` where torch's random default is claimed `ok` on a tensor so
-    small that judge's variance band reaches 0: a constant would pass as well."""
-    if exp.var is None or exp.var <= 0 or numel == 0:
+def _too_few(
+    numel: int,
+    status: stats.Status,
+    exp: schemes.Expectation,
+    fit: identify.Fit,
+    var: float | None,
+) -> str:
+    """` (N values: too few to tell)` where a random init is named on a tensor so small that
+    judge's variance band reaches 0 (a constant would pass as well): torch's default claimed
+    `ok`, or the family a `custom` row's values were named by."""
+    if status is stats.Status.OK and exp.var is not None and exp.var > 0:
+        var, kurtosis = exp.var, exp.kurtosis or schemes.KURTOSIS_NORMAL
+    elif status is stats.Status.CUSTOM and fit.family in _RANDOM_FAMILIES and var:
+        kurtosis = _RANDOM_FAMILIES[fit.family]
+    else:
         return ""
-    band = stats.tolerance(numel, exp.var, exp.kurtosis or schemes.KURTOSIS_NORMAL)[1]
-    return f" ({numel} values: too few to tell)" if band >= exp.var else ""
+    band = stats.tolerance(numel, var, kurtosis)[1]
+    return f" ({numel} values: too few to tell)" if numel and band >= var else ""
+
+
+# The kurtosis each named random family has (a normal cut at ±2σ: about 2.4, taken as normal's 3,
+# the wider band).
+_RANDOM_FAMILIES = {
+    "normal": schemes.KURTOSIS_NORMAL,
+    "trunc_normal": schemes.KURTOSIS_NORMAL,
+    "uniform": schemes.KURTOSIS_UNIFORM,
+}
 
 
 def measure_item(item: Item, default: bool = False, depth: int | None = None) -> ParamReport:
