@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +50,23 @@ def norm_of(module: nn.Module) -> Norm | None:
     """
     if isinstance(module, _TORCH_NORMS):
         return Norm("weight", 1.0, torch_class=True)
+    try:
+        return _SEEN[module]
+    except (KeyError, TypeError):  # not probed yet, or a class that made itself unhashable
+        pass
+    found = _behaves_as_norm(module)
+    lazy = any(is_uninitialized(p) for p in module.parameters(recurse=False))
+    with contextlib.suppress(TypeError):
+        if not lazy:  # a lazy layer may become a norm once its shape is known
+            _SEEN[module] = found
+    return found
+
+
+# Each module probed once per run: choose() asks per parameter, default_expectations per module.
+_SEEN: weakref.WeakKeyDictionary[nn.Module, Norm | None] = weakref.WeakKeyDictionary()
+
+
+def _behaves_as_norm(module: nn.Module) -> Norm | None:
     params = dict(module.named_parameters(recurse=False))
     if any(is_uninitialized(p) for p in params.values()):
         return None  # a lazy layer's shape is not known yet

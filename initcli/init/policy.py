@@ -14,6 +14,7 @@ from torch import nn
 from initcli.errors import PolicyError, SchemeError
 from initcli.files import read_regular
 from initcli.init import schemes
+from initcli.init.idle_rules import mro_names, why_idle
 from initcli.init.norms import norm_of
 from initcli.init.schemes import Choices, Scheme
 from initcli.model import building
@@ -457,10 +458,6 @@ def _torch_classes() -> frozenset[str]:
     )
 
 
-def _mro_names(module: nn.Module) -> frozenset[str]:
-    return frozenset(cls.__name__ for cls in type(module).__mro__)
-
-
 def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
     """Match the rules on `model` (first match wins) and check each scheme fits its parameter.
 
@@ -471,14 +468,14 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
     """
     held = schemes.owners(model)
     named = [(n, p) for n, p in model.named_parameters() if not building.is_uninitialized(p)]
-    known = frozenset().union(*(_mro_names(m) for m in model.modules())) | _torch_classes()
+    known = frozenset().union(*(mro_names(m) for m in model.modules())) | _torch_classes()
     kinds = [_kind(rule, known, model, {n for n, _ in named}) for rule in policy.rules]
     choices: dict[str, tuple[Scheme, str]] = {}
     used = [0] * len(policy.rules)
     defaults: list[str] = []
     for name, param in named:
         module = held[id(param)][1]
-        mro = _mro_names(module)
+        mro = mro_names(module)
         leaf = name.rsplit(".", 1)[-1]
         norm = norm_of(module)
         weightlike = param.dim() >= 2 or (norm is not None and leaf == norm.gain)
@@ -506,7 +503,8 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
         _check_fits(picked, name, param)
         choices[name] = picked
     remarks = [
-        f"rule '{rule.text}' sets no parameter of {target}" + _idle(rule, kind, model, choices)
+        f"rule '{rule.text}' sets no parameter of {target}"
+        + why_idle(rule.selector, kind, model, choices)
         for rule, kind, n in zip(policy.rules, kinds, used, strict=True)
         if n == 0
     ]
@@ -547,60 +545,6 @@ def _kind(
 
 # How many of the model's module types the unknown-class message lists.
 _SHOWN_TYPES = 20
-
-
-def _idle(
-    rule: Rule,
-    kind: tuple[str | None, str | None],
-    model: nn.Module,
-    choices: Mapping[str, tuple[Scheme, str]],
-) -> str:
-    """Why a rule that sets nothing set nothing: it matches nothing; or only tied aliases of
-    parameters named first elsewhere (GPT-2's lm_head.weight is transformer.wte.weight), which
-    take that name's rule; or earlier rules set what it matches first."""
-    held = schemes.owners(model)
-    slots = _slots(rule, kind, model)
-    if not slots:
-        return ""
-    aliases = [(slot, held[id(p)][0]) for slot, p in slots if held[id(p)][0] != slot]
-    if len(aliases) < len(slots):
-        return " (earlier rules set them first)"
-
-    def fate(owner: str) -> str:
-        picked = choices.get(owner)
-        return f"set by rule '{picked[1]}'" if picked else "no rule sets it: kept as built"
-
-    if len(aliases) == 1:
-        slot, owner = aliases[0]
-        return (
-            f": its only match, {slot}, is tied to {owner}, and a tied tensor takes the rule of "
-            f"its first name ({fate(owner)})"
-        )
-    shown = first_and_more(aliases, 3, "; ", show=lambda a: f"{a[0]} → {a[1]}: {fate(a[1])}")
-    return (
-        f": each of its {len(aliases)} matches is tied to a parameter named first elsewhere, "
-        f"whose rule it takes ({shown})"
-    )
-
-
-def _slots(
-    rule: Rule, kind: tuple[str | None, str | None], model: nn.Module
-) -> list[tuple[str, nn.Parameter]]:
-    """Every (name, parameter) place the rule's selector matches, tied aliases included."""
-    cls, pname = kind
-    if cls is None:
-        return [
-            (n, p)
-            for n, p in model.named_parameters(remove_duplicate=False)
-            if fnmatch.fnmatchcase(n, rule.selector)
-        ]
-    return [
-        (f"{prefix}.{key}" if prefix else key, p)
-        for prefix, m in model.named_modules(remove_duplicate=False)
-        if cls in _mro_names(m)
-        for key, p in m.named_parameters(recurse=False)
-        if pname is None or key == pname
-    ]
 
 
 def _check_fits(picked: tuple[Scheme, str], name: str, param: nn.Parameter) -> None:
