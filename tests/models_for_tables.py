@@ -51,3 +51,11 @@ class Copies(nn.Module):
             self.second.copy_(self.first)
             self.noisy.copy_(torch.rand(8, 8).exp())
             self.table.copy_(torch.arange(64.0).reshape(8, 8).sqrt())
+
+
+class PaddedEmbedding(nn.Module):
+    """torch's own N(0, 1) with a zeroed padding row: 10% exact zeros (identified as sparse)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, 8, padding_idx=0)

@@ -493,7 +493,8 @@ def default_status(
         return Status.UNINITIALIZED
     fit = ident.fit
     drawn = expected_var is not None and expected_var > 0
-    clean = fit.family not in ("none", "uninitialized")
+    # Sparse values may be torch's own draw with a zeroed row (a small Embedding's padding_idx).
+    clean = fit.family not in ("none", "uninitialized", "sparse")
     if judged is Status.OK and drawn and clean:
         # `ok` claims torch's random default: not where the identification rules it out.
         ruled_out = not any(m.endswith("torch default") for m in fit.matches)

@@ -136,3 +136,9 @@ def test_gpt2_idle_rule_says_the_weight_is_tied() -> None:
         "lm_head.weight, is tied to transformer.wte.weight, and a tied tensor takes the rule of "
         "its first name (no rule sets it: kept as built)"
     ) in report.remarks
+
+
+def test_torch_defaults_stay_ok_on_small_and_padded_layers() -> None:
+    report = inspect("tests/models_for_tables.py:PaddedEmbedding", seed=0)
+    p = _row(report, "embed.weight")
+    assert p.status == "ok" and p.fit is not None and p.fit.family == "sparse"
