@@ -142,3 +142,15 @@ def test_torch_defaults_stay_ok_on_small_and_padded_layers() -> None:
     report = inspect("tests/models_for_tables.py:PaddedEmbedding", seed=0)
     p = _row(report, "embed.weight")
     assert p.status == "ok" and p.fit is not None and p.fit.family == "sparse"
+
+
+def test_the_benchmark_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.architectures import main
+
+    main(["gemma", "--rows"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "architecture", "rows", "same", "too_few", "ok_not_own", "flagged_own", "wrong_name",
+    ]  # fmt: skip
+    assert lines[1].split() == ["gemma", "20", "20", "0", "0", "0", "0"]
+    assert lines[-1].split() == ["total", "20", "20", "0", "0", "0", "0"]
