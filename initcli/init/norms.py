@@ -86,19 +86,25 @@ def _behaves_as_norm(module: nn.Module) -> Norm | None:
 
 
 def _probe(module: nn.Module, gain: str, size: int) -> float | None:
-    """Run a copy of `module` with `gain` set to g and any other parameter to 0: the identity
-    value (1 or 0) when its output is a normalized input times g or 1 + g, else None."""
+    """Run a shallow copy of `module` with parameters of its own, `gain` set to g and any other
+    to 0 (buffers zeros): the identity value (1 or 0) when its output is a normalized input
+    times g or 1 + g, else None. Nothing else of the module is copied, and the module is left
+    as it was; its forward runs without its hooks."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(*_PROBE_ROWS, size, generator=gen)
     g = torch.rand(size, generator=gen) + 0.5
     try:
-        probe = copy.deepcopy(module).to_empty(device="cpu").float()
-        with torch.no_grad():
-            for pname, p in probe.named_parameters(recurse=False):
-                p.copy_(g if pname == gain else torch.zeros(size))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out = probe(x)
+        probe = copy.copy(module)
+        probe._parameters = {
+            k: nn.Parameter(g.clone() if k == gain else torch.zeros(size))
+            for k, p in module._parameters.items()
+            if p is not None
+        }
+        buffers = [(k, b) for k, b in module._buffers.items() if b is not None]
+        probe._buffers = {k: torch.zeros(b.shape, dtype=b.dtype) for k, b in buffers}
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = probe.forward(x)  # no hooks: the probe must not look like a call
     except Exception:
         return None  # a forward that needs other inputs is no plain normalization layer
     if not isinstance(out, torch.Tensor) or out.shape != x.shape or not out.is_floating_point():
@@ -112,16 +118,6 @@ def _probe(module: nn.Module, gain: str, size: int) -> float | None:
             if torch.allclose(out, normalized * scale, rtol=_RTOL, atol=_RTOL):
                 return identity
     return None
-
-
-def norms_of(model: nn.Module) -> dict[int, Norm]:
-    """Every normalization layer of `model`, by the module's id."""
-    found = {}
-    for module in model.modules():
-        norm = norm_of(module)
-        if norm is not None:
-            found[id(module)] = norm
-    return found
 
 
 def kept_remark(model: nn.Module, target: str) -> str | None:

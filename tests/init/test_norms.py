@@ -84,9 +84,12 @@ def test_the_probe_leaves_the_random_stream_and_the_module_alone() -> None:
     module = CenteredNorm(8)
     with torch.no_grad():
         module.gamma.fill_(0.25)
+    calls: list[object] = []
+    module.register_forward_hook(lambda *args: calls.append(args))
     assert norms.norm_of(module) is not None
     assert torch.equal(torch.random.get_rng_state(), state)
     assert torch.equal(module.gamma, torch.full((8,), 0.25))
+    assert calls == []  # the user's hooks never see the probe
 
 
 @pytest.mark.parametrize("arch", sorted(HF_NORMS))
