@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from initcli.errors import SchemeError, first_line
+from initcli.init.norms import norm_of
 from initcli.init.schemes import (
     AUTO,
     DEFAULT,
@@ -20,7 +21,6 @@ from initcli.init.schemes import (
     Scheme,
     apply,
     expectation,
-    is_norm,
     owners,
     parse_scheme,
     short_label,
@@ -42,11 +42,32 @@ def choose(
     from `choices`)."""
     if weight.name == RULES:
         return weight if choices is not None and name in choices else DEFAULT
-    if is_norm(module) and not weight.is_default:
-        # Normalization layers start as the identity map whatever the scheme.
-        leaf = name.rsplit(".", 1)[-1]
-        return parse_scheme("ones" if leaf == "weight" else "zeros")
+    norm = norm_of(module)
+    if norm is not None and not weight.is_default:
+        # Normalization layers, of any class, start as the identity map whatever the scheme, as
+        # their constructors set them: gain 1, bias 0 (gain 0 where the layer scales by 1 + w).
+        start = norm.start(name.rsplit(".", 1)[-1])
+        return parse_scheme("ones" if start == 1.0 else "zeros")
     return weight if param.dim() >= 2 else bias
+
+
+def kept_names(
+    model: nn.Module,
+    weight: Scheme,
+    bias: Scheme,
+    choices: Mapping[str, tuple[Scheme, str]] | None = None,
+) -> frozenset[str]:
+    """The parameters that `initialize` leaves as their constructors set them (a policy's
+    unmatched ones, the biases with --bias-init default): judged as under `default`."""
+    if weight.is_default:
+        return frozenset(name for name, _ in model.named_parameters())
+    held = owners(model)
+    return frozenset(
+        name
+        for name, param in model.named_parameters()
+        if not is_uninitialized(param)
+        and choose(weight, bias, held[id(param)][1], name, param, choices).is_default
+    )
 
 
 def initialize(

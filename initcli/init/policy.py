@@ -14,6 +14,8 @@ from torch import nn
 from initcli.errors import PolicyError, SchemeError
 from initcli.files import read_regular
 from initcli.init import schemes
+from initcli.init.idle_rules import mro_names, why_idle
+from initcli.init.norms import norm_of
 from initcli.init.schemes import Choices, Scheme
 from initcli.model import building
 from initcli.text import first_and_more
@@ -456,10 +458,6 @@ def _torch_classes() -> frozenset[str]:
     )
 
 
-def _mro_names(module: nn.Module) -> frozenset[str]:
-    return frozenset(cls.__name__ for cls in type(module).__mro__)
-
-
 def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
     """Match the rules on `model` (first match wins) and check each scheme fits its parameter.
 
@@ -470,16 +468,17 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
     """
     held = schemes.owners(model)
     named = [(n, p) for n, p in model.named_parameters() if not building.is_uninitialized(p)]
-    known = frozenset().union(*(_mro_names(m) for m in model.modules())) | _torch_classes()
+    known = frozenset().union(*(mro_names(m) for m in model.modules())) | _torch_classes()
     kinds = [_kind(rule, known, model, {n for n, _ in named}) for rule in policy.rules]
     choices: dict[str, tuple[Scheme, str]] = {}
     used = [0] * len(policy.rules)
     defaults: list[str] = []
     for name, param in named:
         module = held[id(param)][1]
-        mro = _mro_names(module)
+        mro = mro_names(module)
         leaf = name.rsplit(".", 1)[-1]
-        weightlike = param.dim() >= 2 or (schemes.is_norm(module) and leaf == "weight")
+        norm = norm_of(module)
+        weightlike = param.dim() >= 2 or (norm is not None and leaf == norm.gain)
         claimed: int | None = None
         picked: tuple[Scheme, str] | None = None
         for i, (rule, (cls, pname)) in enumerate(zip(policy.rules, kinds, strict=True)):
@@ -505,7 +504,7 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
         choices[name] = picked
     remarks = [
         f"rule '{rule.text}' sets no parameter of {target}"
-        + (" (earlier rules set them first)" if _matches_any(rule, kind, model) else "")
+        + why_idle(rule.selector, kind, model, choices)
         for rule, kind, n in zip(policy.rules, kinds, used, strict=True)
         if n == 0
     ]
@@ -546,17 +545,6 @@ def _kind(
 
 # How many of the model's module types the unknown-class message lists.
 _SHOWN_TYPES = 20
-
-
-def _matches_any(rule: Rule, kind: tuple[str | None, str | None], model: nn.Module) -> bool:
-    cls, pname = kind
-    if cls is None:
-        return any(fnmatch.fnmatchcase(n, rule.selector) for n, _ in model.named_parameters())
-    return any(
-        cls in _mro_names(m) and (pname is None or pname in dict(m.named_parameters(recurse=False)))
-        for m in model.modules()
-        if any(True for _ in m.parameters(recurse=False))
-    )
 
 
 def _check_fits(picked: tuple[Scheme, str], name: str, param: nn.Parameter) -> None:

@@ -430,14 +430,6 @@ def _orthogonal(tensor: torch.Tensor, gain: float) -> None:
 
 # --- which parameter gets which init -------------------------------------------------------------
 
-_NORM_TYPES: tuple[type[nn.Module], ...] = (
-    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm,
-)  # fmt: skip
-
-
-def is_norm(module: nn.Module) -> bool:
-    return isinstance(module, _NORM_TYPES)
-
 
 def owners(model: nn.Module) -> dict[int, tuple[str, nn.Module]]:
     """Parameter identity → (full name, module that holds it directly), first holder wins.

@@ -8,13 +8,13 @@ from dataclasses import dataclass, replace
 
 from torch import nn
 
+from initcli.init.norms import Norm, norm_of
 from initcli.init.schemes import (
     KURTOSIS_NORMAL,
     KURTOSIS_UNIFORM,
     UNKNOWN,
     Expectation,
     fans,
-    is_norm,
 )
 from initcli.model.building import is_uninitialized
 
@@ -74,17 +74,25 @@ def _module_defaults(module: nn.Module) -> Iterator[tuple[str, Expectation]]:
         for pname in params:
             yield pname, _uniform("uniform(±1/√hidden_size)", bound)
         return
-    if is_norm(module):
+    norm = norm_of(module)
+    if norm is not None:
+        # torch's norm classes and any layer that normalizes like one (HF's LlamaRMSNorm,
+        # T5LayerNorm, GemmaRMSNorm) start as the identity: gain 1 (0 where it scales by 1 + w).
         for pname in params:
-            yield (
-                pname,
-                Expectation(
-                    "ones" if pname == "weight" else "zeros", 1.0 if pname == "weight" else 0.0, 0.0
-                ),
-            )
+            yield pname, norm_start(norm, pname)
         return
     if isinstance(module, nn.PReLU):
         yield "weight", Expectation(f"constant({module.init:g})", float(module.init), 0.0)
+
+
+def norm_start(norm: Norm, pname: str) -> Expectation:
+    """What a normalization layer's parameter starts at, as an expectation: `ones` for a gain,
+    `zeros` for a bias or for a gain applied as 1 + w (Gemma's RMSNorm)."""
+    value = norm.start(pname)
+    label = "ones" if value == 1.0 else "zeros"
+    if pname == norm.gain and value == 0.0:
+        label = "zeros (it scales by 1 + w)"
+    return Expectation(label, value, 0.0)
 
 
 def default_expectations(model: nn.Module) -> dict[str, Expectation]:
@@ -173,9 +181,13 @@ def default_rules(module: nn.Module) -> tuple[DefaultRule, ...]:
                         "1/(3·hidden_size)")
             for p in params
         )  # fmt: skip
-    if is_norm(module):
-        ones, zeros = DefaultRule("weight", "ones_", "1", "0"), DefaultRule("", "zeros_", "0", "0")
-        return tuple(ones if p == "weight" else replace(zeros, param=p) for p in params)
+    norm = norm_of(module)
+    if norm is not None:
+        starts = [(p, norm.start(p)) for p in params]
+        return tuple(
+            DefaultRule(p, "ones_" if value == 1.0 else "zeros_", f"{value:g}", "0")
+            for p, value in starts
+        )
     if isinstance(module, nn.PReLU):
         return (DefaultRule("weight", f"constant_({module.init:g})", f"{module.init:g}", "0"),)
     return ()

@@ -13,7 +13,7 @@ from torch import nn
 
 from initcli import limits, memory
 from initcli.errors import MemoryLimitError, TargetError
-from initcli.init import auto, policy, schemes
+from initcli.init import assign, auto, norms, policy, schemes
 from initcli.init.schemes import Choices
 from initcli.measure import fans, identify
 from initcli.memory import out_of_memory_is_an_error
@@ -33,9 +33,15 @@ from initcli.report._shared import (
     try_meta,
 )
 from initcli.report.grouping import RowGroup, group_params
-from initcli.report.measuring import ParamReport, Progress, looks_like_summary, run_items
+from initcli.report.measuring import (
+    ParamReport,
+    Progress,
+    fixed_rows,
+    looks_like_summary,
+    run_items,
+)
 from initcli.text import first_and_more
-from initcli.values import streaming
+from initcli.values import draws, streaming
 from initcli.values.items import Item, StreamError
 from initcli.weights import checkpoint
 
@@ -198,7 +204,14 @@ def inspect(
     with out_of_memory_is_an_error(f"building and initializing {source.target}"):
         model = _build(job)
         values = _values(job, model)
-    rows = _measure(job, model, values, progress)
+    kept = _kept(job, model, values)
+    rows = _measure(job, model, values, progress, kept)
+    meta = job.meta
+    if meta is not None and (job.chosen.is_default or kept):
+        own = [r for r in rows if job.chosen.is_default or r.name in kept]
+        fixed = fixed_rows(tuple(own), lambda: draws.undrawn(meta))
+        changed = {r.name: r for r in fixed}
+        rows = tuple(changed.get(r.name, r) for r in rows)
     if save is not None:
         _save(job, model, save, force)
     return _report(job, model, values, rows)
@@ -323,8 +336,21 @@ def _choices(job: _Job, model: nn.Module) -> tuple[Choices | None, tuple[str, ..
     return (auto_choices_for(source, model, job.input_shape, job.seed) if is_auto else None), ()
 
 
+def _kept(job: _Job, model: nn.Module, values: _Values) -> frozenset[str]:
+    """What a named scheme or policy leaves to the constructors (a policy's unmatched
+    parameters, the biases with --bias-init default): judged as `default` judges it."""
+    chosen = job.chosen
+    if chosen.is_default or chosen.code is not None or job.plan.method is not Method.REAL:
+        return frozenset()
+    return assign.kept_names(model, chosen.weight, chosen.bias, values.choices)
+
+
 def _measure(
-    job: _Job, model: nn.Module, values: _Values, progress: Progress | None
+    job: _Job,
+    model: nn.Module,
+    values: _Values,
+    progress: Progress | None,
+    kept: frozenset[str] = frozenset(),
 ) -> tuple[ParamReport, ...]:
     """Each parameter measured as its values are drawn (report.measuring.run_items)."""
     chosen = job.chosen
@@ -338,6 +364,7 @@ def _measure(
                 progress,
                 overlap="orthogonal" not in used,
                 default=chosen.is_default,
+                kept=kept,
             )
     except StreamError as exc:
         raise TargetError(
@@ -367,6 +394,9 @@ def _report(
     count_method = "spec" if source.spec is not None else ("meta" if streamed else "real")
     counts = counts_of(source, model, job.input_shape)
     fan_remarks = _fan_remarks(model, job.chosen, values.choices, rows)
+    if job.chosen.is_plain and not job.chosen.weight.is_default:
+        norm_remark = norms.kept_remark(model, source.target)
+        fan_remarks = fan_remarks if norm_remark is None else (norm_remark, *fan_remarks)
     return InspectReport(
         source.target,
         job.chosen.describe(),

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from initcli.init import schemes, stacking
-from initcli.measure import distributed, fans, identify, naming, stats
+from initcli.measure import distributed, fans, identify, naming, stats, tables
 from initcli.model import building
 from initcli.text import block_pattern, first_and_more
 from initcli.values.items import Item
@@ -50,6 +50,37 @@ class ParamReport:
     # dimensions and where the module is not known (a weights file).
     forward_fan_in: int | None = field(default=None, kw_only=True)
     forward_fan_out: int | None = field(default=None, kw_only=True)
+
+
+def fixed_rows(
+    rows: tuple[ParamReport, ...], undrawn: Callable[[], frozenset[str]]
+) -> tuple[ParamReport, ...]:
+    """`rows` (the constructors' own values) with each row that no random draw set
+    (`undrawn()`, read from the meta build's record only when some row could be one) and that
+    is neither a constant nor a named table made `custom`, looking like `deterministic (no random
+    draw)`: a table the model computes is no init, whatever family its values resemble."""
+    doubtful = {
+        r.name
+        for r in rows
+        if r.mean is not None
+        and r.fit
+        and r.fit.family not in ("constant", "fixed", "uninitialized")
+    }
+    fixed = undrawn() & doubtful if doubtful else frozenset()
+    if not fixed:
+        return rows
+    label = tables.DETERMINISTIC
+    return tuple(
+        replace(
+            r,
+            status=stats.Status.CUSTOM.value,
+            looks_like=label,
+            fit=identify.Fit("fixed", r.std, None, (label,)),
+        )
+        if r.name in fixed
+        else r
+        for r in rows
+    )
 
 
 def looks_like_summary(params: Iterable[ParamReport]) -> tuple[str, ...]:
@@ -147,10 +178,22 @@ def measure(
         scales=scales,
     )
     if default and not trained:
-        status = identify.default_status(status, found, ndim=param.dim(), module=module)
+        status = identify.default_status(
+            status, found, ndim=param.dim(), module=module, expected_var=exp.var
+        )
+        table = None if sharded or found.fit.family not in ("none", "sparse") else (
+            tables.name_table(param)
+        )  # fmt: skip
+        if table is not None:
+            # A table the constructor computes (sinusoidal positions, Mamba's A_log): no init.
+            fit = identify.Fit("fixed", measured.std, None, (table,))
+            found = identify.Identification(fit, table)
+            status = stats.Status.CUSTOM
     looks_like = found.looks_like
     if found.uninitialized is not None:
         looks_like = f"uninitialized: {found.uninitialized}"
+    elif default and looks_like is not None:
+        looks_like += _too_few(param.numel(), status, exp, found.fit, measured.var)
     return ParamReport(
         name=name,
         module=module,
@@ -174,6 +217,35 @@ def measure(
         forward_fan_in=None if forward is None else forward.fan_in,
         forward_fan_out=None if forward is None else forward.fan_out,
     )
+
+
+def _too_few(
+    numel: int,
+    status: stats.Status,
+    exp: schemes.Expectation,
+    fit: identify.Fit,
+    var: float | None,
+) -> str:
+    """` (N values: too few to tell)` where a random init is named on a tensor so small that
+    judge's variance band reaches 0 (a constant would pass as well): torch's default claimed
+    `ok`, or the family a `custom` row's values were named by."""
+    if status is stats.Status.OK and exp.var is not None and exp.var > 0:
+        var, kurtosis = exp.var, exp.kurtosis or schemes.KURTOSIS_NORMAL
+    elif status is stats.Status.CUSTOM and fit.family in _RANDOM_FAMILIES and var:
+        kurtosis = _RANDOM_FAMILIES[fit.family]
+    else:
+        return ""
+    band = stats.tolerance(numel, var, kurtosis)[1]
+    return f" ({numel} values: too few to tell)" if numel and band >= var else ""
+
+
+# The kurtosis each named random family has (a normal cut at ±2σ: about 2.4, taken as normal's 3,
+# the wider band).
+_RANDOM_FAMILIES = {
+    "normal": schemes.KURTOSIS_NORMAL,
+    "trunc_normal": schemes.KURTOSIS_NORMAL,
+    "uniform": schemes.KURTOSIS_UNIFORM,
+}
 
 
 def measure_item(
@@ -234,6 +306,7 @@ def run_items(
     overlap: bool = True,
     *,
     default: bool = False,
+    kept: frozenset[str] = frozenset(),
 ) -> tuple[ParamReport, ...]:
     """Measure every item, in named_parameters() order, with one intra-op thread.
 
@@ -244,7 +317,9 @@ def run_items(
     two cores; torch's CPU random fills are serial kernels whatever the thread count, so every
     value is the same as a serial run's. Without it (orthogonal: its QR factorization depends on
     the thread count) items are drawn with torch's thread setting untouched and only measuring
-    drops to one thread. `default`: the values are the constructors' own (see `measure`).
+    drops to one thread. `default`: the values are the constructors' own (see `measure`); `kept`:
+    the parameters whose values are, under another init (a policy's unmatched ones, the biases
+    with --bias-init default), judged exactly as under `default`.
     """
     depth, scales = naming.depth_hint(model), naming.config_scales(model)
     names = [name for name, _ in model.named_parameters()]
@@ -255,7 +330,7 @@ def run_items(
 
     def measure_one(item: Item) -> None:
         try:
-            found[item.name] = measure_item(item, default, depth, scales)
+            found[item.name] = measure_item(item, default or item.name in kept, depth, scales)
         finally:
             if item.release is not None:
                 item.release()

@@ -62,7 +62,7 @@ def plan(model: nn.Module, trace: record.Trace) -> Plan:
         if why is not None:
             first[name] = i
             opaque[name] = why
-        elif _overwrites(w, p):
+        elif overwrites(w, p):
             first[name] = i
             opaque.pop(name, None)
     for name, _p in params.values():
@@ -198,7 +198,8 @@ def _flat(values: list[Any]) -> Iterator[Any]:
             yield v
 
 
-def _overwrites(w: record.Write, p: torch.Tensor) -> bool:
+def overwrites(w: record.Write, p: torch.Tensor) -> bool:
+    """Whether write `w` sets every element of parameter `p`, whatever it held before."""
     t = w.target
     assert t is not None
     whole = (

@@ -11,7 +11,7 @@ from torch import nn
 
 from initcli import report
 from initcli.errors import ArgError, SchemeError
-from initcli.init import schemes
+from initcli.init import norms, schemes
 from initcli.model import resolve
 
 # auto picks a different scheme per weight; tests/init/test_auto.py checks what it picks.
@@ -43,7 +43,7 @@ def formula_var(name: str, fan_in: int, fan_out: int, shape: tuple[int, ...]) ->
 def _norm_param(model: nn.Module, name: str) -> bool:
     owner = schemes.owners(model)
     params = dict(model.named_parameters())
-    return schemes.is_norm(owner[id(params[name])][1])
+    return norms.norm_of(owner[id(params[name])][1]) is not None
 
 
 @pytest.mark.parametrize("target", SAMPLES)
