@@ -36,7 +36,7 @@ from torch.overrides import TorchFunctionMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.models.hf_architectures import ARCHITECTURES
-from initcli.measure import identify
+from initcli.measure import identify, naming
 from initcli.report import ParamReport, inspect
 
 SEED = 0
@@ -159,7 +159,7 @@ def audit(arch: str) -> list[Row]:
             model = build()
         torch.manual_seed(SEED + 1)
         other = dict(build().named_parameters())
-    depth = identify.depth_hint(model)
+    depth = naming.depth_hint(model)
     real = dict(model.named_parameters())
     rows = []
     for p in report.params:
