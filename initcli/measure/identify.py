@@ -586,8 +586,9 @@ def default_status(
     # Sparse values may be torch's own draw with a zeroed row (a small Embedding's padding_idx).
     clean = fit.family not in ("none", "uninitialized", "sparse")
     if judged is Status.OK and drawn and clean:
-        # `ok` claims torch's random default: not where the identification rules it out.
-        ruled_out = not any(m.endswith("torch default") for m in fit.matches)
+        # `ok` claims torch's random default: not where the identification rules it out, i.e.
+        # where it is not among the best fits (consistent, on a tiny tensor, is not enough).
+        ruled_out = not any(m.endswith("torch default") for m in fit.ties or fit.matches)
         return Status.CUSTOM if ruled_out else judged
     if judged is Status.SYMMETRIC and not drawn:
         return Status.CUSTOM  # no init that breaks symmetry was expected: the model's constant
