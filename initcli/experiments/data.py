@@ -13,7 +13,7 @@ import torch
 
 from initcli import memory
 from initcli.errors import ArgError, MemoryLimitError, TargetError, first_line
-from initcli.experiments.probe import input_seed
+from initcli.experiments.batches import input_seed
 from initcli.model import resolve
 
 # The share of the samples held out for validation when the data set comes unsplit.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -113,3 +114,25 @@ HELP = (
     f"exploding if that ratio > {EXPLODING_RATIO:g}; "
     "else stable."
 )
+
+
+# depth_exponent needs this many blocks: two points fit any power law exactly.
+MIN_DEPTH_BLOCKS = 3
+
+
+def depth_exponent(stds: Sequence[float | None]) -> float | None:
+    """k of std ∝ (block number)^k through depth: the least-squares slope of ln std on ln l for
+    blocks l = 1..L. 0 is a flat signal; 0.5 a residual stream to which every block adds variance
+    of the same size (a random walk); an exponential blow-up or collapse reads as a large |k|.
+    None with fewer than MIN_DEPTH_BLOCKS blocks or a std that is 0, NaN or Inf."""
+    if len(stds) < MIN_DEPTH_BLOCKS:
+        return None
+    ys = []
+    for s in stds:
+        if s is None or not math.isfinite(s) or s <= 0:
+            return None
+        ys.append(math.log(s))
+    xs = [math.log(i) for i in range(1, len(ys) + 1)]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
