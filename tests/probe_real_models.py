@@ -121,3 +121,23 @@ class DictOut(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, object]:
         return {"ids": self.a(x).argmax(-1), "note": "none"}
+
+
+def tiny_gpt2() -> nn.Module:
+    """For compare --train --data markov: the chain's 16 tokens, 32 per sequence."""
+    return GPT2LMHeadModel(
+        GPT2Config(
+            n_layer=2, n_embd=32, n_head=2, vocab_size=16, n_positions=32,
+            bos_token_id=0, eos_token_id=0,
+        )
+    )  # fmt: skip
+
+
+def digits_vit() -> nn.Module:
+    """For compare --train --data digits: 1×8×8 images in 2×2 patches, 10 classes."""
+    return ViTForImageClassification(
+        ViTConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+            image_size=8, patch_size=2, num_channels=1, num_labels=10,
+        )
+    )  # fmt: skip

@@ -196,7 +196,9 @@ def compare(
         typer.Option(
             "--data",
             metavar="DATA",
-            help="--train's data: moons, digits (scikit-learn's 8×8 digits; the 'data' extra), "
+            help="--train's data: moons, digits (scikit-learn's 8×8 digits; the 'data' extra; "
+            "1×8×8 pixel values for a vision model), markov (a synthetic language: sequences of "
+            "a fixed random Markov chain, next-token cross-entropy, its entropy rate the floor), "
             "or pkg.mod:name / file.py:name returning (X, y), a dict of 'train'/'validation' "
             "splits or a torch Dataset. Integer y: classification; float y: regression (MSE).",
         ),

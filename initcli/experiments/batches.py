@@ -31,7 +31,6 @@ def input_seed(seed: int) -> int:
     return (seed * _LCG_A + _LCG_C) % (1 << 63)
 
 
-
 # --- the input's shape -----------------------------------------------------------------------------------
 
 
@@ -130,13 +129,14 @@ def make_batch(spec: InputSpec, batch_size: int, seed: int) -> torch.Tensor:
     return torch.randn(shape, generator=gen)
 
 
-
 # --- transformers models: their main input ------------------------------------------------------
 
 # What a speech model's input is assumed to be without --input-shape: one second at 16 kHz for raw
 # audio (wav2vec2's input_values); Whisper's input_features are fixed by its config.
 DEFAULT_AUDIO_SAMPLES = 16_000
-INPUT_HINT = "pass --input file.py:make_batch (a function returning a tensor or a dict of keyword arguments)"
+INPUT_HINT = (
+    "pass --input file.py:make_batch (a function returning a tensor or a dict of keyword arguments)"
+)
 
 
 def main_input(model: nn.Module) -> str | None:
@@ -162,7 +162,9 @@ def _main_input_spec(
     config = getattr(model, "config", None)
     cls = type(model).__name__
     if keyword in ("input_ids", "decoder_input_ids"):
-        embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+        embeddings = (
+            model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+        )
         vocab = getattr(embeddings, "num_embeddings", None) or getattr(config, "vocab_size", None)
         if not isinstance(vocab, int) or vocab < 1:
             raise ProbeError(f"{cls} takes {keyword} but names no vocabulary size; {INPUT_HINT}")
@@ -230,7 +232,9 @@ class Batch:
 
 
 def _kind(spec: InputSpec) -> str:
-    return f"token ids in [0, {spec.token_ids})" if spec.token_ids is not None else "float32 N(0, 1)"
+    return (
+        f"token ids in [0, {spec.token_ids})" if spec.token_ids is not None else "float32 N(0, 1)"
+    )
 
 
 def _class_names(model: nn.Module) -> set[str]:
@@ -273,7 +277,7 @@ def _accepts(model: nn.Module, keyword: str) -> bool:
 
 
 def task_of(model: nn.Module) -> str | None:
-    """"lm" (labels = the input ids), "classes" (one label per sample) or None: what labels a
+    """ "lm" (labels = the input ids), "classes" (one label per sample) or None: what labels a
     transformers model's own loss takes, from transformers' task lists (subclasses included)."""
     if main_input(model) is None or not _accepts(model, "labels"):
         return None
@@ -428,4 +432,3 @@ def read_loss(batch: Batch, out: Output) -> tuple[torch.Tensor | None, str]:
     if out.tensor is None or not out.tensor.requires_grad:
         return None, f"mean(output²) of {out.which}"
     return out.tensor.double().pow(2).mean(), f"mean(output²) of {out.which}"
-

@@ -15,6 +15,7 @@ from initcli.render.cells import finite, num, pct, wrap_scheme
 from initcli.render.training import (
     across_lines,
     checkpoints,
+    floor_lines,
     loss_table,
     seed_rows,
     seeds_parts,
@@ -343,6 +344,7 @@ def _tables(report: ProbeReport, compare: bool) -> list[RenderableType]:
     parts += _summary_table(report, scale)
     if report.train is not None:
         parts.append(loss_table(report))
+        parts += floor_lines(report)
         if report.outcome is not None and shows_seeds(report):
             parts += seeds_table(report)
     parts.append(Text(_input_line(report), style="dim"))

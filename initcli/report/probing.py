@@ -60,6 +60,7 @@ class TrainOutcome:
     target_loss: float
     metric: str  # "validation loss" or "training loss"
     tests: tuple[seeds.Paired, ...]
+    floor: float | None = None  # the least reachable loss, where the data knows it (markov)
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,12 @@ def _summarize(
     results: list[SchemeProbe], train: TrainSetup, data: datasets.Data | None
 ) -> tuple[list[SchemeProbe], TrainOutcome]:
     runs = [r for sp in results for r in sp.runs]
-    target = train.target_loss if train.target_loss is not None else _chance_loss(data) / 4
+    target = train.target_loss
+    if target is None:
+        chance = _chance_loss(data)
+        floor = 0.0 if data is None or data.floor is None else data.floor
+        # A quarter of the way from the floor (0, or a chain's entropy rate) to chance.
+        target = floor + (chance - floor) / 4
     split = data is not None and data.x_val is not None
     out: list[SchemeProbe] = []
     finals: list[tuple[str, list[float]]] = []
@@ -275,7 +281,8 @@ def _summarize(
     task = "classification" if data is None else data.task
     name = "moons" if data is None else data.name
     tests = tuple(seeds.paired_tests(metric, finals))
-    return out, TrainOutcome(name, task, steps, target, metric, tests)
+    floor = None if data is None else data.floor
+    return out, TrainOutcome(name, task, steps, target, metric, tests, floor)
 
 
 def _check_train(train: TrainSetup) -> None:
