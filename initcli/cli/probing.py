@@ -33,7 +33,6 @@ from initcli.experiments import verdict
 from initcli.files import check_not_input
 from initcli.render import OutputFormat
 
-
 InputOpt = Annotated[
     str | None,
     typer.Option(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -31,7 +31,7 @@ def input_seed(seed: int) -> int:
     return (seed * _LCG_A + _LCG_C) % (1 << 63)
 
 
-# --- the input's shape -----------------------------------------------------------------------------------
+# --- the input's shape --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -162,9 +162,8 @@ def _main_input_spec(
     config = getattr(model, "config", None)
     cls = type(model).__name__
     if keyword in ("input_ids", "decoder_input_ids"):
-        embeddings = (
-            model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-        )
+        get = getattr(model, "get_input_embeddings", None)
+        embeddings = get() if callable(get) else None
         vocab = getattr(embeddings, "num_embeddings", None) or getattr(config, "vocab_size", None)
         if not isinstance(vocab, int) or vocab < 1:
             raise ProbeError(f"{cls} takes {keyword} but names no vocabulary size; {INPUT_HINT}")
@@ -198,10 +197,11 @@ def _main_input_spec(
                 "with --input-shape (features, frames), or " + INPUT_HINT
             )
         # Whisper's encoder halves the frames with a stride-2 conv to max_source_positions.
-        shape = (bins, 2 * frames)
-        return InputSpec(shape, None, f"{keyword} of {cls}, {bins}×{2 * frames} (config)", keyword)
+        return InputSpec(
+            (bins, 2 * frames), None, f"{keyword} of {cls}, {bins}×{2 * frames} (config)", keyword
+        )
     if keyword == "input_values":
-        shape = input_shape or (DEFAULT_AUDIO_SAMPLES,)
+        shape: tuple[int, ...] = input_shape or (DEFAULT_AUDIO_SAMPLES,)
         how = "--input-shape" if input_shape else "1 s at 16 kHz, assumed"
         return InputSpec(shape, None, f"{keyword} of {cls}, {shape[0]} samples ({how})", keyword)
     raise ProbeError(f"{cls} takes {keyword}, for which initcli builds no batch; {INPUT_HINT}")
@@ -247,7 +247,7 @@ def _task_classes() -> dict[str, frozenset[str]]:
     labels are one class per sample)."""
     from transformers.models.auto import modeling_auto as names
 
-    def flat(*mappings: Mapping[str, str | tuple[str, ...]]) -> frozenset[str]:
+    def flat(*mappings: Mapping[str, str | Sequence[str]]) -> frozenset[str]:
         out: set[str] = set()
         for mapping in mappings:
             for value in mapping.values():
@@ -406,8 +406,9 @@ def read_output(output: object) -> Output:
     if isinstance(output, torch.Tensor):
         return Output(output if output.is_floating_point() else None, "the output tensor")
     if isinstance(output, Mapping):
-        loss = output.get("loss")
-        loss = loss if _is_float(loss) and loss.numel() == 1 else None
+        given = output.get("loss")
+        loss = given if isinstance(given, torch.Tensor) and _is_float(given) else None
+        loss = loss if loss is not None and loss.numel() == 1 else None
         for key in (*OUTPUT_KEYS, *output):
             value = output.get(key)
             if key != "loss" and _is_float(value):

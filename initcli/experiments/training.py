@@ -81,7 +81,8 @@ def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         raise ProbeError(
             f"--train needs the model's output to hold float logits; it gave {out.which}"
         )
-    return out.tensor
+    logits: torch.Tensor = out.tensor
+    return logits
 
 
 def check_shapes(model: nn.Module, data: Data) -> None:
@@ -181,6 +182,6 @@ def _loss(criterion: nn.Module, out: torch.Tensor, y: torch.Tensor, sequence: bo
     """The criterion on (output, y); for sequences on each position's logits against the next
     token (cross-entropy takes the classes on dim 1)."""
     if sequence:
-        return criterion(out[:, :-1].transpose(1, 2), y[:, 1:])
+        out, y = out[:, :-1].transpose(1, 2), y[:, 1:]
     loss: torch.Tensor = criterion(out, y)
     return loss

@@ -7,12 +7,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import torch
-
 from initcli import limits
 from initcli.errors import ArgError, ProbeError, SchemeError
-from initcli.experiments import data as datasets
 from initcli.experiments import batches, probe, seeds, training
+from initcli.experiments import data as datasets
 from initcli.experiments.training import TrainResult
 from initcli.report._shared import (
     batch_for,
@@ -258,10 +256,9 @@ def _summarize(
     runs = [r for sp in results for r in sp.runs]
     target = train.target_loss
     if target is None:
-        chance = _chance_loss(data)
-        floor = 0.0 if data is None or data.floor is None else data.floor
+        least = 0.0 if data is None or data.floor is None else data.floor
         # A quarter of the way from the floor (0, or a chain's entropy rate) to chance.
-        target = floor + (chance - floor) / 4
+        target = least + (_chance_loss(data) - least) / 4
     split = data is not None and data.x_val is not None
     out: list[SchemeProbe] = []
     finals: list[tuple[str, list[float]]] = []
