@@ -8,6 +8,7 @@ additions leave the stream's variance where one addition of plain normal(0.02) w
 (docs/probe-real-models.md).
 """
 
+import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 
@@ -28,3 +29,11 @@ def gpt2(
         eos_token_id=0,
     )
     return GPT2LMHeadModel(config)
+
+
+def make_batch(batch_size: int, seed: int) -> dict[str, torch.Tensor]:
+    """An `--input` factory: 32 token ids per sample, all attended to, and the ids as labels, so
+    GPT-2 returns its own next-token loss."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, 256, (batch_size, 32), generator=gen)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
