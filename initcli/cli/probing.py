@@ -215,8 +215,8 @@ def compare(
         int | None,
         typer.Option(
             "--train-batch",
-            help="Minibatch size for --train (default: 64 for digits, else full batch). Not the "
-            "probe's --batch-size.",
+            help="Minibatch size for --train (default: 64 for digits and markov, else full "
+            "batch). Not the probe's --batch-size.",
             show_default=False,
         ),
     ] = None,
@@ -244,7 +244,8 @@ def compare(
         typer.Option(
             "--target-loss",
             help="Report steps to reach this training loss (default: a quarter of the chance "
-            "loss: ln(classes), or var(y) for regression).",
+            "loss: ln(classes), or var(y) for regression; for markov a quarter of the way from "
+            "its floor to chance).",
             show_default=False,
         ),
     ] = None,
