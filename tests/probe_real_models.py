@@ -141,3 +141,17 @@ def digits_vit() -> nn.Module:
             image_size=8, patch_size=2, num_channels=1, num_labels=10,
         )
     )  # fmt: skip
+
+
+def whisper() -> nn.Module:
+    """Speech: input_features of num_mel_bins × 2·max_source_positions frames."""
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    return WhisperForConditionalGeneration(
+        WhisperConfig(
+            d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+            decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=16,
+            max_source_positions=16, max_target_positions=16, vocab_size=64,
+            decoder_start_token_id=0, pad_token_id=0, bos_token_id=0, eos_token_id=0,
+        )
+    )  # fmt: skip

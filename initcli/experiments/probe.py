@@ -17,9 +17,7 @@ from initcli.experiments.verdict import (
     SATURATION_LEVEL,
     Evidence,
     Verdict,
-    decide,
-    depth_exponent,
-    std_ratio,
+    decide_stacks,
 )
 from initcli.init import auto
 
@@ -480,10 +478,9 @@ def _probe(model: nn.Module, batch: Batch) -> ProbeResult:
     dead_i = max(range(len(blocks)), key=lambda i: blocks[i].zero_frac)
     sat_blocks = [b for b in blocks if b.saturated_frac is not None]
     most_saturated = max(sat_blocks, key=lambda b: b.saturated_frac or 0.0) if sat_blocks else None
-    first, last = blocks[0].std, blocks[-1].std
     evidence = Evidence(
-        first_std=math.inf if first is None else first,
-        last_std=math.inf if last is None else last,
+        first_std=math.inf,  # per stack, in decide_stacks
+        last_std=math.inf,
         max_zero_frac=blocks[dead_i].zero_frac,
         max_saturated_frac=None if most_saturated is None else most_saturated.saturated_frac,
         symmetric_layer=next((c.name for c, m in measured if m.symmetric), None),
@@ -491,19 +488,14 @@ def _probe(model: nn.Module, batch: Batch) -> ProbeResult:
         saturated_layer=None if most_saturated is None else most_saturated.name,
         nonfinite_layer=next((c.name for c, m in measured if m.nonfinite), None),
     )
-    verdict, reason = decide(evidence)
+    # Repeated blocks in two containers (an encoder's and a decoder's) are two depths, not one.
+    stacks: dict[str, list[float | None]] = {}
+    for b in blocks:
+        stacks.setdefault(b.name.rpartition(".")[0] if outs else "", []).append(b.std)
+    verdict, reason, ratio, k = decide_stacks(evidence, list(stacks.items()))
     model.zero_grad(set_to_none=True)
     return ProbeResult(
-        layers,
-        blocks,
-        grads,
-        verdict,
-        reason,
-        std_ratio(evidence.first_std, evidence.last_std),
-        loss_value,
-        out.which,
-        loss_kind,
-        depth_exponent([b.std for b in blocks]),
+        layers, blocks, grads, verdict, reason, ratio, loss_value, out.which, loss_kind, k
     )
 
 

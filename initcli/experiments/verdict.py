@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 # The thresholds are a contract with the README and `--help`: change them together.
@@ -136,3 +136,26 @@ def depth_exponent(stds: Sequence[float | None]) -> float | None:
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     sxx = sum((x - mx) ** 2 for x in xs)
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+
+
+def decide_stacks(
+    ev: Evidence, stacks: Sequence[tuple[str, Sequence[float | None]]]
+) -> tuple[Verdict, str, float | None, float | None]:
+    """decide() once per stack of blocks, with that stack's first and last std: the first stack
+    whose verdict is not stable, else the last (the one nearest the output). Returns the verdict,
+    its reason (naming the stack where there are several), the std ratio and the depth exponent."""
+    found = []
+    for name, stds in stacks:
+        first, last = stds[0], stds[-1]
+        e = replace(
+            ev,
+            first_std=math.inf if first is None else first,
+            last_std=math.inf if last is None else last,
+        )
+        verdict, reason = decide(e)
+        ratio = std_ratio(e.first_std, e.last_std)
+        found.append((name, verdict, reason, ratio, depth_exponent(stds)))
+    name, verdict, reason, ratio, k = next(
+        (f for f in found if f[1] is not Verdict.STABLE), found[-1]
+    )
+    return verdict, f"{name}: {reason}" if len(found) > 1 else reason, ratio, k

@@ -37,6 +37,9 @@ CASES = {
     "vit": (
         [f"vit.layers.{i}" for i in range(3)], "logits",
         "the model's own loss (random class labels in [0, 5))"),
+    "whisper": (
+        ["model.encoder.layers.0", "model.encoder.layers.1", "model.decoder.layers.0",
+         "model.decoder.layers.1"], "logits", "mean(output²) of logits"),
     "resnet": (
         [f"resnet.encoder.stages.{i}" for i in range(3)], "logits",
         "the model's own loss (random class labels in [0, 4))"),
@@ -54,7 +57,8 @@ def test_probe_runs_with_one_row_per_repeated_block(name: str) -> None:
         assert res.loss is not None and math.isfinite(res.loss)
         for b in res.blocks:
             assert b.std is not None and b.std > 0 and b.grad_norm is not None and b.grad_norm > 0
-        assert res.depth_exponent is not None  # three blocks or more
+        # Three blocks or more in a stack; an encoder-decoder here has two per stack.
+        assert (res.depth_exponent is None) == (name in {"t5", "t5_bare", "whisper"})
 
 
 def test_input_is_built_from_the_model() -> None:
@@ -172,3 +176,17 @@ def test_gpt2_residual_stream_grows_faster_without_the_c_proj_scaling(seed: int)
     assert all(
         (u.std or 0) > (s.std or 0) for s, u in zip(scaled.blocks, unscaled.blocks, strict=True)
     )
+
+
+def test_an_encoder_and_a_decoder_are_two_depths() -> None:
+    """Whisper's encoder stream (std ~0.5 from N(0, 1) features) and its decoder's (~0.03 from
+    token embeddings) are not one depth: the verdict compares each stack's first and last block,
+    so the decoder's 0.03 is not read as the encoder's signal vanishing."""
+    r = report.probe_report(f"{MODELS}:whisper", ["default"], batch_size=2)
+    res = r.schemes[0].result
+    dec = [b.std for b in res.blocks[2:]]
+    assert res.verdict.value == "stable"
+    assert res.reason.startswith("model.decoder.layers: last/first std")
+    assert dec[0] is not None and dec[1] is not None
+    assert res.std_ratio == pytest.approx(dec[1] / dec[0], rel=1e-12)
+    assert res.depth_exponent is None  # two blocks per stack
