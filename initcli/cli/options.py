@@ -233,6 +233,7 @@ def input_files(
     schemes: Sequence[tuple[str, str | None]] = (),
     data: str | None = None,
     label: str | None = None,
+    batch: str | None = None,
 ) -> dict[str, str | None]:
     """Every file and folder a command reads, by how it was given: what no output may be.
 
@@ -254,6 +255,8 @@ def input_files(
             found[f"the file of {option} {given}"] = _code_file(given[3:].strip())
     if data is not None:
         found[f"the file of --data {data}"] = _code_file(data.strip())
+    if batch is not None:
+        found[f"the file of --input {batch}"] = _code_file(batch.strip())
     return found
 
 
@@ -294,6 +297,6 @@ def tolerance_value(text: str) -> Tolerance:
 
 
 def parse_shape_option(text: str | None) -> tuple[int, ...] | None:
-    from initcli.experiments.probe import parse_shape
+    from initcli.experiments.batches import parse_shape
 
     return None if text is None else parse_shape(text)

@@ -33,6 +33,19 @@ from initcli.experiments import verdict
 from initcli.files import check_not_input
 from initcli.render import OutputFormat
 
+InputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input",
+        metavar="FILE.py:FN",
+        help="The batch: a function of your code (file.py:make_batch or pkg.mod:make_batch) "
+        "taking any of batch_size, seed, model by name and returning a tensor or a dict of "
+        "keyword arguments for the forward (a 'labels' entry makes the model take its own loss). "
+        "Default: built from the model's input (token ids, pixel values, features).",
+        show_default=False,
+    ),
+]
+
 
 def _plot_first(plot: Path | None, force: bool) -> None:
     # Checked before the (possibly long) probe, so a missing extra or an existing file fails fast.
@@ -50,9 +63,10 @@ def _check_outputs(
     force: bool,
     inits: list[str] | None,
     data: str | None = None,
+    input_fn: str | None = None,
 ) -> None:
     """Before any work: --plot and --output must be writable, and neither may be an input."""
-    inputs = input_files(target, [("--init", i) for i in inits or []], data)
+    inputs = input_files(target, [("--init", i) for i in inits or []], data, batch=input_fn)
     if plot is not None:
         check_not_input(plot, inputs)
     _plot_first(plot, force)
@@ -75,6 +89,7 @@ def probe(
     seed: ProbeSeedOpt = 0,
     arg: ArgOpt = None,
     input_shape: InputShapeOpt = None,
+    input_fn: InputOpt = None,
     batch_size: BatchOpt = 256,
     sweep: Annotated[
         str | None,
@@ -108,7 +123,9 @@ def probe(
 
     One seeded random batch through a freshly built model per scheme, hooks on every leaf module:
     per block, the output's mean, std, fraction of exact zeros and of saturated values, and the
-    gradient norm after one backward pass of mean(output²).
+    gradient norm after one backward pass of mean(output²), or of the model's own loss where
+    labels can be made (a transformers LM or classifier). A model's repeated modules (h.N,
+    layers.N, encoder.layer.N) are its blocks: their outputs are the residual stream.
     """
     from initcli.render.probing import probe_view
     from initcli.report import probe_report
@@ -122,7 +139,7 @@ def probe(
                 "--seeds does not apply to --sweep (one seeded batch per width); to check a "
                 "sweep's seed noise, rerun it with another --seed"
             )
-        _check_outputs(target, output, plot, force, init)
+        _check_outputs(target, output, plot, force, init, input_fn=input_fn)
         swept = sweep_report(
             target,
             init or [],
@@ -133,13 +150,14 @@ def probe(
             parse_shape_option(input_shape),
             batch_size,
             step,
+            input_fn,
         )
         emit(sweep_view(swept), output_format, output, force)
         _plot_last(swept, plot, force)
         return
     if step:
         raise ArgError("--step goes with --sweep (the update size per width)")
-    _check_outputs(target, output, plot, force, init)
+    _check_outputs(target, output, plot, force, init, input_fn=input_fn)
     report = probe_report(
         target,
         init or [],
@@ -149,6 +167,7 @@ def probe(
         parse_shape_option(input_shape),
         batch_size,
         seeds_count=seeds,
+        input_fn=input_fn,
     )
     notes(report.remarks, False)
     emit(probe_view(report), output_format, output, force)
@@ -176,7 +195,9 @@ def compare(
         typer.Option(
             "--data",
             metavar="DATA",
-            help="--train's data: moons, digits (scikit-learn's 8×8 digits; the 'data' extra), "
+            help="--train's data: moons, digits (scikit-learn's 8×8 digits; the 'data' extra; "
+            "1×8×8 pixel values for a vision model), markov (a synthetic language: sequences of "
+            "a fixed random Markov chain, next-token cross-entropy, its entropy rate the floor), "
             "or pkg.mod:name / file.py:name returning (X, y), a dict of 'train'/'validation' "
             "splits or a torch Dataset. Integer y: classification; float y: regression (MSE).",
         ),
@@ -194,8 +215,8 @@ def compare(
         int | None,
         typer.Option(
             "--train-batch",
-            help="Minibatch size for --train (default: 64 for digits, else full batch). Not the "
-            "probe's --batch-size.",
+            help="Minibatch size for --train (default: 64 for digits and markov, else full "
+            "batch). Not the probe's --batch-size.",
             show_default=False,
         ),
     ] = None,
@@ -223,7 +244,8 @@ def compare(
         typer.Option(
             "--target-loss",
             help="Report steps to reach this training loss (default: a quarter of the chance "
-            "loss: ln(classes), or var(y) for regression).",
+            "loss: ln(classes), or var(y) for regression; for markov a quarter of the way from "
+            "its floor to chance).",
             show_default=False,
         ),
     ] = None,
@@ -238,6 +260,7 @@ def compare(
     seed: ProbeSeedOpt = 0,
     arg: ArgOpt = None,
     input_shape: InputShapeOpt = None,
+    input_fn: InputOpt = None,
     batch_size: BatchOpt = 256,
     plot: PlotOpt = None,
     force: ForceOpt = False,
@@ -253,7 +276,7 @@ def compare(
     from initcli.render.probing import probe_view
     from initcli.report import TrainSetup, probe_report
 
-    _check_outputs(target, output, plot, force, init, data)
+    _check_outputs(target, output, plot, force, init, data, input_fn)
     if epochs is not None and train is not None:
         raise ArgError("give --train STEPS or --epochs N, not both")
     steps = train if epochs is None else 1
@@ -284,6 +307,7 @@ def compare(
         batch_size,
         setup,
         seeds_count=seeds,
+        input_fn=input_fn,
     )
     notes(report.remarks, False)
     emit(probe_view(report, compare=True), output_format, output, force)

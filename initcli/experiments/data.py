@@ -13,7 +13,7 @@ import torch
 
 from initcli import memory
 from initcli.errors import ArgError, MemoryLimitError, TargetError, first_line
-from initcli.experiments.probe import input_seed
+from initcli.experiments.batches import input_seed
 from initcli.model import resolve
 
 # The share of the samples held out for validation when the data set comes unsplit.
@@ -21,7 +21,7 @@ VAL_FRACTION = 0.2
 # --train-batch when none is given: full batch, except where that is slow and overfits. Digits'
 # 1,438 training images full batch cost 2.5× the time of 300 minibatch steps of 64 and, over 300
 # steps, overfit (He init's validation loss rises again): minibatches of 64 are the tutorials'.
-DEFAULT_BATCH = {"digits": 64}
+DEFAULT_BATCH = {"digits": 64, "markov": 64}
 DIGITS_EXTRA = "--data digits needs scikit-learn: pip install 'initcli[data]'"
 # A user Dataset (other than a TensorDataset, whose tensors are read whole) is read item by item
 # in Python: ~1-10 µs and a few hundred bytes of tensor objects per item, so 10⁶ items take
@@ -43,6 +43,10 @@ class Data:
     x_val: torch.Tensor | None
     y_val: torch.Tensor | None
     classes: int | None
+    # Next-token prediction: x holds token sequences and the targets are x shifted by one.
+    sequence: bool = False
+    # The least loss any model can reach on it, where known (a Markov chain's entropy rate).
+    floor: float | None = None
 
     @property
     def task(self) -> str:
@@ -87,7 +91,65 @@ def load_data(name: str, seed: int, points: int, noise: float, val_fraction: flo
         y = torch.as_tensor(bunch.target, dtype=torch.long)
         frac = VAL_FRACTION if val_fraction is None else val_fraction
         return _split("digits", x, y, seed, frac)
+    if name == "markov":
+        return markov(seed, VAL_FRACTION if val_fraction is None else val_fraction)
     return _user(name, seed, VAL_FRACTION if val_fraction is None else val_fraction)
+
+
+# --data markov: a synthetic language that ships with the code. A fixed random chain over
+# MARKOV_VOCAB tokens (its transition rows softmax(MARKOV_SHARPNESS · N(0, 1)) drawn once from
+# MARKOV_CHAIN_SEED: the same language on every run), MARKOV_SEQUENCES sequences of MARKOV_LENGTH
+# tokens drawn from it with --seed, each starting from the stationary distribution.
+MARKOV_VOCAB = 16
+MARKOV_LENGTH = 32
+MARKOV_SEQUENCES = 640
+MARKOV_CHAIN_SEED = 24
+MARKOV_SHARPNESS = 2.0
+
+
+def markov_chain() -> tuple[torch.Tensor, torch.Tensor]:
+    """The chain's transition matrix P (rows sum to 1) and its stationary distribution π."""
+    gen = torch.Generator().manual_seed(MARKOV_CHAIN_SEED)
+    logits = MARKOV_SHARPNESS * torch.randn(
+        MARKOV_VOCAB, MARKOV_VOCAB, generator=gen, dtype=torch.float64
+    )
+    p = torch.softmax(logits, dim=1)
+    # π P = π: the left eigenvector of eigenvalue 1 (every entry of P is positive, so it is unique).
+    values, vectors = torch.linalg.eig(p.T)
+    pi = vectors[:, int(torch.argmin((values - 1).abs()))].real
+    return p, pi / pi.sum()
+
+
+def entropy_rate(p: torch.Tensor, pi: torch.Tensor) -> float:
+    """H = −Σᵢ πᵢ Σⱼ Pᵢⱼ ln Pᵢⱼ nats per token: the expected cross-entropy of the best next-token
+    prediction (the chain itself), so the floor under any model's loss on the chain."""
+    return float(-(pi[:, None] * p * p.log()).sum())
+
+
+def markov(seed: int, val_fraction: float) -> Data:
+    """Sequences of the fixed chain, split into training and validation sequences by `seed`."""
+    p, pi = markov_chain()
+    gen = torch.Generator().manual_seed(input_seed(seed))
+    token = torch.multinomial(pi, MARKOV_SEQUENCES, replacement=True, generator=gen)
+    tokens = [token]
+    for _ in range(MARKOV_LENGTH - 1):
+        token = torch.multinomial(p[token], 1, generator=gen).squeeze(1)
+        tokens.append(token)
+    x = torch.stack(tokens, dim=1)
+    n_val = round(MARKOV_SEQUENCES * val_fraction)
+    order = torch.randperm(MARKOV_SEQUENCES, generator=torch.Generator().manual_seed(seed))
+    train, val = x[order[n_val:]], x[order[:n_val]]
+    has_val = n_val > 0
+    return Data(
+        "markov",
+        train,
+        train,
+        val if has_val else None,
+        val if has_val else None,
+        MARKOV_VOCAB,
+        sequence=True,
+        floor=entropy_rate(p, pi),
+    )
 
 
 def _user(name: str, seed: int, val_fraction: float) -> Data:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,31 +11,21 @@ import torch
 from torch import nn
 
 from initcli import memory
-from initcli.errors import ArgError, ProbeError, first_line
-from initcli.experiments.verdict import SATURATION_LEVEL, Evidence, Verdict, decide, std_ratio
+from initcli.errors import ProbeError, first_line
+from initcli.experiments.batches import Batch, holds_weight, read_loss, read_output
+from initcli.experiments.verdict import (
+    SATURATION_LEVEL,
+    Evidence,
+    Verdict,
+    decide_stacks,
+)
 from initcli.init import auto
 
-DEFAULT_BATCH = 256
-# What an input shape inferred from a first Conv or Embedding assumes (--input-shape overrides).
-DEFAULT_SEQ_LEN = 16
-DEFAULT_SPATIAL = {1: (32,), 2: (32, 32), 3: (16, 16, 16)}
 # Histograms: bins, at most this many values per block (an even stride through the output), and
 # a shared x-range per scheme of the blocks' mean ± HIST_SIGMAS·std, clipped to their min/max.
 HIST_BINS = 50
 HIST_SAMPLES = 1 << 16
 HIST_SIGMAS = 4.0
-# Where the input batch's random stream starts, relative to the init's: the input must not be
-# drawn from the same stream as the weights, or x·Wᵀ picks up a spurious diagonal (measured: the
-# first ReLU layer's std doubles). A 64-bit LCG step turns the seed into a distinct one.
-_LCG_A = 6364136223846793005
-_LCG_C = 1442695040888963407
-
-
-def input_seed(seed: int) -> int:
-    """The seed of the input batch's generator: derived from --seed, never equal to it."""
-    return (seed * _LCG_A + _LCG_C) % (1 << 63)
-
-
 # Below this many parameters a probe takes ≤ 0.2 s on one thread (a 4-layer MLP of width 1024,
 # 2.1M parameters: 0.1 s, against 0.07 s on two idle cores), while two threads on a 2-core machine
 # that another process keeps busy were measured 60× slower (the 10-layer digits MLP: 0.47 s against
@@ -66,98 +55,6 @@ def threads_for(model: nn.Module) -> Iterator[None]:
         yield
 
 
-# --- input --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """The per-sample input shape (no batch dimension) and how it was found."""
-
-    shape: tuple[int, ...]
-    token_ids: int | None  # integer ids in [0, token_ids) for an Embedding; None: N(0, 1) floats
-    source: str
-
-
-# One sample's sizes, each separated by one `,`, `x` or `×` (spaces around it allowed) or by
-# spaces alone; nothing else, so `4,,4` or `4,4 x` is a typo to report, not a shape to guess.
-_SHAPE = re.compile(r"\s*\d{1,18}(?:(?:\s*[,x×]\s*|\s+)\d{1,18})*\s*")
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """`--input-shape 3,32,32` (also 3x32x32): the shape of one sample, batch dimension left out."""
-    shape = tuple(int(p) for p in re.findall(r"\d+", text)) if _SHAPE.fullmatch(text) else ()
-    if not shape or any(d < 1 for d in shape):
-        raise ArgError(
-            f"--input-shape {text!r} is not a shape; give positive sizes of one sample without "
-            "the batch dimension, e.g. --input-shape 3,32,32 (the batch size is --batch-size)"
-        )
-    return shape
-
-
-def _weighted(module: nn.Module) -> bool:
-    """Whether the module holds a weight matrix (≥2-D parameter) itself: a layer an init shapes."""
-    return any(p.dim() >= 2 for p in module.parameters(recurse=False))
-
-
-def infer_input(model: nn.Module) -> InputSpec:
-    """From the first weighted module in registration order: Linear, Conv or Embedding."""
-    for name, module in model.named_modules():
-        if not _weighted(module):
-            continue
-        label = f"{name or 'the model'} ({type(module).__name__})"
-        if isinstance(module, nn.Embedding | nn.EmbeddingBag):
-            return InputSpec(
-                (DEFAULT_SEQ_LEN,),
-                module.num_embeddings,
-                f"token ids for {label}, {DEFAULT_SEQ_LEN} per sample (assumed)",
-            )
-        if isinstance(module, nn.Linear) and module.in_features > 0:
-            return InputSpec((module.in_features,), None, f"in_features of {label}")
-        if isinstance(module, nn.modules.conv._ConvNd) and module.in_channels > 0:
-            spatial = DEFAULT_SPATIAL.get(len(module.kernel_size))
-            if spatial is not None:
-                size = "×".join(map(str, spatial))
-                return InputSpec(
-                    (module.in_channels, *spatial),
-                    None,
-                    f"in_channels of {label}, spatial size {size} (assumed)",
-                )
-        raise ProbeError(
-            f"cannot infer the input shape from the first layer, {label}; give it with "
-            "--input-shape (one sample, no batch dimension), e.g. --input-shape 3,32,32"
-        )
-    raise ProbeError(
-        "cannot infer the input shape: the model has no Linear, Conv or Embedding layer; give "
-        "it with --input-shape (one sample, no batch dimension)"
-    )
-
-
-def input_spec(
-    model: nn.Module, spec_input: int | None, input_shape: tuple[int, ...] | None
-) -> InputSpec:
-    """--input-shape, else the YAML spec's `input:`, else inferred from the first layer."""
-    token_ids = None
-    for module in model.modules():
-        if _weighted(module):
-            if isinstance(module, nn.Embedding | nn.EmbeddingBag):
-                token_ids = module.num_embeddings
-            break
-    if input_shape is not None:
-        return InputSpec(input_shape, token_ids, "--input-shape")
-    if spec_input is not None:
-        return InputSpec((spec_input,), None, "the spec's input:")
-    return infer_input(model)
-
-
-def make_batch(spec: InputSpec, batch_size: int, seed: int) -> torch.Tensor:
-    """A seeded batch: N(0, 1) floats, or uniform token ids for an Embedding first layer."""
-    gen = torch.Generator().manual_seed(input_seed(seed))
-    shape = (batch_size, *spec.shape)
-    if spec.token_ids is not None:
-        return torch.randint(0, spec.token_ids, shape, generator=gen)
-    return torch.randn(shape, generator=gen)
-
-
 # --- hooks ---------------------------------------------------------------------------------------
 
 
@@ -179,7 +76,7 @@ def _hooked(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [
         (name, module)
         for name, module in model.named_modules()
-        if not any(True for _ in module.children()) or _weighted(module)
+        if not any(True for _ in module.children()) or holds_weight(module)
     ]
 
 
@@ -228,11 +125,14 @@ def _recording(model: nn.Module) -> Iterator[tuple[list[_Call], list[_Call]]]:
             handle.remove()
 
 
-def _forward(model: nn.Module, batch: torch.Tensor, stack: list[_Call], what: str) -> object:
+def _forward(
+    model: nn.Module, batch: torch.Tensor | Batch, stack: list[_Call], what: str
+) -> object:
+    fed = batch if isinstance(batch, Batch) else Batch((batch,))
     try:
-        return model(batch)
+        return fed.feed(model)
     except Exception as exc:
-        shape = "×".join(map(str, batch.shape))
+        shape = "×".join(map(str, fed.main.shape))
         if memory.is_out_of_memory(exc):  # the size, not the shape, is what to change
             raise memory.out_of_memory_error(f"running {what} on {shape}") from None
         where = (
@@ -241,8 +141,8 @@ def _forward(model: nn.Module, batch: torch.Tensor, stack: list[_Call], what: st
             else "outside any layer (in the model's own forward)"
         )
         raise ProbeError(
-            f"{what} on an input of shape {shape} failed {where}: {first_line(exc)}; "
-            "check --input-shape (one sample, no batch dimension)"
+            f"{what} on an input of shape {shape} failed {where}: {first_line(exc)}; check "
+            "--input-shape (one sample, no batch dimension), or pass --input file.py:make_batch"
         ) from None
 
 
@@ -275,14 +175,14 @@ def trace_followers(model: nn.Module, batch: torch.Tensor) -> dict[str, auto.Fol
     names = {id(m): n for n, m in model.named_modules()}
     found: dict[str, auto.Follower] = {}
     for i, call in enumerate(calls):
-        if not _weighted(call.module):
+        if not holds_weight(call.module):
             continue
         name = names[id(call.module)]
         if name in found:
             continue
         follower = auto.Follower(None, where="no activation follows (output)")
         for later in calls[i + 1 :]:
-            if _weighted(later.module):
+            if holds_weight(later.module):
                 where = f"no activation module before {later.name}"
                 follower = auto.Follower(None, where=where)
                 break
@@ -340,8 +240,9 @@ class BlockStats:
     std: float | None
     zero_frac: float
     saturated_frac: float | None  # the most saturated bounded layer inside the block
-    grad_norm: float | None  # of the weighted layer's own parameters
+    grad_norm: float | None  # of the weighted layer's own parameters (a repeated block's: all)
     hist: Histogram
+    output_of: str = ""  # the call whose output is the block's: its last layer, or the block
 
 
 @dataclass(frozen=True)
@@ -358,7 +259,11 @@ class ProbeResult:
     verdict: Verdict
     reason: str
     std_ratio: float | None
-    loss: float | None  # mean(output²), the loss whose gradients are reported
+    loss: float | None  # the loss whose gradients are reported (`loss_kind` says which)
+    output: str = "the output tensor"  # what was measured as the output (logits, output[0], ...)
+    loss_kind: str = "mean(output²) of the output tensor"
+    # std ∝ (block number)^k through depth (verdict.depth_exponent); None: under 3 blocks.
+    depth_exponent: float | None = None
 
 
 def _bounds(module: nn.Module) -> tuple[float, float] | None:
@@ -404,7 +309,7 @@ def _measure(call: _Call, out: torch.Tensor, with_sample: bool) -> _Measured:
         mid, half = (lo + hi) / 2, (hi - lo) / 2
         saturated = float(torch.count_nonzero((d - mid).abs() > SATURATION_LEVEL * half)) / n
     symmetric = False
-    if _weighted(call.module) and t.dim() >= 2:
+    if holds_weight(call.module) and t.dim() >= 2:
         # The feature axis: channels for a convolution, the last axis for everything else.
         axis = 1 if isinstance(call.module, nn.modules.conv._ConvNd) else t.dim() - 1
         if t.shape[axis] >= 2:
@@ -453,46 +358,93 @@ def _hist_range(blocks: list[_Measured]) -> tuple[float, float]:
     return lo, hi
 
 
-def probe(model: nn.Module, batch: torch.Tensor) -> ProbeResult:
-    """One forward pass with hooks on every leaf module, one backward of mean(output²)."""
+def repeated_blocks(model: nn.Module) -> tuple[str, ...]:
+    """The model's repeated modules: the children of a ModuleList or Sequential that holds at least
+    two modules of one class, each with children of its own (GPT-2's h.N, Llama's layers.N, BERT's
+    encoder.layer.N, a ResNet's stages); the outermost such level; () for a plain stack of layers.
+    """
+    found: list[str] = []
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.ModuleList | nn.Sequential):
+            continue
+        kids = list(module.named_children())
+        if len(kids) < 2 or len({type(k) for _, k in kids}) != 1:
+            continue
+        if all(any(True for _ in k.children()) for _, k in kids):
+            found.extend(f"{name}.{k}" if name else k for k, _ in kids)
+    return tuple(n for n in found if not any(n.startswith(f"{o}.") for o in found))
+
+
+@contextmanager
+def _block_outputs(model: nn.Module, names: tuple[str, ...]) -> Iterator[dict[str, torch.Tensor]]:
+    """Each named block's first output tensor, in the order the blocks ran."""
+    seen: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def hook(name: str) -> Callable[[nn.Module, object, object], None]:
+        def record(_module: nn.Module, _args: object, output: object) -> None:
+            found = _first_tensor(output)
+            if name not in seen and found is not None and found.is_floating_point():
+                seen[name] = found
+
+        return record
+
+    try:
+        for name in names:
+            handles.append(model.get_submodule(name).register_forward_hook(hook(name)))
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def probe(model: nn.Module, batch: torch.Tensor | Batch) -> ProbeResult:
+    """One forward pass with hooks on every leaf module (and on the repeated blocks), one backward
+    of the model's own loss where the batch carries labels, else of mean(output²)."""
     with threads_for(model):
-        return _probe(model, batch)
+        return _probe(model, batch if isinstance(batch, Batch) else Batch((batch,)))
 
 
-def _probe(model: nn.Module, batch: torch.Tensor) -> ProbeResult:
+@dataclass(frozen=True)
+class _Group:
+    """A block as found: its name, the module that starts it, its output's call and measure."""
+
+    name: str
+    layer: str
+    end: _Call
+    measured: _Measured
+    saturated_frac: float | None
+    grad_norm: float | None
+
+
+def _probe(model: nn.Module, batch: Batch) -> ProbeResult:
     model.train()  # what the first training step sees: batch statistics, dropout on
     model.zero_grad(set_to_none=True)
-    with _recording(model) as (calls, stack):
-        output = _first_tensor(_forward(model, batch, stack, "the forward pass"))
-    if output is None or not output.is_floating_point():
+    repeated = repeated_blocks(model)
+    with _recording(model) as (calls, stack), _block_outputs(model, repeated) as outs:
+        out = read_output(_forward(model, batch, stack, "the forward pass"))
+    if out.tensor is None and out.loss is None:
         raise ProbeError(
-            "the model's output is not a float tensor, so there is no loss to take gradients of"
+            f"the model's output is {out.which}, so there is no loss to take gradients of; "
+            "return a float tensor (logits), or pass --input file.py:make_batch with labels so "
+            "the model returns its own loss"
         )
+    loss, loss_kind = read_loss(batch, out)
     loss_value: float | None = None
-    if output.requires_grad:
-        loss = output.double().pow(2).mean()
+    if loss is not None and loss.requires_grad:
         loss_value = float(loss.detach())
         torch.autograd.backward(loss)
     kept = [c for c in calls if c.output is not None and c.output.is_floating_point()]
     if not kept:
         raise ProbeError("no layer produced a float output to measure")
-    # Blocks: each weighted call starts one; calls before the first weighted call are left out.
-    # A model without weighted layers gets one block per call.
-    call_groups: list[list[_Call]] = []
-    any_weighted = any(_weighted(c.module) for c in kept)
-    for call in kept:
-        if not any_weighted or _weighted(call.module):
-            call_groups.append([call])
-        elif call_groups:
-            call_groups[-1].append(call)
-    ends = {id(group[-1]) for group in call_groups}
+    by_call: dict[int, _Measured] = {}
+    groups = _repeated_groups(model, outs, kept, by_call) if outs else _layer_groups(kept, by_call)
     with torch.no_grad():
-        by_call = {
-            id(c): _measure(c, c.output, id(c) in ends) for c in kept if c.output is not None
-        }
+        for c in kept:
+            if id(c) not in by_call and c.output is not None:
+                by_call[id(c)] = _measure(c, c.output, False)
     measured = [(c, by_call[id(c)]) for c in kept]
-    groups = [[(c, by_call[id(c)]) for c in group] for group in call_groups]
-
+    ends = {id(g.end) for g in groups}
     layers = tuple(
         LayerStats(
             call.name,
@@ -507,56 +459,118 @@ def _probe(model: nn.Module, batch: torch.Tensor) -> ProbeResult:
         )
         for call, m in measured
     )
-    lo, hi = _hist_range([group[-1][1] for group in groups])
-    blocks: list[BlockStats] = []
-    for group in groups:
-        start, end = group[0][0], group[-1][0]
-        m = group[-1][1]
-        sats = [g[1].saturated_frac for g in group if g[1].saturated_frac is not None]
-        counts = torch.histc(m.sample.clamp(lo, hi).float(), HIST_BINS, lo, hi)
-        blocks.append(
-            BlockStats(
-                start.name if start is end else f"{start.name} → {end.name}",
-                start.name,
-                m.mean,
-                m.std,
-                m.zero_frac,
-                max(sats) if sats else None,
-                _grad_norm(list(start.module.parameters(recurse=False))),
-                Histogram(lo, hi, tuple(int(c) for c in counts.tolist())),
-            )
+    lo, hi = _hist_range([g.measured for g in groups])
+    blocks = tuple(
+        BlockStats(
+            g.name,
+            g.layer,
+            g.measured.mean,
+            g.measured.std,
+            g.measured.zero_frac,
+            g.saturated_frac,
+            g.grad_norm,
+            Histogram(lo, hi, _counts(g.measured.sample, lo, hi)),
+            g.end.name,
         )
+        for g in groups
+    )
     grads = tuple(ParamGrad(name, _grad_norm([param])) for name, param in model.named_parameters())
-
-    block_measures = [group[-1][1] for group in groups]
     dead_i = max(range(len(blocks)), key=lambda i: blocks[i].zero_frac)
     sat_blocks = [b for b in blocks if b.saturated_frac is not None]
     most_saturated = max(sat_blocks, key=lambda b: b.saturated_frac or 0.0) if sat_blocks else None
-    nonfinite = next((c.name for c, m in measured if m.nonfinite), None)
-    symmetric = next((c.name for c, m in measured if m.symmetric), None)
-    first = block_measures[0].std
-    last = block_measures[-1].std
     evidence = Evidence(
-        first_std=math.inf if first is None else first,
-        last_std=math.inf if last is None else last,
+        first_std=math.inf,  # per stack, in decide_stacks
+        last_std=math.inf,
         max_zero_frac=blocks[dead_i].zero_frac,
         max_saturated_frac=None if most_saturated is None else most_saturated.saturated_frac,
-        symmetric_layer=symmetric,
+        symmetric_layer=next((c.name for c, m in measured if m.symmetric), None),
         dead_layer=blocks[dead_i].name,
         saturated_layer=None if most_saturated is None else most_saturated.name,
-        nonfinite_layer=nonfinite,
+        nonfinite_layer=next((c.name for c, m in measured if m.nonfinite), None),
     )
-    verdict, reason = decide(evidence)
+    # Repeated blocks in two containers (an encoder's and a decoder's) are two depths, not one.
+    stacks: dict[str, list[float | None]] = {}
+    for b in blocks:
+        stacks.setdefault(b.name.rpartition(".")[0] if outs else "", []).append(b.std)
+    verdict, reason, ratio, k = decide_stacks(evidence, list(stacks.items()))
     model.zero_grad(set_to_none=True)
     return ProbeResult(
-        layers,
-        tuple(blocks),
-        grads,
-        verdict,
-        reason,
-        std_ratio(evidence.first_std, evidence.last_std),
-        loss_value,
+        layers, blocks, grads, verdict, reason, ratio, loss_value, out.which, loss_kind, k
     )
+
+
+def _counts(sample: torch.Tensor, lo: float, hi: float) -> tuple[int, ...]:
+    counts = torch.histc(sample.clamp(lo, hi).float(), HIST_BINS, lo, hi)
+    return tuple(int(c) for c in counts.tolist())
+
+
+def _layer_groups(kept: list[_Call], by_call: dict[int, _Measured]) -> list[_Group]:
+    """Blocks of a plain stack: each weighted call starts one; calls before the first weighted
+    call are left out. A model without weighted layers gets one block per call. Every call's
+    measure goes into `by_call`."""
+    call_groups: list[list[_Call]] = []
+    any_weighted = any(holds_weight(c.module) for c in kept)
+    for call in kept:
+        if not any_weighted or holds_weight(call.module):
+            call_groups.append([call])
+        elif call_groups:
+            call_groups[-1].append(call)
+    out = []
+    with torch.no_grad():
+        for group in call_groups:
+            start, end = group[0], group[-1]
+            measures = [_measure(c, c.output, c is end) for c in group if c.output is not None]
+            by_call.update((id(c), m) for c, m in zip(group, measures, strict=True))
+            sats = [m.saturated_frac for m in measures if m.saturated_frac is not None]
+            out.append(
+                _Group(
+                    start.name if start is end else f"{start.name} → {end.name}",
+                    start.name,
+                    end,
+                    measures[-1],
+                    max(sats) if sats else None,
+                    _grad_norm(list(start.module.parameters(recurse=False))),
+                )
+            )
+    return out
+
+
+def _repeated_groups(
+    model: nn.Module,
+    outs: dict[str, torch.Tensor],
+    kept: list[_Call],
+    by_call: dict[int, _Measured],
+) -> list[_Group]:
+    """One block per repeated module, in the order they ran: its output (for a transformer the
+    residual stream), the most saturated bounded layer inside it, all of its parameters' grads."""
+    out = []
+    with torch.no_grad():
+        by_call.update(
+            (id(c), _measure(c, c.output, False))
+            for c in kept
+            if _bounds(c.module) and c.output is not None
+        )
+        for name, tensor in outs.items():
+            module = model.get_submodule(name)
+            end = _Call(name, module, tensor)
+            sats = [
+                s
+                for c in kept
+                if c.name.startswith(f"{name}.")
+                and id(c) in by_call
+                and (s := by_call[id(c)].saturated_frac) is not None
+            ]
+            out.append(
+                _Group(
+                    name,
+                    name,
+                    end,
+                    _measure(end, tensor, True),
+                    max(sats) if sats else None,
+                    _grad_norm(list(module.parameters())),
+                )
+            )
+    return out
 
 
 def check_moons_model(model: nn.Module) -> None:

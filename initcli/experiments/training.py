@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ from torch import nn
 
 from initcli import memory
 from initcli.errors import ProbeError, first_line
+from initcli.experiments.batches import main_input, read_output
 from initcli.experiments.data import Data, two_moons
 from initcli.experiments.probe import one_thread
 
@@ -60,7 +62,27 @@ def fit(model: nn.Module, data: Data, how: Schedule, seed: int) -> TrainResult:
             how,
             seed,
             classify=data.classes is not None,
+            sequence=data.sequence,
         )
+
+
+def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's output tensor on x, fed as the model takes it: a transformers model gets x as
+    its main input (flat square images such as digits' 64 pixels as 1×8×8 pixel values, repeated
+    over its channels), and its logits (or first float tensor) are read out of what it returns."""
+    key = main_input(model)
+    if key == "pixel_values" and x.dim() == 2:
+        side = math.isqrt(x.shape[1])
+        if side * side == x.shape[1]:
+            channels = int(getattr(getattr(model, "config", None), "num_channels", 1))
+            x = x.view(len(x), 1, side, side).expand(len(x), channels, side, side)
+    out = read_output(model(**{key: x}) if key is not None else model(x))
+    if out.tensor is None:
+        raise ProbeError(
+            f"--train needs the model's output to hold float logits; it gave {out.which}"
+        )
+    logits: torch.Tensor = out.tensor
+    return logits
 
 
 def check_shapes(model: nn.Module, data: Data) -> None:
@@ -71,7 +93,9 @@ def check_shapes(model: nn.Module, data: Data) -> None:
     model.eval()
     try:
         with torch.no_grad():
-            out = model(x)
+            out = predict(model, x)
+    except ProbeError:
+        raise
     except Exception as exc:
         raise ProbeError(
             f"--data {data.name} gives inputs of shape {per_sample} per sample, and the model "
@@ -79,12 +103,11 @@ def check_shapes(model: nn.Module, data: Data) -> None:
         ) from None
     finally:
         model.train()
-    if not isinstance(out, torch.Tensor):
-        raise ProbeError(
-            f"--train needs a model that returns a tensor; it gave {type(out).__name__}"
-        )
-    if data.classes is not None:
-        want: tuple[int, ...] = (2, data.classes)
+    if data.sequence and data.classes is not None:
+        want: tuple[int, ...] = (*x.shape, data.classes)
+        what = f"{data.classes} next-token logits per position"
+    elif data.classes is not None:
+        want = (2, data.classes)
         what = f"{data.classes} logits per sample (one per class)"
     else:
         want = (2, *(data.y_train.shape[1:] or (1,)))
@@ -121,6 +144,7 @@ def _train(
     how: Schedule,
     seed: int,
     classify: bool,
+    sequence: bool = False,
 ) -> TrainResult:
     torch.manual_seed(seed)  # dropout, if the model has any
     model.train()
@@ -136,17 +160,28 @@ def _train(
     losses: list[float] = []
     for index in _batches(len(x), how.batch, how.steps, seed):
         xb, yb = (x, y) if index is None else (x[index], y[index])
-        loss = criterion(model(xb), yb)
+        loss = _loss(criterion, predict(model, xb), yb, sequence)
         losses.append(float(loss.detach()))
         optimizer.zero_grad()
         torch.autograd.backward(loss)
         optimizer.step()
     with torch.no_grad():
-        losses.append(float(criterion(model(x), y)))
+        losses.append(float(_loss(criterion, predict(model, x), y, sequence)))
         model.eval()
         ex, ey = (x, y) if xv is None or yv is None else (xv, yv)
-        out = model(ex)
+        out = predict(model, ex)
+        if sequence:  # next-token accuracy: position t predicts token t + 1
+            out, ey = out[:, :-1].transpose(1, 2), ey[:, 1:]
         accuracy = float((out.argmax(dim=1) == ey).double().mean()) if classify else None
-        val_loss = None if xv is None else float(criterion(out, ey))
+        val_loss = None if xv is None else float(_loss(criterion, out, ey, False))
     model.train()
     return TrainResult(tuple(losses), accuracy, val_loss)
+
+
+def _loss(criterion: nn.Module, out: torch.Tensor, y: torch.Tensor, sequence: bool) -> torch.Tensor:
+    """The criterion on (output, y); for sequences on each position's logits against the next
+    token (cross-entropy takes the classes on dim 1)."""
+    if sequence:
+        out, y = out[:, :-1].transpose(1, 2), y[:, 1:]
+    loss: torch.Tensor = criterion(out, y)
+    return loss

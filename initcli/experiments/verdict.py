@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 # The thresholds are a contract with docs/guide/probing.md and `--help`: change them together.
@@ -113,3 +114,48 @@ HELP = (
     f"exploding if that ratio > {EXPLODING_RATIO:g}; "
     "else stable."
 )
+
+
+# depth_exponent needs this many blocks: two points fit any power law exactly.
+MIN_DEPTH_BLOCKS = 3
+
+
+def depth_exponent(stds: Sequence[float | None]) -> float | None:
+    """k of std ∝ (block number)^k through depth: the least-squares slope of ln std on ln l for
+    blocks l = 1..L. 0 is a flat signal; 0.5 a residual stream to which every block adds variance
+    of the same size (a random walk); an exponential blow-up or collapse reads as a large |k|.
+    None with fewer than MIN_DEPTH_BLOCKS blocks or a std that is 0, NaN or Inf."""
+    if len(stds) < MIN_DEPTH_BLOCKS:
+        return None
+    ys = []
+    for s in stds:
+        if s is None or not math.isfinite(s) or s <= 0:
+            return None
+        ys.append(math.log(s))
+    xs = [math.log(i) for i in range(1, len(ys) + 1)]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+
+
+def decide_stacks(
+    ev: Evidence, stacks: Sequence[tuple[str, Sequence[float | None]]]
+) -> tuple[Verdict, str, float | None, float | None]:
+    """decide() once per stack of blocks, with that stack's first and last std: the first stack
+    whose verdict is not stable, else the last (the one nearest the output). Returns the verdict,
+    its reason (naming the stack where there are several), the std ratio and the depth exponent."""
+    found = []
+    for name, stds in stacks:
+        first, last = stds[0], stds[-1]
+        e = replace(
+            ev,
+            first_std=math.inf if first is None else first,
+            last_std=math.inf if last is None else last,
+        )
+        verdict, reason = decide(e)
+        ratio = std_ratio(e.first_std, e.last_std)
+        found.append((name, verdict, reason, ratio, depth_exponent(stds)))
+    name, verdict, reason, ratio, k = next(
+        (f for f in found if f[1] is not Verdict.STABLE), found[-1]
+    )
+    return verdict, f"{name}: {reason}" if len(found) > 1 else reason, ratio, k

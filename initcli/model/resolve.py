@@ -262,6 +262,21 @@ def resolve_function(target: str) -> Callable[..., object]:
     return typing.cast("Callable[..., object]", obj)
 
 
+def resolve_batch_function(target: str) -> Callable[..., object]:
+    """What `--input pkg.mod:make_batch` or `file.py:make_batch` names: loaded as a TARGET is,
+    and checked to be a Python function of the user's own code (as `--init fn:` is)."""
+    try:
+        return resolve_function(target)
+    except TargetError as exc:
+        # The same checks, said of a batch factory instead of an init function.
+        said = str(exc).replace("an init function", "a batch factory")
+        said = said.replace("a function that takes a module, e.g. def init_weights(m): ...", (
+            "a function returning a tensor or a dict of keyword arguments, e.g. "
+            "def make_batch(batch_size, seed): ..."))  # fmt: skip
+        said = said.replace("init_weights", "make_batch")
+        raise TargetError(f"--input: {said}") from None
+
+
 def parse_args(pairs: Sequence[str]) -> dict[str, object]:
     """`--arg key=value` pairs, values read as YAML scalars (`5` int, `tanh` str, `[3,4]` list)."""
     args: dict[str, object] = {}

@@ -15,6 +15,7 @@ from initcli.render.cells import finite, num, pct, wrap_scheme
 from initcli.render.training import (
     across_lines,
     checkpoints,
+    floor_lines,
     loss_table,
     seed_rows,
     seeds_parts,
@@ -114,7 +115,10 @@ def scheme_probe_dict(sp: SchemeProbe) -> dict[str, Any]:
         "verdict": r.verdict.value,
         "reason": r.reason,
         "std_ratio": finite(r.std_ratio),
+        "depth_exponent": finite(r.depth_exponent),
+        "output": r.output,
         "probe_loss": finite(r.loss),
+        "probe_loss_kind": r.loss_kind,
         "layers": [layer_dict(layer) for layer in r.layers],
         "blocks": [block_dict(b) for b in r.blocks],
         "grads": [{"name": g.name, "grad_norm": finite(g.grad_norm)} for g in r.grads],
@@ -165,6 +169,7 @@ def _summary_rows(report: ProbeReport) -> list[dict[str, Any]]:
             "first_std": finite(r.blocks[0].std),
             "last_std": finite(r.blocks[-1].std),
             "std_ratio": finite(r.std_ratio),
+            "depth_exponent": finite(r.depth_exponent),
             "max_zero_frac": max(b.zero_frac for b in r.blocks),
             "max_saturated_frac": max(sats) if sats else None,
         }
@@ -180,9 +185,13 @@ def _summary_rows(report: ProbeReport) -> list[dict[str, Any]]:
 
 def _input_line(report: ProbeReport) -> str:
     shape = "×".join(map(str, report.input_shape))
-    return (
+    line = (
         f"input {shape} ({report.input_kind}; shape from {report.input_source}), seed {report.seed}"
     )
+    # What the gradients are of, where it is not the plain mean(output²) of an output tensor.
+    kinds = dict.fromkeys(sp.result.loss_kind for sp in report.schemes)
+    plain = "mean(output²) of the output tensor"
+    return line if list(kinds) == [plain] else f"{line}; loss: {', '.join(kinds)}"
 
 
 def _csv_rows(report: ProbeReport, compare: bool) -> list[dict[str, Any]]:
@@ -254,6 +263,7 @@ def _summary_table(report: ProbeReport, scale: tuple[float, float]) -> list[Rend
     table.add_column("std by depth", no_wrap=True)
     table.add_column("first → last std", no_wrap=True, justify="right")
     table.add_column("ratio", justify="right", no_wrap=True)
+    table.add_column("depth k", justify="right", no_wrap=True)
     for sp in report.schemes:
         r = sp.result
         stds = _thin([b.std for b in r.blocks], MAX_SPARK)
@@ -263,6 +273,7 @@ def _summary_table(report: ProbeReport, scale: tuple[float, float]) -> list[Rend
             sparkline(stds, scale),
             f"{num(r.blocks[0].std, 3)} → {num(r.blocks[-1].std, 3)}",
             num(r.std_ratio, 3),
+            num(r.depth_exponent, 2),
         )
     reasons = [Text(f"{sp.scheme}: {sp.result.reason}") for sp in report.schemes]
     return [table, *reasons, *across_lines(report)]
@@ -333,6 +344,7 @@ def _tables(report: ProbeReport, compare: bool) -> list[RenderableType]:
     parts += _summary_table(report, scale)
     if report.train is not None:
         parts.append(loss_table(report))
+        parts += floor_lines(report)
         if report.outcome is not None and shows_seeds(report):
             parts += seeds_table(report)
     parts.append(Text(_input_line(report), style="dim"))

@@ -74,6 +74,7 @@ def train_parts(report: ProbeReport) -> dict[str, Any]:
             "task": o.task,
             "steps": o.steps,
             "target_loss": o.target_loss,
+            "loss_floor": o.floor,
             "metric": o.metric,
             "test": "paired t-test across seeds (scipy.stats.ttest_rel), Holm-adjusted",
             "alpha": ALPHA,
@@ -186,6 +187,14 @@ def loss_table(report: ProbeReport) -> Table:
     table.add_section()
     table.add_row("accuracy", *[percent(sp.training.accuracy) for sp in trained if sp.training])
     return table
+
+
+def floor_lines(report: ProbeReport) -> list[Text]:
+    """The least reachable loss, where the data knows it (--data markov: its entropy rate)."""
+    o = report.outcome
+    if o is None or o.floor is None:
+        return []
+    return [Text(f"loss floor: {o.floor:.4f} nats per token (the chain's entropy rate)")]
 
 
 def percent(value: float | None) -> str:

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 import torch
 from torch import nn
 
-from initcli import memory
+from initcli import limits, memory
 from initcli.errors import ProbeError, SchemeError, TargetError, first_line
-from initcli.experiments import probe
+from initcli.experiments import batches, probe
 from initcli.init import assign, auto, policy, schemes, torch_defaults, usercode
 from initcli.measure.counting import Counts, count_model, count_spec
 from initcli.model import building, resolve
@@ -62,8 +62,8 @@ def counts_of(
     inputs = None
     if input_shape is not None:
         device = next(itertools.chain(model.parameters(), model.buffers()), torch.empty(0)).device
-        spec = probe.input_spec(model, None, input_shape)
-        inputs = probe.make_batch(spec, 2, 0).to(device)
+        spec = batches.input_spec(model, None, input_shape)
+        inputs = batches.make_batch(spec, 2, 0).to(device)
     if source.spec is not None:
         return count_spec(source.spec, model, inputs)
     return count_model(model, inputs)
@@ -120,7 +120,7 @@ def materialize_lazy(
     if input_shape is None or not has_lazy(model):
         return
     device = next((b.device for b in model.buffers()), torch.device("cpu"))
-    batch = probe.make_batch(probe.InputSpec(input_shape, None, "--input-shape"), 2, 0)
+    batch = batches.make_batch(batches.InputSpec(input_shape, None, "--input-shape"), 2, 0)
     try:
         with torch.no_grad():
             model(batch.to(device))
@@ -177,8 +177,8 @@ def followers_of(
     """What follows each weighted module: from the spec, else from a traced forward pass."""
     if source.spec is not None:
         return spec_followers(source.spec)
-    spec = probe.input_spec(model, None, input_shape)
-    return probe.trace_followers(model, probe.make_batch(spec, TRACE_BATCH, seed))
+    spec = batches.input_spec(model, None, input_shape)
+    return probe.trace_followers(model, batches.make_batch(spec, TRACE_BATCH, seed))
 
 
 def auto_choices_for(
@@ -225,6 +225,22 @@ def initialized(
         # The trace runs before the seed is set, so it cannot shift the values drawn.
         choices = auto_choices_for(source, model, input_shape, seed)
     return model, assign.initialize(model, weight, bias, seed, choices), remarks
+
+
+def batch_for(
+    source: resolve.ModelSource,
+    model: nn.Module,
+    input_shape: tuple[int, ...] | None,
+    batch_size: int,
+    seed: int,
+    input_fn: str | None = None,
+) -> batches.Batch:
+    """The probe's seeded batch: from --input's factory, else built from the model's input."""
+    if input_fn is not None:
+        return batches.factory_batch(input_fn, model, batch_size, seed)
+    spec = batches.input_spec(model, source.spec.input if source.spec else None, input_shape)
+    limits.check_batch(batch_size, spec.shape)
+    return batches.build_batch(model, spec, batch_size, seed)
 
 
 P = ParamSpec("P")

@@ -7,14 +7,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import torch
-
 from initcli import limits
 from initcli.errors import ArgError, ProbeError, SchemeError
+from initcli.experiments import batches, probe, seeds, training
 from initcli.experiments import data as datasets
-from initcli.experiments import probe, seeds, training
 from initcli.experiments.training import TrainResult
 from initcli.report._shared import (
+    batch_for,
     check_spec_fits,
     guarded,
     initialized,
@@ -59,6 +58,7 @@ class TrainOutcome:
     target_loss: float
     metric: str  # "validation loss" or "training loss"
     tests: tuple[seeds.Paired, ...]
+    floor: float | None = None  # the least reachable loss, where the data knows it (markov)
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class ProbeReport:
     target: str
     seed: int
     input_shape: tuple[int, ...]  # the whole batch, batch dimension first
-    input_kind: str  # "float32 N(0, 1)" or "token ids in [0, n)"
+    input_kind: str  # "float32 N(0, 1)", "token ids in [0, n)" or a --input tensor's dtype
     input_source: str
     schemes: tuple[SchemeProbe, ...]
     train: TrainSetup | None = None
@@ -108,9 +108,10 @@ def probe_report(
     seed: int = 0,
     args: Mapping[str, object] | None = None,
     input_shape: tuple[int, ...] | None = None,
-    batch_size: int = probe.DEFAULT_BATCH,
+    batch_size: int = batches.DEFAULT_BATCH,
     train: TrainSetup | None = None,
     seeds_count: int = 1,
+    input_fn: str | None = None,
 ) -> ProbeReport:
     """`initcli probe` and `compare`: per scheme, a fresh model, one seeded batch, the verdict."""
     if not inits:
@@ -133,8 +134,7 @@ def probe_report(
         raise SchemeError(f"--init {twice} is given twice; give each scheme once")
     results: list[SchemeProbe] = []
     remarks: list[str] = []
-    spec: probe.InputSpec | None = None
-    batch: torch.Tensor | None = None
+    batch: batches.Batch | None = None
     data = None
     how = None
     if train is not None and (train.data != "moons" or _new_options(train)):
@@ -145,19 +145,18 @@ def probe_report(
         # With several --init, each remark says whose it is.
         prefix = f"--init {chosen.describe()}: " if len(parsed) > 1 else ""
         remarks.extend(prefix + remark for remark in said if prefix + remark not in remarks)
-        if spec is None or batch is None:
-            spec = probe.input_spec(model, source.spec.input if source.spec else None, input_shape)
-            limits.check_batch(batch_size, spec.shape)
-            batch = probe.make_batch(spec, batch_size, seed)
+        if batch is None:
+            batch = batch_for(source, model, input_shape, batch_size, seed, input_fn)
             if data is not None:
                 training.check_shapes(model, data)
             elif train is not None:
-                if spec.shape != (2,) or spec.token_ids is not None:
-                    shape = "×".join(map(str, spec.shape))
+                per_sample = tuple(batch.main.shape[1:])
+                if per_sample != (2,) or not batch.main.is_floating_point() or not batch.args:
+                    shape = "×".join(map(str, per_sample))
                     raise ProbeError(
                         "--train fits two moons: the model must take 2 features and give 2 "
                         f"logits, and {source.target} takes {shape} per sample "
-                        f"({spec.source})"
+                        f"({batch.source})"
                     )
                 probe.check_moons_model(model)
         # Training starts from the init, not from the probe's backward pass, so it gets its own
@@ -181,7 +180,8 @@ def probe_report(
             others = [result]
             for k in range(1, seeds_count):
                 again, _, _ = initialized(source, chosen, seed + k, input_shape)
-                others.append(probe.probe(again, probe.make_batch(spec, batch_size, seed + k)))
+                again_batch = batch_for(source, again, input_shape, batch_size, seed + k, input_fn)
+                others.append(probe.probe(again, again_batch))
             verdicts = tuple(r.verdict.value for r in others)
             holds = verdicts[0] if len(set(verdicts)) == 1 else None
             ratios = tuple(r.std_ratio for r in others)
@@ -189,19 +189,16 @@ def probe_report(
             ratio = seeds.interval(finite) if finite else None
             across = ProbeSeeds(ratios, verdicts, holds, ratio)
         results.append(SchemeProbe(chosen.describe(), result, trained, tuple(runs), across=across))
-    assert spec is not None and batch is not None
+    assert batch is not None
     outcome = None
     if train is not None:
         results, outcome = _summarize(results, train, data)
-    kind = (
-        f"token ids in [0, {spec.token_ids})" if spec.token_ids is not None else "float32 N(0, 1)"
-    )
     return ProbeReport(
         source.target,
         seed,
-        tuple(batch.shape),
-        kind,
-        spec.source,
+        tuple(batch.main.shape),
+        batch.kind,
+        batch.source,
         tuple(results),
         # With --epochs the step count is known only once the data is, and the default minibatch
         # depends on the data: report the real ones.
@@ -257,7 +254,11 @@ def _summarize(
     results: list[SchemeProbe], train: TrainSetup, data: datasets.Data | None
 ) -> tuple[list[SchemeProbe], TrainOutcome]:
     runs = [r for sp in results for r in sp.runs]
-    target = train.target_loss if train.target_loss is not None else _chance_loss(data) / 4
+    target = train.target_loss
+    if target is None:
+        least = 0.0 if data is None or data.floor is None else data.floor
+        # A quarter of the way from the floor (0, or a chain's entropy rate) to chance.
+        target = least + (_chance_loss(data) - least) / 4
     split = data is not None and data.x_val is not None
     out: list[SchemeProbe] = []
     finals: list[tuple[str, list[float]]] = []
@@ -277,7 +278,8 @@ def _summarize(
     task = "classification" if data is None else data.task
     name = "moons" if data is None else data.name
     tests = tuple(seeds.paired_tests(metric, finals))
-    return out, TrainOutcome(name, task, steps, target, metric, tests)
+    floor = None if data is None else data.floor
+    return out, TrainOutcome(name, task, steps, target, metric, tests, floor)
 
 
 def _check_train(train: TrainSetup) -> None:

@@ -12,9 +12,15 @@ from torch import nn
 
 from initcli import limits, memory
 from initcli.errors import ArgError, MemoryLimitError, ProbeError, SchemeError
-from initcli.experiments import probe, sweep
+from initcli.experiments import batches, probe, sweep
 from initcli.model import building, resolve
-from initcli.report._shared import guarded, initialized, resolve_policy, resolve_target
+from initcli.report._shared import (
+    batch_for,
+    guarded,
+    initialized,
+    resolve_policy,
+    resolve_target,
+)
 
 # --step: one Adam step at this learning rate on the probe's loss mean(output²), as muP's coord
 # check does; Adam's update size per weight is ~lr whatever the gradient's scale.
@@ -133,7 +139,7 @@ def _bytes(n: int) -> str:
 
 
 def _block_outputs(
-    model: nn.Module, names: Sequence[str], batch: torch.Tensor
+    model: nn.Module, names: Sequence[str], batch: batches.Batch
 ) -> list[torch.Tensor]:
     seen: dict[str, torch.Tensor] = {}
     handles = []
@@ -141,27 +147,28 @@ def _block_outputs(
         module = model.get_submodule(name)
 
         def hook(_m: nn.Module, _i: object, out: object, name: str = name) -> None:
-            if isinstance(out, torch.Tensor) and name not in seen:
-                seen[name] = out.detach().clone()
+            found = probe._first_tensor(out)
+            if found is not None and name not in seen:
+                seen[name] = found.detach().clone()
 
         handles.append(module.register_forward_hook(hook))
     try:
-        model(batch)
+        batch.feed(model)
     finally:
         for h in handles:
             h.remove()
     return [seen[n] for n in names]
 
 
-def _update_sizes(model: nn.Module, names: Sequence[str], batch: torch.Tensor) -> list[float]:
-    """Std of each block output's change after one Adam step on mean(output²)."""
+def _update_sizes(model: nn.Module, names: Sequence[str], batch: batches.Batch) -> list[float]:
+    """Std of each block output's change after one Adam step on the probe's loss."""
     before = _block_outputs(model, names, batch)
     optimizer = torch.optim.Adam(model.parameters(), lr=STEP_LR)
-    out = probe._first_tensor(model(batch))
-    if out is None:
-        raise ProbeError("--step needs a model whose forward returns a tensor")
+    loss, _ = batches.read_loss(batch, batches.read_output(batch.feed(model)))
+    if loss is None:
+        raise ProbeError("--step needs a model whose forward returns a float tensor or its loss")
     optimizer.zero_grad()
-    torch.autograd.backward(out.float().pow(2).mean())
+    torch.autograd.backward(loss.float())
     optimizer.step()
     after = _block_outputs(model, names, batch)
     return [float((a.float() - b.float()).std()) for a, b in zip(after, before, strict=True)]
@@ -176,8 +183,9 @@ def sweep_report(
     seed: int = 0,
     args: Mapping[str, object] | None = None,
     input_shape: tuple[int, ...] | None = None,
-    batch_size: int = probe.DEFAULT_BATCH,
+    batch_size: int = batches.DEFAULT_BATCH,
     step: bool = False,
+    input_fn: str | None = None,
 ) -> SweepReport:
     """`probe --sweep KEY=W1,W2,...`: per scheme and width a fresh model and the same batch."""
     if not inits:
@@ -189,7 +197,7 @@ def sweep_report(
     sources = _sources(target, spec_sweep.key, spec_sweep.values, dict(args or {}))
     parsed = [resolve_policy(init, bias_init, None) for init in inits]
     check_points_fit(sources, spec_sweep, step)
-    batch: torch.Tensor | None = None
+    batch: batches.Batch | None = None
     results = []
     for chosen in parsed:
         per_width: list[tuple[list[str], list[float | None], list[float] | None]] = []
@@ -201,17 +209,13 @@ def sweep_report(
                 with memory.out_of_memory_is_an_error(f"building and probing {source.target}"):
                     model, _, _ = initialized(source, chosen, seed, input_shape)
                     if batch is None:
-                        spec = probe.input_spec(
-                            model, source.spec.input if source.spec else None, input_shape
-                        )
-                        limits.check_batch(batch_size, spec.shape)
-                        batch = probe.make_batch(spec, batch_size, seed)
+                        batch = batch_for(source, model, input_shape, batch_size, seed, input_fn)
                     result = probe.probe(model, batch)
                     names = [b.name for b in result.blocks]
                     updates = None
                     if step:
                         fresh, _, _ = initialized(source, chosen, seed, input_shape)
-                        ends = [layer.name for layer in result.layers if layer.ends_block]
+                        ends = [b.output_of for b in result.blocks]
                         with probe.threads_for(fresh):
                             updates = _update_sizes(fresh, ends, batch)
             except MemoryLimitError as exc:
@@ -249,7 +253,7 @@ def sweep_report(
         spec_sweep.key,
         spec_sweep.values,
         seed,
-        tuple(batch.shape),
+        tuple(batch.main.shape),
         step,
         tuple(results),
         notes=tuple(note for s in results if (note := _readout_note(s)) is not None),

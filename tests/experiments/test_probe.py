@@ -9,7 +9,7 @@ import torch
 
 from initcli import report
 from initcli.errors import ArgError, ProbeError, SchemeError
-from initcli.experiments import probe, training
+from initcli.experiments import batches, probe, training
 from initcli.experiments.verdict import (
     DEAD_FRAC,
     EXPLODING_RATIO,
@@ -150,7 +150,7 @@ def test_probe_matches_a_hand_written_forward() -> None:
     assign.initialize(
         model, schemes.parse_scheme("kaiming_normal"), schemes.parse_scheme("zeros"), 0
     )
-    x = probe.make_batch(probe.InputSpec((256,), None, ""), 32, 0)
+    x = batches.make_batch(batches.InputSpec((256,), None, ""), 32, 0)
     with torch.no_grad():
         h = torch.relu(model.fc1(x))
     assert sp.result.blocks[0].std == pytest.approx(float(h.double().std()), rel=1e-12)
@@ -158,8 +158,8 @@ def test_probe_matches_a_hand_written_forward() -> None:
 
 def test_input_stream_differs_from_the_init_stream() -> None:
     # Drawn from the init's own stream, x·Wᵀ would pick up a diagonal that doubles the std.
-    assert probe.input_seed(0) != 0
-    x = probe.make_batch(probe.InputSpec((8,), None, ""), 4, 0)
+    assert batches.input_seed(0) != 0
+    x = batches.make_batch(batches.InputSpec((8,), None, ""), 4, 0)
     torch.manual_seed(0)
     assert not torch.equal(x, torch.randn(4, 8))
 
@@ -245,13 +245,13 @@ def test_input_shape_given_and_batch_size() -> None:
     ("text", "shape"), [("3,32,32", (3, 32, 32)), ("256", (256,)), ("3x32×32", (3, 32, 32))]
 )
 def test_parse_shape(text: str, shape: tuple[int, ...]) -> None:
-    assert probe.parse_shape(text) == shape
+    assert batches.parse_shape(text) == shape
 
 
 @pytest.mark.parametrize("text", ["", "3,a", "0,4", "-1", "3;4", "3.5"])
 def test_parse_shape_rejects(text: str) -> None:
     with pytest.raises(ArgError, match="--input-shape"):
-        probe.parse_shape(text)
+        batches.parse_shape(text)
 
 
 @pytest.mark.parametrize("target", [f"{MODELS}:lstm_first", "tests/models_for_tests.py:empty"])

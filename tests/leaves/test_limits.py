@@ -9,7 +9,7 @@ import torch
 
 from initcli import limits, memory
 from initcli.errors import ArgError, MemoryLimitError
-from initcli.experiments import probe
+from initcli.experiments import batches
 from initcli.model import resolve
 
 
@@ -61,11 +61,11 @@ def test_batch_that_cannot_fit_is_refused_before_allocating(
 @pytest.mark.parametrize("text", ["4,,4", " 4 , 4 x", "4x", ",4", "4, ,4", "9" * 30])
 def test_input_shape_is_parsed_strictly(text: str) -> None:
     with pytest.raises(ArgError, match="is not a shape"):
-        probe.parse_shape(text)
+        batches.parse_shape(text)
 
 
 def test_input_shape_accepts_spaces_around_separators() -> None:
-    assert probe.parse_shape(" 3 , 32 x 32 ") == (3, 32, 32)
+    assert batches.parse_shape(" 3 , 32 x 32 ") == (3, 32, 32)
 
 
 def test_arg_integer_over_the_digit_limit_is_a_clean_error() -> None:

@@ -118,7 +118,7 @@ ALSO_ALLOWED = {
         "initcli.model.resolve",  # --arg KEY=VALUE parsing
         "initcli.model.spec",  # `initcli schema`: the spec's JSON Schema
         "initcli.measure.distributed",  # is_primary: under torchrun only rank 0 writes
-        "initcli.experiments.probe",  # --input-shape parsing
+        "initcli.experiments.batches",  # --input-shape parsing
         "initcli.experiments.verdict",  # the verdict thresholds in `probe --help`
     },
     "render": {

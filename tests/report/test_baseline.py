@@ -279,7 +279,7 @@ def test_pre_commit_hook_runs_initcli_check() -> None:
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "all 15 targets match baselines/sample_models.json" in result.stdout
+    assert "all 17 targets match baselines/sample_models.json" in result.stdout
 
 
 def test_the_sample_baseline_covers_every_sample_model() -> None:
