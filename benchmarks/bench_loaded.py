@@ -35,7 +35,9 @@ VOCAB = 1000
 SEQ = 64  # every position embedding trains
 
 
-def _models() -> dict[str, Callable[[], nn.Module]]:
+def models() -> dict[str, Callable[[], nn.Module]]:
+    """The benchmark's architectures, tiny (hidden 128 or 64, 2-4 blocks): BERT, ViT, GPT-2,
+    Llama and T5 with their LM or classification heads."""
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -46,6 +48,10 @@ def _models() -> dict[str, Callable[[], nn.Module]]:
         GPT2LMHeadModel,
         LlamaConfig,
         LlamaForCausalLM,
+        T5Config,
+        T5ForConditionalGeneration,
+        ViTConfig,
+        ViTForImageClassification,
     )
 
     return {
@@ -70,6 +76,28 @@ def _models() -> dict[str, Callable[[], nn.Module]]:
                 num_key_value_heads=4,
                 intermediate_size=512,
                 vocab_size=VOCAB,
+            )
+        ),
+        "t5": lambda: T5ForConditionalGeneration(
+            T5Config(
+                d_model=128,
+                d_ff=512,
+                d_kv=32,
+                num_layers=2,
+                num_decoder_layers=2,
+                num_heads=4,
+                vocab_size=VOCAB,
+            )
+        ),
+        "vit": lambda: ViTForImageClassification(
+            ViTConfig(
+                hidden_size=128,
+                num_hidden_layers=4,
+                num_attention_heads=4,
+                intermediate_size=512,
+                image_size=32,
+                patch_size=8,
+                num_labels=10,
             )
         ),
     }
@@ -122,7 +150,7 @@ def main() -> None:
     parser.add_argument("--models", default="gpt2,bert,llama")
     args = parser.parse_args()
     torch.set_num_threads(1)  # small matrices: a second thread only adds contention
-    builds = _models()
+    builds = models()
     print(
         f"# bench_loaded · {platform.processor() or platform.machine()} · torch "
         f"{torch.__version__} · {datetime.date.today()}"

@@ -88,8 +88,9 @@ def checkpoint_table(report: CheckpointReport, width: int = 100) -> list[Rendera
             flagged = p.name.rpartition(".")[0] in fresh
             row += [
                 looks_cell(p) or "–",
+                # The tensor's own state, as in the JSON, and the module's flag beside it.
                 Text(
-                    "fresh?" if flagged else p.state,
+                    f"{p.state}, fresh?" if flagged else p.state,
                     style="bold yellow" if flagged else _STATE_STYLE.get(p.state, ""),
                 ),
             ]

@@ -118,7 +118,10 @@ def _own_layout(ckpt: checkpoint.Checkpoint, own: hf.HFModel) -> list[_Group]:
         if group is None:
             module = own.model.get_submodule(mapped.rpartition(".")[0])
             group = layout[prefix] = _Group(prefix, module, True, {}, {}, exact=True)
-        is_param = any(n == leaf for n, _ in group.module.named_parameters(recurse=False))
+        # The model's leaf name: a renamed tensor (experts.0.w1.weight → experts.gate_up_proj)
+        # keeps its stored leaf in the row but is a parameter by the model's.
+        own_leaf = mapped.rpartition(".")[2]
+        is_param = any(n == own_leaf for n, _ in group.module.named_parameters(recurse=False))
         (group.params if is_param else group.buffers)[leaf] = t
     return list(layout.values())
 
@@ -288,6 +291,7 @@ def inspect_checkpoint(
     owners = {group.full(leaf): (group, leaf) for group in layout for leaf in group.params}
     depth = identify.depth_hint(own.model) if own else checkpoint.depth_from_names(ckpt.tensors)
     measured: dict[str, CheckpointParam] = {}
+    judged: dict[str, freshness.Tensor] = {}
     if progress is not None:
         progress.start(len(owners), sum(ckpt.tensors[n].numel() for n in owners))
     try:
@@ -304,7 +308,7 @@ def inspect_checkpoint(
                     if scheme.is_default
                     else schemes.expectation(scheme, t)
                 )
-            measured[name] = _moved(
+            row = measured[name] = _moved(
                 measure(
                     name,
                     group.type_name,
@@ -316,26 +320,15 @@ def inspect_checkpoint(
                     trained=True,
                 )
             )
+            # The spectrum needs the values, read here once (freshness.with_spectrum).
+            judged[name] = freshness.with_spectrum(_judged(row, own_init.get(name)), t)
             del t
             if progress is not None:
                 progress.advance(name, ckpt.tensors[name].numel())
     finally:
         if progress is not None:
             progress.finish()
-    verdict = freshness.judge_loaded(
-        [
-            freshness.Tensor(
-                r.name,
-                r.numel or 0,
-                r.mean,
-                r.var,
-                r.fit,
-                own_init.get(r.name),
-                len(r.shape or ()),
-            )
-            for r in measured.values()
-        ]
-    )
+    verdict = freshness.judge_loaded(list(judged.values()))
     rows = [replace(measured[name], state=verdict.states[name]) for name in owners]
     notes = [*extra, *verdict.notes, *_unproduced(rows)]
     counts = CountReport(str(path), _counts(ckpt, own, notes, layout), remarks=built.heard)
@@ -343,6 +336,10 @@ def inspect_checkpoint(
     return CheckpointReport(
         str(path), ckpt.format, described, tuple(rows), counts, verdict.fresh_modules
     )
+
+
+def _judged(r: CheckpointParam, init: schemes.Expectation | None) -> freshness.Tensor:
+    return freshness.Tensor(r.name, r.numel or 0, r.mean, r.var, r.fit, init, len(r.shape or ()))
 
 
 # Past this magnitude a float tensor holds values no init draws and no training reaches: the

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import torch
 
 from initcli.init.schemes import Expectation
-from initcli.measure import stats
+from initcli.measure import spectrum, stats
 from initcli.measure.identify import Fit
 from initcli.text import first_and_more
 
@@ -42,6 +44,9 @@ class Tensor:
     fit: Fit | None
     init: Expectation | None = None
     ndim: int = 2
+    # How far the top singular value stands above the i.i.d. bulk (spectrum.edge_z), measured
+    # where mean and variance alone say at init (`with_spectrum`); None where not measured.
+    edge_z: float | None = None
 
 
 def state(t: Tensor) -> str:
@@ -53,8 +58,29 @@ def state(t: Tensor) -> str:
     Without it: a constant tensor (a norm's ones, a bias's zeros) is at init, since one optimizer
     step moves every element that receives a gradient; a larger tensor is at init when its values
     form a clean family that a named init matches at its fans (identify.Fit.matches), trained
-    otherwise. One-element tensors are always constant, so they are undecided.
+    otherwise. One-element tensors are always constant, so they are undecided. A matrix those
+    moments call at init is trained when its spectrum says so (`with_spectrum`).
     """
+    found = _moments_state(t)
+    # Moments miss training that moved a matrix without changing its variance much (BERT's
+    # pooler moved 30% at variance ratio 1.04); the structure training leaves shows as singular
+    # values above the Marchenko–Pastur bulk of a fresh i.i.d. draw (spectrum.EDGE_Z).
+    return TRAINED if found == AT_INIT and spectrum.structured(t.edge_z) else found
+
+
+def with_spectrum(t: Tensor, values: torch.Tensor) -> Tensor:
+    """`t` with its `edge_z` measured on `values` where mean and variance alone call it at init
+    and it is a matrix of random values (spectrum.as_matrix): the only place it can change the
+    state, so the power iterations run on few tensors of a trained checkpoint."""
+    if t.ndim < 2 or t.mean is None or t.var is None or not t.var > 0:
+        return t
+    if _moments_state(t) != AT_INIT:
+        return t
+    return replace(t, edge_z=spectrum.edge_z(values, t.mean, t.var))
+
+
+def _moments_state(t: Tensor) -> str:
+    """`state` by mean, variance and the fitted family alone."""
     if t.fit is None or t.mean is None or t.var is None:
         return UNDECIDED
     if t.fit.family == "uninitialized" or not math.isfinite(t.mean):
@@ -133,7 +159,10 @@ def _flagged(
     """The candidates that stand out: at init while all their peers (the same module in every
     other block) trained (a majority flagged 1.8 lightly trained Llama modules a run at 30 steps);
     a module without peers (an embedding, a head) only where at least TRAINED_MAJORITY of the
-    checkpoint's decided matrices look trained."""
+    checkpoint's decided matrices look trained, or where it keeps a constant of the model's own
+    init (a head's zero bias) that at least TRAINED_MAJORITY of the other such constants left:
+    a constant moves at the first optimizer step that reaches it, however light the training,
+    while a matrix's moments move only after tens of steps."""
     trained = {m for m, ts in by_module.items() if any(states[t.name] == TRAINED for t in ts)}
     peers: dict[str, set[str]] = {}
     for m in by_module:
@@ -141,9 +170,32 @@ def _flagged(
     flagged = []
     for m in candidates:
         others = peers[_role(m)] - {m}
-        if (others and others <= trained) or (not others and share >= TRAINED_MAJORITY):
+        if others:
+            stands_out = others <= trained
+        else:
+            stands_out = share >= TRAINED_MAJORITY or _constant_kept(m, by_module, states)
+        if stands_out:
             flagged.append(m)
     return tuple(flagged)
+
+
+def _started_constant(t: Tensor) -> bool:
+    return t.init is not None and t.init.var == 0 and t.numel >= 2
+
+
+def _constant_kept(module: str, by_module: dict[str, list[Tensor]], states: dict[str, str]) -> bool:
+    """Whether `module` keeps a constant its own init gave it while at least TRAINED_MAJORITY of
+    the checkpoint's other tensors that started constant (biases, norms) left theirs."""
+    if not any(_started_constant(t) and states[t.name] == AT_INIT for t in by_module[module]):
+        return False
+    others = [
+        states[t.name] == TRAINED
+        for m, ts in by_module.items()
+        if m != module
+        for t in ts
+        if _started_constant(t)
+    ]
+    return bool(others) and sum(others) >= TRAINED_MAJORITY * len(others)
 
 
 def judge_loaded(tensors: Sequence[Tensor]) -> LoadVerdict:
@@ -187,7 +239,25 @@ def judge_loaded(tensors: Sequence[Tensor]) -> LoadVerdict:
                 "that touched only some layers; not flagged)."
             )
         elif not fresh:
-            notes.append(f"{told} look trained; no module still holds only a fresh init's values.")
+            # Tensors still at init whose modules are not candidates: beside a trained tensor,
+            # or matching only a named init (not `_sure`). Said as such, never "none at init".
+            left = [n for n, s in states.items() if s == AT_INIT]
+            notes.append(
+                f"{told} look trained; {len(left)} tensor{'s' if len(left) > 1 else ''} still "
+                f"read at init ({first_and_more(left, 3)}), none flagged: each shares its module "
+                "with a trained tensor, or matches only a named init, not the model's own."
+            )
+    spectral = [
+        t.name for t in tensors if states[t.name] == TRAINED and spectrum.structured(t.edge_z)
+    ]
+    if spectral:
+        notes.append(
+            f"{len(spectral)} matri{'ces' if len(spectral) > 1 else 'x'} whose mean and variance "
+            f"still fit {'their' if len(spectral) > 1 else 'its'} init "
+            f"({first_and_more(spectral, 3)}) {'are' if len(spectral) > 1 else 'is'} called "
+            "trained by the spectrum: a top singular value above the Marchenko–Pastur edge of "
+            f"an i.i.d. draw (over {spectrum.EDGE_Z:g} Tracy–Widom scales)."
+        )
     undecided = sum(s == UNDECIDED for s in states.values())
     if undecided and decided:
         notes.append(
