@@ -160,7 +160,8 @@ def _null_rates(
     by_module: dict[str, list[Tensor]], states: dict[str, str], suspects: set[str]
 ) -> dict[str, float]:
     """Per kind, how often a tensor that trained still reads at init in this checkpoint: the
-    share at init among the decided tensors outside the suspects, as the Jeffreys estimate
+    share at init among the decided tensors outside the suspects (and the vectors too small to
+    decide, which read at init only when constant), as the Jeffreys estimate
     (k + ½)/(n + 1) (never 0 from a finite count); all kinds pooled where a kind has no tensor
     outside them."""
     counts: dict[str, list[int]] = {"matrix": [0, 0], "vector": [0, 0]}
@@ -168,7 +169,12 @@ def _null_rates(
         if m in suspects:
             continue
         for t in ts:
-            if states[t.name] in (AT_INIT, TRAINED):
+            # A vector under MIN_DECIDABLE values that left its constant is undecided, yet it is
+            # a vector that no longer reads at init: counted (a bare file's biases are all such).
+            counted = states[t.name] in (AT_INIT, TRAINED) or (
+                _kind(t) == "vector" and states[t.name] == UNDECIDED and t.numel >= 2
+            )
+            if counted:
                 counts[_kind(t)][0] += states[t.name] == AT_INIT
                 counts[_kind(t)][1] += 1
     pooled = [sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values())]
