@@ -23,7 +23,12 @@ from initcli.report.probing import (
     probe_report,
 )
 from initcli.report.pytorch_defaults import DefaultCheck, DefaultsReport, DefaultType, defaults
-from initcli.report.weights import CheckpointParam, CheckpointReport, inspect_checkpoint
+from initcli.report.weights import (
+    CheckpointParam,
+    CheckpointReport,
+    inspect_checkpoint,
+    inspect_loaded,
+)
 
 __all__ = [
     "TRACE_BATCH",
@@ -49,6 +54,7 @@ __all__ = [
     "gains",
     "inspect",
     "inspect_checkpoint",
+    "inspect_loaded",
     "is_weights",
     "plan_inspect",
     "probe_report",

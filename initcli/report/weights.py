@@ -12,12 +12,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from initcli.errors import CheckpointError, SchemeError
+from initcli import limits
+from initcli.errors import CheckpointError, SchemeError, TargetError
 from initcli.init import assign, schemes, torch_defaults
 from initcli.limits import MAX_GUESSED_LAYOUTS
 from initcli.measure import identify
 from initcli.measure.counting import Counts, ModuleCount, count_model, formula
-from initcli.report._shared import CountReport, resolve_schemes
+from initcli.model import resolve
+from initcli.report._shared import CountReport, resolve_schemes, resolve_target
 from initcli.report.measuring import ParamReport, Progress, measure
 from initcli.text import first_and_more
 from initcli.weights import checkpoint, freshness, hf
@@ -278,7 +280,45 @@ def inspect_checkpoint(
             "a weights file does not record; name a scheme, e.g. --against kaiming_normal"
         )
     ckpt = checkpoint.open_weights(path)
-    built = _model_of(ckpt)
+    return _judged_report(str(path), ckpt, _model_of(ckpt), chosen, progress)
+
+
+def inspect_loaded(
+    target: str,
+    args: Mapping[str, object] | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> CheckpointReport:
+    """`initcli inspect TARGET --loaded`: the model TARGET's own code returns (a factory that
+    calls from_pretrained on a local folder, say), judged as a weights folder is: each tensor's
+    state and the modules still fresh among trained ones. A transformers model's own init is its
+    class's, built again on meta from its config (hf.rebuilt); any other module is judged by the
+    named inits its values match, as a bare weights file is."""
+    limits.check_seed(seed)
+    source = resolve_target(target, args)
+    torch.manual_seed(seed)  # what the loading code draws (a layer the folder lacks) repeats
+    with resolve.user_code(target, "built"):
+        model = source.build()
+    if not isinstance(model, nn.Module):
+        raise TargetError(f"{target} returned {type(model).__name__}, not an nn.Module")
+    tensors = {n: t.detach() for n, t in model.state_dict().items()}
+    if any(t.is_meta for t in tensors.values()):
+        raise TargetError(
+            f"{target} returned a model with tensors on the meta device: nothing was loaded into "
+            "them; return the model after its weights are loaded"
+        )
+    ckpt = checkpoint.Checkpoint(target, "model", tensors)
+    return _judged_report(target, ckpt, hf.rebuilt(model), None, progress)
+
+
+def _judged_report(
+    target: str,
+    ckpt: checkpoint.Checkpoint,
+    built: hf.Built,
+    chosen: tuple[schemes.Scheme, schemes.Scheme] | None,
+    progress: Progress | None,
+) -> CheckpointReport:
+    """Each tensor of `ckpt` measured (against `chosen` if given) and judged at init or trained."""
     own, extra = built.model, list(built.notes)
     layout = _layout(ckpt, own)
     # The model's own init per stored tensor (a HF folder with its config.json), else {}.
@@ -331,10 +371,10 @@ def inspect_checkpoint(
     verdict = freshness.judge_loaded(list(judged.values()))
     rows = [replace(measured[name], state=verdict.states[name]) for name in owners]
     notes = [*extra, *verdict.notes, *_unproduced(rows)]
-    counts = CountReport(str(path), _counts(ckpt, own, notes, layout), remarks=built.heard)
+    counts = CountReport(target, _counts(ckpt, own, notes, layout), remarks=built.heard)
     described = chosen[0].describe() if chosen else None
     return CheckpointReport(
-        str(path), ckpt.format, described, tuple(rows), counts, verdict.fresh_modules
+        target, ckpt.format, described, tuple(rows), counts, verdict.fresh_modules
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import time
@@ -34,6 +35,7 @@ __all__ = [
     "build_limit",
     "layer_limit",
     "meta_model",
+    "rebuilt",
 ]
 
 # A model's config.json is read whole (it is JSON): real ones are a few kB, the largest (label
@@ -176,6 +178,51 @@ def meta_model(folder: Path, stored: Mapping[str, torch.Tensor]) -> Built:
         tuple(missing),
         renamed.unexpected,
         seconds,
+        FillLog.of_trace(trace),
+    )
+    return Built(found, (), tuple(heard))
+
+
+def rebuilt(model: nn.Module) -> Built:
+    """A transformers model that the user's own code built (and loaded), built again on meta
+    from its config with its init recorded: what its class draws for each tensor, so `inspect
+    TARGET --loaded` judges the loaded values as a folder with config.json is judged. Built(None)
+    for a module that is not a transformers model, or a class that cannot be built again."""
+    try:
+        import transformers
+    except ImportError:
+        return Built(None)
+    if not isinstance(model, transformers.PreTrainedModel):
+        return Built(None)
+    start = time.perf_counter()
+    stored = model.state_dict()
+    limit = build_limit(len(stored))
+    trace = record.Trace()
+    failed: str | None = None
+    with _library_messages() as heard:
+        over: list[bool] = []
+        try:
+            with _bounded(limit) as over, building.on_meta(trace):
+                meta = type(model)(copy.deepcopy(model.config))
+            replay = getattr(meta, "initialize_weights", None)
+            if callable(replay):
+                with building.recording(trace):
+                    replay()
+        except Exception as exc:  # the user's class: whatever it raises, its init stays unknown
+            failed = first_line(exc)
+    if failed is not None or over:
+        why = failed or f"it registers more than {limit:,} tensors and modules"
+        note = f"{type(model).__name__} was not built again on meta ({why}): named inits only."
+        return Built(None, (note,), tuple(heard))
+    renamed = renames.loaded_names(meta, stored)
+    found = HFModel(
+        meta,
+        type(model).__name__,
+        renamed.names,
+        (),
+        (),
+        renamed.unexpected,
+        time.perf_counter() - start,
         FillLog.of_trace(trace),
     )
     return Built(found, (), tuple(heard))
