@@ -255,9 +255,7 @@ def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
     assert freshness.judge_loaded(biases[1:]).fresh_modules == ()  # 8 of 9: under the 0.9 share
 
 
-def test_a_block_module_at_init_among_trained_peers_is_flagged_only_where_training_is_thorough() -> (
-    None
-):
+def test_a_block_module_at_init_among_trained_peers_is_flagged_where_training_is_thorough() -> None:
     """h.2.mlp is at init while h.0/1/3.mlp trained. Where the attention of every block still
     reads at init too (light training: 5 of 8 matrices at init), a trained module reading at init
     is no rare event and h.2.mlp is not flagged (issue 22: flags on 3 of 5 lightly trained Llama
