@@ -41,7 +41,7 @@ def _iid_stay_under(shape: tuple[int, ...], draw: str, seeds: int) -> None:
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("draw", ["normal", "uniform"])
 def test_iid_draws_stay_under_the_edge(shape: tuple[int, ...], draw: str) -> None:
-    """No i.i.d. draw passes EDGE_Z (the benchmark's rate over 40,500 untouched matrices of the
+    """No i.i.d. draw passes EDGE_Z (the benchmark's rate over 40,800 untouched matrices of the
     models' shapes is 0; bench_spectrum.py); 8 seeds here, 200 in the slow version."""
     _iid_stay_under(shape, draw, 8)
 
