@@ -51,7 +51,7 @@ HEADS = {
     "gpt2": "lm_head",
     "bert": "cls.predictions.transform.dense",
     "llama": "lm_head",
-    "t5": "lm_head",
+    "t5": "lm_head",  # tied to `shared` (T5 ties them in transformers 5.24): both reset
     "vit": "classifier",
 }
 BLOCKS = {
@@ -129,7 +129,6 @@ def models() -> dict[str, Callable[[], nn.Module]]:
                 num_decoder_layers=2,
                 num_heads=4,
                 vocab_size=VOCAB,
-                tie_word_embeddings=False,
                 decoder_start_token_id=0,
                 pad_token_id=0,
             )
