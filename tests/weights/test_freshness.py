@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -327,3 +328,24 @@ def test_t5_peers_are_the_same_module_of_the_other_blocks_of_its_stack() -> None
         "decoder.block.1.layer.2.DenseReluDense.wi",
         "decoder.block.1.layer.2.DenseReluDense.wo",
     )
+
+
+def _light(kind: str, seed: int) -> tuple[str, ...]:
+    """What is flagged on a model trained 10 Adam steps throughout (issue 22 item 3: Llama was
+    flagged in 3 of 5 seeds, GPT-2's wpe in 1 of 5)."""
+    torch.manual_seed(seed)
+    model = MODELS[kind][0]()
+    _train_all_but(model, "(none)", steps=10)
+    with tempfile.TemporaryDirectory() as folder:
+        return inspect_checkpoint(_save(model, Path(folder))).fresh_modules
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_light_training_flags_nothing(kind: str) -> None:
+    assert _light(kind, 1) == ()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_light_training_flags_nothing_over_5_seeds(kind: str) -> None:
+    assert [_light(kind, seed) for seed in range(5)] == [()] * 5
