@@ -300,7 +300,10 @@ def inspect_loaded(
     with resolve.user_code(target, "built"):
         model = source.build()
     if not isinstance(model, nn.Module):
-        raise TargetError(f"{target} returned {type(model).__name__}, not an nn.Module")
+        raise TargetError(
+            f"{target} returned an object of type {type(model).__name__}, not an nn.Module; "
+            "return the loaded model"
+        )
     tensors = {n: t.detach() for n, t in model.state_dict().items()}
     if any(t.is_meta for t in tensors.values()):
         raise TargetError(

@@ -85,3 +85,11 @@ def test_loaded_with_an_option_it_does_not_take_is_refused(
     code, _, err = run("inspect", str(mlm_folder), "--loaded")
     assert code == 2
     assert "--loaded does not apply to a weights file" in err
+
+
+def test_loaded_factory_that_returns_no_module_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_text("def load_model():\n    return 3\n", encoding="utf-8")
+    code, _, err = run("inspect", f"{tmp_path / 'bad.py'}:load_model", "--loaded")
+    assert code == 2
+    assert "not an nn.Module" in err
+    assert "Traceback" not in err
