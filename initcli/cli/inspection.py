@@ -76,6 +76,15 @@ def inspect(
             "and config.json into the cache first (huggingface_hub; resumable).",
         ),
     ] = False,
+    loaded: Annotated[
+        bool,
+        typer.Option(
+            "--loaded",
+            help="For a model whose code loads weights (a factory calling from_pretrained): "
+            "judge each tensor at init or trained and flag modules still fresh among trained "
+            "ones, as for a weights folder.",
+        ),
+    ] = False,
     output_format: FormatOpt = OutputFormat.table,
     expand: ExpandOpt = False,
     output: OutputOpt = None,
@@ -99,7 +108,7 @@ def inspect(
     from initcli.render.inspection import inspect_view
     from initcli.render.weights import checkpoint_view
     from initcli.report import inspect as inspect_report
-    from initcli.report import inspect_checkpoint, is_weights
+    from initcli.report import inspect_checkpoint, inspect_loaded, is_weights
 
     inputs = input_files(target, [("--init", init), ("--against", against)])
     check_output(output, force, {**inputs, "--save": save})
@@ -108,12 +117,26 @@ def inspect(
     view: View
     if download and not is_hub_target(target):
         raise ArgError("--download applies to a Hub target, hf:ORG/NAME[@REVISION]")
-    if is_weights(target):
+    if loaded and not is_weights(target):
+        unused: dict[str, object] = {"--init": init, "--bias-init": bias_init}
+        unused |= {"--against": against, "--save": save, "--input-shape": input_shape}
+        unused |= {"--device": device.strip() != "cpu"}
+        given = [name for name, value in unused.items() if value]
+        if given:
+            raise ArgError(
+                f"{given[0]} does not apply with --loaded, which judges the weights the model's "
+                "own code loaded; drop it"
+            )
+        report_ = inspect_loaded(target, parse_kwargs(arg), seed, progress=progress_bar(quiet))
+        notes(report_.counts.remarks, quiet)
+        view = checkpoint_view(report_)
+    elif is_weights(target):
         # --seed has a default (0) for models; for a weights file, only an explicit one is wrong.
         source = ctx.get_parameter_source("seed")
         seeded = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
         options = {"--init": init, "--seed": seeded, "--arg": arg, "--save": save}
         options |= {"--input-shape": input_shape, "--device": device.strip() != "cpu"}
+        options |= {"--loaded": loaded}
         given = [name for name, value in options.items() if value]
         if given:
             raise ArgError(

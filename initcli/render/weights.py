@@ -108,8 +108,9 @@ def checkpoint_table(
             flagged = p.name.rpartition(".")[0] in fresh
             row += [
                 group_looks(ps, group) or "–",
+                # The tensor's own state, as in the JSON, and the module's flag beside it.
                 Text(
-                    "fresh?" if flagged else p.state,
+                    f"{p.state}, fresh?" if flagged else p.state,
                     style="bold yellow" if flagged else _STATE_STYLE.get(p.state, ""),
                 ),
             ]

@@ -23,7 +23,12 @@ from initcli.report.probing import (
     probe_report,
 )
 from initcli.report.pytorch_defaults import DefaultCheck, DefaultsReport, DefaultType, defaults
-from initcli.report.weights import CheckpointParam, CheckpointReport, inspect_checkpoint
+from initcli.report.weights import (
+    CheckpointParam,
+    CheckpointReport,
+    inspect_checkpoint,
+    inspect_loaded,
+)
 from initcli.threads import restore_environment
 
 # torch is imported now, under the wait policy the `initcli` command asked for: the environment
@@ -54,6 +59,7 @@ __all__ = [
     "gains",
     "inspect",
     "inspect_checkpoint",
+    "inspect_loaded",
     "is_weights",
     "plan_inspect",
     "probe_report",

@@ -13,13 +13,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from initcli.errors import CheckpointError, SchemeError
+from initcli import limits
+from initcli.errors import CheckpointError, SchemeError, TargetError
 from initcli.init import assign, schemes, torch_defaults
 from initcli.limits import MAX_GUESSED_LAYOUTS
 from initcli.measure import distributed, naming
 from initcli.measure.counting import Counts, ModuleCount, count_model, formula
+from initcli.model import resolve
 from initcli.model.resolve import is_hub_target, parse_hub_target
-from initcli.report._shared import CountReport, resolve_schemes
+from initcli.report._shared import CountReport, resolve_schemes, resolve_target
 from initcli.report.grouping import RowGroup, group_params, param_kind
 from initcli.report.measuring import ParamReport, Progress, measure
 from initcli.text import first_and_more
@@ -132,7 +134,10 @@ def _own_layout(ckpt: checkpoint.Checkpoint, own: hf.HFModel) -> list[_Group]:
         if group is None:
             module = own.model.get_submodule(mapped.rpartition(".")[0])
             group = layout[prefix] = _Group(prefix, module, True, {}, {}, exact=True)
-        is_param = any(n == leaf for n, _ in group.module.named_parameters(recurse=False))
+        # The model's leaf name: a renamed tensor (experts.0.w1.weight → experts.gate_up_proj)
+        # keeps its stored leaf in the row but is a parameter by the model's.
+        own_leaf = mapped.rpartition(".")[2]
+        is_param = any(n == own_leaf for n, _ in group.module.named_parameters(recurse=False))
         (group.params if is_param else group.buffers)[leaf] = t
     return list(layout.values())
 
@@ -342,9 +347,51 @@ def inspect_checkpoint(
     local = local_weights(str(path), download, quiet)
     ckpt = checkpoint.open_weights(local)
     built = _model_of(ckpt)
-    own, extra = built.model, list(built.notes)
     if local != str(path):
         built = replace(built, heard=(*built.heard, _from_cache(Path(local))))
+    return _judged_report(str(path), ckpt, built, chosen, progress)
+
+
+def inspect_loaded(
+    target: str,
+    args: Mapping[str, object] | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> CheckpointReport:
+    """`initcli inspect TARGET --loaded`: the model TARGET's own code returns (a factory that
+    calls from_pretrained on a local folder, say), judged as a weights folder is: each tensor's
+    state and the modules still fresh among trained ones. A transformers model's own init is its
+    class's, built again on meta from its config (hf.rebuilt); any other module is judged by the
+    named inits its values match, as a bare weights file is."""
+    limits.check_seed(seed)
+    source = resolve_target(target, args)
+    torch.manual_seed(seed)  # what the loading code draws (a layer the folder lacks) repeats
+    with resolve.user_code(target, "built"):
+        model = source.build()
+    if not isinstance(model, nn.Module):
+        raise TargetError(
+            f"{target} returned an object of type {type(model).__name__}, not an nn.Module; "
+            "return the loaded model"
+        )
+    tensors = {n: t.detach() for n, t in model.state_dict().items()}
+    if any(t.is_meta for t in tensors.values()):
+        raise TargetError(
+            f"{target} returned a model with tensors on the meta device: nothing was loaded into "
+            "them; return the model after its weights are loaded"
+        )
+    ckpt = checkpoint.Checkpoint(target, "model", tensors)
+    return _judged_report(target, ckpt, hf.rebuilt(model), None, progress)
+
+
+def _judged_report(
+    target: str,
+    ckpt: checkpoint.Checkpoint,
+    built: hf.Built,
+    chosen: tuple[schemes.Scheme, schemes.Scheme] | None,
+    progress: Progress | None,
+) -> CheckpointReport:
+    """Each tensor of `ckpt` measured (against `chosen` if given) and judged at init or trained."""
+    own, extra = built.model, list(built.notes)
     layout = _layout(ckpt, own)
     # The model's own init per stored tensor (a HF folder with its config.json), else {}.
     own_init = _own_init(layout, ckpt, own) if own else {}
@@ -358,7 +405,7 @@ def inspect_checkpoint(
     if progress is not None and not distributed.is_primary():
         progress = None  # under torchrun, rank 0's bar alone
 
-    def work(mine: list[str]) -> Iterator[tuple[str, CheckpointParam]]:
+    def work(mine: list[str]) -> Iterator[tuple[str, tuple[CheckpointParam, freshness.Tensor]]]:
         """Read and measure `mine`, one tensor at a time, each file once, in whatever order
         that takes."""
         if progress is not None:
@@ -367,12 +414,14 @@ def inspect_checkpoint(
             for name, t in ckpt.values(mine):
                 try:
                     row = _measure_stored(name, t, owners[name], chosen, defaults, depth)
+                    # The spectrum needs the values, read here once (freshness.with_spectrum).
+                    judged = freshness.with_spectrum(_judged(row, own_init.get(name)), t)
                 except Exception as exc:
                     raise distributed.ItemError(name) from exc
                 del t
                 if progress is not None:
                     progress.advance(name, ckpt.tensors[name].numel())
-                yield name, row
+                yield name, (row, judged)
         finally:
             if progress is not None:
                 progress.finish()
@@ -384,29 +433,17 @@ def inspect_checkpoint(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        measured = distributed.shared(list(owners), sizes, work)
+        results = distributed.shared(list(owners), sizes, work)
     finally:
         torch.set_num_threads(threads)
-    verdict = freshness.judge_loaded(
-        [
-            freshness.Tensor(
-                r.name,
-                r.numel or 0,
-                r.mean,
-                r.var,
-                r.fit,
-                own_init.get(r.name),
-                len(r.shape or ()),
-            )
-            for r in measured.values()
-        ]
-    )
+    measured = {name: row for name, (row, _) in results.items()}
+    verdict = freshness.judge_loaded([results[name][1] for name in owners])
     rows = [replace(measured[name], state=verdict.states[name]) for name in owners]
     notes = [*extra, *verdict.notes, *_unproduced(rows)]
-    counts = CountReport(str(path), _counts(ckpt, own, notes, layout), remarks=built.heard)
+    counts = CountReport(target, _counts(ckpt, own, notes, layout), remarks=built.heard)
     described = chosen[0].describe() if chosen else None
     return CheckpointReport(
-        str(path), ckpt.format, described, tuple(rows), counts, verdict.fresh_modules
+        target, ckpt.format, described, tuple(rows), counts, verdict.fresh_modules
     )
 
 
@@ -433,6 +470,10 @@ def _measure_stored(
     return _moved(
         measure(name, group.type_name, t, exp, True, default=default, depth=depth, trained=True)
     )
+
+
+def _judged(r: CheckpointParam, init: schemes.Expectation | None) -> freshness.Tensor:
+    return freshness.Tensor(r.name, r.numel or 0, r.mean, r.var, r.fit, init, len(r.shape or ()))
 
 
 # Past this magnitude a float tensor holds values no init draws and no training reaches: the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -21,6 +22,7 @@ from initcli.init import recorded, schemes
 from initcli.init.recorded import FillLog
 from initcli.model import building, record
 from initcli.text import first_and_more, printable
+from initcli.weights import renames
 from initcli.weights.safetensors_files import in_folder, read_json
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "build_limit",
     "layer_limit",
     "meta_model",
+    "rebuilt",
 ]
 
 # A model's config.json is read whole (it is JSON): real ones are a few kB, the largest (label
@@ -74,7 +77,10 @@ class HFModel:
         own = self._tensors.get(mapped)
         if own is None:
             return schemes.UNKNOWN
-        exp = recorded.implied_expectation(self.fills.of(own), tensor)
+        # A tensor stacked or split on load (renames.Renamed.converted) draws as its model
+        # tensor does: fans come from the model's shape, not the stored one.
+        shaped = tensor if tensor.shape == own.shape else own
+        exp = recorded.implied_expectation(self.fills.of(own), shaped)
         return replace(exp, init=f"{exp.init} · model's init") if exp.var is not None else exp
 
 
@@ -139,17 +145,10 @@ def meta_model(folder: Path, stored: Mapping[str, torch.Tensor]) -> Built:
     model, trace = built
     own_tensors = model.state_dict(keep_vars=True)
     own = set(own_tensors)
-    prefix = str(getattr(model, "base_model_prefix", "") or "")
-    names: dict[str, str] = {}
-    unexpected: list[str] = []
-    for name in stored:
-        for candidate in (name, f"{prefix}.{name}", name.removeprefix(f"{prefix}.")):
-            if candidate in own:
-                names[name] = candidate
-                break
-        else:
-            unexpected.append(name)
-    differ = _misfits(stored, own_tensors, names)
+    # The names from_pretrained loads each stored tensor into (transformers' own rules).
+    renamed = renames.loaded_names(model, stored)
+    names = renamed.names
+    differ = _misfits(stored, own_tensors, names, renamed.converted)
     if differ:
         if "quantization_config" in raw:
             # A quantized folder stores packed or integer tensors for the float model the
@@ -164,7 +163,7 @@ def meta_model(folder: Path, stored: Mapping[str, torch.Tensor]) -> Built:
             "put the config.json these weights were saved with beside them, or move config.json "
             "away to inspect the tensors alone"
         )
-    absent = own - set(names.values())
+    absent = own - renamed.filled
     shared = _aliases(model)
     tied = sorted(n for n in absent if shared.get(n, set()) & set(names.values()))
     missing = sorted(absent - set(tied))
@@ -176,8 +175,53 @@ def meta_model(folder: Path, stored: Mapping[str, torch.Tensor]) -> Built:
         names,
         tuple(tied),
         tuple(missing),
-        tuple(unexpected),
+        renamed.unexpected,
         seconds,
+        FillLog.of_trace(trace),
+    )
+    return Built(found, (), tuple(heard))
+
+
+def rebuilt(model: nn.Module) -> Built:
+    """A transformers model that the user's own code built (and loaded), built again on meta
+    from its config with its init recorded: what its class draws for each tensor, so `inspect
+    TARGET --loaded` judges the loaded values as a folder with config.json is judged. Built(None)
+    for a module that is not a transformers model, or a class that cannot be built again."""
+    try:
+        import transformers
+    except ImportError:
+        return Built(None)
+    if not isinstance(model, transformers.PreTrainedModel):
+        return Built(None)
+    start = time.perf_counter()
+    stored = model.state_dict()
+    limit = build_limit(len(stored))
+    trace = record.Trace()
+    failed: str | None = None
+    with library_messages() as heard:
+        over: list[bool] = []
+        try:
+            with _bounded(limit) as over, building.on_meta(trace):
+                meta = type(model)(copy.deepcopy(model.config))
+            replay = getattr(meta, "initialize_weights", None)
+            if callable(replay):
+                with building.recording(trace):
+                    replay()
+        except Exception as exc:  # the user's class: whatever it raises, its init stays unknown
+            failed = first_line(exc)
+    if failed is not None or over:
+        why = failed or f"it registers more than {limit:,} tensors and modules"
+        note = f"{type(model).__name__} was not built again on meta ({why}): named inits only."
+        return Built(None, (note,), tuple(heard))
+    renamed = renames.loaded_names(meta, stored)
+    found = HFModel(
+        meta,
+        type(model).__name__,
+        renamed.names,
+        (),
+        (),
+        renamed.unexpected,
+        time.perf_counter() - start,
         FillLog.of_trace(trace),
     )
     return Built(found, (), tuple(heard))
@@ -371,14 +415,16 @@ def _misfits(
     stored: Mapping[str, torch.Tensor],
     own: Mapping[str, torch.Tensor],
     names: Mapping[str, str],
+    converted: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Each stored tensor whose shape, or kind of dtype (float, complex, integer), is not its
     model tensor's, in words. Float widths may differ: a bf16 checkpoint of an fp32-built model
-    is the usual case."""
+    is the usual case; so may the shapes of `converted` tensors (stacked or split on load)."""
     found = []
     for name, mapped in names.items():
         have, want = stored[name], own[mapped]
-        if have.shape != want.shape or _kind(have.dtype) != _kind(want.dtype):
+        shaped = name in converted or have.shape == want.shape
+        if not shaped or _kind(have.dtype) != _kind(want.dtype):
             dtypes = _kind(have.dtype) != _kind(want.dtype)
             found.append(
                 f"{printable(name)} is {_described(have, dtypes)} in the file, "

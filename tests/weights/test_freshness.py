@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -233,9 +234,9 @@ def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
         "1 module looks freshly initialized among trained ones (9 of 9 decided weight matrices "
         "look trained): head — did it load?"
     )
-    # The majority is judged on weight matrices: norms and biases leave their constants at the
-    # first step, while a matrix's variance leaves its tolerance only after tens of steps. Under
-    # TRAINED_MAJORITY (0.9) the modules still at init are named, not flagged.
+    # The null rate is the checkpoint's own, per kind (freshness._null_rates: Jeffreys, (k + ½)/
+    # (n + 1)): with no other vector, all kinds pooled, 0.5/10 = FLAG_ALPHA. Where 1 of 4 matrices
+    # trained, matrices at init are what this training leaves: named, not flagged.
     own = schemes.Expectation("normal", 0.0, 4e-4)
     light = [replace(_at_init_matrix(f"l{i}.weight"), init=own) for i in range(3)]
     light += [_t(f"l{i}.bias", freshness.TRAINED) for i in range(3, 6)]
@@ -255,20 +256,27 @@ def test_judge_flags_only_among_a_trained_majority_of_matrices() -> None:
     assert freshness.judge_loaded(biases[1:]).fresh_modules == ()  # 8 of 9: under the 0.9 share
 
 
-def test_a_block_module_at_init_among_trained_peers_is_flagged_whatever_the_share() -> None:
-    """h.2.mlp is at init while h.0/1/3.mlp trained: it stands out, although most other
-    matrices (lightly trained attention) still look at init and the global share is low; the
-    attention modules, at init like all their peers, do not."""
+def test_a_block_module_at_init_among_trained_peers_is_flagged_where_training_is_thorough() -> None:
+    """h.2.mlp is at init while h.0/1/3.mlp trained. Where the attention of every block still
+    reads at init too (light training: 5 of 8 matrices at init), a trained module reading at init
+    is no rare event and h.2.mlp is not flagged (issue 22: flags on 3 of 5 lightly trained Llama
+    runs); where the rest of a 40-matrix checkpoint trained, it is."""
     own = schemes.Expectation("normal", 0.0, 4e-4)
-    tensors = [replace(_t(f"h.{i}.mlp.weight", freshness.TRAINED), init=own) for i in (0, 1, 3)]
-    tensors += [replace(_at_init_matrix("h.2.mlp.weight"), init=own)]
-    tensors += [replace(_at_init_matrix(f"h.{i}.attn.weight"), init=own) for i in range(4)]
-    verdict = freshness.judge_loaded(tensors)
-    assert verdict.fresh_modules == ("h.2.mlp",)
-    assert verdict.notes[1].startswith(
+    mlp = [replace(_t(f"h.{i}.mlp.weight", freshness.TRAINED), init=own) for i in (0, 1, 3)]
+    mlp += [replace(_at_init_matrix("h.2.mlp.weight"), init=own)]
+    light = mlp + [replace(_at_init_matrix(f"h.{i}.attn.weight"), init=own) for i in range(4)]
+    verdict = freshness.judge_loaded(light)
+    assert verdict.fresh_modules == ()
+    assert verdict.notes[0].startswith(
         "3 of 8 decided weight matrices look trained; also still at init, but not standing out "
-        "from their peers: h.0.attn, h.1.attn, h.2.attn, h.3.attn"
+        "from their peers: h.2.mlp, h.0.attn, h.1.attn, h.2.attn, h.3.attn"
     )
+    thorough = mlp + [
+        replace(_t(f"h.{i}.{part}.weight", freshness.TRAINED), init=own)
+        for i in range(4)
+        for part in ("attn", "q", "k", "v", "o", "up", "down", "gate", "norm")
+    ]
+    assert freshness.judge_loaded(thorough).fresh_modules == ("h.2.mlp",)
 
 
 def test_a_matrix_that_only_matches_a_named_init_is_not_flagged_without_the_models_own() -> None:
@@ -280,3 +288,64 @@ def test_a_matrix_that_only_matches_a_named_init_is_not_flagged_without_the_mode
     known = [replace(t, init=own) for t in trained]
     known.append(replace(_at_init_matrix("q.weight"), init=own))
     assert freshness.judge_loaded(known).fresh_modules == ("q",)
+
+
+def test_t5_peers_are_the_same_module_of_the_other_blocks_of_its_stack() -> None:
+    """T5 nests `block.N.layer.M`: the peers of decoder.block.1.layer.2.DenseReluDense are the
+    DenseReluDense of the other decoder blocks, not the encoder's (at init here, a stack that
+    trained less) nor another sublayer of its own block."""
+    own = schemes.Expectation("normal", 0.0, 4e-4)
+
+    def trained(name: str) -> freshness.Tensor:
+        return replace(_t(name, freshness.TRAINED), init=own)
+
+    tensors = [
+        trained(f"decoder.block.{b}.layer.{i}.{m}.{w}.weight")
+        for b in range(4)
+        for i, m in ((0, "SelfAttention"), (1, "EncDecAttention"))
+        for w in "qkvo"
+    ]
+    tensors += [
+        trained(f"decoder.block.{b}.layer.2.DenseReluDense.{w}.weight")
+        for b in (0, 2, 3)
+        for w in ("wi", "wo")
+    ]
+    tensors += [
+        trained(f"decoder.block.{b}.layer.{i}.layer_norm.weight")
+        for b in range(4)
+        for i in range(3)
+    ]
+    reset = [
+        replace(_at_init_matrix(f"decoder.block.1.layer.2.DenseReluDense.{w}.weight"), init=own)
+        for w in ("wi", "wo")
+    ]
+    encoder = [
+        replace(_at_init_matrix(f"encoder.block.{b}.layer.1.DenseReluDense.wi.weight"), init=own)
+        for b in range(2)
+    ]
+    verdict = freshness.judge_loaded([*tensors, *reset, *encoder])
+    assert verdict.fresh_modules == (
+        "decoder.block.1.layer.2.DenseReluDense.wi",
+        "decoder.block.1.layer.2.DenseReluDense.wo",
+    )
+
+
+def _light(kind: str, seed: int) -> tuple[str, ...]:
+    """What is flagged on a model trained 10 Adam steps throughout (issue 22 item 3: Llama was
+    flagged in 3 of 5 seeds, GPT-2's wpe in 1 of 5)."""
+    torch.manual_seed(seed)
+    model = MODELS[kind][0]()
+    _train_all_but(model, "(none)", steps=10)
+    with tempfile.TemporaryDirectory() as folder:
+        return inspect_checkpoint(_save(model, Path(folder))).fresh_modules
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_light_training_flags_nothing(kind: str) -> None:
+    assert _light(kind, 1) == ()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_light_training_flags_nothing_over_5_seeds(kind: str) -> None:
+    assert [_light(kind, seed) for seed in range(5)] == [()] * 5

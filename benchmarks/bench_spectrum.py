@@ -1,0 +1,80 @@
+"""How often spectrum.EDGE_Z calls an untouched init structured: the spectral test's false alarms.
+
+    python benchmarks/bench_spectrum.py [--seeds 200] [--models bert,vit,gpt2,llama,t5]
+
+For each architecture of bench_loaded.py (tiny configs, nothing downloaded) and seed, the model
+is built (its own init, transformers' `_init_weights`) and every weight of at least 1,024 values
+that forms a matrix (spectrum.as_matrix) gets its `edge_z`; so do a standard normal and a
+uniform draw of the same shape. A false alarm is an untouched matrix with edge_z > EDGE_Z (5;
+the count over 4 is printed beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_loaded import models
+
+from initcli.measure import spectrum
+from initcli.weights import freshness
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, default=200)
+    parser.add_argument("--models", default="bert,vit,gpt2,llama,t5")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    builds = models()
+    print(
+        f"# bench_spectrum · {platform.processor() or platform.machine()} · torch "
+        f"{torch.__version__} · {datetime.date.today()} · EDGE_Z {spectrum.EDGE_Z}"
+    )
+    print("| model | source | matrices | z > 4 | z > EDGE_Z | largest z | mean z | s/matrix |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        found: dict[str, list[float]] = {"own init": [], "normal": [], "uniform": []}
+        seconds = 0.0
+        for seed in range(args.seeds):
+            torch.manual_seed(seed)
+            model = builds[name]()
+            for p in model.parameters():
+                values = p.detach()
+                if values.numel() < freshness.MIN_DECIDABLE or spectrum.as_matrix(values) is None:
+                    continue
+                draws = {
+                    "own init": values,
+                    "normal": torch.randn(values.shape),
+                    "uniform": torch.rand(values.shape),
+                }
+                for source, t in draws.items():
+                    var = float(t.double().var(unbiased=False))
+                    if var == 0:
+                        continue
+                    start = time.perf_counter()
+                    z = spectrum.edge_z(t, float(t.double().mean()), var)
+                    seconds += time.perf_counter() - start
+                    if z is not None:
+                        found[source].append(z)
+        for source, zs in found.items():
+            over = sum(spectrum.structured(z) for z in zs)
+            print(
+                f"| {name} | {source} | {len(zs)} | {sum(z > 4 for z in zs)} | {over} | "
+                f"{max(zs):.2f} | "
+                f"{sum(zs) / len(zs):.2f} | {seconds / sum(map(len, found.values())):.4f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
