@@ -61,3 +61,14 @@ def png_size(path: Path) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
     width, height = struct.unpack(">II", data[16:24])
     return width, height
+
+
+@pytest.fixture
+def library_says_again() -> None:
+    """transformers logs many messages once per process (`logger.warning_once` is an lru_cache):
+    forget what it has said, so a test that expects a message sees it whatever ran before."""
+    import logging
+
+    cached = getattr(logging.Logger, "warning_once", None)
+    if cached is not None and hasattr(cached, "cache_clear"):
+        cached.cache_clear()

@@ -78,6 +78,7 @@ def test_loggers_handlers_and_import_hooks_are_restored() -> None:
     assert sys.meta_path == hooks
 
 
+@pytest.mark.usefixtures("library_says_again")
 def test_a_transformers_warning_is_a_note(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     (tmp_path / "warns.py").write_text(MODEL)

@@ -409,6 +409,7 @@ def test_a_hub_cache_snapshot_linking_its_blobs_reads(saved: Path, tmp_path: Pat
 # --- 5. Library messages are Notes --------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("library_says_again")
 def test_transformers_messages_are_one_note_each_and_quiet_hides_them(
     saved: Path, tmp_path: Path
 ) -> None:
