@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from initcli.init import schemes, torch_defaults
 from initcli.measure import identify, stats
+from initcli.measure.default_status import default_status
 
 Init = Callable[[torch.Tensor], object]
 
@@ -63,7 +64,7 @@ def status_of(t: torch.Tensor, module: nn.Module, name: str) -> stats.Status:
     st = stats.tensor_stats(t)
     found = identified(t, exp)
     judged = stats.judge(st, t.dim(), exp.mean, exp.var, exp.kurtosis)
-    return identify.default_status(judged, found, ndim=t.dim(), module=type(module).__name__)
+    return default_status(judged, found, ndim=t.dim(), module=type(module).__name__)
 
 
 def main() -> None:

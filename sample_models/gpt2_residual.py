@@ -1,12 +1,11 @@
-"""GPT-2 of any depth and width from a config (nothing downloaded): its residual-scaled init.
+"""GPT-2 of any depth and width from a config (nothing downloaded): its residual-scaled init."""
 
-GPT-2 draws every weight from normal(0, 0.02), except the projections that write into the
-residual stream (`attn.c_proj`, `mlp.c_proj`): those get 0.02/√(2·n_layer), so that 2·n_layer
-additions leave the stream's variance where one addition of plain normal(0.02) would.
-`initcli probe sample_models/gpt2_residual.py:gpt2 --init default
---init '*.c_proj.weight=normal:std=0.02'` shows what that scaling is for
-(docs/probe-real-models.md).
-"""
+# GPT-2 draws every weight from normal(0, 0.02), except the projections that write into the
+# residual stream (`attn.c_proj`, `mlp.c_proj`): those get 0.02/√(2·n_layer), so that 2·n_layer
+# additions leave the stream's variance where one addition of plain normal(0.02) would.
+# `initcli probe sample_models/gpt2_residual.py:gpt2 --init default
+# --init '*.c_proj.weight=normal:std=0.02'` shows what that scaling is for
+# (docs/probe-real-models.md).
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel

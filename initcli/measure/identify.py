@@ -11,9 +11,9 @@ from typing import Any
 import torch
 
 from initcli.init.schemes import KURTOSIS_NORMAL, KURTOSIS_UNIFORM, Expectation
-from initcli.measure.stats import Status, TensorStats
+from initcli.measure.stats import TensorStats
 
-__all__ = ["Fit", "Identification", "Scale", "default_status", "identify"]
+__all__ = ["Fit", "Identification", "Scale", "identify"]
 
 # Acceptance band in standard errors for every moment test here, as in stats.judge (Z = 5).
 Z = 5.0
@@ -560,49 +560,3 @@ def tie_text(ties: tuple[str, ...]) -> str:
     if len(ties) <= 3:
         return f"{', '.join(ties[:-1])} or {ties[-1]}"
     return f"{', '.join(ties[:3])} or {len(ties) - 3} others"
-
-
-def default_status(
-    judged: Status,
-    ident: Identification,
-    *,
-    ndim: int,
-    module: str,
-    expected_var: float | None = None,
-) -> Status:
-    """The status of a parameter under `default` (docs/contract/statuses.md), from stats.judge's
-    verdict and the variance of torch's default for it (`expected_var`, None where unknown).
-
-    uninitialized values win; `ok` and `symmetric` stay only where the identification agrees: a
-    random default whose values are a constant, another family or out of its bound is `custom`,
-    and so is a ≥2-D constant where no random init was expected (Swin's zeroed bias table); a
-    layer named like a norm torch does not know holding ones or zeros is `ok`, as torch's norms
-    are; any other cleanly identified distribution is `custom`.
-    """
-    if ident.uninitialized is not None:
-        return Status.UNINITIALIZED
-    fit = ident.fit
-    drawn = expected_var is not None and expected_var > 0
-    # Sparse values may be torch's own draw with a zeroed row (a small Embedding's padding_idx).
-    clean = fit.family not in ("none", "uninitialized", "sparse")
-    if judged is Status.OK and drawn and clean:
-        # `ok` claims torch's random default: not where the identification rules it out, i.e.
-        # where it is not among the best fits (consistent, on a tiny tensor, is not enough).
-        ruled_out = not any(m.endswith("torch default") for m in fit.ties or fit.matches)
-        return Status.CUSTOM if ruled_out else judged
-    if judged is Status.SYMMETRIC and not drawn:
-        return Status.CUSTOM  # no init that breaks symmetry was expected: the model's constant
-    if judged in (Status.OK, Status.SYMMETRIC):
-        return judged
-    if (
-        judged is Status.UNKNOWN
-        and fit.family == "constant"
-        and ndim == 1
-        and "norm" in module.lower()
-        and fit.matches
-        and fit.matches[-1] in ("ones", "zeros")
-    ):
-        return Status.OK
-    if fit.family not in ("none", "uninitialized"):
-        return Status.CUSTOM
-    return judged

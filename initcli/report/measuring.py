@@ -13,6 +13,7 @@ from torch import nn
 
 from initcli.init import schemes, stacking
 from initcli.measure import distributed, fans, identify, naming, stats, tables
+from initcli.measure.default_status import default_status
 from initcli.model import building
 from initcli.text import block_pattern, first_and_more
 from initcli.values.items import Item
@@ -178,7 +179,7 @@ def measure(
         scales=scales,
     )
     if default and not trained:
-        status = identify.default_status(
+        status = default_status(
             status, found, ndim=param.dim(), module=module, expected_var=exp.var
         )
         table = None if sharded or found.fit.family not in ("none", "sparse") else (

@@ -10,6 +10,7 @@ from torch import nn
 
 from initcli.init import schemes, torch_defaults
 from initcli.measure import identify, naming, stats
+from initcli.measure.default_status import default_status
 from initcli.measure.identify import Fit
 
 
@@ -100,7 +101,7 @@ def test_torch_default_is_ok_and_named() -> None:
             st = stats.tensor_stats(t)
             found = _identify(t, exps[name])
             judged = stats.judge(st, t.dim(), exps[name].mean, exps[name].var, exps[name].kurtosis)
-            status = identify.default_status(judged, found, ndim=t.dim(), module="Linear")
+            status = default_status(judged, found, ndim=t.dim(), module="Linear")
             assert status is stats.Status.OK
             assert found.looks_like == f"{exps[name].init} — torch default"
 
@@ -122,9 +123,7 @@ def test_uninitialized(make, reason: str) -> None:  # type: ignore[no-untyped-de
     found = _identify(make())
     assert found.uninitialized is not None and found.uninitialized.startswith(reason)
     assert found.fit == Fit("uninitialized", None, None, ())
-    assert (
-        identify.default_status(stats.Status.OFF, found, ndim=2, module="Linear") == "uninitialized"
-    )
+    assert default_status(stats.Status.OFF, found, ndim=2, module="Linear") == "uninitialized"
 
 
 def test_zero_weight_of_a_random_default_is_uninitialized() -> None:

@@ -237,9 +237,18 @@ def numel(tensors: Any) -> int:
     return sum(t.numel() for t in tensors)
 
 
+# Real architectures built from transformers config classes (the hf extra), for probe and compare
+# on real models (docs/probe-real-models.md): their counts are transformers', guarded by the
+# baseline (`initcli check`), their behaviour by tests/experiments/test_probe_real.py.
+HF_SAMPLES = {"gpt2_residual", "small_vit"}
+
+
 def test_every_sample_file_is_covered() -> None:
     stems = {p.stem for p in SAMPLES.glob("*.py")} - {"__init__"}
-    assert stems == set(SAMPLES_BY_STEM)
+    assert stems == set(SAMPLES_BY_STEM) | HF_SAMPLES
+    baseline = (ROOT / "baselines/sample_models.json").read_text(encoding="utf-8")
+    for stem in HF_SAMPLES:
+        assert f"sample_models.{stem}:" in baseline, stem
 
 
 def test_hand_counts_add_up() -> None:
@@ -332,13 +341,14 @@ def test_default_init_is_seeded(sample: Sample) -> None:
 def test_source_imports_only_torch(path: Path) -> None:
     # Targets are loaded by file path too, where neither relative imports nor sibling
     # imports resolve; torch is the only dependency a sample may have.
+    allowed = {"torch", "transformers"} if path.stem in HF_SAMPLES else {"torch"}
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            assert all(a.name.split(".")[0] == "torch" for a in node.names), ast.dump(node)
+            assert all(a.name.split(".")[0] in allowed for a in node.names), ast.dump(node)
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, "relative import"
-            assert (node.module or "").split(".")[0] == "torch", node.module
+            assert (node.module or "").split(".")[0] in allowed, node.module
     docstring = ast.get_docstring(tree)
     assert docstring and "\n" not in docstring
 
