@@ -40,6 +40,11 @@ def lazy() -> nn.Module:
     return nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.Linear(8, 2))
 
 
+def lazy_norm() -> nn.Module:
+    """A lazy BatchNorm: its running_mean and running_var are buffers with no shape yet."""
+    return nn.Sequential(nn.Linear(3, 4), nn.LazyBatchNorm1d())
+
+
 def pruned() -> nn.Module:
     """A Linear with 40% of its weights pruned by magnitude."""
     from torch.nn.utils import prune

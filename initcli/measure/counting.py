@@ -282,7 +282,10 @@ def _compare(
 
 def _unexplained(diff: int, model: nn.Module, used: tuple[int, ...] | None, predicted: int) -> str:
     """Why torchinfo's total is not the one the notes predict, as far as initcli can tell."""
-    more = f"{abs(diff):,} {'more' if diff > 0 else 'fewer'} parameters than initcli"
+    if diff == 0:  # torchinfo agrees with initcli, but not with what the notes predict
+        more = "the same total as initcli"
+    else:
+        more = f"{abs(diff):,} {'more' if diff > 0 else 'fewer'} parameters than initcli"
     if used is None:
         return f"torchinfo reports {more} for a reason initcli does not recognize."
     without = _torchinfo(model)

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parameter import UninitializedParameter
+from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 from torch.overrides import TorchFunctionMode
 
 from initcli.errors import DeviceError
@@ -144,8 +144,8 @@ def tensor_bytes(model: nn.Module) -> int:
 
 
 def is_uninitialized(tensor: torch.Tensor) -> bool:
-    """A lazy module's parameter before its first forward pass: it has no shape or values yet."""
-    return isinstance(tensor, UninitializedParameter)
+    """A lazy module's parameter or buffer before its first forward pass: no shape or values yet."""
+    return isinstance(tensor, UninitializedParameter | UninitializedBuffer)
 
 
 def resolve_device(text: str) -> torch.device:

@@ -482,7 +482,12 @@ def indexed_shards(index: Path, read_shard: Callable[[str], Shard]) -> Folder:
     notes = []
     extra = [n for s in shards.values() for n in s.tensors if n not in weight_map]
     if extra:
-        notes.append(f"{len(extra)} tensors in the shards are not in {index.name}; not read.")
+        some = (
+            "1 tensor in the shards is"
+            if len(extra) == 1
+            else f"{len(extra):,} tensors in the shards are"
+        )
+        notes.append(f"{some} not in {index.name}; not read.")
     held = sum(_nbytes(shards[f], n) for n, f in weight_map.items())
     if stated is not None and int(stated) != held:
         raise CheckpointError(

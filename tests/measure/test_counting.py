@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import run
 from torch import nn
 
 from initcli import report
@@ -258,3 +259,115 @@ def test_count_cli_names_the_input_torchinfo_ran_on() -> None:
     assert code == 0 and json.loads(out)["torchinfo_input"] is None
     code, out, _ = run("count", "sample_models/mlp.yaml", "--input-shape", "4", "--format", "json")
     assert code == 0 and json.loads(out)["torchinfo_input"] == [2, 4]
+
+
+# In-process checks of each note's exact text and of the walks behind them (mutation testing
+# showed these were reached only through looser assertions).
+
+
+def test_a_one_element_tensor_tied_at_the_root_is_singular_and_unprefixed() -> None:
+    model = nn.Module()
+    model.p = nn.Parameter(torch.ones(1))
+    model.sub = nn.Module()
+    model.sub.p = model.p
+    c = count_model(model)
+    assert c.total == 1
+    assert c.notes[0] == (
+        "tied weights: p and sub.p are one tensor of 1 element; initcli counts it once, "
+        "torchinfo once per module that holds it (+1)."
+    )
+
+
+def test_a_lazy_parameter_before_a_tied_one_does_not_hide_it() -> None:
+    model = nn.Module()
+    model.a = nn.Module()
+    model.a.lazy = nn.parameter.UninitializedParameter()
+    model.a.w = nn.Parameter(torch.ones(2))
+    model.b = nn.Module()
+    model.b.w = model.a.w
+    c = count_model(model)
+    assert c.uninitialized == ("a.lazy",)
+    assert c.notes[0] == (
+        "tied weights: a.w and b.w are one tensor of 2 elements; initcli counts it once, "
+        "torchinfo once per module that holds it (+2)."
+    )
+    assert c.notes[1] == (
+        "uninitialized lazy parameters: a.lazy have no shape until a forward pass, so neither "
+        "initcli nor torchinfo counts them."
+    )
+
+
+def test_a_shared_module_with_a_lazy_parameter_counts_only_shaped_ones() -> None:
+    shared = nn.Module()
+    shared.w = nn.Parameter(torch.ones(3))
+    shared.lazy = nn.parameter.UninitializedParameter()
+    model = nn.Module()
+    model.x, model.y = nn.Module(), nn.Module()
+    model.x.s = shared
+    model.y.s = shared
+    c = count_model(model)
+    assert c.notes[0] == (
+        "shared module: x.s and y.s are one module with 3 parameters of its own, registered under "
+        "2 parents; initcli counts it once, torchinfo once per parent (+3)."
+    )
+
+
+def test_a_pruned_root_module_names_its_parameter_once_with_a_buffer_mask() -> None:
+    from torch.nn.utils import prune
+
+    layer = prune.l1_unstructured(nn.Linear(4, 2), "weight", amount=0.5)
+    c = count_model(layer)
+    assert c.buffers == 8
+    assert c.notes == (
+        "pruning: weight_orig holds all 8 elements of weight; torchinfo counts only the 4 that "
+        "weight_mask keeps (−4); the mask is a buffer.",
+    )
+    nested = nn.Sequential(nn.Sequential(prune.l1_unstructured(nn.Linear(4, 2), "weight", 0.5)))
+    (note,) = count_model(nested).notes  # one note, not one per enclosing module
+    assert note.startswith("pruning: 0.0.weight_orig holds all 8 elements of 0.0.weight;")
+
+
+def test_lazy_buffers_are_not_counted() -> None:
+    c = count_model(nn.LazyBatchNorm1d())
+    assert c.buffers == 1  # num_batches_tracked; running_mean and running_var have no shape yet
+    code, out, err = run("count", f"{ODD}:lazy_norm", "-f", "json")
+    assert code == 0, err
+    assert json.loads(out)["buffers"] == 1
+
+
+def test_torchinfo_differing_from_the_notes_is_worded_by_its_sign() -> None:
+    from initcli.measure import counting
+
+    model = nn.Linear(2, 2)
+    assert counting._unexplained(3, model, None, 0) == (
+        "torchinfo reports 3 more parameters than initcli for a reason initcli does not recognize."
+    )
+    assert counting._unexplained(-1, model, None, 0) == (
+        "torchinfo reports 1 fewer parameters than initcli for a reason initcli does not recognize."
+    )
+    assert counting._unexplained(0, model, None, 5).startswith(
+        "torchinfo reports the same total as initcli for a reason"
+    )
+
+
+def test_torchinfo_with_an_input_names_what_it_reports_without_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from initcli.measure import counting
+
+    model = nn.Linear(2, 2)  # torchinfo walks it to 6 parameters without an input
+    common = (
+        "given the 1×2 input, torchinfo reports 2 more parameters than initcli: it then counts "
+        "the modules its forward pass calls, which for a module called more than once, under "
+        "several parents, or not at all can differ from their parameters; "
+    )
+    assert counting._unexplained(2, model, (1, 2), 6) == (
+        common + "without an input it reports a total of 6, as the notes above explain."
+    )
+    assert counting._unexplained(2, model, (1, 2), 4) == (
+        common + "without an input it reports a total of 6."
+    )
+    monkeypatch.setattr(counting, "_torchinfo", lambda *_: "ValueError: no walk")
+    assert counting._unexplained(2, model, (1, 2), 4) == (
+        common + "without an input it fails (ValueError: no walk)."
+    )
