@@ -1,4 +1,4 @@
-"""How initcli's process shares the cores: OpenMP threads wait passively, measuring uses free ones."""
+"""How initcli shares the cores: OpenMP threads wait passively, measuring takes the free ones."""
 
 from __future__ import annotations
 

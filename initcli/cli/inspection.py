@@ -98,8 +98,8 @@ def inspect(
     from initcli.model.resolve import is_hub_target
     from initcli.render.inspection import inspect_view
     from initcli.render.weights import checkpoint_view
-    from initcli.report.inspection import inspect as inspect_report
     from initcli.report._shared import is_weights
+    from initcli.report.inspection import inspect as inspect_report
     from initcli.report.weights import inspect_checkpoint
 
     inputs = input_files(target, [("--init", init), ("--against", against)])

@@ -61,7 +61,37 @@ _HOME = {
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 
-__all__ = sorted(_MODULE_OF)
+__all__ = [
+    "TRACE_BATCH",
+    "CheckpointParam",
+    "CheckpointReport",
+    "CountReport",
+    "DefaultCheck",
+    "DefaultType",
+    "DefaultsReport",
+    "GainRow",
+    "InspectPlan",
+    "InspectReport",
+    "ParamReport",
+    "ProbeReport",
+    "Progress",
+    "SchemeProbe",
+    "SchemeRow",
+    "SeedSummary",
+    "TrainOutcome",
+    "TrainSetup",
+    "count",
+    "defaults",
+    "gains",
+    "inspect",
+    "inspect_checkpoint",
+    "is_weights",
+    "plan_inspect",
+    "probe_report",
+    "resolve_schemes",
+    "scheme_rows",
+    "spec_followers",
+]
 
 
 def __getattr__(name: str) -> Any:
