@@ -19,7 +19,6 @@ __all__ = [
 
 def main() -> None:
     """Console-script entry point: signals clean up temp files; a closed pipe is not an error."""
-    import gc
     import sys
 
     from initcli.files import install_signal_handlers, on_broken_pipe
@@ -32,8 +31,4 @@ def main() -> None:
         sys.stdout.flush()
     except (BrokenPipeError, StdoutClosedError):
         code = on_broken_pipe()
-    # The process ends next. Moving every object to the permanent generation spares the
-    # interpreter's last garbage collections a walk over torch's objects: `import torch` alone
-    # spends ~0.4 s of its 1.5 s exiting (docs/speed.md). atexit handlers still run.
-    gc.freeze()
     sys.exit(code)
