@@ -1,8 +1,8 @@
 """Issue 21's figures side by side in one run: before (a git revision) and after (this checkout),
 idle and loaded, one process and two torchrun ranks (run by hand).
 
-    python benchmarks/bench_speed.py [--gib 0.5] [--before baca847] [--startup] [--with-405m]
-                                     [--repeat 2] [--json out.json]
+    python benchmarks/bench_speed.py [--gib 0.5] [--before 7fe07c3] [--startup] [--with-405m]
+                                     [--repeat 2] [--json out.json] [--stats-only]
 
 Writes a mixed float32 + bfloat16 safetensors folder of --gib GiB in a temporary directory
 (deleted at the end), then measures, each in its own process, with the machine idle and then
@@ -72,11 +72,14 @@ nbytes = sum(t.numel() * t.element_size() for t in tensors)
 threads = int(sys.argv[3])
 if threads:
     torch.set_num_threads(threads)
+# Worker threads over the blocks (after 21b): argv[4] a count, "free" for the default sizing,
+# absent for trees that have no such argument.
+more = {} if len(sys.argv) < 5 or sys.argv[4] == "free" else {"workers": int(sys.argv[4])}
 best = float("inf")
 for _ in range(int(sys.argv[2])):
     start = time.perf_counter()
     for t in tensors:
-        stats.tensor_stats(t)
+        stats.tensor_stats(t, **more)
     best = min(best, time.perf_counter() - start)
 print(json.dumps({"gb_s": nbytes / best / 1e9, "threads": torch.get_num_threads()}))
 """
@@ -136,12 +139,13 @@ def busy(processes: int) -> Iterator[None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gib", type=float, default=0.5, help="size of the mixed folder")
-    parser.add_argument("--before", default="baca847", help="git revision of the 'before' code")
+    parser.add_argument("--before", default="7fe07c3", help="git revision of the 'before' code")
     parser.add_argument("--repeat", type=int, default=2, help="runs per figure (best kept)")
     parser.add_argument("--startup", action="store_true", help="also import/--help/count 7B")
     parser.add_argument("--with-405m", action="store_true", help="also inspect the 405M encoder")
     parser.add_argument("--no-loaded", action="store_true", help="skip the loaded runs")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--stats-only", action="store_true", help="skip inspect and torchrun")
     args = parser.parse_args()
 
     rows: list[dict[str, object]] = []
@@ -184,13 +188,23 @@ def main() -> None:
                 _, out = timed([py, "-c", REDUCE, str(folder)], env_after, 1)
                 best = max(json.loads(out).values())
                 row("best single-pass float32 reduction", condition, best, "GB/s")
-                for threads in (1, 0):
-                    for label, env in (("before", env_before), ("after", env_after)):
-                        argv = [py, "-c", STATS, str(folder), "2", str(threads)]
-                        _, out = timed(argv, env, 1)
-                        found = json.loads(out)
-                        row(f"tensor_stats {label}, {found['threads']} thread(s)", condition,
-                            found["gb_s"], "GB/s")  # fmt: skip
+                # At one intra-op thread (how inspect measures) "after" also runs 1 and 2 block
+                # workers and the default sizing (free cores); at torch's own count, 1 worker.
+                for threads, label, env, workers in (
+                    (1, "before", env_before, []),
+                    (1, "after, 1 worker", env_after, ["1"]),
+                    (1, "after, 2 workers", env_after, ["2"]),
+                    (1, "after, free cores", env_after, ["free"]),
+                    (0, "before", env_before, []),
+                    (0, "after", env_after, []),
+                ):
+                    argv = [py, "-c", STATS, str(folder), "2", str(threads), *workers]
+                    _, out = timed(argv, env, 1)
+                    found = json.loads(out)
+                    row(f"tensor_stats {label}, {found['threads']} thread(s)", condition,
+                        found["gb_s"], "GB/s")  # fmt: skip
+                if args.stats_only:
+                    continue
                 walls = {}
                 for label, argv, env in (
                     ("before, 1 process", [py, *inspect], env_before),

@@ -1,11 +1,11 @@
-"""How initcli's process shares the cores: torch's OpenMP threads wait passively, not spinning."""
+"""How initcli shares the cores: OpenMP threads wait passively, measuring takes the free ones."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-__all__ = ["restore_environment", "wait_passively"]
+__all__ = ["free_cores", "restore_environment", "wait_passively"]
 
 # libgomp (the OpenMP runtime torch's CPU kernels use) reads its wait policy once, when
 # `import torch` loads it. Its default lets a thread that finishes a parallel region spin for a
@@ -14,6 +14,8 @@ __all__ = ["restore_environment", "wait_passively"]
 _POLICY = ("OMP_WAIT_POLICY", "PASSIVE")
 # The variables wait_passively set, for restore_environment to remove again.
 _SET: list[str] = []
+# Past this many threads, block statistics are limited by memory bandwidth, not cores.
+_MAX_WORKERS = 8
 
 
 def wait_passively() -> None:
@@ -33,3 +35,22 @@ def restore_environment() -> None:
     it starts see the environment they were given."""
     while _SET:
         os.environ.pop(_SET.pop(), None)
+
+
+def free_cores() -> int:
+    """How many threads may measure at once without taking cores other processes hold: the cores
+    this process may run on, less the 1-minute load average other than this thread's own, capped
+    by OMP_NUM_THREADS (torchrun sets 1 per rank) and at least 1. Only a speed choice: the
+    statistics' digits do not depend on it (initcli.measure.stats)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this platform: assume the cores are free
+        load = 0.0
+    # The load counts the thread asking (it is running), so one unit of it is ours.
+    free = cores - round(max(load - 1.0, 0.0))
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    if cap.isdigit() and int(cap) > 0:
+        free = min(free, int(cap))
+    return max(1, min(free, cores, _MAX_WORKERS))

@@ -81,7 +81,7 @@ def count(
     """
     from initcli.measure.expect import check_count
     from initcli.render.counts import count_view
-    from initcli.report import count as count_report
+    from initcli.report.counts import count as count_report
 
     if tolerance is not None and expect is None and expect_trainable is None:
         raise ArgError("--tolerance needs --expect N or --expect-trainable N")

@@ -26,7 +26,7 @@ def schemes(
 ) -> None:
     """Every init scheme: name, aliases, parameters, formula and expected variance."""
     from initcli.render.formulas import schemes_view
-    from initcli.report import scheme_rows
+    from initcli.report.formulas import scheme_rows
 
     emit(schemes_view(scheme_rows()), output_format, output, force)
 
@@ -40,7 +40,7 @@ def gain(
 ) -> None:
     """torch.nn.init.calculate_gain for every nonlinearity: formula and value."""
     from initcli.render.formulas import gains_view
-    from initcli.report import gains
+    from initcli.report.formulas import gains
 
     check_output(output, force)
     emit(gains_view(gains(slope)), output_format, output, force)

@@ -107,8 +107,9 @@ def inspect(
     from initcli.model.resolve import is_hub_target
     from initcli.render.inspection import inspect_view
     from initcli.render.weights import checkpoint_view
-    from initcli.report import inspect as inspect_report
-    from initcli.report import inspect_checkpoint, inspect_loaded, is_weights
+    from initcli.report._shared import is_weights
+    from initcli.report.inspection import inspect as inspect_report
+    from initcli.report.weights import inspect_checkpoint, inspect_loaded
 
     inputs = input_files(target, [("--init", init), ("--against", against)])
     check_output(output, force, {**inputs, "--save": save})

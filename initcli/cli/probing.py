@@ -128,7 +128,7 @@ def probe(
     layers.N, encoder.layer.N) are its blocks: their outputs are the residual stream.
     """
     from initcli.render.probing import probe_view
-    from initcli.report import probe_report
+    from initcli.report.probing import probe_report
 
     if sweep is not None:
         from initcli.render.sweeping import sweep_view
@@ -274,7 +274,7 @@ def compare(
     seed and reports mean ± 95% intervals and paired tests between schemes.
     """
     from initcli.render.probing import probe_view
-    from initcli.report import TrainSetup, probe_report
+    from initcli.report.probing import TrainSetup, probe_report
 
     _check_outputs(target, output, plot, force, init, data, input_fn)
     if epochs is not None and train is not None:

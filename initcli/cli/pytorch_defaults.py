@@ -34,7 +34,7 @@ def defaults(
     a sixth of He's 2/fan_in. Every figure comes from the formulas shown.
     """
     from initcli.render.pytorch_defaults import defaults_view
-    from initcli.report import defaults as defaults_report
+    from initcli.report.pytorch_defaults import defaults as defaults_report
 
     check_output(output, force, input_files(target))
     report = defaults_report(target, parse_kwargs(arg), parse_shape_option(input_shape))

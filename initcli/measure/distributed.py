@@ -92,9 +92,10 @@ def _group() -> tuple[int, int] | None:
         timeout = float(os.environ.get("INITCLI_RANK_TIMEOUT", RANK_TIMEOUT_S))
         backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
-        # The group initcli joined is left before the interpreter exits: gloo's threads still
-        # running at exit made about 1 run in 4 abort ("terminate called without an active
-        # exception", SIGABRT) after printing its output.
+        # Left to the interpreter's teardown, gloo's threads were sometimes still running when
+        # their owner was destroyed (std::terminate, SIGABRT, in ~1 run of 3 depending on which
+        # modules were imported); atexit runs before that teardown, and only for a group
+        # initcli made.
         atexit.register(dist.destroy_process_group)
     if dist.get_world_size() < 2:
         return None

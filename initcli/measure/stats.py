@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import struct
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import torch
+
+from initcli import threads
 
 __all__ = ["Status", "TensorStats", "Z", "judge", "tensor_stats", "tolerance"]
 
@@ -116,7 +121,7 @@ class TensorStats:
         return self.numel >= 2 and self.min is not None and self.min == self.max
 
 
-def tensor_stats(t: torch.Tensor) -> TensorStats:
+def tensor_stats(t: torch.Tensor, *, workers: int | None = None) -> TensorStats:
     """Exact mean, unbiased variance, std, min, max and NaN/Inf count of all elements of `t`,
     plus a strided sample of its values (same single pass) and that sample's 3rd/4th central
     moments and zero count.
@@ -126,7 +131,8 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
     chunk: the extra memory is one float64 chunk of `_CHUNK` elements, whatever the size of `t`
     (non-contiguous tensors are read through strided views). Float32, bfloat16 and float16 CPU
     tensors of more than one block are reduced in float32 blocks instead (`_blocked_stats`):
-    mean and variance within 5e-7 and 1e-6 of the float64 result (docs/speed.md). A
+    mean and variance within 5e-7 and 1e-6 of the float64 result (docs/speed.md), by `workers`
+    threads (None: as many as the free cores allow); the digits do not depend on their number. A
     float4_e2m1fn_x2 tensor holds two values per element, so `numel` is twice its element count;
     a sparse tensor's implicit zeros count as elements.
     """
@@ -144,7 +150,7 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
 
     work = torch.device("cpu") if t.device.type in _NO_FLOAT64_DEVICES else t.device
     if t.device.type == "cpu" and t.dtype in _BLOCKED_DTYPES and n > _BLOCK:
-        return _blocked_stats(t, n)
+        return _blocked_stats(t, n, workers)
     buf = torch.empty(min(n, per_element * _CHUNK), dtype=torch.float64, device=work)
     step = -(-n // SAMPLE)  # ceil: every step-th value in memory order is sampled
     # The CPU has no vectorized float16 -> float64 conversion (it runs ~4x slower than float16 ->
@@ -238,62 +244,67 @@ def tensor_stats(t: torch.Tensor) -> TensorStats:
     return TensorStats(n, mean, var, math.sqrt(var), lo_v, hi_v, 0, m3, m4, zeros, sample)
 
 
-def _blocked_stats(t: torch.Tensor, n: int) -> TensorStats:
+@dataclass(frozen=True)
+class _Block:
+    """One block's results: its size, min, max, (mean, M2) and its share of the sample."""
+
+    size: int
+    low: float
+    high: float
+    mean: float
+    m2: float
+    sample: torch.Tensor
+
+
+def _blocked_stats(t: torch.Tensor, n: int, workers: int | None) -> TensorStats:
     """`tensor_stats` of a float32, bfloat16 or float16 CPU tensor of more than one block: float32
     reductions over blocks that stay in cache, the block results combined in float64.
 
-    Each block is read from memory once (converted to float32 into a reused buffer if it is not
-    float32 already); aminmax, the sum and the sum of squares then run from cache. The sums are
-    taken about a float32 shift `k`: 0 while the blocks' means are small next to their spread
-    (the usual weight), else the previous block's mean, re-taken from the block itself where the
-    shifted sums still show a mean large next to the spread. Blocks with magnitudes where float32
-    squares could overflow or lose bits are left to float64 (see `_exact_block`), blocks holding
-    NaN/Inf to the counting pass at the end.
+    Each block is measured from itself alone (`_measure_block`), by one of `workers` threads
+    (None: `threads.free_cores()` while torch runs one intra-op thread, else 1, as torch then
+    parallelizes each reduction itself); torch's kernels release the GIL, so the threads overlap.
+    The block results are combined in block order, so every digit is the same whatever the
+    number of threads. Blocks holding NaN/Inf are left to the counting pass at the end.
     """
     step = -(-n // SAMPLE)  # as in tensor_stats: every step-th value in memory order is sampled
-    stage = torch.empty(_BLOCK, dtype=torch.float32)
-    shifted = torch.empty(_BLOCK, dtype=torch.float32)
-    exact: torch.Tensor | None = None
-    samples: list[torch.Tensor] = []
-    lows: list[float] = []
-    highs: list[float] = []
-    count, mean, m2, seen = 0, 0.0, 0.0, 0
-    k = 0.0
-    for chunk in _chunks(t, _BLOCK):
-        m = chunk.numel()
-        if chunk.dtype == torch.float32 and chunk.is_contiguous():
-            c = chunk.view(-1)
-        else:
-            c = stage[:m]
-            c.view(chunk.shape).copy_(chunk)
-        samples.append(c[(-seen) % step :: step].to(torch.float64))
-        seen += m
-        lo_t, hi_t = torch.aminmax(c)
-        lo, hi = lo_t.item(), hi_t.item()
-        lows.append(lo)
-        highs.append(hi)
-        if not (math.isfinite(lo) and math.isfinite(hi)):
+    chunks = list(_chunks(t, _BLOCK))
+    starts = list(itertools.accumulate((c.numel() for c in chunks), initial=0))
+    if workers is None:
+        workers = threads.free_cores() if torch.get_num_threads() == 1 else 1
+    workers = max(1, min(workers, len(chunks)))
+
+    def measure_share(first: int) -> list[_Block]:
+        # Each thread owns its buffers (2 MiB of float32, 2 MiB of float64 only where a block
+        # needs the exact path) and takes every workers-th block from `first`.
+        buffers = _Buffers()
+        return [
+            _measure_block(chunks[i], starts[i], step, buffers)
+            for i in range(first, len(chunks), workers)
+        ]
+
+    if workers == 1:
+        blocks = measure_share(0)
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="initcli-block") as pool:
+            shares = list(pool.map(measure_share, range(workers)))
+        blocks = [shares[i % workers][i // workers] for i in range(len(chunks))]
+
+    count, mean, m2 = 0, 0.0, 0.0
+    for b in blocks:
+        if not (math.isfinite(b.low) and math.isfinite(b.high)):
             continue  # the moments are NaN whatever the other blocks hold
-        if lo == hi:
-            block_mean, block_m2 = lo, 0.0
-        elif _FLOAT32_SAFE[0] <= max(-lo, hi) <= _FLOAT32_SAFE[1]:
-            block_mean, block_m2, k = _float32_block(c, shifted[:m], k)
-        else:
-            if exact is None:
-                exact = torch.empty(_BLOCK, dtype=torch.float64)
-            block_mean, block_m2 = _exact_block(c, exact[:m])
-        # Chan et al.'s pairwise update of (count, mean, M2), in float64.
-        total = count + m
-        delta = block_mean - mean
-        mean += delta * m / total
-        m2 += block_m2 + delta * delta * count * m / total
+        # Chan et al.'s pairwise update of (count, mean, M2), in float64, in block order.
+        total = count + b.size
+        delta = b.mean - mean
+        mean += delta * b.size / total
+        m2 += b.m2 + delta * delta * count * b.size / total
         count = total
 
-    nan_low = any(math.isnan(v) for v in lows)
-    nan_high = any(math.isnan(v) for v in highs)
-    lo_v = math.nan if nan_low else min(lows)
-    hi_v = math.nan if nan_high else max(highs)
-    sample = torch.cat(samples)
+    lows = [b.low for b in blocks]
+    highs = [b.high for b in blocks]
+    lo_v = math.nan if any(math.isnan(v) for v in lows) else min(lows)
+    hi_v = math.nan if any(math.isnan(v) for v in highs) else max(highs)
+    sample = torch.cat([b.sample for b in blocks])
     zeros = int((sample == 0).sum())
     if not (math.isfinite(lo_v) and math.isfinite(hi_v)):
         nonfinite = sum(int((~torch.isfinite(c)).sum()) for c in _chunks(t, _CHUNK))
@@ -308,9 +319,58 @@ def _blocked_stats(t: torch.Tensor, n: int) -> TensorStats:
     return TensorStats(n, mean, var, math.sqrt(var), lo_v, hi_v, 0, m3, m4, zeros, sample)
 
 
-def _float32_block(c: torch.Tensor, d: torch.Tensor, k: float) -> tuple[float, float, float]:
-    """(mean, M2) of a float32 block from float32 sums about the shift `k`, and the shift to
-    try on the next block.
+class _Buffers:
+    """One measuring thread's reused work buffers, the float64 one made on first need."""
+
+    def __init__(self) -> None:
+        self.stage = torch.empty(_BLOCK, dtype=torch.float32)
+        self.shifted = torch.empty(_BLOCK, dtype=torch.float32)
+        self._exact: torch.Tensor | None = None
+
+    def exact(self, m: int) -> torch.Tensor:
+        if self._exact is None:
+            self._exact = torch.empty(_BLOCK, dtype=torch.float64)
+        return self._exact[:m]
+
+
+def _measure_block(chunk: torch.Tensor, start: int, step: int, buffers: _Buffers) -> _Block:
+    """Min, max, (mean, M2) and sampled values of one block that starts at element `start`.
+
+    The block is read from memory once (converted to float32 into `buffers.stage` if it is not
+    float32 already); aminmax, the sum and the sum of squares then run from cache. The sums are
+    taken about a float32 shift chosen from this block alone: 0 where the block straddles zero
+    (the usual weight), else its midrange, re-taken from the block's mean where the shifted sums
+    still show a mean large next to the spread (`_float32_block`). Blocks with magnitudes where
+    float32 squares could overflow or lose bits are reduced in float64 (`_exact_block`).
+    """
+    m = chunk.numel()
+    if chunk.dtype == torch.float32 and chunk.is_contiguous():
+        c = chunk.view(-1)
+    else:
+        c = buffers.stage[:m]
+        c.view(chunk.shape).copy_(chunk)
+    sample = c[(-start) % step :: step].to(torch.float64)
+    lo_t, hi_t = torch.aminmax(c)
+    lo, hi = lo_t.item(), hi_t.item()
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return _Block(m, lo, hi, math.nan, math.nan, sample)
+    if lo == hi:
+        return _Block(m, lo, hi, lo, 0.0, sample)
+    if _FLOAT32_SAFE[0] <= max(-lo, hi) <= _FLOAT32_SAFE[1]:
+        k = 0.0 if lo <= 0.0 <= hi else _float32(lo / 2 + hi / 2)
+        mean, m2 = _float32_block(c, buffers.shifted[:m], k)
+    else:
+        mean, m2 = _exact_block(c, buffers.exact(m))
+    return _Block(m, lo, hi, mean, m2, sample)
+
+
+def _float32(x: float) -> float:
+    """`x` rounded to the nearest float32 (so that values near it minus it are exact)."""
+    return float(struct.unpack("f", struct.pack("f", x))[0])
+
+
+def _float32_block(c: torch.Tensor, d: torch.Tensor, k: float) -> tuple[float, float]:
+    """(mean, M2) of a float32 block from float32 sums about the shift `k` (a float32 number).
 
     M2 = sum(d^2) - sum(d)^2 / m with d = c - k loses the bits that sum(d)^2 / m takes from
     sum(d^2): at most half of them (one bit) is accepted, so the float32 rounding of the sums
@@ -326,11 +386,10 @@ def _float32_block(c: torch.Tensor, d: torch.Tensor, k: float) -> tuple[float, f
         # drifted one way: 1.8e-4 relative on a 2**18 block, against 6e-8 this way.
         q = torch.mul(x, x, out=d).sum().item()
         if s * s / m <= q / 2:
-            return k + s / m, q - s * s / m, k
-        k = torch.tensor(k + s / m, dtype=torch.float32).item()
+            return k + s / m, q - s * s / m
+        k = _float32(k + s / m)
     # Two shifts never settled (only where float32 rounding of the shift itself is the spread).
-    mean, block_m2 = _exact_block(c, torch.empty(m, dtype=torch.float64))
-    return mean, block_m2, k
+    return _exact_block(c, torch.empty(m, dtype=torch.float64))
 
 
 def _exact_block(c: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:

@@ -4,7 +4,8 @@ adversarial data (the bounds docs/speed.md quotes)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from initcli import threads
 from initcli.measure import stats
 from initcli.measure.stats import tensor_stats
 
@@ -178,3 +180,52 @@ def test_any_float32_values_within_the_bounds(values: list[float]) -> None:
     assert abs(Fraction(got.mean) - mean) <= Fraction(MEAN_BOUND) * Fraction(scale)
     assert abs(Fraction(got.var) - var) <= Fraction(VAR_BOUND) * var
     assert got.min == min(values) and got.max == max(values)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    # How inspect measures (report.weights, report.measuring): torch at one intra-op thread.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.usefixtures("one_thread")
+def test_digits_do_not_depend_on_the_number_of_threads(
+    case: str, dtype: torch.dtype, blocks: int
+) -> None:
+    t = CASES[case](N).to(dtype)
+    one = tensor_stats(t, workers=1)
+    for workers in (2, 4):
+        got = tensor_stats(t, workers=workers)
+        assert (got.mean, got.var, got.min, got.max, got.m3, got.m4, got.zeros) == (
+            one.mean, one.var, one.min, one.max, one.m3, one.m4, one.zeros
+        ), (case, workers)  # fmt: skip
+        assert got.sample is not None and one.sample is not None
+        assert torch.equal(got.sample, one.sample)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_default_block_size_threads_agree_bit_for_bit() -> None:
+    # Real blocks (2**18 elements, one torch reduction each at one intra-op thread) measured by
+    # worker threads give the digits the calling thread gives alone.
+    t = 0.02 * torch.randn(5 * stats._BLOCK + 999, generator=_gen(21))
+    for dtype in (torch.float32, torch.bfloat16):
+        x = t.to(dtype)
+        one = tensor_stats(x, workers=1)
+        for workers in (2, 4):
+            assert tensor_stats(x, workers=workers) == one
+            assert tensor_stats(x, workers=workers).m4 == one.m4
+    assert tensor_stats(t) == tensor_stats(t, workers=1)  # the free cores decide only the speed
+
+
+def test_free_cores_is_at_least_one_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads.free_cores() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert 1 <= threads.free_cores() <= len(os.sched_getaffinity(0))

@@ -236,3 +236,15 @@ def test_cli_report_and_render_modules_share_family_names() -> None:
     for family in families:
         assert (PACKAGE / "report" / f"{family}.py").exists(), f"report/{family}.py"
         assert (PACKAGE / "render" / f"{family}.py").exists(), f"render/{family}.py"
+
+
+def test_the_lazy_report_api_names_every_name_once() -> None:
+    # initcli.report loads each public name from its module on first use (a command imports
+    # only the report module it runs): every name in __all__ must resolve, and nothing else.
+    from initcli import report
+
+    assert set(report.__all__) == set(report._MODULE_OF)
+    for name in report.__all__:
+        assert getattr(report, name) is not None
+    with pytest.raises(AttributeError):
+        _ = report.no_such_name
