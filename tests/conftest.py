@@ -64,11 +64,23 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.fixture
-def library_says_again() -> None:
-    """transformers logs many messages once per process (`logger.warning_once` is an lru_cache):
-    forget what it has said, so a test that expects a message sees it whatever ran before."""
+def library_says_again() -> Iterator[None]:
+    """transformers logs many messages once per process (`logger.warning_once` is an lru_cache),
+    and some test modules set its verbosity to error at import: forget what it has said and give
+    it its default verbosity (warning) for this test, so a test that expects a message sees it
+    whatever ran before."""
     import logging
 
     cached = getattr(logging.Logger, "warning_once", None)
     if cached is not None and hasattr(cached, "cache_clear"):
         cached.cache_clear()
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    if hf_logging is None:
+        yield
+        return
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)

@@ -108,7 +108,11 @@ def test_schema_is_the_spec_json_schema(tmp_path: Path) -> None:
 def test_shell_completion_is_offered_and_completes_commands() -> None:
     code, out, _ = run("--help")
     assert code == 0 and "--install-completion" in out and "--show-completion" in out
-    script = installed("--show-completion", "bash")
+    # typer detects the shell from the parent processes unless told which; a test run whose
+    # parent shell has exited (a background job) has none, so the shell is named here.
+    script = installed(
+        "--show-completion", "bash", _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1"
+    )
     assert script.returncode == 0 and "_INITCLI_COMPLETE=complete_bash" in script.stdout
     words = installed(_INITCLI_COMPLETE="complete_bash", COMP_WORDS="initcli sn", COMP_CWORD="1")
     assert words.stdout.split() == ["snapshot"]
