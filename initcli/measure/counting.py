@@ -285,7 +285,8 @@ def _unexplained(diff: int, model: nn.Module, used: tuple[int, ...] | None, pred
     if diff == 0:  # torchinfo agrees with initcli, but not with what the notes predict
         more = "the same total as initcli"
     else:
-        more = f"{abs(diff):,} {'more' if diff > 0 else 'fewer'} parameters than initcli"
+        word = "parameter" if abs(diff) == 1 else "parameters"
+        more = f"{abs(diff):,} {'more' if diff > 0 else 'fewer'} {word} than initcli"
     if used is None:
         return f"torchinfo reports {more} for a reason initcli does not recognize."
     without = _torchinfo(model)

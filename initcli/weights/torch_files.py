@@ -68,8 +68,6 @@ def load_torch(file: Path) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
 
 def _from_object(file: Path, obj: object) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
     notes: list[str] = []
-    if isinstance(obj, torch.Tensor):
-        return {"tensor": obj}, ()
     if isinstance(obj, Mapping) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
         for key in STATE_DICT_KEYS:
             inner = obj.get(key)

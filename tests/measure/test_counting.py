@@ -343,7 +343,10 @@ def test_torchinfo_differing_from_the_notes_is_worded_by_its_sign() -> None:
         "torchinfo reports 3 more parameters than initcli for a reason initcli does not recognize."
     )
     assert counting._unexplained(-1, model, None, 0) == (
-        "torchinfo reports 1 fewer parameters than initcli for a reason initcli does not recognize."
+        "torchinfo reports 1 fewer parameter than initcli for a reason initcli does not recognize."
+    )
+    assert counting._unexplained(1, model, None, 0) == (
+        "torchinfo reports 1 more parameter than initcli for a reason initcli does not recognize."
     )
     assert counting._unexplained(0, model, None, 5).startswith(
         "torchinfo reports the same total as initcli for a reason"
@@ -370,4 +373,77 @@ def test_torchinfo_with_an_input_names_what_it_reports_without_one(
     monkeypatch.setattr(counting, "_torchinfo", lambda *_: "ValueError: no walk")
     assert counting._unexplained(2, model, (1, 2), 4) == (
         common + "without an input it fails (ValueError: no walk)."
+    )
+
+
+def test_a_spec_with_norms_and_no_bias_is_counted_by_arithmetic_as_its_real_build() -> None:
+    from initcli.measure.counting import count_spec
+    from initcli.model.spec import build_mlp, parse_spec
+
+    spec = parse_spec(
+        "input: 4\nlayers:\n  - {units: 6, norm: batchnorm, bias: false}\n"
+        "  - {units: 5, norm: layernorm}\n  - {units: 3, norm: batchnorm}\n  - {units: 2}\n"
+    )
+    real = build_mlp(spec)
+    c = count_spec(spec, real)
+    assert [(m.name, m.type, m.params, m.formula) for m in c.modules] == [
+        ("fc1", "Linear", 24, "4×6"),
+        ("norm1", "BatchNorm1d", 12, "6 + 6"),
+        ("fc2", "Linear", 35, "6×5 + 5"),
+        ("norm2", "LayerNorm", 10, "5 + 5"),
+        ("fc3", "Linear", 18, "5×3 + 3"),
+        ("norm3", "BatchNorm1d", 6, "3 + 3"),
+        ("fc4", "Linear", 8, "3×2 + 2"),
+    ]
+    # BatchNorm1d keeps running_mean and running_var per unit and one num_batches_tracked.
+    assert (c.total, c.trainable, c.frozen, c.buffers) == (113, 113, 0, 6 * 2 + 1 + 3 * 2 + 1)
+    assert c.torchinfo is not None and (c.torchinfo.total, c.agree, c.notes) == (113, True, ())
+    assert c.uninitialized == () and c.torchinfo_input is None
+    whole = count_model(real)
+    assert (whole.total, whole.trainable, whole.buffers) == (c.total, c.trainable, c.buffers)
+
+
+def test_a_failing_torchinfo_leaves_initcli_s_own_count_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from initcli.measure import counting
+
+    monkeypatch.setattr(counting, "_torchinfo", lambda *args: "RuntimeError: no")
+    frozen = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    frozen[0].bias.requires_grad_(False)
+    c = count_model(frozen)
+    assert (c.total, c.trainable, c.frozen, c.buffers) == (24, 20, 4, 9)
+    assert (c.torchinfo, c.agree, c.torchinfo_input) == (None, False, None)
+    assert c.notes == (
+        "torchinfo.summary failed (RuntimeError: no), so there is nothing to compare with.",
+    )
+    assert [(m.name, m.params) for m in c.modules] == [("0", 16), ("1", 8)]
+    assert c.uninitialized == ()
+
+
+def test_torchinfo_s_own_failure_without_a_cause_is_named_by_its_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torchinfo
+
+    from initcli.measure import counting
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ValueError("no summary today\nsecond line")
+
+    monkeypatch.setattr(torchinfo, "summary", refuse)
+    assert counting._torchinfo(nn.Linear(2, 2)) == "ValueError: no summary today"
+
+
+def test_formulas_of_lazy_layers_and_at_the_term_limit() -> None:
+    from initcli.limits import MAX_FORMULA_TERMS
+    from initcli.measure.counting import shapes_formula
+
+    assert formula(nn.LazyLinear(3)) == "? (uninitialized lazy parameters)"
+    at_limit = [(2,)] * MAX_FORMULA_TERMS
+    assert shapes_formula(at_limit) == " + ".join(["2"] * MAX_FORMULA_TERMS)
+    over = [(2,)] * (MAX_FORMULA_TERMS + 1)
+    assert (
+        shapes_formula(over)
+        == " + ".join(["2"] * 10) + f" + … {MAX_FORMULA_TERMS - 9:,} more tensors"
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -156,4 +158,70 @@ def test_a_file_that_is_not_a_checkpoint(tmp_path: Path, kind: str) -> None:
     assert message.startswith(f"{path} is not a readable PyTorch checkpoint ({reason}")
     assert message.endswith(
         "); initcli reads state dicts saved with torch.save and .safetensors files"
+    )
+
+
+def _on_gpu(saved: Path, out: Path) -> Path:
+    """`saved` rewritten as if torch.save had run on a GPU: each storage's location says cuda:0."""
+    with zipfile.ZipFile(saved) as archive:
+        records = {name: archive.read(name) for name in archive.namelist()}
+    writer = torch._C.PyTorchFileWriter(str(out))
+    for name, data in records.items():
+        if name.endswith("/data.pkl"):
+            records[name] = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+    for name, data in records.items():
+        writer.write_record(name.split("/", 1)[1], data, len(data))
+    writer.write_end_of_file()
+    return out
+
+
+def test_a_checkpoint_saved_on_a_gpu_loads_on_this_cpu(tmp_path: Path) -> None:
+    path = _on_gpu(_saved(tmp_path, {"w": torch.ones(2, 3)}), tmp_path / "gpu.pt")
+    with pytest.raises(RuntimeError, match="CUDA"):  # what torch.load alone does with it here
+        torch.load(path, weights_only=True)
+    tensors, _ = load_torch(path)
+    assert tensors["w"].device.type == "cpu" and torch.equal(tensors["w"], torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_torch_load_is_told_weights_only_cpu_and_mmap_for_zips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zipped: bool
+) -> None:
+    # weights_only=True is the default only from torch 2.6; initcli supports torch >= 2.2, so the
+    # call must say it. A zip (torch.save's format since 1.6) is memory-mapped, a legacy file not.
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.ones(2)}, path, _use_new_zipfile_serialization=zipped)
+    calls: list[dict[str, object]] = []
+    real = torch.load
+
+    def spy(file: Path, **kwargs: Any) -> object:
+        calls.append(kwargs)
+        return real(file, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    load_torch(path)
+    assert calls == [{"map_location": "cpu", "weights_only": True, "mmap": zipped}]
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        ("Weights only load failed. WeightsUnpickler error: Unsupported type MAX.\n\nCheck it",
+         " (Unsupported type MAX)"),
+        ("Weights only load failed for another reason", ""),
+    ],
+)  # fmt: skip
+def test_the_unpicklers_reason_is_quoted_without_its_full_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raised: str, said: str
+) -> None:
+    path = _saved(tmp_path, {"w": torch.ones(1)})
+
+    def refuse(file: object, **kwargs: object) -> object:
+        raise pickle.UnpicklingError(raised)
+
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(CheckpointError) as caught:
+        load_torch(path)
+    assert str(caught.value).startswith(
+        f"refused to load {path}: it is not a plain pickle of tensors{said}, and a full unpickle"
     )
