@@ -18,8 +18,6 @@ from initcli.render.weights import checkpoint_view
 from initcli.render.writer import file_console, write
 from initcli.report import CheckpointReport, InspectReport, inspect, inspect_checkpoint
 
-pytest.importorskip("transformers")
-
 GPT2 = "tests/deep_models.py:gpt2_24"
 GPT2_ODD = "tests/deep_models.py:gpt2_odd"
 LLAMA = "tests/deep_models.py:llama_80"

@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 from conftest import run
 
-pytest.importorskip("transformers")
-
 DOC = Path(__file__).resolve().parents[2] / "docs" / "probe-real-models.md"
 
 

@@ -14,8 +14,6 @@ from initcli import report
 from initcli.experiments import batches, probe
 from initcli.experiments.verdict import depth_exponent
 
-pytest.importorskip("transformers")
-
 MODELS = "tests/probe_real_models.py"
 OWN_LM = "the model's own loss (labels = input_ids)"
 

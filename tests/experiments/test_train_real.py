@@ -12,8 +12,6 @@ from conftest import run
 
 from initcli.experiments import data as datasets
 
-pytest.importorskip("transformers")
-
 MODELS = "tests/probe_real_models.py"
 
 
@@ -56,7 +54,6 @@ def test_compare_train_on_the_markov_language_with_a_small_gpt2() -> None:
 
 
 def test_compare_train_on_digits_with_a_small_vit() -> None:
-    pytest.importorskip("sklearn")
     code, out, err = run(
         "compare", f"{MODELS}:digits_vit", "-i", "default", "-i", "xavier_normal",
         "--train", "6", "--data", "digits", "--seeds", "2", "-b", "4", "-f", "json",

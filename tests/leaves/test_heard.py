@@ -66,7 +66,6 @@ def test_past_the_cap_the_rest_are_counted() -> None:
 
 
 def test_loggers_handlers_and_import_hooks_are_restored() -> None:
-    pytest.importorskip("transformers")
     import transformers  # noqa: F401
 
     logger = logging.getLogger("transformers")
@@ -80,7 +79,6 @@ def test_loggers_handlers_and_import_hooks_are_restored() -> None:
 
 @pytest.mark.usefixtures("library_says_again")
 def test_a_transformers_warning_is_a_note(tmp_path: Path) -> None:
-    pytest.importorskip("transformers")
     (tmp_path / "warns.py").write_text(MODEL)
     code, _, err = run("count", f"{tmp_path}/warns.py:build")
     assert code == 0, err
@@ -92,7 +90,6 @@ def test_a_transformers_warning_is_a_note(tmp_path: Path) -> None:
 def test_quiet_output_of_a_transformers_model_has_no_library_lines(tmp_path: Path) -> None:
     """In a fresh process, where transformers is first imported by the model's file and builds
     its config at import: the case where its own handler would print."""
-    pytest.importorskip("transformers")
     (tmp_path / "warns.py").write_text(MODEL)
     quiet = subprocess.run(
         [str(INITCLI), "count", "warns.py:model", "-q"],

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from conftest import ROOT, run
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from initcli.cli import app
-
-transformers = pytest.importorskip("transformers")
 
 INITCLI = Path(sys.executable).parent / "initcli"
 

@@ -12,13 +12,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import huggingface_hub.constants as hub_constants
 import pytest
+import transformers  # noqa: F401  (the test extra installs both; a missing one is an error)
 
 from tests.conftest import run
 from tests.hub_fakes import COMMIT, FakeHub, hf_cache, serving
-
-pytest.importorskip("transformers")
-hub_constants = pytest.importorskip("huggingface_hub.constants")
 
 
 @pytest.fixture(scope="module")
