@@ -227,29 +227,29 @@ class HeaderScan:
 
         at = skip(0)
         if text[at] != "{":
-            raise _NotAnObjectError("not an object")
+            raise _NotAnObjectError  # not an object
         at = skip(at + 1)
         end = text[at] == "}"
         if end:
             at = skip(at + 1)
         while not end:
             if text[at] != '"':
-                raise _NotAnObjectError("a name was expected")
+                raise _NotAnObjectError  # a name was expected
             name, at = strings(text, at + 1)
             if spaced:
                 at = skip(at)
             if text[at] != ":":
-                raise _NotAnObjectError("':' was expected")
+                raise _NotAnObjectError  # ':' was expected
             try:
                 info, at = scan(text, skip(at + 1) if spaced else at + 1)
             except StopIteration:
                 # scan_once's way of saying no value starts there; left to escape, it would end
                 # this generator as a RuntimeError (PEP 479).
-                raise _NotAnObjectError("a value was expected") from None
+                raise _NotAnObjectError from None  # a value was expected
             if spaced:
                 at = skip(at)
             if text[at] not in ",}":
-                raise _NotAnObjectError("',' or '}' was expected")
+                raise _NotAnObjectError  # ',' or '}' was expected
             end = text[at] == "}"
             at = skip(at + 1) if spaced else at + 1
             if name == "__metadata__":
@@ -258,11 +258,13 @@ class HeaderScan:
                 dtype, shape = _checked(self.file, name, info, available)
                 yield name, dtype, tuple(shape)
         if at != len(text):
-            raise _NotAnObjectError("extra data after the object")
+            raise _NotAnObjectError  # extra data after the object
 
 
 class _NotAnObjectError(Exception):
-    """HeaderScan's text is not one JSON object (what json.loads would call a JSONDecodeError)."""
+    """HeaderScan's text is not one JSON object (what json.loads would call a JSONDecodeError).
+
+    It carries no text: the user is told only that the header is not one JSON object."""
 
 
 # JSON's whitespace (json.decoder.WHITESPACE, which also takes flags the match does not need).

@@ -414,3 +414,133 @@ def test_read_json_names_each_problem(tmp_path: Path) -> None:
     assert failure(lambda p: sf.read_json(p, 99, "index"), tmp_path / "none.json").startswith(
         f"cannot read {tmp_path / 'none.json'} ("
     )
+
+
+@pytest.mark.parametrize("reader", [read_header, scan], ids=["read_header", "scan"])
+def test_f4_packs_two_values_a_byte_into_torch_s_x2_dtype(tmp_path: Path, reader: object) -> None:
+    header = {"w": {"dtype": "F4", "shape": [2, 6], "data_offsets": [0, 6]}}
+    path = write(tmp_path / "x.safetensors", header, b"\0" * 6)
+    got = reader(path)  # type: ignore[operator]
+    entries = (
+        [(n, t.dtype, tuple(t.shape)) for n, t in got.tensors.items()]
+        if reader is read_header
+        else got
+    )
+    assert entries == [("w", torch.float4_e2m1fn_x2, (2, 3))]
+    scalar = write(
+        tmp_path / "s.safetensors",
+        {"w": {"dtype": "F4", "shape": [], "data_offsets": [0, 1]}},
+        b"\0",
+    )
+    assert failure(reader, scalar).endswith("F4 tensor 'w' has an odd last dimension")
+
+
+@pytest.mark.parametrize("reader", [read_header, scan], ids=["read_header", "scan"])
+def test_a_dtype_this_torch_lacks_is_named(
+    tmp_path: Path, reader: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        sf, "_TORCH_DTYPES", {k: v for k, v in sf._TORCH_DTYPES.items() if k != "float8_e8m0fnu"}
+    )
+    header = {"w": {"dtype": "F8_E8M0", "shape": [3], "data_offsets": [0, 3]}}
+    path = write(tmp_path / "x.safetensors", header, b"\0" * 3)
+    assert failure(reader, path) == (
+        f"{path} is not a readable safetensors file: "
+        "tensor 'w' is F8_E8M0, which this torch cannot hold"
+    )
+
+
+@pytest.mark.parametrize("reader", [read_header, scan], ids=["read_header", "scan"])
+def test_the_bounds_on_dimensions_and_offsets_are_inclusive(tmp_path: Path, reader: object) -> None:
+    def shape_of(shape: list[int], offsets: list[int]) -> object:
+        path = write(
+            tmp_path / "x.safetensors",
+            {"w": {"dtype": "F32", "shape": shape, "data_offsets": offsets}},
+        )
+        got = reader(path)  # type: ignore[operator]
+        return tuple(got.tensors["w"].shape) if reader is read_header else got[0][2]
+
+    # Empty tensors: a zero dimension counts as 1 in the product torch's strides need.
+    assert shape_of([2**63 - 1, 0], [0, 0]) == (2**63 - 1, 0)
+    assert shape_of([0, 2**62], [0, 0]) == (0, 2**62)
+    path = write(
+        tmp_path / "e.safetensors",
+        {"w": {"dtype": "F32", "shape": [0], "data_offsets": [2**64 - 1, 2**64 - 1]}},
+    )
+    assert failure(reader, path).endswith(
+        f"tensor 'w' ends at byte {2**64 - 1:,} of the data, which has only 0 bytes: "
+        "the file is truncated"
+    )
+    path = write(
+        tmp_path / "b.safetensors",
+        {"w": {"dtype": "F32", "shape": [1], "data_offsets": [2, 5]}},
+        b"\0" * 5,
+    )
+    assert failure(reader, path).endswith(
+        "tensor 'w' (F32, shape [1]) takes 3 bytes, not the 4 its shape needs"
+    )
+
+
+def test_in_folder_follows_links_only_into_the_hub_cache_s_blobs(tmp_path: Path) -> None:
+    repo = tmp_path / "models--org--name"
+    snapshot = repo / "snapshots" / "abc"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "other").mkdir()
+    snapshot.mkdir(parents=True)
+    (repo / "blobs" / "h1").write_bytes(b"x")
+    (repo / "other" / "h2").write_bytes(b"x")
+    (snapshot / "a.safetensors").symlink_to(Path("../../blobs/h1"))
+    (snapshot / "b.safetensors").symlink_to(Path("../../other/h2"))
+    (snapshot / "c.safetensors").write_bytes(b"x")
+    assert sf.in_folder(snapshot, snapshot / "a.safetensors")
+    assert not sf.in_folder(snapshot, snapshot / "b.safetensors")
+    assert sf.in_folder(snapshot, snapshot / "c.safetensors")
+    # The same link from a folder that is no snapshot: the blob is outside it.
+    plain = tmp_path / "plain" / "abc"
+    plain.mkdir(parents=True)
+    (plain / "a.safetensors").symlink_to(repo / "blobs" / "h1")
+    assert not sf.in_folder(plain, plain / "a.safetensors")
+    # A snapshots folder whose link reaches the blobs of another repo.
+    (tmp_path / "models--x" / "blobs").mkdir(parents=True)
+    (tmp_path / "models--x" / "blobs" / "h3").write_bytes(b"x")
+    (snapshot / "d.safetensors").symlink_to(tmp_path / "models--x" / "blobs" / "h3")
+    assert not sf.in_folder(snapshot, snapshot / "d.safetensors")
+
+
+def test_an_index_of_another_name_is_read_and_tensors_it_leaves_out_are_counted(
+    tmp_path: Path,
+) -> None:
+    _shard(tmp_path, "a.safetensors", w=torch.ones(2), x=torch.ones(1), y=torch.ones(1))
+    (tmp_path / "weights.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"w": "a.safetensors"}})
+    )
+    found = shards_of_folder(tmp_path)
+    assert found is not None and found.where == {"w": tmp_path / "a.safetensors"}
+    assert found.notes == (
+        "2 tensors in the shards are not in weights.safetensors.index.json; not read.",
+    )
+
+
+def test_an_index_that_links_outside_the_folder_is_refused(tmp_path: Path) -> None:
+    folder, outside = tmp_path / "model", tmp_path / "elsewhere"
+    folder.mkdir()
+    outside.mkdir()
+    _shard(folder, "a.safetensors", w=torch.ones(2))
+    (outside / "i.json").write_text(json.dumps({"weight_map": {"w": "a.safetensors"}}))
+    link = folder / "weights.safetensors.index.json"
+    link.symlink_to(outside / "i.json")
+    with pytest.raises(CheckpointError) as caught:
+        shards_of_folder(folder)
+    assert str(caught.value) == (
+        f"{link} links to a file outside {folder}; initcli reads only the files inside a "
+        "weights folder: copy the file into the folder instead of linking it"
+    )
+
+
+def test_an_index_that_is_not_json_names_itself_a_safetensors_index(tmp_path: Path) -> None:
+    _shard(tmp_path, "a.safetensors", w=torch.ones(2))
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text("{not json")
+    with pytest.raises(CheckpointError) as caught:
+        shards_of_folder(tmp_path)
+    assert str(caught.value).startswith(f"{index} is not a readable safetensors index (")
