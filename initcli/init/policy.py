@@ -471,7 +471,7 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
     known = frozenset().union(*(mro_names(m) for m in model.modules())) | _torch_classes()
     kinds = [_kind(rule, known, model, {n for n, _ in named}) for rule in policy.rules]
     choices: dict[str, tuple[Scheme, str]] = {}
-    used = [0] * len(policy.rules)
+    used: set[int] = set()  # the rules that set (or claimed) some parameter
     defaults: list[str] = []
     for name, param in named:
         module = held[id(param)][1]
@@ -491,11 +491,11 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
                 if cls in mro and not weightlike and claimed is None:
                     claimed = i
             if hit:
-                used[i] += 1
+                used.add(i)
                 picked = (rule.scheme, rule.text)
                 break
         if picked is None and claimed is not None:
-            used[claimed] += 1
+            used.add(claimed)
             picked = (policy.bias, f"--bias-init={policy.bias.describe()}")
         if picked is None or picked[0].is_default:
             defaults.append(name)
@@ -505,8 +505,8 @@ def assign(policy: Policy, model: nn.Module, target: str) -> Assignment:
     remarks = [
         f"rule '{rule.text}' sets no parameter of {target}"
         + why_idle(rule.selector, kind, model, choices)
-        for rule, kind, n in zip(policy.rules, kinds, used, strict=True)
-        if n == 0
+        for i, (rule, kind) in enumerate(zip(policy.rules, kinds, strict=True))
+        if i not in used
     ]
     if defaults:
         shown = first_and_more(defaults, 5)
