@@ -267,3 +267,43 @@ def test_a_scheme_that_needs_two_dimensions_on_a_bias_says_how_to_narrow() -> No
         "of ≥2 dimensions; narrow the selector (e.g. 'Class.weight') or choose a scheme such as "
         "normal or zeros for it"
     )
+
+
+def _read(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        policy.read_file(str(path))
+    return str(caught.value).removeprefix(str(path))
+
+
+def test_the_nesting_bound_is_exact_and_counted_per_branch(tmp_path: Path) -> None:
+    from initcli.init.policy import MAX_POLICY_DEPTH
+
+    # The top mapping is level 1: a value nested to the bound is composed (and then refused as
+    # not a string); one level more is refused while composing, at its line.
+    inner = "[" * (MAX_POLICY_DEPTH - 1) + "]" * (MAX_POLICY_DEPTH - 1)
+    assert _read(tmp_path, f"a: {inner}\nb: {inner}\n") == (
+        ", line 1: rule 'a': the scheme must be a string such as xavier_normal, got a list"
+    )
+    deeper = "[" * MAX_POLICY_DEPTH + "]" * MAX_POLICY_DEPTH
+    assert _read(tmp_path, f"a: zeros\nb: {deeper}\n") == (
+        f", line 2: lists or mappings nest more than {MAX_POLICY_DEPTH} levels deep; a policy "
+        "file is one mapping SELECTOR: SCHEME"
+    )
+
+
+def test_a_character_yaml_forbids_and_a_tag_are_named_with_their_line(tmp_path: Path) -> None:
+    assert _read(tmp_path, "Linear: normal\n'*.bias': zer\x07os\n") == (
+        ", line 2: character #x0007 is not allowed in YAML; remove it"
+    )
+    assert _read(tmp_path, "Linear: normal\nConv2d: !!str zeros\n") == (
+        ", line 2: YAML tag '!!str' is not allowed in a policy file; remove it (a policy holds "
+        "only SELECTOR: SCHEME strings)"
+    )
+    assert _read(tmp_path, "") == (
+        " must hold a mapping of rules (SELECTOR: SCHEME, e.g. Conv2d: xavier_normal), not empty"
+    )
+    assert _read(tmp_path, "- a\n") == (
+        " must hold a mapping of rules (SELECTOR: SCHEME, e.g. Conv2d: xavier_normal), not a list"
+    )
