@@ -208,8 +208,8 @@ _KS_LIMIT_N = 1000
 
 # The standard normal CDF at the ±2σ cut of trunc_normal_'s default.
 _NDTR_CUT = (
-    float(torch.special.ndtr(torch.tensor(-2.0))),
-    float(torch.special.ndtr(torch.tensor(2.0))),
+    float(torch.special.ndtr(torch.tensor(-2.0, dtype=torch.float64))),
+    float(torch.special.ndtr(torch.tensor(2.0, dtype=torch.float64))),
 )
 
 
