@@ -364,3 +364,34 @@ def test_more_chunks_than_the_bound_is_refused_before_they_are_read(
     with pytest.raises(CheckpointError) as caught:
         check(root())
     assert str(caught.value).startswith(INVALID + "more than 1 chunks;")
+
+
+def test_storage_meta_ids_are_each_checked_and_modules_may_be_left_out() -> None:
+    for name in ("checkpoint_id", "save_id", "load_id"):
+        with pytest.raises(CheckpointError) as caught:
+            check(root(storage_meta=record(u.STORAGE_META, {name: 1})))
+        assert str(caught.value).startswith(INVALID + f"storage_meta.{name} is not text;")
+    meta = check(root(storage_meta=record(u.STORAGE_META, {"save_id": "s", "load_id": None})))
+    assert meta.version == "1.0.0"
+
+
+def test_a_record_with_many_unknown_fields_shows_the_first_eight() -> None:
+    extra = {f"x{i}": i for i in range(9)}
+    with pytest.raises(CheckpointError) as caught:
+        check(root(**extra))
+    shown = sorted(
+        [*extra, "planner_data", "state_dict_metadata", "storage_data", "storage_meta", "version"]
+    )[:8]
+    assert str(caught.value).startswith(INVALID + f"a Metadata with fields {shown};")
+
+
+def test_the_chunk_and_element_bounds_are_inclusive(monkeypatch: pytest.MonkeyPatch) -> None:
+    from initcli.weights import dcp_metadata
+
+    monkeypatch.setattr(dcp_metadata, "MAX_CHUNKS", 2)  # root() holds exactly 2
+    monkeypatch.setattr(dcp_metadata, "MAX_NUMEL", 6)  # and one 2×3 tensor
+    assert check(root()).version == "1.0.0"
+    monkeypatch.setattr(dcp_metadata, "MAX_NUMEL", 5)
+    with pytest.raises(CheckpointError) as caught:
+        check(root())
+    assert str(caught.value).startswith(INVALID + "'w' has 6 elements, more than any tensor")
