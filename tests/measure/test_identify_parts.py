@@ -182,3 +182,113 @@ def test_ties_keep_the_default_alone_and_one_formula_per_kind_and_variance() -> 
     # No candidate of a close family: all candidates are the pool.
     got = identify._ties([off, a], var, n, {"trunc2"})
     assert [c.label for c in got] == ["kaiming(fan_in)"]
+
+
+def _var_of(c: _Candidate) -> float:
+    return c.var
+
+
+def test_the_candidates_are_every_formula_in_order_with_its_std() -> None:
+    from initcli.init.schemes import Expectation
+    from initcli.measure.identify import Scale
+
+    default = Expectation("kaiming_uniform(a=√5)", 0.0, 1 / 12, 1.8)
+    got = identify._candidates((4, 9), 3, default, (Scale("d^-0.5", 0.125),))
+    table = {c.label: (c.family, c.std, c.cut, c.kind) for c in got}
+    assert len(table) == len(got)  # every label once
+    assert got[0].label == "kaiming_uniform(a=√5) — torch default"
+    assert table[got[0].label] == ("uniform", math.sqrt(1 / 12), None, "default")
+    assert [c.label for c in got[1:5]] == [
+        "normal(std=0.02/√(2·3))", "trunc_normal(std=0.02/√(2·3), ±2σ)",
+        "normal(std=0.02/√3)", "trunc_normal(std=0.02/√3, ±2σ)",
+    ]  # fmt: skip
+    assert table["normal(std=0.02/√(2·3))"] == ("normal", 0.02 / math.sqrt(6), None, "normal")
+    assert table["trunc_normal(std=0.02/√3, ±2σ)"] == (
+        "trunc2",
+        0.02 / math.sqrt(3),
+        None,
+        "trunc2",
+    )
+    assert table["normal(std=0.5)"] == ("normal", 0.5, None, "normal")
+    assert "trunc_normal(std=0.5, a=-2, b=2)" not in table  # a 4σ cut is no plain normal
+    assert table["trunc_normal(std=0.2, a=-2, b=2)"] == ("normal", 0.2, 2.0, "normal")
+    assert table["trunc_normal(std=0.001, ±2σ)"] == ("trunc2", 0.001, None, "trunc2")
+    assert table["uniform(±0.05)"] == ("uniform", 0.05 / math.sqrt(3), None, "uniform")
+    assert table["normal(std=d^-0.5)"] == ("normal", 0.125, None, "normal(std=d^-0.5)")
+    assert table["kaiming_uniform(a=√5)"] == ("uniform", 1 / math.sqrt(12), None, "k_u_in")
+    assert table["kaiming_normal(fan_out, relu)"] == (
+        "normal",
+        math.sqrt(2.0) / math.sqrt(9),
+        None,
+        "knfan_out",
+    )
+    assert table["kaiming_uniform(fan_in, tanh)"] == ("uniform", 5 / 3 / 2, None, "kufan_in")
+    assert table["xavier_normal"] == ("normal", math.sqrt(2 / 13), None, "xn")
+    assert table["xavier_uniform(gain=selu)"] == ("uniform", 0.75 * math.sqrt(2 / 13), None, "xu")
+    assert table["lecun_normal"] == ("normal", 0.5, None, "knfan_in")
+    assert table["lecun_uniform"] == ("uniform", 0.5, None, "kufan_in")
+    assert [c.label for c in got[-2:]] == ["lecun_normal", "lecun_uniform"]
+    # One layer: 0.02/√(2·1) only (0.02/√1 is the round 0.02); no fans: no fan formulas.
+    one = [c.label for c in identify._candidates(None, 1, None)]
+    assert one[:2] == ["normal(std=0.02/√(2·1))", "trunc_normal(std=0.02/√(2·1), ±2σ)"]
+    assert one[2] == "normal(std=1)" and not any("kaiming" in x or "√1)" in x for x in one)
+    assert not any("kaiming" in c.label for c in identify._candidates((0, 4), None, None))
+    # A default with a mean (a constant) or no variance is no candidate.
+    assert (
+        identify._candidates(None, None, Expectation("ones", 1.0, 0.0))[0].label == "normal(std=1)"
+    )
+
+
+def test_uninitialized_values_say_why() -> None:
+    def why(x: torch.Tensor, ndim: int = 2, default: object = None) -> str | None:
+        return identify._uninitialized(tensor_stats(x), ndim, x.dtype, default)  # type: ignore[arg-type]
+
+    from initcli.init.schemes import Expectation
+
+    assert why(torch.tensor([1.0, float("nan"), 2.0])) == "torch.empty leftovers? 1 NaN/Inf value"
+    assert why(torch.tensor([float("inf"), float("nan")])) == (
+        "torch.empty leftovers? 2 NaN/Inf values"
+    )
+    assert why(torch.tensor([0.5, -3e6])) == "torch.empty leftovers? max |x| = 3.0e+06"
+    assert why(torch.tensor([0.5, 1e6])) is None  # HUGE itself is allowed
+    tiny = torch.finfo(torch.float32).tiny
+    assert why(torch.tensor([0.5, tiny / 4, -tiny / 2, tiny])) == (
+        "torch.empty leftovers? 2 denormal values in 4 sampled"
+    )
+    assert why(torch.tensor([0.5, 1e-6], dtype=torch.float16)) is None  # float16 draws reach them
+    random = Expectation("kaiming_uniform(a=√5)", 0.0, 0.1, 1.8)
+    assert why(torch.zeros(2, 2), 2, random) == (
+        "all zeros where the module's default (kaiming_uniform(a=√5)) is random"
+    )
+    assert why(torch.zeros(4), 1, random) is None  # a zero bias is a choice
+    assert why(torch.zeros(2, 2), 2, Expectation("zeros", 0.0, 0.0)) is None
+    assert why(torch.zeros(2, 2), 2, None) is None
+
+
+@pytest.mark.parametrize(
+    ("shape", "gain", "name"),
+    [((8, 32), 1.0, "1"), ((32, 8), math.sqrt(2), "relu"), ((16, 16), 0.5, "0.5")],
+)
+def test_orthogonal_rows_or_columns_are_found_with_their_gain(
+    shape: tuple[int, int], gain: float, name: str
+) -> None:
+    w = torch.empty(shape)
+    torch.nn.init.orthogonal_(w, gain=gain, generator=torch.Generator().manual_seed(0))
+    found = identify._orthogonal(w, torch.float32)
+    assert found == pytest.approx(gain, rel=1e-5)
+    assert identify._gain_name(found) == name  # type: ignore[arg-type]
+    w[0, 0] += 0.01 * gain  # one value off: no longer orthogonal to 1e-4
+    assert identify._orthogonal(w, torch.float32) is None
+    assert identify._orthogonal(torch.randn(shape), torch.float32) is None
+
+
+def test_orthogonality_is_not_judged_where_it_cannot_be_told() -> None:
+    assert identify._orthogonal(torch.ones(1, 8), torch.float32) is None  # one row
+    # Past a long side where random rows' cosines (~4/√n) fall below 3·tol, orthogonality cannot
+    # be told from a random draw: float16's tol is 4·eps, so that is from ~117,000 values.
+    assert identify._orthogonal(torch.eye(2, 120_000), torch.float16) is None
+    assert identify._orthogonal(torch.eye(2, 110_000), torch.float16) == 1.0
+    assert identify._orthogonal(torch.eye(4, 1000), torch.float32) == 1.0
+    assert identify._gram_gain(torch.zeros(4, 4, dtype=torch.float64), 2, 1e-4) is None
+    assert identify._gain_name(5 / 3 * (1 + 2e-3)) == "1.67"
+    assert identify._gain_name(5 / 3 * (1 + 5e-4)) == "tanh"
