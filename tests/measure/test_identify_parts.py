@@ -292,3 +292,81 @@ def test_orthogonality_is_not_judged_where_it_cannot_be_told() -> None:
     assert identify._gram_gain(torch.zeros(4, 4, dtype=torch.float64), 2, 1e-4) is None
     assert identify._gain_name(5 / 3 * (1 + 2e-3)) == "1.67"
     assert identify._gain_name(5 / 3 * (1 + 5e-4)) == "tanh"
+
+
+def _bare(n: int, mean: float, std: float, low: float, high: float) -> TensorStats:
+    """Statistics with no sample and no fourth moment: only the range and std checks apply."""
+    return TensorStats(n, mean, std * std, std, low, high, 0, None, None, 0, None)
+
+
+def test_families_pass_the_range_and_std_checks_up_to_their_edges() -> None:
+    from scipy import special
+
+    n = 10_000
+    slack = Z * math.sqrt(0.5 / n) + 1e-6
+    # normal: the farthest value within the two-sided 1e-6 extreme of n draws (here below the mean).
+    limit = -float(special.ndtri(identify.EXTREME_ALPHA / (2 * n)))
+    edge = limit * 1.0 * (1 + slack)
+    assert identify._families(_bare(n, 0.25, 1.0, 0.25 - edge, 0.75)) == {
+        "normal": 0.0, "uniform": 0.0,
+    }  # fmt: skip
+    beyond = edge * (1 + 1e-9)
+    assert identify._families(_bare(n, 0.25, 1.0, 0.25 - beyond, 0.75)) == {"uniform": 0.0}
+    # uniform: a std up to the bound's (max - min)/2/√3, with the slack.
+    top = 2.0 / math.sqrt(3) * (1 + slack)
+    assert identify._families(_bare(n, 0.0, top, -2.0, 2.0)) == {
+        "normal": 0.0, "uniform": 0.0, "trunc2": 0.0,
+    }  # fmt: skip
+    assert identify._families(_bare(n, 0.0, top * (1 + 1e-9), -2.0, 2.0)) == {
+        "normal": 0.0, "trunc2": 0.0,
+    }  # fmt: skip
+    # trunc2: every value within 2 of its scale (std / the cut normal's std) of the mean.
+    scale = 1.0 / identify._trunc2()[0]
+    reach = 2 * scale * (1 + slack)
+    assert identify._families(_bare(n, 0.5, 1.0, 0.5 - reach, 0.6)) == {
+        "normal": 0.0, "trunc2": 0.0,
+    }  # fmt: skip
+    assert identify._families(_bare(n, 0.5, 1.0, 0.5 - reach * (1 + 1e-9), 0.6)) == {
+        "normal": 0.0,
+    }  # fmt: skip
+
+
+def test_families_are_judged_by_kurtosis_from_eight_sampled_values_on() -> None:
+    from scipy import special
+
+    # Eight values at the normal quantiles (a KS test passes them), their kurtosis set by m4.
+    q = torch.tensor([float(special.ndtri((i + 0.5) / 8)) for i in range(8)], dtype=torch.float64)
+    m2 = float((q * q).mean())
+    expected, se = identify._kurtosis_band("normal", 8)
+
+    def families(kurtosis: float, sample: torch.Tensor = q) -> dict[str, float]:
+        m4 = kurtosis * m2 * m2
+        st = TensorStats(
+            8,
+            0.0,
+            m2 * 8 / 7,
+            math.sqrt(m2 * 8 / 7),
+            float(q.min()),
+            float(q.max()),
+            0,
+            0.0,
+            m4,
+            0,
+            sample,
+        )
+        return identify._families(st)
+
+    inside = expected + Z * se * (1 - 1e-9)
+    got = families(inside)
+    assert got["normal"] == pytest.approx(inside - expected, rel=1e-9)
+    assert "normal" not in families(expected + Z * se * (1 + 1e-9))
+    # Under eight sampled values no kurtosis is judged: a kurtosis of 50 passes all three.
+    assert "normal" not in families(50.0)
+    assert set(families(50.0, q[:7])) == {"normal", "uniform", "trunc2"}
+    # _close too judges kurtosis from eight sampled values: 4.5 is far from the uniform's 1.8.
+    m4 = 4.5 * m2 * m2
+    st = TensorStats(8, 0.0, m2 * 8 / 7, math.sqrt(m2 * 8 / 7), -1.6, 1.6, 0, 0.0, m4, 0, q)
+    every = {"normal": 1.0, "uniform": 1.0, "trunc2": 1.0}
+    assert "normal" in identify._close(st, every) and "uniform" not in identify._close(st, every)
+    seven = TensorStats(8, 0.0, m2 * 8 / 7, math.sqrt(m2 * 8 / 7), -1.6, 1.6, 0, 0.0, m4, 0, q[:7])
+    assert identify._close(seven, every) == set(every)
