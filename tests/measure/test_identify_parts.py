@@ -370,3 +370,57 @@ def test_families_are_judged_by_kurtosis_from_eight_sampled_values_on() -> None:
     assert "normal" in identify._close(st, every) and "uniform" not in identify._close(st, every)
     seven = TensorStats(8, 0.0, m2 * 8 / 7, math.sqrt(m2 * 8 / 7), -1.6, 1.6, 0, 0.0, m4, 0, q[:7])
     assert identify._close(seven, every) == set(every)
+
+
+@pytest.mark.parametrize(
+    ("family", "kurt"),
+    [("normal", 3.0), ("uniform", 1.8), ("trunc2", identify._trunc2()[1])],
+)
+def test_a_candidate_is_consistent_up_to_the_edges_of_mean_variance_and_support(
+    family: str, kurt: float
+) -> None:
+    c = _Candidate("c", family, 0.1)
+    n, var_c = 1000, c.var
+    every = {"normal": 0.0, "uniform": 0.0, "trunc2": 0.0}
+
+    def ok(
+        mean: float = 0.0, var: float = var_c, low: float = -0.1, high: float = 0.1, size: int = n
+    ) -> bool:
+        st = TensorStats(size, mean, var, math.sqrt(var), low, high, 0, 0.0, None, 0, None)
+        return identify._consistent(c, st, every)
+
+    assert ok()
+    assert not identify._consistent(
+        c, TensorStats(n, 0.0, var_c, 0.1, -0.1, 0.1, 0, 0.0, None, 0, None), {}
+    )
+    mean_edge = Z * math.sqrt(var_c / n)
+    assert ok(mean=-mean_edge * (1 - 1e-9)) and not ok(mean=mean_edge * (1 + 1e-9))
+    var_edge = Z * var_c * math.sqrt((kurt - (n - 3) / (n - 1)) / n)
+    assert ok(var=var_c + var_edge * (1 - 1e-9)) and ok(var=var_c - var_edge * (1 - 1e-9))
+    assert not ok(var=var_c + var_edge * (1 + 1e-9)) and not ok(var=var_c - var_edge * (1 + 1e-9))
+    # Two values: the variance is still judged; one value: any variance.
+    two_edge = Z * var_c * math.sqrt(max(kurt - (2 - 3) / (2 - 1), 0.0) / 2)
+    assert not ok(var=var_c + two_edge * (1 + 1e-9), size=2)
+    assert ok(var=100 * var_c, size=1, low=0.0, high=0.0)
+    # The support: uniform_ stays within its bound, trunc_normal_ within 2σ; a normal has none.
+    bound = {"uniform": c.std * math.sqrt(3) * (1 + 1e-6), "trunc2": 2 * c.std * (1 + 1e-6)}
+    if family in bound:
+        assert ok(low=-bound[family], high=0.0) and ok(low=0.0, high=bound[family])
+        assert not ok(low=-bound[family] * (1 + 1e-9), high=0.0)
+        assert not ok(low=0.0, high=bound[family] * (1 + 1e-9))
+    else:
+        assert ok(low=-10.0, high=10.0)
+
+
+def test_a_cut_normal_candidate_keeps_within_its_cut() -> None:
+    c = _Candidate("trunc_normal(std=0.1, a=-2, b=2)", "normal", 0.1, 2.0)
+    st = TensorStats(1000, 0.0, 0.01, 0.1, -2.0, 0.5, 0, 0.0, None, 0, None)
+    assert identify._consistent(c, st, {"normal": 0.0})
+    st = TensorStats(1000, 0.0, 0.01, 0.1, -2.0 * (1 + 1e-12), 0.5, 0, 0.0, None, 0, None)
+    assert not identify._consistent(c, st, {"normal": 0.0})
+
+
+def test_distance_on_two_values_uses_their_standard_error() -> None:
+    normal = _Candidate("n", "normal", 0.1)
+    se = math.sqrt((3.0 - (2 - 3) / (2 - 1)) / 2)
+    assert identify._distance(normal, 0.01 * math.e, 2) == pytest.approx(1 / se, rel=1e-12)
