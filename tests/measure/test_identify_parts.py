@@ -424,3 +424,62 @@ def test_distance_on_two_values_uses_their_standard_error() -> None:
     normal = _Candidate("n", "normal", 0.1)
     se = math.sqrt((3.0 - (2 - 3) / (2 - 1)) / 2)
     assert identify._distance(normal, 0.01 * math.e, 2) == pytest.approx(1 / se, rel=1e-12)
+
+
+def _identify(x: torch.Tensor, **kw: object) -> identify.Identification:
+    return identify.identify(
+        tensor_stats(x), ndim=x.dim(), fans=None, dtype=x.dtype, values=x, **kw
+    )  # type: ignore[arg-type]
+
+
+def test_constants_empty_and_complex_tensors() -> None:
+    from initcli.init.schemes import Expectation
+
+    zeros = _identify(torch.zeros(3, 4))
+    assert (zeros.fit.family, zeros.fit.std, zeros.fit.matches, zeros.looks_like) == (
+        "constant", 0.0, ("zeros",), "constant(0)",
+    )  # fmt: skip
+    assert _identify(torch.ones(5)).fit.matches == ("ones",)
+    assert _identify(torch.full((5,), -0.25)).fit.matches == ("constant(-0.25)",)
+    own = _identify(torch.ones(5), default=Expectation("ones", 1.0, 0.0))
+    assert own.fit.matches == ("ones — torch default", "ones")
+    other = _identify(torch.ones(5), default=Expectation("zeros", 0.0, 0.0))
+    assert other.fit.matches == ("ones",)
+    for empty in (torch.zeros(0, 3), torch.zeros(4, dtype=torch.complex64)):
+        found = _identify(empty)
+        assert (found.fit.family, found.looks_like, found.uninitialized) == ("none", None, None)
+
+
+def test_sparse_values_name_their_share_of_zeros_and_the_std_of_the_rest() -> None:
+    w = torch.zeros(100, 100)
+    g = torch.Generator().manual_seed(0)
+    w[:, :50] = 0.01 * torch.randn(100, 50, generator=g)
+    found = _identify(w)
+    assert found.fit.family == "sparse" and found.looks_like == "sparse(sparsity=0.5, std=0.01)"
+    assert found.fit.matches == ("sparse(sparsity=0.5, std=0.01)",)
+    assert found.fit.std == pytest.approx(0.01, rel=0.03)
+    w[:, :50] *= 3.3  # no round std: the spread itself
+    odd = _identify(w)
+    assert (
+        odd.fit.matches == () and odd.looks_like == f"sparse(sparsity=0.5, std={odd.fit.std:.3g})"
+    )
+    # Under 5% zeros: no sparse fit.
+    dense = 0.01 * torch.randn(100, 100, generator=g)
+    dense.view(-1)[:400] = 0.0
+    assert _identify(dense).fit.family != "sparse"
+
+
+def test_orthogonality_is_only_judged_on_float_matrices_of_two_bytes_or_more() -> None:
+    w = torch.empty(16, 16)
+    torch.nn.init.orthogonal_(w, generator=torch.Generator().manual_seed(0))
+    assert _identify(w).looks_like == "orthogonal(gain=1)"
+    assert _identify(w.to(torch.bfloat16)).looks_like == "orthogonal(gain=1)"
+    eight = w.to(torch.float8_e4m3fn)  # a 3-bit mantissa cannot tell orthogonal rows
+    assert _identify(eight).fit.family != "orthogonal"
+    assert _identify(w.to(torch.float16)).looks_like == "orthogonal(gain=1)"
+    found = identify.identify(tensor_stats(w), ndim=1, fans=None, dtype=w.dtype, values=w)
+    assert found.fit.family != "orthogonal"  # a vector has no rows to compare
+    assert (
+        identify.identify(tensor_stats(w), ndim=2, fans=None, dtype=w.dtype).fit.family
+        != "orthogonal"
+    )
