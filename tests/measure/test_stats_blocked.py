@@ -229,3 +229,33 @@ def test_free_cores_is_at_least_one_and_capped(monkeypatch: pytest.MonkeyPatch) 
     assert threads.free_cores() == 1
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert 1 <= threads.free_cores() <= len(os.sched_getaffinity(0))
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.parametrize("case", ["nan", "inf", "constant", "zeros"])
+def test_blocked_and_float64_paths_give_the_same_record_on_special_tensors(
+    case: str, blocks: int
+) -> None:
+    # Every field, NaN for NaN: the counts, the None moments of a NaN tensor, the zero moments and
+    # zero count of a constant one, the sample.
+    t = torch.full((N,), 0.75)
+    if case == "nan":
+        t = torch.randn(N, generator=_gen(18))
+        t[2 * BLOCK + 3] = math.nan
+        t[:7] = 0.0
+    elif case == "inf":
+        t = torch.randn(N, generator=_gen(19))
+        t[BLOCK] = math.inf
+    elif case == "zeros":
+        t = torch.zeros(N)
+    fast, slow = tensor_stats(t), tensor_stats(t.double())
+    for field in ("numel", "mean", "var", "std", "min", "max", "nonfinite", "m3", "m4", "zeros"):
+        assert _same(getattr(fast, field), getattr(slow, field)), field
+    assert _same(fast.sample, slow.sample)
