@@ -179,12 +179,12 @@ def _with_code(kind: str, target: str, bias_init: str | None) -> Policy:
     return Policy(default, default, code=UserCode(kind, target))
 
 
-def parse_rules(text: str, where: str = "") -> tuple[Rule, ...]:
+def parse_rules(text: str) -> tuple[Rule, ...]:
     """`SELECTOR=SCHEME; ...` as rules, in order; a malformed rule is a PolicyError."""
     parts = text.split(";")
     if len(parts) > MAX_RULES:
         raise PolicyError(
-            f"{where}the policy holds {len(parts):,} rules; a policy holds at most {MAX_RULES:,}"
+            f"the policy holds {len(parts):,} rules; a policy holds at most {MAX_RULES:,}"
         )
     rules: list[Rule] = []
     first: dict[str, int] = {}
@@ -192,20 +192,20 @@ def parse_rules(text: str, where: str = "") -> tuple[Rule, ...]:
         rule = part.strip()
         if not rule:
             raise PolicyError(
-                f"{where}rule {i} of {len(parts)} in the policy is empty; remove the extra ';'"
+                f"rule {i} of {len(parts)} in the policy is empty; remove the extra ';'"
             )
         selector, eq, scheme_text = rule.partition("=")
         if not eq:
             raise PolicyError(
-                f"{where}rule {_show(rule)} has no '='; write SELECTOR=SCHEME, "
+                f"rule {_show(rule)} has no '='; write SELECTOR=SCHEME, "
                 "e.g. Linear=kaiming_normal or *.bias=zeros"
             )
-        made = make_rule(selector, scheme_text, where)
+        made = make_rule(selector, scheme_text)
         before = first.setdefault(made.selector, i)
         if before != i:
             # First match wins: the later rule would silently never apply.
             raise PolicyError(
-                f"{where}rule {_show(made.selector)} is given twice, as rules {before} and {i} "
+                f"rule {_show(made.selector)} is given twice, as rules {before} and {i} "
                 f"of the policy ({_show(rules[before - 1].text)} and {_show(made.text)}); keep one"
             )
         rules.append(made)

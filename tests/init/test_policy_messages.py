@@ -31,6 +31,7 @@ REFUSED: dict[str, tuple[str | dict[str, object], str | None, type[Exception], s
     ),
     "fn without colon": ("fn:nocolon", None, PolicyError, _NO_FN.format("nocolon")),
     "fn without name": ("fn:pkg.mod: ", None, PolicyError, _NO_FN.format("pkg.mod:")),
+    "fn ending in a colon": ("fn:a.py:b:", None, PolicyError, _NO_FN.format("a.py:b:")),
     "fn with bias": (
         "fn:pkg.mod:init", "zeros", PolicyError,
         "--bias-init does not apply to fn:pkg.mod:init: that code sets the biases itself",
@@ -287,21 +288,24 @@ def test_the_nesting_bound_is_exact_and_counted_per_branch(tmp_path: Path) -> No
         ", line 1: rule 'a': the scheme must be a string such as xavier_normal, got a list"
     )
     deeper = "[" * MAX_POLICY_DEPTH + "]" * MAX_POLICY_DEPTH
-    assert _read(tmp_path, f"a: zeros\nb: {deeper}\n") == (
+    assert _read(tmp_path, f"a: {inner}\nb: {deeper}\n") == (
         f", line 2: lists or mappings nest more than {MAX_POLICY_DEPTH} levels deep; a policy "
         "file is one mapping SELECTOR: SCHEME"
     )
 
 
 def test_a_character_yaml_forbids_and_a_tag_are_named_with_their_line(tmp_path: Path) -> None:
-    assert _read(tmp_path, "Linear: normal\n'*.bias': zer\x07os\n") == (
-        ", line 2: character #x0007 is not allowed in YAML; remove it"
+    assert _read(tmp_path, "\nLinear: normal\n'*.bias': zer\x07os\nConv2d: zeros\n") == (
+        ", line 3: character #x0007 is not allowed in YAML; remove it"
     )
     assert _read(tmp_path, "Linear: normal\nConv2d: !!str zeros\n") == (
         ", line 2: YAML tag '!!str' is not allowed in a policy file; remove it (a policy holds "
         "only SELECTOR: SCHEME strings)"
     )
     assert _read(tmp_path, "") == (
+        " must hold a mapping of rules (SELECTOR: SCHEME, e.g. Conv2d: xavier_normal), not empty"
+    )
+    assert _read(tmp_path, "''\n") == (
         " must hold a mapping of rules (SELECTOR: SCHEME, e.g. Conv2d: xavier_normal), not empty"
     )
     assert _read(tmp_path, "- a\n") == (

@@ -419,6 +419,8 @@ def test_a_failing_torchinfo_leaves_initcli_s_own_count_whole(
     )
     assert [(m.name, m.params) for m in c.modules] == [("0", 16), ("1", 8)]
     assert c.uninitialized == ()
+    lazy = count_model(nn.Sequential(nn.Linear(3, 4), nn.LazyLinear(2)))
+    assert (lazy.total, lazy.torchinfo, lazy.uninitialized) == (16, None, ("1.weight", "1.bias"))
 
 
 def test_torchinfo_s_own_failure_without_a_cause_is_named_by_its_type(
