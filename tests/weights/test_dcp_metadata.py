@@ -395,3 +395,17 @@ def test_the_chunk_and_element_bounds_are_inclusive(monkeypatch: pytest.MonkeyPa
     with pytest.raises(CheckpointError) as caught:
         check(root())
     assert str(caught.value).startswith(INVALID + "'w' has 6 elements, more than any tensor")
+
+
+def test_safe_metadata_names_the_folder_s_metadata_file(tmp_path: Path) -> None:
+    import pickle
+
+    from initcli.weights.dcp_metadata import safe_metadata
+
+    (tmp_path / ".metadata").write_bytes(pickle.dumps([1]))
+    with pytest.raises(CheckpointError) as caught:
+        safe_metadata(tmp_path)
+    assert str(caught.value).startswith(
+        f"{tmp_path / '.metadata'} holds Python objects that are not checkpoint metadata "
+        "(a list where a Metadata belongs)"
+    )
