@@ -483,3 +483,43 @@ def test_orthogonality_is_only_judged_on_float_matrices_of_two_bytes_or_more() -
         identify.identify(tensor_stats(w), ndim=2, fans=None, dtype=w.dtype).fit.family
         != "orthogonal"
     )
+
+
+def test_the_fit_carries_the_measured_std_and_the_family_s_bound() -> None:
+    g = torch.Generator().manual_seed(6)
+    u = torch.empty(4000, dtype=torch.float64).uniform_(-0.3, 0.5, generator=g)
+    st = tensor_stats(u)
+    found = identify.identify(st, ndim=1, fans=None)
+    assert (found.fit.family, found.fit.std) == ("uniform", st.std)
+    assert found.fit.bound == (st.max - st.min) / 2  # type: ignore[operator]
+    assert found.looks_like == f"uniform({st.min:.3g}, {st.max:.3g})"
+    t = torch.empty(4000, dtype=torch.float64)
+    torch.nn.init.trunc_normal_(t, std=0.7, a=-1.4, b=1.4, generator=g)
+    st = tensor_stats(t)
+    found = identify.identify(st, ndim=1, fans=None)
+    assert (found.fit.family, found.fit.std) == ("trunc_normal", st.std)
+    assert found.fit.bound == 2 * st.std / identify._trunc2()[0]  # type: ignore[operator]
+    n = 0.2 * torch.randn(4000, generator=g, dtype=torch.float64)
+    st = tensor_stats(n)
+    found = identify.identify(st, ndim=1, fans=None)
+    assert (found.fit.family, found.fit.std, found.fit.bound) == ("normal", st.std, None)
+    # trunc_normal_ at its default cut of ±2 is a normal at std 0.2 (10σ): one formula, named once.
+    assert found.fit.matches == ("normal(std=0.2)", "trunc_normal(std=0.2, a=-2, b=2)")
+    assert found.looks_like == "normal(std=0.2)"
+    # Heavy tails (Student's t with 2 degrees of freedom): no family, the std still reported.
+    heavy = torch.distributions.StudentT(2.0).sample((4000,)).double()
+    st = tensor_stats(heavy)
+    found = identify.identify(st, ndim=1, fans=None)
+    assert found.fit == identify.Fit("none", st.std, None, ()) and found.looks_like is None
+
+
+def test_a_sparse_share_counts_from_five_percent_of_the_sample() -> None:
+    g = torch.Generator().manual_seed(7)
+    w = 0.01 * torch.randn(2000, generator=g, dtype=torch.float64)
+    w[:100] = 0.0  # exactly 5% zeros
+    found = identify.identify(tensor_stats(w), ndim=2, fans=None)
+    assert found.fit.family == "sparse" and found.looks_like == "sparse(sparsity=0.05, std=0.01)"
+    spread = math.sqrt(float((w * w).sum()) / 1900)
+    assert found.fit.std == pytest.approx(spread, rel=1e-12)
+    w[99] = 0.005
+    assert identify.identify(tensor_stats(w), ndim=2, fans=None).fit.family != "sparse"
