@@ -523,3 +523,46 @@ def test_a_sparse_share_counts_from_five_percent_of_the_sample() -> None:
     assert found.fit.std == pytest.approx(spread, rel=1e-12)
     w[99] = 0.005
     assert identify.identify(tensor_stats(w), ndim=2, fans=None).fit.family != "sparse"
+
+
+def test_edges_of_the_candidate_list_and_a_normal_default() -> None:
+    from initcli.init.schemes import Expectation
+
+    two = [c.label for c in identify._candidates(None, 2, None)]
+    assert two[:4] == [
+        "normal(std=0.02/√(2·2))", "trunc_normal(std=0.02/√(2·2), ±2σ)",
+        "normal(std=0.02/√2)", "trunc_normal(std=0.02/√2, ±2σ)",
+    ]  # fmt: skip
+    assert "lecun_normal" in [c.label for c in identify._candidates((1, 9), None, None)]
+    # Embedding's default is N(0, 1): a normal candidate, named first when it fits.
+    weight = torch.randn(400, 16, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    found = identify.identify(
+        tensor_stats(weight),
+        ndim=2,
+        fans=(16, 400),
+        default=Expectation("normal(0, 1)", 0.0, 1.0, 3.0),
+    )
+    assert found.looks_like == "normal(0, 1) — torch default"
+
+
+def test_denormals_mean_leftover_memory_except_in_float16_and_float8() -> None:
+    tiny = torch.finfo(torch.bfloat16).tiny
+    bf = torch.tensor([0.5, -0.25, tiny / 8], dtype=torch.bfloat16)
+    assert identify.identify(tensor_stats(bf), ndim=1, fans=None, dtype=bf.dtype).uninitialized == (
+        "torch.empty leftovers? 1 denormal values in 3 sampled"
+    )
+    eight = (0.02 * torch.randn(1000, generator=torch.Generator().manual_seed(9))).to(
+        torch.float8_e4m3fn
+    )
+    st = tensor_stats(eight)
+    assert identify.identify(st, ndim=1, fans=None, dtype=eight.dtype).uninitialized is None
+
+
+def test_an_orthogonal_fit_reports_its_gain_as_its_std() -> None:
+    w = torch.empty(8, 8)
+    torch.nn.init.orthogonal_(w, gain=2.0, generator=torch.Generator().manual_seed(0))
+    found = identify.identify(tensor_stats(w), ndim=2, fans=(8, 8), dtype=w.dtype, values=w)
+    assert found.looks_like == "orthogonal(gain=2)" and found.fit.std == pytest.approx(
+        2.0, rel=1e-5
+    )
+    assert identify._gain_name(2.0) == "2" and identify._gain_name(1.0) == "1"
