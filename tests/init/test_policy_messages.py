@@ -159,6 +159,11 @@ def test_rule_counts_and_lengths_at_their_bounds(tmp_path: Path) -> None:
     assert str(caught.value) == (
         f"{path} holds {MAX_RULES + 1:,} rules; a policy holds at most {MAX_RULES:,}"
     )
+    with pytest.raises(PolicyError) as caught:
+        policy.parse({f"l{i}.weight": "normal" for i in range(MAX_RULES + 1)}, None)
+    assert str(caught.value) == (
+        f"init: the policy holds {MAX_RULES + 1:,} rules; a policy holds at most {MAX_RULES:,}"
+    )
     selector = "x" * (MAX_RULE_CHARS - len("=normal"))
     assert policy.make_rule(selector, "normal").text == f"{selector}=normal"
     with pytest.raises(PolicyError) as caught:
@@ -295,9 +300,10 @@ def test_the_nesting_bound_is_exact_and_counted_per_branch(tmp_path: Path) -> No
 
 
 def test_a_character_yaml_forbids_and_a_tag_are_named_with_their_line(tmp_path: Path) -> None:
-    assert _read(tmp_path, "\nLinear: normal\n'*.bias': zer\x07os\nConv2d: zeros\n") == (
-        ", line 3: character #x0007 is not allowed in YAML; remove it"
+    bad = (
+        "\nLinear: normal\n'*.bias': zer\x07os\nConv2d: zeros\nLayerNorm: ones\nEmbedding: normal\n"
     )
+    assert _read(tmp_path, bad) == (", line 3: character #x0007 is not allowed in YAML; remove it")
     assert _read(tmp_path, "Linear: normal\nConv2d: !!str zeros\n") == (
         ", line 2: YAML tag '!!str' is not allowed in a policy file; remove it (a policy holds "
         "only SELECTOR: SCHEME strings)"
