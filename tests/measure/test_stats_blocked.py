@@ -262,11 +262,12 @@ def test_blocked_and_float64_paths_give_the_same_record_on_special_tensors(
 
 
 def test_the_sample_strides_on_across_float64_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every step-th value in memory order, whatever chunk it falls in: chunks of 1,000 values
-    # here, so the stride's phase carries from chunk to chunk.
-    monkeypatch.setattr(stats, "_CHUNK", 1000)
+    # Every step-th value in memory order, whatever chunk it falls in: chunks of 999 values here
+    # (no multiple of the step, 4), so the stride's phase changes from chunk to chunk.
+    monkeypatch.setattr(stats, "_CHUNK", 999)
     n = 3 * stats.SAMPLE + 17
     t = torch.randn(n, generator=_gen(20), dtype=torch.float64)
     got = tensor_stats(t)
     step = -(-n // stats.SAMPLE)
+    assert step == 4
     assert got.sample is not None and torch.equal(got.sample, t[::step])
