@@ -122,26 +122,27 @@ def test_the_policy_file_size_bound_is_inclusive(tmp_path: Path) -> None:
     )
 
 
+def _read(tmp_path: Path, text: str) -> str:
+    """The refusal of `--init @p.yaml` holding `text`, without the file's path in front."""
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        policy.parse(f"@{path}", None)
+    return str(caught.value).removeprefix(str(path))
+
+
 def test_a_policy_file_s_rules_keep_its_name_and_line(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
-    path.write_text("Linear: normal\n'*.bias': [1]\n")
-    with pytest.raises(PolicyError) as caught:
-        policy.parse(f"@{path}", None)
-    assert str(caught.value) == (
-        f"{path}, line 2: rule '*.bias': the scheme must be a string such as xavier_normal, "
-        "got a list"
+    assert _read(tmp_path, "Linear: normal\n'*.bias': [1]\n") == (
+        ", line 2: rule '*.bias': the scheme must be a string such as xavier_normal, got a list"
     )
-    path.write_text("Linear: normal\n[a, b]: zeros\n")
-    with pytest.raises(PolicyError) as caught:
-        policy.parse(f"@{path}", None)
-    assert str(caught.value) == (
-        f"{path}, line 2: a selector is a list or mapping; write selectors as names such as "
+    assert _read(tmp_path, "Linear: normal\n[a, b]: zeros\n") == (
+        ", line 2: a selector is a list or mapping; write selectors as names such as "
         "Linear or '*.bias'"
     )
-    path.write_text("Linear: 'kaiming_normal:mode=sideways'\n")
-    with pytest.raises(PolicyError) as caught:
-        policy.parse(f"@{path}", None)
-    assert str(caught.value).startswith(f"{path}: rule 'Linear=kaiming_normal:mode=sideways': ")
+    assert _read(tmp_path, "Linear: 'kaiming_normal:mode=sideways'\n").startswith(
+        ": rule 'Linear=kaiming_normal:mode=sideways': "
+    )
     path.write_text("Linear: normal\n")
     parsed = policy.parse(f"@{path}", "ones")
     assert [r.text for r in parsed.rules] == ["Linear=normal"] and parsed.bias.name == "ones"
@@ -273,14 +274,6 @@ def test_a_scheme_that_needs_two_dimensions_on_a_bias_says_how_to_narrow() -> No
         "of ≥2 dimensions; narrow the selector (e.g. 'Class.weight') or choose a scheme such as "
         "normal or zeros for it"
     )
-
-
-def _read(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "p.yaml"
-    path.write_text(text)
-    with pytest.raises(PolicyError) as caught:
-        policy.read_file(str(path))
-    return str(caught.value).removeprefix(str(path))
 
 
 def test_the_nesting_bound_is_exact_and_counted_per_branch(tmp_path: Path) -> None:

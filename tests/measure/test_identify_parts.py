@@ -101,7 +101,8 @@ def test_the_ks_gate_passes_what_it_cannot_test_and_fails_far_samples() -> None:
 
 
 def _stats(n: int, mean: float, std: float, low: float, high: float) -> TensorStats:
-    return TensorStats(n, mean, std * std, std, low, high, 0, 0.0, 3.0 * std**4, 0, None)
+    """Statistics with no sample and no fourth moment: only the range and std checks apply."""
+    return TensorStats(n, mean, std * std, std, low, high, 0, None, None, 0, None)
 
 
 def test_generic_labels_and_the_centring_bound() -> None:
@@ -182,10 +183,6 @@ def test_ties_keep_the_default_alone_and_one_formula_per_kind_and_variance() -> 
     # No candidate of a close family: all candidates are the pool.
     got = identify._ties([off, a], var, n, {"trunc2"})
     assert [c.label for c in got] == ["kaiming(fan_in)"]
-
-
-def _var_of(c: _Candidate) -> float:
-    return c.var
 
 
 def test_the_candidates_are_every_formula_in_order_with_its_std() -> None:
@@ -294,11 +291,6 @@ def test_orthogonality_is_not_judged_where_it_cannot_be_told() -> None:
     assert identify._gain_name(5 / 3 * (1 + 5e-4)) == "tanh"
 
 
-def _bare(n: int, mean: float, std: float, low: float, high: float) -> TensorStats:
-    """Statistics with no sample and no fourth moment: only the range and std checks apply."""
-    return TensorStats(n, mean, std * std, std, low, high, 0, None, None, 0, None)
-
-
 def test_families_pass_the_range_and_std_checks_up_to_their_edges() -> None:
     from scipy import special
 
@@ -307,26 +299,26 @@ def test_families_pass_the_range_and_std_checks_up_to_their_edges() -> None:
     # normal: the farthest value within the two-sided 1e-6 extreme of n draws (here below the mean).
     limit = -float(special.ndtri(identify.EXTREME_ALPHA / (2 * n)))
     edge = limit * 1.0 * (1 + slack)
-    assert identify._families(_bare(n, 0.25, 1.0, 0.25 - edge, 0.75)) == {
+    assert identify._families(_stats(n, 0.25, 1.0, 0.25 - edge, 0.75)) == {
         "normal": 0.0, "uniform": 0.0,
     }  # fmt: skip
     beyond = edge * (1 + 1e-9)
-    assert identify._families(_bare(n, 0.25, 1.0, 0.25 - beyond, 0.75)) == {"uniform": 0.0}
+    assert identify._families(_stats(n, 0.25, 1.0, 0.25 - beyond, 0.75)) == {"uniform": 0.0}
     # uniform: a std up to the bound's (max - min)/2/√3, with the slack.
     top = 2.0 / math.sqrt(3) * (1 + slack)
-    assert identify._families(_bare(n, 0.0, top, -2.0, 2.0)) == {
+    assert identify._families(_stats(n, 0.0, top, -2.0, 2.0)) == {
         "normal": 0.0, "uniform": 0.0, "trunc2": 0.0,
     }  # fmt: skip
-    assert identify._families(_bare(n, 0.0, top * (1 + 1e-9), -2.0, 2.0)) == {
+    assert identify._families(_stats(n, 0.0, top * (1 + 1e-9), -2.0, 2.0)) == {
         "normal": 0.0, "trunc2": 0.0,
     }  # fmt: skip
     # trunc2: every value within 2 of its scale (std / the cut normal's std) of the mean.
     scale = 1.0 / identify._trunc2()[0]
     reach = 2 * scale * (1 + slack)
-    assert identify._families(_bare(n, 0.5, 1.0, 0.5 - reach, 0.6)) == {
+    assert identify._families(_stats(n, 0.5, 1.0, 0.5 - reach, 0.6)) == {
         "normal": 0.0, "trunc2": 0.0,
     }  # fmt: skip
-    assert identify._families(_bare(n, 0.5, 1.0, 0.5 - reach * (1 + 1e-9), 0.6)) == {
+    assert identify._families(_stats(n, 0.5, 1.0, 0.5 - reach * (1 + 1e-9), 0.6)) == {
         "normal": 0.0,
     }  # fmt: skip
 
