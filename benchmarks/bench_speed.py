@@ -12,7 +12,8 @@ loaded by two CPU-bound processes started by this script:
   * tensor_stats over every tensor of the folder, before and after;
   * `initcli inspect FOLDER -f json`, before and after, and after with
     `torchrun --standalone --nproc-per-node 2` (before has no split: each rank would measure
-    everything);
+    everything); idle only, the peak anonymous memory (RssAnon) of `import torch` and of
+    `inspect` before and after, against the issue's bound torch + 2 x the largest tensor;
   * with --startup, idle only: `import torch`, `initcli --help`, `initcli count` of a Llama-2-7B
     shaped model (benchmarks/models/llama.py, built on meta), and with --with-405m `inspect` of
     the 405M encoder against the plain PyTorch script (bench_huge.PLAIN_INSPECT).
@@ -122,6 +123,25 @@ def timed(argv: list[str], env: dict[str, str], repeat: int) -> tuple[float, str
     return best, out
 
 
+def peak_anonymous(argv: list[str], env: dict[str, str]) -> int:
+    """The largest RssAnon (bytes) of one run, read from /proc every 5 ms: memory the process
+    allocated, not the file pages it maps (a safetensors file read through mmap is not counted)."""
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    peak = 0
+    status = Path(f"/proc/{process.pid}/status")
+    while process.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("RssAnon:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        time.sleep(0.005)
+    if process.wait() != 0:
+        raise SystemExit(f"{' '.join(argv)} failed")
+    return peak
+
+
 @contextmanager
 def busy(processes: int) -> Iterator[None]:
     """`processes` CPU-bound processes for the duration (0: none)."""
@@ -216,6 +236,17 @@ def main() -> None:
                         gb_s=round(nbytes / walls[label] / 1e9, 3))  # fmt: skip
                 row("inspect after/before (1 process)", condition,
                     walls["after, 1 process"] / walls["before, 1 process"], "x")  # fmt: skip
+                if condition == "idle":
+                    # The issue's bound: torch + 2 x the largest tensor (a 4096 x 8192 bf16).
+                    largest = 4096 * 8192 * 2
+                    torch_only = peak_anonymous([py, "-c", "import torch"], env_after)
+                    row("peak anonymous memory, import torch", condition, torch_only / 2**20, "MiB")
+                    row("bound: torch + 2 x largest tensor", condition,
+                        (torch_only + 2 * largest) / 2**20, "MiB")  # fmt: skip
+                    for label, env in (("before", env_before), ("after", env_after)):
+                        peak = peak_anonymous([py, *inspect], env)
+                        row(f"peak anonymous memory, inspect ({label})", condition,
+                            peak / 2**20, "MiB")  # fmt: skip
         if args.startup:
             starts = [
                 ("import torch", [py, "-c", "import torch"]),

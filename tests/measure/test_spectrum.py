@@ -80,14 +80,6 @@ def test_a_spike_goes_over_the_edge_where_the_variance_barely_moves() -> None:
     assert not spectrum.structured(_z(weak))
 
 
-def test_chunked_rows_give_the_same_value(monkeypatch: pytest.MonkeyPatch) -> None:
-    _, spiked = _spiked(2.0, n=128)
-    whole = spectrum.top_singular(spiked, 0.0)
-    monkeypatch.setattr(spectrum, "CHUNK", 1000)  # 7 rows a chunk
-    assert spectrum.top_singular(spiked, 0.0) == pytest.approx(whole, rel=1e-5)
-    assert spectrum.top_singular(spiked.to(torch.bfloat16), 0.0) == pytest.approx(whole, rel=1e-2)
-
-
 def test_as_matrix_and_undecidable_inputs() -> None:
     assert spectrum.as_matrix(torch.zeros(1, 17, 64)).shape == (17, 64)  # type: ignore[union-attr]
     assert spectrum.as_matrix(torch.zeros(8, 3, 4, 4)).shape == (8, 48)  # type: ignore[union-attr]
@@ -113,3 +105,23 @@ def test_state_uses_the_spectrum_where_the_moments_say_at_init() -> None:
     # A tensor the moments call trained is not measured again.
     moved = freshness.Tensor("l.weight", w.numel(), 0.0, 2 * 0.02**2, fit, own)
     assert freshness.with_spectrum(moved, w).edge_z is None
+
+
+def test_chunked_rows_give_the_same_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows are read in chunks into one reused buffer, centred there and converted to
+    float32: the mean comes off, 1,000-value chunks (3 rows of 300, the last one short) give
+    the one-chunk value of the same matrix, and a bfloat16 matrix the value of its float32
+    copy."""
+    _, spiked = _spiked(3.0, n=256)
+    matrix = torch.cat([spiked, spiked[:, :44]], 1) + 0.05  # 256 x 300, mean 2.5 sd off 0
+    mean = float(matrix.mean())
+    whole = spectrum.top_singular(matrix, mean)
+    exact = float(torch.linalg.svdvals(matrix.double() - mean)[0])
+    assert whole == pytest.approx(exact, rel=1e-4)
+    monkeypatch.setattr(spectrum, "CHUNK", 1000)
+    assert len(spectrum._chunks(matrix)) == 86  # 85 chunks of 3 rows and one of 1
+    assert spectrum.top_singular(matrix, mean) == pytest.approx(whole, rel=1e-6)
+    half = matrix.bfloat16()
+    assert spectrum.top_singular(half, mean) == pytest.approx(
+        spectrum.top_singular(half.float(), mean), rel=1e-6
+    )
