@@ -259,14 +259,25 @@ def main() -> None:
                 build = (
                     "from benchmarks.models.transformer import Encoder405M; model = Encoder405M()"
                 )
+                # What any tool that draws the values torch's nn.init draws must pay: the model
+                # built on meta (no default init), then kaiming_normal_ on each matrix, no stats.
+                floor = (
+                    "import torch\nfrom torch import nn\n"
+                    "with torch.device('meta'):\n    "
+                    + build.replace("; ", "\n    ")
+                    + "\nmodel = model.to_empty(device='cpu')\ntorch.manual_seed(0)\n"
+                    "for p in model.parameters():\n    if p.dim() >= 2:\n"
+                    "        nn.init.kaiming_normal_(p)\n"
+                )
                 starts += [
                     ("plain PyTorch script, 405M", [py, "-c", PLAIN_INSPECT.format(build=build)]),
+                    ("floor: meta build + kaiming_normal_ draws, 405M", [py, "-c", floor]),
                     ("inspect 405M -i kaiming_normal",
                      [py, "-m", "initcli", "inspect", target, "-i", "kaiming_normal"]),
                 ]  # fmt: skip
             for label, argv in starts:
                 for tree, base in (("before", env_before), ("after", env_after)):
-                    if label in ("import torch", "plain PyTorch script, 405M") and tree == "after":
+                    if "initcli" not in " ".join(argv) and tree == "after":
                         continue
                     # The models live in this checkout's benchmarks/, after the tree's initcli.
                     env = {**base, "PYTHONPATH": f"{base['PYTHONPATH']}:{ROOT}"}
