@@ -103,6 +103,22 @@ print(json.dumps(found))
 """
 
 
+def tree_env(pythonpath: str, tree: Path) -> dict[str, str]:
+    """The environment whose `python -m initcli` and `python -c` run the initcli of `tree` (a
+    folder holding initcli/): PYTHONPATH first, and PYTHONSAFEPATH so that the working directory
+    (this checkout, where the commands run) is not put ahead of it, as `-m` and `-c` otherwise
+    do. Checked by importing: before this check, every "before" ran this checkout's code."""
+    env = {**os.environ, "PYTHONPATH": pythonpath, "PYTHONSAFEPATH": "1",
+           "PYTHONWARNINGS": "ignore"}  # fmt: skip
+    found = subprocess.run(
+        [sys.executable, "-c", "import initcli; print(initcli.__file__)"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    if Path(found).resolve().parent.parent != tree.resolve():
+        raise SystemExit(f"PYTHONPATH={pythonpath} runs {found}, not the initcli of {tree}")
+    return env
+
+
 def load() -> float:
     return os.getloadavg()[0]
 
@@ -192,8 +208,8 @@ def main() -> None:
         folder = work / "mixed"
         folder.mkdir()
         py = sys.executable
-        env_after = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
-        env_before = {**env_after, "PYTHONPATH": str(before)}
+        env_after = tree_env(str(ROOT), ROOT)
+        env_before = tree_env(str(before), before)
         subprocess.run([py, "-c", MAKE_FOLDER, str(folder), str(int(args.gib * GIB))], check=True)
         files = sorted(str(p) for p in folder.iterdir())
         nbytes = sum(os.path.getsize(f) for f in files)

@@ -23,6 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_speed import tree_env  # noqa: E402
+
 COUNT = ["-m", "initcli", "count", "benchmarks/models/llama.py:Llama", "-f", "json"]
 
 
@@ -63,7 +67,10 @@ def main() -> None:
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
         # The model file lives in this checkout's benchmarks/, after the tree's initcli.
         trees = {"before": f"{tmp}:{ROOT}", "after": f"{ROOT}"}
-        envs = {k: {**os.environ, "PYTHONPATH": v} for k, v in trees.items()}
+        envs = {
+            "before": tree_env(trees["before"], Path(tmp)),
+            "after": tree_env(trees["after"], ROOT),
+        }
         commands = [("import torch", [py, "-c", "import torch"], envs["after"])]
         for tree in trees:
             commands += [
