@@ -96,10 +96,10 @@ def main() -> None:
                   f"{median / torch_median:5.2f}x import torch")  # fmt: skip
         torch_only = import_times([py, "-c", "import torch"], envs["after"])
         for tree in trees:
-            found = import_times([py, *COUNT], envs[tree])
-            beyond = {k: v for k, v in found.items() if k not in torch_only}
+            imported = import_times([py, *COUNT], envs[tree])
+            beyond = {k: v for k, v in imported.items() if k not in torch_only}
             initcli = sum(v for k, v in beyond.items() if k.split(".")[0] == "initcli")
-            total = sum(found.values())
+            total = sum(imported.values())
             rows.append({"figure": f"count imports ({tree})", "total_ms": total // 1000,
                          "beyond_torch_ms": sum(beyond.values()) // 1000,
                          "initcli_ms": initcli // 1000})  # fmt: skip
