@@ -283,19 +283,8 @@ def main() -> None:
                 build = (
                     "from benchmarks.models.transformer import Encoder405M; model = Encoder405M()"
                 )
-                # What any tool that draws the values torch's nn.init draws must pay: the
-                # shapes from a meta build, then one normal_ draw per matrix into one reused
-                # buffer (no model in memory, no statistics).
-                floor = (
-                    "import torch\nwith torch.device('meta'):\n    "
-                    + build.replace("; ", "\n    ")
-                    + "\nsizes = [p.numel() for p in model.parameters() if p.dim() >= 2]\n"
-                    "buf = torch.empty(max(sizes))\ntorch.manual_seed(0)\n"
-                    "for n in sizes:\n    buf[:n].normal_()\n"
-                )
                 starts += [
                     ("plain PyTorch script, 405M", [py, "-c", PLAIN_INSPECT.format(build=build)]),
-                    ("floor: import torch + the normal_ draws, 405M", [py, "-c", floor]),
                     ("inspect 405M -i kaiming_normal",
                      [py, "-m", "initcli", "inspect", target, "-i", "kaiming_normal"]),
                 ]  # fmt: skip

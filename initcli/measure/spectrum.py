@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import torch
+
+from initcli import threads
 
 # A fresh init draws i.i.d. values: the singular values of its m×n matrix (values less their
 # mean, over their standard deviation σ) fill the Marchenko–Pastur bulk, whose top one sits at
@@ -33,9 +38,9 @@ TYPICAL_Z = 2.0
 ITERATIONS = 8
 BLOCK = 4
 # The matrix is read in row chunks of about this many values, copied (and converted to float32)
-# into one reused buffer and centred there: the extra memory is a chunk and a few vectors, not a
-# float32 copy of the tensor. Each step reads the matrix once from memory: both products of a
-# chunk read it from the cache (4 MiB; 2^19 to 2^21 measured within 10%).
+# into a reused buffer (one per thread) and centred there: the extra memory is a chunk a thread
+# and a few vectors, not a float32 copy of the tensor. Each step reads the matrix once from
+# memory: both products of a chunk read it from the cache (4 MiB; 2^19 to 2^21 measured within 10%).
 CHUNK = 2**20
 
 
@@ -56,35 +61,60 @@ def _chunks(matrix: torch.Tensor) -> list[tuple[int, int]]:
     return [(i, min(i + rows, matrix.shape[0])) for i in range(0, matrix.shape[0], rows)]
 
 
-def top_singular(matrix: torch.Tensor, mean: float) -> float:
+def top_singular(matrix: torch.Tensor, mean: float, workers: int | None = None) -> float:
     """A lower bound of the top singular value of `matrix - mean`, by BLOCK-wide power
     iteration (ITERATIONS steps) from a seeded random start; float32, chunked rows.
 
     The basis is kept as rows (BLOCK × n) so that both products are short-by-long matrix
     products, the layout torch's CPU kernels run fastest (4-6 GB/s a step on one thread here,
-    against 1-3 GB/s for `rows.T @ image`; docs/speed.md)."""
+    against 1-3 GB/s for `rows.T @ image`; docs/speed.md). The chunks are shared among `workers`
+    threads (None: `threads.free_cores()` while torch runs one intra-op thread, else 1), each
+    with its own buffer; every chunk's product is its own, and they are added in chunk order,
+    so every digit is the same whatever the number of threads (as in stats.tensor_stats)."""
     m, n = matrix.shape
     block = min(BLOCK, m, n)
     gen = torch.Generator().manual_seed(0)
     basis = torch.linalg.qr(torch.randn(n, block, generator=gen)).Q.T.contiguous()
     spans = _chunks(matrix)
-    buffer = torch.empty(spans[0][1] - spans[0][0], n)
+    if workers is None:
+        workers = threads.free_cores() if torch.get_num_threads() == 1 else 1
+    workers = max(1, min(workers, len(spans)))
+    buffers = [torch.empty(spans[0][1] - spans[0][0], n) for _ in range(workers)]
 
-    def centred(lo: int, hi: int) -> torch.Tensor:
-        rows = buffer[: hi - lo]
-        rows.copy_(matrix[lo:hi])
-        return rows.sub_(mean)
+    def share(first: int, product: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
+        found = []
+        for lo, hi in spans[first::workers]:
+            rows = buffers[first][: hi - lo]
+            rows.copy_(matrix[lo:hi])
+            found.append(product(rows.sub_(mean)))
+        return found
 
-    for _ in range(ITERATIONS):
-        back = torch.zeros(block, n)
-        for lo, hi in spans:
-            rows = centred(lo, hi)
-            back.addmm_(basis @ rows.T, rows)
-        basis = torch.linalg.qr(back.T).Q.T.contiguous()
-    image = torch.empty(block, m)
-    for lo, hi in spans:
-        image[:, lo:hi] = basis @ centred(lo, hi).T
+    with ThreadPoolExecutor(workers, thread_name_prefix="initcli-spectrum") as pool:
+
+        def each(product: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
+            """`product` of every centred chunk, in chunk order."""
+            if workers == 1:
+                return share(0, product)
+            shares = list(pool.map(lambda first: share(first, product), range(workers)))
+            return [shares[i % workers][i // workers] for i in range(len(spans))]
+
+        for _ in range(ITERATIONS):
+            back = torch.zeros(block, n)
+            for part in each(partial(_gram_part, basis)):
+                back += part
+            basis = torch.linalg.qr(back.T).Q.T.contiguous()
+        image = torch.cat(each(partial(_image_part, basis)), dim=1)
     return float(torch.linalg.svdvals(image)[0])
+
+
+def _gram_part(basis: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """One chunk's share of (AᵀA)·basis, as rows: (basis·rowsᵀ)·rows."""
+    return (basis @ rows.T) @ rows
+
+
+def _image_part(basis: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """One chunk's columns of A·basis, as rows: basis·rowsᵀ."""
+    return basis @ rows.T
 
 
 def edge_z(t: torch.Tensor, mean: float, var: float) -> float | None:

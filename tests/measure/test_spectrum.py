@@ -125,3 +125,15 @@ def test_chunked_rows_give_the_same_value(monkeypatch: pytest.MonkeyPatch) -> No
     assert spectrum.top_singular(half, mean) == pytest.approx(
         spectrum.top_singular(half.float(), mean), rel=1e-6
     )
+
+
+def test_digits_do_not_depend_on_the_number_of_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each chunk's product is its own and they are added in chunk order: 1, 2 and 3 threads
+    give the same float, bit for bit (as tensor_stats does)."""
+    _, spiked = _spiked(2.0, n=128)
+    monkeypatch.setattr(spectrum, "CHUNK", 1000)  # 7 rows a chunk, 19 chunks
+    found = {w: spectrum.top_singular(spiked, 0.01, workers=w) for w in (1, 2, 3)}
+    assert found[1] == found[2] == found[3]
+    assert found[1] == pytest.approx(
+        float(torch.linalg.svdvals(spiked.double() - 0.01)[0]), rel=1e-4
+    )
