@@ -137,3 +137,47 @@ def test_digits_do_not_depend_on_the_number_of_threads(monkeypatch: pytest.Monke
     assert found[1] == pytest.approx(
         float(torch.linalg.svdvals(spiked.double() - 0.01)[0]), rel=1e-4
     )
+
+
+def test_edge_z_is_johnstones_centring_and_scaling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """z = (s²/var − μ)/σ with Johnstone's (2001) μ = (√(M−1) + √N)², σ = (√(M−1) + √N)
+    (1/√(M−1) + 1/√N)^⅓ for M ≥ N; for 100 × 25 (either way round) μ = 223.4987 and
+    σ = 10.01354, worked by hand from the paper's formulas."""
+    monkeypatch.setattr(spectrum, "top_singular", lambda matrix, mean: 20.0)
+    for shape in ((100, 25), (25, 100), (25, 4, 5, 5)):
+        z = spectrum.edge_z(torch.zeros(shape), 0.0, 2.0)
+        assert z == pytest.approx((400 / 2 - 223.49874) / 10.013537, rel=1e-6)
+
+
+def test_exact_top_singular_values_of_iid_draws_follow_tracy_widom(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the exact top singular value in place of the power-iteration bound, z of i.i.d.
+    normal 100 × 25 draws has Tracy–Widom's mean −1.21 and sd 1.27 (400 draws: standard errors
+    0.06 and 0.05; the bounds allow the finite-size bias as well)."""
+    monkeypatch.setattr(
+        spectrum,
+        "top_singular",
+        lambda matrix, mean: float(torch.linalg.svdvals(matrix.double() - mean)[0]),
+    )
+    gen = torch.Generator().manual_seed(0)
+    zs = torch.tensor(
+        [spectrum.edge_z(torch.randn(100, 25, generator=gen), 0.0, 1.0) for _ in range(400)]
+    )
+    assert float(zs.mean()) == pytest.approx(-1.21, abs=0.25)
+    assert float(zs.std()) == pytest.approx(1.27, abs=0.2)
+
+
+def test_thresholds_are_strict_and_the_smallest_matrix_is_two_wide() -> None:
+    assert not spectrum.structured(spectrum.EDGE_Z)
+    assert spectrum.structured(math.nextafter(spectrum.EDGE_Z, math.inf))
+    assert spectrum.typical(spectrum.TYPICAL_Z)
+    assert not spectrum.typical(math.nextafter(spectrum.TYPICAL_Z, math.inf))
+    assert spectrum.as_matrix(torch.zeros(2, 5)).shape == (2, 5)  # type: ignore[union-attr]
+    assert spectrum.as_matrix(torch.zeros(5, 1)) is None
+
+
+def test_a_row_longer_than_a_chunk_is_a_chunk_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spectrum, "CHUNK", 10)
+    assert spectrum._chunks(torch.zeros(3, 300)) == [(0, 1), (1, 2), (2, 3)]
+    assert spectrum._chunks(torch.zeros(5, 4)) == [(0, 2), (2, 4), (4, 5)]
