@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
+from typing import TypeVar
 
-__all__ = ["free_cores", "restore_environment", "wait_passively"]
+__all__ = [
+    "free_cores",
+    "in_item_order",
+    "measuring_workers",
+    "restore_environment",
+    "wait_passively",
+]
+
+_T = TypeVar("_T")
 
 # libgomp (the OpenMP runtime torch's CPU kernels use) reads its wait policy once, when
 # `import torch` loads it. Its default lets a thread that finishes a parallel region spin for a
@@ -41,7 +51,7 @@ def free_cores() -> int:
     """How many threads may measure at once without taking cores other processes hold: the cores
     this process may run on, less the 1-minute load average other than this thread's own, capped
     by OMP_NUM_THREADS (torchrun sets 1 per rank) and at least 1. Only a speed choice: the
-    statistics' digits do not depend on it (initcli.measure.stats)."""
+    digits of the statistics and of the spectral test do not depend on it (`in_item_order`)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = cores or 1
     try:
@@ -54,3 +64,17 @@ def free_cores() -> int:
     if cap.isdigit() and int(cap) > 0:
         free = min(free, int(cap))
     return max(1, min(free, cores, _MAX_WORKERS))
+
+
+def measuring_workers(torch_threads: int) -> int:
+    """How many threads measure blocks at once: the free cores while torch runs one intra-op
+    thread (how initcli measures), else 1, as torch then parallelizes each operation itself."""
+    return free_cores() if torch_threads == 1 else 1
+
+
+def in_item_order(shares: Sequence[Sequence[_T]]) -> list[_T]:
+    """The results of work split among len(shares) threads, thread w taking items w, w + k,
+    w + 2k, … (k threads), put back in item order: adding them in that order gives the same
+    digits whatever the number of threads (initcli.measure.stats, initcli.measure.spectrum)."""
+    k = len(shares)
+    return [shares[i % k][i // k] for i in range(sum(map(len, shares)))]

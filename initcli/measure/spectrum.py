@@ -68,7 +68,7 @@ def top_singular(matrix: torch.Tensor, mean: float, workers: int | None = None) 
     The basis is kept as rows (BLOCK × n) so that both products are short-by-long matrix
     products, the layout torch's CPU kernels run fastest (4-6 GB/s a step on one thread here,
     against 1-3 GB/s for `rows.T @ image`; docs/speed.md). The chunks are shared among `workers`
-    threads (None: `threads.free_cores()` while torch runs one intra-op thread, else 1), each
+    threads (None: `threads.measuring_workers`), each
     with its own buffer; every chunk's product is its own, and they are added in chunk order,
     so every digit is the same whatever the number of threads (as in stats.tensor_stats)."""
     m, n = matrix.shape
@@ -77,7 +77,7 @@ def top_singular(matrix: torch.Tensor, mean: float, workers: int | None = None) 
     basis = torch.linalg.qr(torch.randn(n, block, generator=gen)).Q.T.contiguous()
     spans = _chunks(matrix)
     if workers is None:
-        workers = threads.free_cores() if torch.get_num_threads() == 1 else 1
+        workers = threads.measuring_workers(torch.get_num_threads())
     workers = max(1, min(workers, len(spans)))
     buffers = [torch.empty(spans[0][1] - spans[0][0], n) for _ in range(workers)]
 
@@ -95,8 +95,9 @@ def top_singular(matrix: torch.Tensor, mean: float, workers: int | None = None) 
             """`product` of every centred chunk, in chunk order."""
             if workers == 1:
                 return share(0, product)
-            shares = list(pool.map(lambda first: share(first, product), range(workers)))
-            return [shares[i % workers][i // workers] for i in range(len(spans))]
+            return threads.in_item_order(
+                list(pool.map(lambda first: share(first, product), range(workers)))
+            )
 
         for _ in range(ITERATIONS):
             back = torch.zeros(block, n)

@@ -270,7 +270,7 @@ def _blocked_stats(t: torch.Tensor, n: int, workers: int | None) -> TensorStats:
     chunks = list(_chunks(t, _BLOCK))
     starts = list(itertools.accumulate((c.numel() for c in chunks), initial=0))
     if workers is None:
-        workers = threads.free_cores() if torch.get_num_threads() == 1 else 1
+        workers = threads.measuring_workers(torch.get_num_threads())
     workers = max(1, min(workers, len(chunks)))
 
     def measure_share(first: int) -> list[_Block]:
@@ -287,7 +287,7 @@ def _blocked_stats(t: torch.Tensor, n: int, workers: int | None) -> TensorStats:
     else:
         with ThreadPoolExecutor(workers, thread_name_prefix="initcli-block") as pool:
             shares = list(pool.map(measure_share, range(workers)))
-        blocks = [shares[i % workers][i // workers] for i in range(len(chunks))]
+        blocks = threads.in_item_order(shares)
 
     count, mean, m2 = 0, 0.0, 0.0
     for b in blocks:

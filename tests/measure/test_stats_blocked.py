@@ -229,6 +229,17 @@ def test_free_cores_is_at_least_one_and_capped(monkeypatch: pytest.MonkeyPatch) 
     assert threads.free_cores() == 1
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert 1 <= threads.free_cores() <= len(os.sched_getaffinity(0))
+    assert threads.measuring_workers(2) == 1  # torch parallelizes each operation itself
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads.measuring_workers(1) == threads.free_cores() == 1
+
+
+def test_item_order_puts_strided_shares_back() -> None:
+    """Thread w took items w, w + k, …: the results come back in item order, also when the
+    shares are of unequal length."""
+    assert threads.in_item_order([[0, 3, 6], [1, 4], [2, 5]]) == list(range(7))
+    assert threads.in_item_order([["a", "b"]]) == ["a", "b"]
+    assert threads.in_item_order([]) == []
 
 
 def _same(a: object, b: object) -> bool:
