@@ -1,12 +1,14 @@
-"""How often spectrum.EDGE_Z calls an untouched init structured: the spectral test's false alarms.
+"""How often an untouched init is called structured: the spectral test's false alarms
+(spectrum.EDGE_Z) and the dispersion test's (dispersion.ALPHA).
 
     python benchmarks/bench_spectrum.py [--seeds 200] [--models bert,vit,gpt2,llama,t5]
 
 For each architecture of bench_loaded.py (tiny configs, nothing downloaded) and seed, the model
 is built (its own init, transformers' `_init_weights`) and every weight of at least 1,024 values
 that forms a matrix (spectrum.as_matrix) gets its `edge_z`; so do a standard normal and a
-uniform draw of the same shape. A false alarm is an untouched matrix with edge_z > EDGE_Z (5;
-the count over 4 is printed beside it).
+uniform draw of the same shape; so does its dispersion p-value (the smallest of four, times
+four). A false alarm is an untouched matrix with edge_z > EDGE_Z (5; the count over 4 is
+printed beside it), or with p < ALPHA (1e-5; the count under 1e-4 beside it).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_loaded import models
 
-from initcli.measure import spectrum
+from initcli.measure import dispersion, spectrum
 from initcli.weights import freshness
 
 
@@ -40,10 +42,14 @@ def main() -> None:
         f"# bench_spectrum · {platform.processor() or platform.machine()} · torch "
         f"{torch.__version__} · {datetime.date.today()} · EDGE_Z {spectrum.EDGE_Z}"
     )
-    print("| model | source | matrices | z > 4 | z > EDGE_Z | largest z | mean z | s/matrix |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| model | source | matrices | z > 4 | z > EDGE_Z | largest z | mean z | p < 1e-4 "
+        "| p < ALPHA | smallest p | s/matrix |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         found: dict[str, list[float]] = {"own init": [], "normal": [], "uniform": []}
+        ps: dict[str, list[float]] = {"own init": [], "normal": [], "uniform": []}
         seconds = 0.0
         for seed in range(args.seeds):
             torch.manual_seed(seed)
@@ -62,16 +68,22 @@ def main() -> None:
                     if var == 0:
                         continue
                     start = time.perf_counter()
-                    z = spectrum.edge_z(t, float(t.double().mean()), var)
+                    mean = float(t.double().mean())
+                    z = spectrum.edge_z(t, mean, var)
+                    p_value = dispersion.p_value(t, mean)
                     seconds += time.perf_counter() - start
                     if z is not None:
                         found[source].append(z)
+                    if p_value is not None:
+                        ps[source].append(p_value)
         for source, zs in found.items():
             over = sum(spectrum.structured(z) for z in zs)
             print(
                 f"| {name} | {source} | {len(zs)} | {sum(z > 4 for z in zs)} | {over} | "
                 f"{max(zs):.2f} | "
-                f"{sum(zs) / len(zs):.2f} | {seconds / sum(map(len, found.values())):.4f} |",
+                f"{sum(zs) / len(zs):.2f} | {sum(p < 1e-4 for p in ps[source])} | "
+                f"{sum(dispersion.dispersed(p) for p in ps[source])} | {min(ps[source]):.2g} | "
+                f"{seconds / sum(map(len, found.values())):.4f} |",
                 flush=True,
             )
 

@@ -414,8 +414,8 @@ def _judged_report(
             for name, t in ckpt.values(mine):
                 try:
                     row = _measure_stored(name, t, owners[name], chosen, defaults, depth)
-                    # The spectrum needs the values, read here once (freshness.with_spectrum).
-                    judged = freshness.with_spectrum(_judged(row, own_init.get(name)), t)
+                    # The structure tests need the values, read here once.
+                    judged = freshness.with_structure(_judged(row, own_init.get(name)), t)
                 except Exception as exc:
                     raise distributed.ItemError(name) from exc
                 del t

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from initcli.init.schemes import Expectation
-from initcli.measure import spectrum, stats
+from initcli.measure import dispersion, spectrum, stats
 from initcli.measure.identify import Fit
 from initcli.text import first_and_more
 
@@ -42,9 +42,11 @@ class Tensor:
     fit: Fit | None
     init: Expectation | None = None
     ndim: int = 2
-    # How far the top singular value stands above the i.i.d. bulk (spectrum.edge_z), measured
-    # where mean and variance alone say at init (`with_spectrum`); None where not measured.
+    # How far the top singular value stands above the i.i.d. bulk (spectrum.edge_z), and how
+    # likely rows and columns this different are among i.i.d. values (dispersion.p_value),
+    # measured where mean and variance alone say at init (`with_structure`); None where not.
     edge_z: float | None = None
+    dispersion_p: float | None = None
 
 
 def state(t: Tensor) -> str:
@@ -57,24 +59,34 @@ def state(t: Tensor) -> str:
     step moves every element that receives a gradient; a larger tensor is at init when its values
     form a clean family that a named init matches at its fans (identify.Fit.matches), trained
     otherwise. One-element tensors are always constant, so they are undecided. A matrix those
-    moments call at init is trained when its spectrum says so (`with_spectrum`).
+    moments call at init is trained when its structure says so (`with_structure`).
     """
     found = _moments_state(t)
-    # Moments miss training that moved a matrix without changing its variance much (BERT's
-    # pooler moved 30% at variance ratio 1.04); the structure training leaves shows as singular
-    # values above the Marchenko–Pastur bulk of a fresh i.i.d. draw (spectrum.EDGE_Z).
-    return TRAINED if found == AT_INIT and spectrum.structured(t.edge_z) else found
+    return TRAINED if found == AT_INIT and _structured(t) else found
 
 
-def with_spectrum(t: Tensor, values: torch.Tensor) -> Tensor:
-    """`t` with its `edge_z` measured on `values` where mean and variance alone call it at init
-    and it is a matrix of random values (spectrum.as_matrix): the only place it can change the
-    state, so the power iterations run on few tensors of a trained checkpoint."""
+def _structured(t: Tensor) -> bool:
+    """Whether a matrix shows structure an i.i.d. draw does not have. Moments miss training that
+    moved a matrix without changing its variance much (BERT's pooler moved 30% at variance ratio
+    1.04); the structure training leaves shows as singular values above the Marchenko–Pastur
+    bulk (spectrum.EDGE_Z), or, before that, as rows or columns that stopped being alike
+    (dispersion.ALPHA: T5's MLPs after 10 steps)."""
+    return spectrum.structured(t.edge_z) or dispersion.dispersed(t.dispersion_p)
+
+
+def with_structure(t: Tensor, values: torch.Tensor) -> Tensor:
+    """`t` with its `edge_z` and `dispersion_p` measured on `values` where mean and variance
+    alone call it at init and it is a matrix of random values (spectrum.as_matrix): the only
+    place they can change the state, so they run on few tensors of a trained checkpoint."""
     if t.ndim < 2 or t.mean is None or t.var is None or not t.var > 0:
         return t
     if _moments_state(t) != AT_INIT:
         return t
-    return replace(t, edge_z=spectrum.edge_z(values, t.mean, t.var))
+    return replace(
+        t,
+        edge_z=spectrum.edge_z(values, t.mean, t.var),
+        dispersion_p=dispersion.p_value(values, t.mean),
+    )
 
 
 def _moments_state(t: Tensor) -> str:
@@ -114,10 +126,11 @@ def _sure(t: Tensor) -> bool:
     own init, or a constant (a bias's zeros, a norm's ones, which training always moves). A
     matrix matching only some named init is not: without the model's own init, trained
     matrices pass through round stds (bench_loaded.py: BERT after 10 steps, 8.6 false flags a
-    run when they counted). Nor is a matrix whose top singular value is above what a fresh draw
-    reaches 99% of the time (spectrum.typical): moved, but not enough to call trained."""
+    run when they counted). Nor is a matrix whose top singular value, or whose rows and
+    columns, are beyond what a fresh draw gives 99% of the time (spectrum.typical,
+    dispersion.typical): moved, but not enough to call trained."""
     known = t.init is not None or (t.fit is not None and t.fit.family == "constant")
-    return known and spectrum.typical(t.edge_z)
+    return known and spectrum.typical(t.edge_z) and dispersion.typical(t.dispersion_p)
 
 
 def _module(name: str) -> str:
@@ -269,16 +282,18 @@ def judge_loaded(tensors: Sequence[Tensor]) -> LoadVerdict:
                 "with a trained tensor, or is no sure sign of a fresh init (it matches only a "
                 "named init, or its top singular value is above a fresh draw's)."
             )
-    spectral = [
-        t.name for t in tensors if states[t.name] == TRAINED and spectrum.structured(t.edge_z)
+    structured = [
+        t.name for t in tensors if states[t.name] == TRAINED and _moments_state(t) == AT_INIT
     ]
-    if spectral:
+    if structured:
+        many = len(structured) > 1
         notes.append(
-            f"{len(spectral)} matri{'ces' if len(spectral) > 1 else 'x'} whose mean and variance "
-            f"still fit {'their' if len(spectral) > 1 else 'its'} init "
-            f"({first_and_more(spectral, 3)}) {'are' if len(spectral) > 1 else 'is'} called "
-            "trained by the spectrum: a top singular value above the Marchenko–Pastur edge of "
-            f"an i.i.d. draw (over {spectrum.EDGE_Z:g} Tracy–Widom scales)."
+            f"{len(structured)} matri{'ces' if many else 'x'} whose mean and variance "
+            f"still fit {'their' if many else 'its'} init "
+            f"({first_and_more(structured, 3)}) {'are' if many else 'is'} called "
+            "trained by their structure: a top singular value above the Marchenko–Pastur edge "
+            f"of an i.i.d. draw (over {spectrum.EDGE_Z:g} Tracy–Widom scales), or rows or "
+            f"columns that differ more than i.i.d. values allow (p < {dispersion.ALPHA:g})."
         )
     undecided = sum(s == UNDECIDED for s in states.values())
     if undecided and decided:

@@ -99,12 +99,12 @@ def test_state_uses_the_spectrum_where_the_moments_say_at_init() -> None:
         mean, var = float(values.double().mean()), float(values.double().var())
         moments = freshness.Tensor("l.weight", values.numel(), mean, var, fit, own)
         assert freshness.state(moments) == freshness.AT_INIT
-        judged = freshness.with_spectrum(moments, values)
+        judged = freshness.with_structure(moments, values)
         assert judged.edge_z is not None
         assert freshness.state(judged) == expected
     # A tensor the moments call trained is not measured again.
     moved = freshness.Tensor("l.weight", w.numel(), 0.0, 2 * 0.02**2, fit, own)
-    assert freshness.with_spectrum(moved, w).edge_z is None
+    assert freshness.with_structure(moved, w).edge_z is None
 
 
 def test_chunked_rows_give_the_same_value(monkeypatch: pytest.MonkeyPatch) -> None:
