@@ -140,3 +140,49 @@ def test_state_uses_the_dispersion_where_moments_and_spectrum_say_at_init() -> N
     )
     assert verdict.states["a.weight"] == freshness.TRAINED
     assert any("rows or columns that differ" in note for note in verdict.notes)
+
+
+@pytest.mark.parametrize(
+    "which", ["rows shifted", "columns shifted", "rows scaled", "columns scaled"]
+)
+def test_each_test_in_chunks_against_the_reference(
+    which: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of the four tests made the smallest in turn, read in chunks of 2 rows (the sums of
+    every chunk added, the powers of every chunk counted): the numpy/scipy reference's value."""
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(101, 37, generator=gen, dtype=torch.float64)
+    if which == "rows shifted":
+        x += 0.3 * torch.randn(101, 1, generator=gen, dtype=torch.float64)
+    elif which == "columns shifted":
+        x += 0.3 * torch.randn(1, 37, generator=gen, dtype=torch.float64)
+    elif which == "rows scaled":
+        x[::2] *= 1.6
+    else:
+        x[:, ::2] *= 1.6
+    monkeypatch.setattr(dispersion, "CHUNK", 100)
+    found = dispersion.p_value(x.float(), float(x.mean()))
+    assert found is not None and found < 1e-3
+    assert found == pytest.approx(_reference(x.float()), rel=1e-4)
+
+
+def test_degenerate_groups_say_nothing() -> None:
+    """One group, groups of one value, or groups without spread inside them: p = 1; two groups
+    of two values are a test like any other."""
+    ones = torch.ones(4, dtype=torch.float64)
+    assert dispersion._anova(ones[:1], 1.0, 5, 0.0) == 1.0
+    assert dispersion._anova(ones, 4.0, 1, 0.0) == 1.0
+    assert dispersion._anova(ones * 3, 4 * 3 * 3 / 3, 3, 0.0) == 1.0  # every value the same
+    two = dispersion._anova(torch.tensor([0.0, 4.0], dtype=torch.float64), 10.0, 2, 0.0)
+    assert 0.0 < two < 1.0
+    # Means 0 and 2: between 2·(1 + 1) = 4; within (10 − 2·4)/(2·1) = 1; D = 4 on χ²₁.
+    assert two == pytest.approx(float(sstats.chi2.sf(4.0, 1)), rel=1e-9)
+
+
+def test_signs_have_no_spread_in_their_squares() -> None:
+    """±1 values: their squared deviations are all alike (the Levene tests have nothing to test,
+    their fourth moment's variance is 0), the mean tests still run: no division by zero."""
+    gen = torch.Generator().manual_seed(7)
+    signs = torch.randn(64, 64, generator=gen).sign()
+    p = dispersion.p_value(signs, 0.0)
+    assert p is not None and 0.0 < p <= 1.0 and not dispersion.dispersed(p)
