@@ -1,5 +1,4 @@
-"""Whether a matrix's rows or columns differ more than i.i.d. values allow: the structure light
-training leaves where the spectrum cannot see it yet."""
+"""Whether a matrix's rows or columns differ more than i.i.d. values allow (light training)."""
 
 from __future__ import annotations
 
@@ -110,7 +109,7 @@ def dispersed(p: float | None) -> bool:
     return p is not None and p < ALPHA
 
 
-def typical(p: float | None) -> bool:
+def alike(p: float | None) -> bool:
     """Whether `p_value`'s answer is what a fresh draw gives (at least TYPICAL_P; or not
     measured)."""
     return p is None or p >= TYPICAL_P

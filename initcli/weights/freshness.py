@@ -128,9 +128,9 @@ def _sure(t: Tensor) -> bool:
     matrices pass through round stds (bench_loaded.py: BERT after 10 steps, 8.6 false flags a
     run when they counted). Nor is a matrix whose top singular value, or whose rows and
     columns, are beyond what a fresh draw gives 99% of the time (spectrum.typical,
-    dispersion.typical): moved, but not enough to call trained."""
+    dispersion.alike): moved, but not enough to call trained."""
     known = t.init is not None or (t.fit is not None and t.fit.family == "constant")
-    return known and spectrum.typical(t.edge_z) and dispersion.typical(t.dispersion_p)
+    return known and spectrum.typical(t.edge_z) and dispersion.alike(t.dispersion_p)
 
 
 def _module(name: str) -> str:

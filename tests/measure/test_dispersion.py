@@ -98,11 +98,11 @@ def test_undecidable_inputs() -> None:
     assert dispersion.p_value(torch.zeros(8, 8), 0.0) is None  # a constant
     assert dispersion.p_value(torch.ones(8, 8), math.nan) is None
     assert dispersion.p_value(torch.full((8, 8), math.inf), 0.0) is None
-    assert not dispersion.dispersed(None) and dispersion.typical(None)
+    assert not dispersion.dispersed(None) and dispersion.alike(None)
     assert dispersion.dispersed(math.nextafter(dispersion.ALPHA, 0.0))
     assert not dispersion.dispersed(dispersion.ALPHA)
-    assert dispersion.typical(dispersion.TYPICAL_P)
-    assert not dispersion.typical(math.nextafter(dispersion.TYPICAL_P, 0.0))
+    assert dispersion.alike(dispersion.TYPICAL_P)
+    assert not dispersion.alike(math.nextafter(dispersion.TYPICAL_P, 0.0))
 
 
 def test_state_uses_the_dispersion_where_moments_and_spectrum_say_at_init() -> None:
