@@ -27,9 +27,6 @@ ALPHA = 1e-5
 # adjusted p-value is what fresh draws give 99% of the time.
 TYPICAL_P = 0.01
 TESTS = 4
-# Rows are read in chunks of about this many values, converted to float32 and centred in one
-# reused buffer; the sums per row and column are added in float64.
-CHUNK = 2**20
 
 
 def p_value(t: torch.Tensor, mean: float) -> float | None:
@@ -39,19 +36,18 @@ def p_value(t: torch.Tensor, mean: float) -> float | None:
     if matrix is None or not math.isfinite(mean):
         return None
     m, n = matrix.shape
-    rows_per = max(1, CHUNK // n)
-    buffer = torch.empty(min(rows_per, m), n)
+    # Read as the spectral test reads it: row chunks centred into one reused float32 buffer,
+    # their sums per row and column added in float64.
+    spans = spectrum.row_chunks(matrix)
+    buffer = torch.empty(spans[0][1] - spans[0][0], n)
     squares = torch.empty_like(buffer)
     row_sum = torch.empty(m, dtype=torch.float64)
     row_sq = torch.empty(m, dtype=torch.float64)
     col_sum = torch.zeros(n, dtype=torch.float64)
     col_sq = torch.zeros(n, dtype=torch.float64)
     powers = [0.0, 0.0, 0.0, 0.0]  # Σy², Σy⁴, Σy⁶, Σy⁸
-    for lo in range(0, m, rows_per):
-        hi = min(lo + rows_per, m)
-        y = buffer[: hi - lo]
-        y.copy_(matrix[lo:hi])
-        y.sub_(mean)
+    for lo, hi in spans:
+        y = spectrum.centred(buffer, matrix, lo, hi, mean)
         y2 = torch.mul(y, y, out=squares[: hi - lo])
         # float32 sums of at most a chunk (pairwise), added in float64: the row and column means
         # differ by ~σ/√n, far above float32's rounding of their sums.
@@ -101,7 +97,7 @@ def _anova(sums: torch.Tensor, total_sq: float, h: int, gamma: float) -> float:
     if not v > 0:
         return 1.0
     scale, dof = v / (2 * k), 2 * k * k / v
-    return float(identify._spf().chdtrc(dof, between / within / scale))
+    return float(identify.scipy_special().chdtrc(dof, between / within / scale))
 
 
 def dispersed(p: float | None) -> bool:

@@ -105,7 +105,7 @@ class _Candidate:
 
 
 @cache
-def _spf() -> Any:
+def scipy_special() -> Any:
     """scipy.special, imported on first use (~0.2 s, which `initcli count` and `--help` should
     not pay). scipy.stats is not used: its import took ~0.6 s more, on the measuring thread of
     every inspect, and its methods cost a millisecond a call where ufuncs cost microseconds."""
@@ -118,7 +118,7 @@ def _spf() -> Any:
 def prefetch() -> None:
     """Start (once) importing scipy.special in a background thread while the target is resolved
     and built, so the first tensor identified does not wait for it."""
-    threading.Thread(target=_spf, name="initcli-scipy", daemon=True).start()
+    threading.Thread(target=scipy_special, name="initcli-scipy", daemon=True).start()
 
 
 @cache
@@ -196,10 +196,10 @@ def ks_pvalue(sample: torch.Tensor, family: str, center: float, scale: float) ->
     # costs O(n) (22 ms at n = 20,000), so large samples take Kolmogorov's limit (microseconds,
     # within a few % there) unless that lands within 10× of KS_ALPHA either way.
     if n >= _KS_LIMIT_N:
-        p = float(_spf().kolmogorov(math.sqrt(n) * d))
+        p = float(scipy_special().kolmogorov(math.sqrt(n) * d))
         if not KS_ALPHA / 10 <= p <= KS_ALPHA * 10:
             return p
-    return min(1.0, 2.0 * float(_spf().smirnov(n, d)))
+    return min(1.0, 2.0 * float(scipy_special().smirnov(n, d)))
 
 
 # From this sample size on, Kolmogorov's limit decides KS p-values far from KS_ALPHA.
@@ -228,7 +228,7 @@ def _families(st: TensorStats) -> dict[str, float]:
             if abs(kurtosis[0] - expected) > Z * se:
                 continue
         if family == "normal":
-            limit = -float(_spf().ndtri(EXTREME_ALPHA / (2 * n)))
+            limit = -float(scipy_special().ndtri(EXTREME_ALPHA / (2 * n)))
             if reach > limit * std * (1 + std_slack):
                 continue
             center, scale = mean, std

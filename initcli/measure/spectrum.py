@@ -56,9 +56,19 @@ def as_matrix(t: torch.Tensor) -> torch.Tensor | None:
     return matrix if min(matrix.shape) >= 2 else None
 
 
-def _chunks(matrix: torch.Tensor) -> list[tuple[int, int]]:
+def row_chunks(matrix: torch.Tensor) -> list[tuple[int, int]]:
+    """The (first, past-last) rows of each chunk of about CHUNK values (at least one row)."""
     rows = max(1, CHUNK // max(1, matrix.shape[1]))
     return [(i, min(i + rows, matrix.shape[0])) for i in range(0, matrix.shape[0], rows)]
+
+
+def centred(
+    buffer: torch.Tensor, matrix: torch.Tensor, lo: int, hi: int, mean: float
+) -> torch.Tensor:
+    """Rows lo to hi of `matrix` less `mean`, in float32, in (the start of) `buffer`."""
+    rows = buffer[: hi - lo]
+    rows.copy_(matrix[lo:hi])
+    return rows.sub_(mean)
 
 
 def top_singular(matrix: torch.Tensor, mean: float, workers: int | None = None) -> float:
@@ -75,19 +85,17 @@ def top_singular(matrix: torch.Tensor, mean: float, workers: int | None = None) 
     block = min(BLOCK, m, n)
     gen = torch.Generator().manual_seed(0)
     basis = torch.linalg.qr(torch.randn(n, block, generator=gen)).Q.T.contiguous()
-    spans = _chunks(matrix)
+    spans = row_chunks(matrix)
     if workers is None:
         workers = threads.measuring_workers(torch.get_num_threads())
     workers = max(1, min(workers, len(spans)))
     buffers = [torch.empty(spans[0][1] - spans[0][0], n) for _ in range(workers)]
 
     def share(first: int, product: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
-        found = []
-        for lo, hi in spans[first::workers]:
-            rows = buffers[first][: hi - lo]
-            rows.copy_(matrix[lo:hi])
-            found.append(product(rows.sub_(mean)))
-        return found
+        return [
+            product(centred(buffers[first], matrix, lo, hi, mean))
+            for lo, hi in spans[first::workers]
+        ]
 
     with ThreadPoolExecutor(workers, thread_name_prefix="initcli-spectrum") as pool:
 

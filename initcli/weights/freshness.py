@@ -282,9 +282,7 @@ def judge_loaded(tensors: Sequence[Tensor]) -> LoadVerdict:
                 "with a trained tensor, or is no sure sign of a fresh init (it matches only a "
                 "named init, or its top singular value is above a fresh draw's)."
             )
-    structured = [
-        t.name for t in tensors if states[t.name] == TRAINED and _moments_state(t) == AT_INIT
-    ]
+    structured = [t.name for t in tensors if states[t.name] == TRAINED and _structured(t)]
     if structured:
         many = len(structured) > 1
         notes.append(

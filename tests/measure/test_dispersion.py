@@ -86,7 +86,7 @@ def test_chunks_give_the_same_p_value(monkeypatch: pytest.MonkeyPatch) -> None:
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(101, 37, generator=gen) + 0.05 * torch.randn(101, 1, generator=gen)
     whole = dispersion.p_value(x, float(x.mean()))
-    monkeypatch.setattr(dispersion, "CHUNK", 100)  # 2 rows a chunk, the last one short
+    monkeypatch.setattr(spectrum, "CHUNK", 100)  # 2 rows a chunk, the last one short
     assert dispersion.p_value(x, float(x.mean())) == pytest.approx(whole, rel=1e-5, abs=0)
     assert dispersion.p_value(x.bfloat16(), float(x.mean())) == pytest.approx(
         dispersion.p_value(x.bfloat16().float(), float(x.mean())), rel=1e-12
@@ -160,7 +160,7 @@ def test_each_test_in_chunks_against_the_reference(
         x[::2] *= 1.6
     else:
         x[:, ::2] *= 1.6
-    monkeypatch.setattr(dispersion, "CHUNK", 100)
+    monkeypatch.setattr(spectrum, "CHUNK", 100)
     found = dispersion.p_value(x.float(), float(x.mean()))
     assert found is not None and found < 1e-3
     assert found == pytest.approx(_reference(x.float()), rel=1e-4, abs=0)

@@ -119,7 +119,7 @@ def test_chunked_rows_give_the_same_value(monkeypatch: pytest.MonkeyPatch) -> No
     exact = float(torch.linalg.svdvals(matrix.double() - mean)[0])
     assert whole == pytest.approx(exact, rel=1e-4)
     monkeypatch.setattr(spectrum, "CHUNK", 1000)
-    assert len(spectrum._chunks(matrix)) == 86  # 85 chunks of 3 rows and one of 1
+    assert len(spectrum.row_chunks(matrix)) == 86  # 85 chunks of 3 rows and one of 1
     assert spectrum.top_singular(matrix, mean) == pytest.approx(whole, rel=1e-6)
     half = matrix.bfloat16()
     assert spectrum.top_singular(half, mean) == pytest.approx(
@@ -179,5 +179,5 @@ def test_thresholds_are_strict_and_the_smallest_matrix_is_two_wide() -> None:
 
 def test_a_row_longer_than_a_chunk_is_a_chunk_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spectrum, "CHUNK", 10)
-    assert spectrum._chunks(torch.zeros(3, 300)) == [(0, 1), (1, 2), (2, 3)]
-    assert spectrum._chunks(torch.zeros(5, 4)) == [(0, 2), (2, 4), (4, 5)]
+    assert spectrum.row_chunks(torch.zeros(3, 300)) == [(0, 1), (1, 2), (2, 3)]
+    assert spectrum.row_chunks(torch.zeros(5, 4)) == [(0, 2), (2, 4), (4, 5)]
