@@ -135,7 +135,7 @@ BatchOpt = Annotated[int, typer.Option(
 PlotOpt = Annotated[Path | None, typer.Option(
     "--plot", metavar="FILE",
     help="Also draw the figures into FILE (.png, .svg or .pdf), written atomically. Needs "
-         "matplotlib: pip install 'initcli\\[plot]'.",
+         "matplotlib: pip install 'initcli[plot]'.",
     show_default=False,
 )]  # fmt: skip
 
