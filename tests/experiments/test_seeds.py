@@ -38,7 +38,7 @@ def test_paired_tests_are_scipys_ttest_rel_per_pair() -> None:
     (test,) = seeds.paired_tests("val_loss", [("a", a), ("b", b)])
     assert (test.a, test.b, test.metric) == ("a", "b", "val_loss")
     assert test.mean_diff == pytest.approx(float(np.mean(np.subtract(a, b))), rel=1e-12)
-    assert test.p_value == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-12)
+    assert test.p_value == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-12, abs=0)
     assert test.clear == (test.p_value < seeds.ALPHA)
     # One seed: nothing to test.
     (one,) = seeds.paired_tests("loss", [("a", [1.0]), ("b", [2.0])])
@@ -100,7 +100,7 @@ def test_holm_correction_over_three_schemes_matches_a_hand_computation(
 ) -> None:
     tests = seeds.paired_tests("loss", per_scheme)
     assert [(t.a, t.b) for t in tests] == [("a", "b"), ("a", "c"), ("b", "c")]
-    assert [t.p_value for t in tests] == pytest.approx(raw, rel=1e-6)
+    assert [t.p_value for t in tests] == pytest.approx(raw, rel=1e-6, abs=0)
     assert _holm_adjusted(raw) == pytest.approx(adjusted, rel=1e-6)
     assert [t.clear for t in tests] == clear == [a < seeds.ALPHA for a in adjusted]
 
