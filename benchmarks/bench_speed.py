@@ -14,6 +14,9 @@ loaded by two CPU-bound processes started by this script:
     `torchrun --standalone --nproc-per-node 2` (before has no split: each rank would measure
     everything); idle only, the peak anonymous memory (RssAnon) of `import torch` and of
     `inspect` before and after, against the issue's bound torch + 2 x the largest tensor;
+  * after only, `report.inspect_checkpoint` timed inside one process (no start-up) on the folder
+    and on a trained-looking twin of it (Laplace values, which read `trained` by their moments,
+    so the structure tests do not run), in GB/s and as a multiple of `cat`;
   * with --startup, idle only: `import torch`, `initcli --help`, `initcli count` of a Llama-2-7B
     shaped model (benchmarks/models/llama.py, built on meta), and with --with-405m `inspect` of
     the 405M encoder against the plain PyTorch script (bench_huge.PLAIN_INSPECT).
@@ -49,13 +52,20 @@ import sys, torch
 from safetensors.torch import save_file
 folder, total = sys.argv[1], int(sys.argv[2])
 g = torch.Generator().manual_seed(0)
+def draw(*shape):
+    if sys.argv[3:] != ["laplace"]:
+        return 0.02 * torch.randn(*shape, generator=g)  # reads as a fresh normal(0.02) init
+    # Laplace values (std 0.02) match no named init, so they read `trained` by their moments
+    # alone, as a trained checkpoint's matrices do: the structure tests do not run on them.
+    u = (torch.rand(*shape, generator=g) - 0.5).clamp(-0.4999, 0.4999)
+    return -0.0141 * torch.sign(u) * torch.log1p(-2 * u.abs())
 # Half the bytes float32 (4096 x 4096 matrices, 64 MiB each), half bfloat16 (4096 x 8192).
 i = 0
 written = 0
 while written < total:
-    f32 = {f"layers.{i}.attn.weight": 0.02 * torch.randn(4096, 4096, generator=g),
+    f32 = {f"layers.{i}.attn.weight": draw(4096, 4096),
            f"layers.{i}.norm.weight": 1 + 0.1 * torch.randn(4096, generator=g)}
-    bf = {f"layers.{i}.mlp.weight": (0.02 * torch.randn(4096, 8192, generator=g)).bfloat16()}
+    bf = {f"layers.{i}.mlp.weight": draw(4096, 8192).bfloat16()}
     save_file(f32, f"{folder}/f32-{i:03d}.safetensors")
     save_file(bf, f"{folder}/bf16-{i:03d}.safetensors")
     written += 2 * 64 * 2**20
@@ -83,6 +93,23 @@ for _ in range(int(sys.argv[2])):
         stats.tensor_stats(t, **more)
     best = min(best, time.perf_counter() - start)
 print(json.dumps({"gb_s": nbytes / best / 1e9, "threads": torch.get_num_threads()}))
+"""
+
+IN_PROCESS = """\
+import json, sys, time
+from pathlib import Path
+import torch
+from initcli.report import inspect_checkpoint
+torch.set_num_threads(1)  # as the command measures
+folder = Path(sys.argv[1])
+inspect_checkpoint(folder)  # imports and first-use costs out of the timing
+best = float("inf")
+for _ in range(int(sys.argv[2])):
+    start = time.perf_counter()
+    inspect_checkpoint(folder)
+    best = min(best, time.perf_counter() - start)
+nbytes = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+print(json.dumps({"gb_s": nbytes / best / 1e9}))
 """
 
 REDUCE = """\
@@ -226,13 +253,21 @@ def main() -> None:
         files = sorted(str(p) for p in folder.iterdir())
         nbytes = sum(os.path.getsize(f) for f in files)
         print(f"folder: {len(files)} files, {nbytes / 1e9:.2f} GB (float32 + bfloat16)")
+        trained = work / "trained-looking"
+        if not args.stats_only:
+            trained.mkdir()
+            subprocess.run([py, "-c", MAKE_FOLDER, str(trained), str(int(args.gib * GIB)),
+                            "laplace"], check=True)  # fmt: skip
+            subprocess.run(["cat", *map(str, trained.iterdir())], stdout=subprocess.DEVNULL,
+                           check=True)  # fmt: skip
         torchrun = [py, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
         inspect = ["-m", "initcli", "inspect", str(folder), "-f", "json"]
         conditions = [("idle", 0)] + ([] if args.no_loaded else [("loaded", 2)])
         for condition, hogs in conditions:
             with busy(hogs):
                 wall, _ = timed(["cat", *files], env_after, args.repeat + 1)
-                row("page-cache cat", condition, nbytes / wall / 1e9, "GB/s")
+                cat_gb_s = nbytes / wall / 1e9
+                row("page-cache cat", condition, cat_gb_s, "GB/s")
                 _, out = timed([py, "-c", REDUCE, str(folder)], env_after, 1)
                 best = max(json.loads(out).values())
                 row("best single-pass float32 reduction", condition, best, "GB/s")
@@ -264,6 +299,15 @@ def main() -> None:
                         gb_s=round(nbytes / walls[label] / 1e9, 3))  # fmt: skip
                 row("inspect after/before (1 process)", condition,
                     walls["after, 1 process"] / walls["before, 1 process"], "x")  # fmt: skip
+                # What inspect reads per second once started (no interpreter, no imports), on
+                # this folder (fresh normal draws: every matrix goes through the structure
+                # tests) and on its trained-looking twin (none does), against `cat`.
+                for label, where in (("fresh", folder), ("trained-looking", trained)):
+                    _, out = timed([py, "-c", IN_PROCESS, str(where), str(args.repeat)],
+                                   env_after, 1)  # fmt: skip
+                    gb_s = json.loads(out)["gb_s"]
+                    row(f"inspect in-process, {label} folder", condition, gb_s, "GB/s",
+                        x_cat=round(gb_s / cat_gb_s, 3))  # fmt: skip
                 if condition == "idle":
                     # The issue's bound: torch + 2 x the largest tensor (a 4096 x 8192 bf16).
                     largest = 4096 * 8192 * 2
@@ -303,6 +347,7 @@ def main() -> None:
                     row(f"{label} ({tree})" if "initcli" in " ".join(argv) else label,
                         "idle", wall, "s")  # fmt: skip
         shutil.rmtree(folder)
+        shutil.rmtree(trained, ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
 
