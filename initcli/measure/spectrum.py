@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -38,10 +38,16 @@ TYPICAL_Z = 2.0
 ITERATIONS = 8
 BLOCK = 4
 # The matrix is read in row chunks of about this many values, copied (and converted to float32)
-# into a reused buffer (one per thread) and centred there: the extra memory is a chunk a thread
-# and a few vectors, not a float32 copy of the tensor. Each step reads the matrix once from
-# memory: both products of a chunk read it from the cache (4 MiB; 2^19 to 2^21 measured within 10%).
+# into a reused buffer (one per thread) and centred there: the extra memory is a chunk a thread,
+# a few vectors and at most PRODUCTS bytes of chunk products, not a float32 copy of the tensor.
+# Each step reads the matrix once from memory: both products of a chunk read it from the cache
+# (4 MiB; 2^19 to 2^21 measured within 10%).
 CHUNK = 2**20
+# Each step's chunk products (BLOCK × n each) are computed this many bytes' worth at a time and
+# added in chunk order before the next ones are made: a wide matrix has many chunks of a few
+# rows, and holding all their products at once took more memory than the matrix itself (618 MiB
+# over a 512 × 262,144 float32 matrix; a 16,384 × 53,248 down projection would hold 735 MiB).
+PRODUCTS = 64 * 2**20
 
 
 def as_matrix(t: torch.Tensor) -> torch.Tensor | None:
@@ -91,28 +97,36 @@ def top_singular(matrix: torch.Tensor, mean: float, workers: int | None = None) 
     workers = max(1, min(workers, len(spans)))
     buffers = [torch.empty(spans[0][1] - spans[0][0], n) for _ in range(workers)]
 
-    def share(first: int, product: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
+    # Chunks per window: PRODUCTS bytes of BLOCK × n float32 products, at least one a thread.
+    per_window = max(workers, PRODUCTS // (4 * block * n))
+
+    def share(
+        first: int, product: Callable[[torch.Tensor], torch.Tensor], chunks: list[tuple[int, int]]
+    ) -> list[torch.Tensor]:
         return [
             product(centred(buffers[first], matrix, lo, hi, mean))
-            for lo, hi in spans[first::workers]
+            for lo, hi in chunks[first::workers]
         ]
 
     with ThreadPoolExecutor(workers, thread_name_prefix="initcli-spectrum") as pool:
 
-        def each(product: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
-            """`product` of every centred chunk, in chunk order."""
-            if workers == 1:
-                return share(0, product)
-            return threads.in_item_order(
-                list(pool.map(lambda first: share(first, product), range(workers)))
-            )
+        def each(product: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[torch.Tensor]:
+            """`product` of every centred chunk, in chunk order, a window of chunks at a time."""
+            for start in range(0, len(spans), per_window):
+                window = spans[start : start + per_window]
+                if workers == 1:
+                    yield from share(0, product, window)
+                else:
+                    taking = partial(share, product=product, chunks=window)
+                    shares = pool.map(taking, range(workers))
+                    yield from threads.in_item_order(list(shares))
 
         for _ in range(ITERATIONS):
             back = torch.zeros(block, n)
             for part in each(partial(_gram_part, basis)):
                 back += part
             basis = torch.linalg.qr(back.T).Q.T.contiguous()
-        image = torch.cat(each(partial(_image_part, basis)), dim=1)
+        image = torch.cat(list(each(partial(_image_part, basis))), dim=1)
     return float(torch.linalg.svdvals(image)[0])
 
 

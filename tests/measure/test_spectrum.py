@@ -4,6 +4,7 @@ Marchenko–Pastur edge, a matrix with structure (an outlier singular value) goe
 from __future__ import annotations
 
 import math
+import weakref
 
 import pytest
 import torch
@@ -137,6 +138,58 @@ def test_digits_do_not_depend_on_the_number_of_threads(monkeypatch: pytest.Monke
     assert found[1] == pytest.approx(
         float(torch.linalg.svdvals(spiked.double() - 0.01)[0]), rel=1e-4
     )
+
+
+def test_products_held_a_window_at_a_time_give_the_same_digits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A wide matrix's chunks are few rows each, and their products (4 × n each) are made and
+    added a window of PRODUCTS bytes at a time: windows of 1 or 2 chunks a thread (the last one
+    short) give the all-at-once float bit for bit, at 1, 2 and 3 threads."""
+    _, spiked = _spiked(2.0, n=128)
+    monkeypatch.setattr(spectrum, "CHUNK", 1000)  # 7 rows a chunk, 19 chunks
+    whole = spectrum.top_singular(spiked, 0.01, workers=1)
+    part = 4 * spectrum.BLOCK * 128  # bytes of one chunk's product
+    for products in (1, 2 * part, 5 * part):
+        monkeypatch.setattr(spectrum, "PRODUCTS", products)
+        for w in (1, 2, 3):
+            assert spectrum.top_singular(spiked, 0.01, workers=w) == whole, (products, w)
+
+
+def test_a_wide_matrix_holds_a_window_of_products_not_all_of_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """8 × 600,000: a row a chunk, each chunk's product 4 × 600,000 floats (9.6 MB). All at once
+    that was 8 products alive; with PRODUCTS at one product, a window is one chunk, and only it
+    and the one being added are alive; at the default 64 MiB, 6 and 1."""
+    matrix = torch.randn(8, 600_000, generator=torch.Generator().manual_seed(1))
+    real = spectrum._gram_part
+    alive, most = 0, 0
+
+    def gone() -> None:
+        nonlocal alive
+        alive -= 1
+
+    def counting(basis: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        nonlocal alive, most
+        out = real(basis, rows)
+        alive += 1
+        most = max(most, alive)
+        weakref.finalize(out, gone)
+        return out
+
+    monkeypatch.setattr(spectrum, "_gram_part", counting)
+    exact = float(torch.linalg.svdvals(matrix.double())[0])
+    found = []
+    for products, limit in ((1, 2), (spectrum.PRODUCTS, 7)):
+        monkeypatch.setattr(spectrum, "PRODUCTS", products)
+        most = 0
+        found.append(spectrum.top_singular(matrix, 0.0, workers=1))
+        assert most == limit, products
+    # The same float either way; a lower bound, close (the bulk of so wide a matrix is narrow,
+    # so 8 steps leave it 0.1% under).
+    assert found[0] == found[1]
+    assert 0.99 * exact < found[0] <= exact
 
 
 def test_edge_z_is_johnstones_centring_and_scaling(monkeypatch: pytest.MonkeyPatch) -> None:
