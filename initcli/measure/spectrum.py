@@ -26,16 +26,21 @@ EDGE_Z = 5.0
 # Below EDGE_Z a matrix is not called trained, but one whose top singular value is above what
 # fresh draws reach 99% of the time is no sure sign of a fresh init either: a flag ("did it
 # load?") may rest only on matrices at or under TYPICAL_Z. Measured on 600 N(0, 0.02²) draws of
-# each of 17×128, 128×128, 512×128, 1000×128 and 128×3×8×8: the 0.99 quantiles of edge_z were
-# 1.69, 1.51, 0.62, -0.96, 1.01 and the 0.999 quantiles 2.41, 2.52, 1.20, 0.94, 2.13, so a fresh
-# matrix fails it in well under 1% of draws. A ViT position embedding that moved 30% in 100
+# each of 17×128, 128×128, 512×128, 1000×128 and 128×3×8×8 (block Krylov, 2026-12-03): the 0.99
+# quantiles of edge_z were 1.69, 1.65, 1.56, 1.49, 1.51 and the 0.999 quantiles 2.42, 2.97, 2.69,
+# 2.14, 2.32 (mean -1.2, TW1's own), 2-4 of each 600 over 2: a fresh matrix fails it in under 1%
+# of draws. A ViT position embedding that moved 30% in 100
 # noisy steps reached 2.7-3.3 (bench_loaded.py: 2 false flags in 5 seeds before this bound).
 TYPICAL_Z = 2.0
-# Block power iteration: the Rayleigh–Ritz value after a few iterations from a random start is
-# a lower bound of the top singular value that reaches an outlier well separated from the bulk
-# in a few steps (the gap makes it converge geometrically); inside the bulk it stays below the
-# edge, which is all the test needs.
-ITERATIONS = 8
+# Block Krylov iteration (Musco & Musco 2015): from a random BLOCK-wide start, ITERATIONS
+# products with AᵀA (one read of the matrix each) span a Krylov space of BLOCK·ITERATIONS
+# directions, and the largest Rayleigh–Ritz value of AᵀA on it, from those same products, is a
+# lower bound of s². Keeping every direction, not only the last block as power iteration does,
+# is what makes it converge at the bulk's edge: on i.i.d. 768², 3072×768 and 50257×768 matrices
+# the 8-step power iteration used before (9 reads too) stayed 7, 12 and 46 Tracy–Widom scales
+# under the edge and missed rank-one spikes 1.3× the BBP threshold (1.6× in the last), where
+# this value is within 0.5-4 scales of the exact one and finds them (2026-12-03, docs/loaded.md).
+ITERATIONS = 9
 BLOCK = 4
 # The matrix is read in row chunks of about this many values, copied (and converted to float32)
 # into a reused buffer (one per thread) and centred there: the extra memory is a chunk a thread,
@@ -78,15 +83,18 @@ def centred(
 
 
 def top_singular(matrix: torch.Tensor, mean: float, workers: int | None = None) -> float:
-    """A lower bound of the top singular value of `matrix - mean`, by BLOCK-wide power
-    iteration (ITERATIONS steps) from a seeded random start; float32, chunked rows.
+    """A lower bound of the top singular value of `matrix - mean`, by BLOCK-wide block Krylov
+    iteration (ITERATIONS products with AᵀA, then Rayleigh–Ritz on the space they span) from a
+    seeded random start; float32, chunked rows.
 
-    The basis is kept as rows (BLOCK × n) so that both products are short-by-long matrix
-    products, the layout torch's CPU kernels run fastest (4-6 GB/s a step on one thread here,
-    against 1-3 GB/s for `rows.T @ image`; docs/speed.md). The chunks are shared among `workers`
-    threads (None: `threads.measuring_workers`), each
-    with its own buffer; every chunk's product is its own, and they are added in chunk order,
-    so every digit is the same whatever the number of threads (as in stats.tensor_stats)."""
+    The Krylov directions are kept as orthonormal rows (each new block orthogonalized against
+    all before it, twice) so that every product is short-by-long, the layout torch's CPU kernels
+    run fastest (4-6 GB/s a step on one thread here, against 1-3 GB/s for `rows.T @ image`;
+    docs/speed.md). The iteration stops early where the new directions vanish (the space holds
+    an invariant subspace: its value is then exact). The chunks are shared among `workers`
+    threads (None: `threads.measuring_workers`), each with its own buffer; every chunk's product
+    is its own, and they are added in chunk order, so every digit is the same whatever the
+    number of threads (as in stats.tensor_stats)."""
     m, n = matrix.shape
     block = min(BLOCK, m, n)
     gen = torch.Generator().manual_seed(0)
@@ -121,23 +129,37 @@ def top_singular(matrix: torch.Tensor, mean: float, workers: int | None = None) 
                     shares = pool.map(taking, range(workers))
                     yield from threads.in_item_order(list(shares))
 
-        for _ in range(ITERATIONS):
-            back = torch.zeros(block, n)
+        space = basis
+        products: list[torch.Tensor] = []  # (AᵀA)·(each block of `space`), as rows
+        for step in range(ITERATIONS):
+            back = torch.zeros(basis.shape[0], n)
             for part in each(partial(_gram_part, basis)):
                 back += part
-            basis = torch.linalg.qr(back.T).Q.T.contiguous()
-        image = torch.cat(list(each(partial(_image_part, basis))), dim=1)
-    return float(torch.linalg.svdvals(image)[0])
+            products.append(back)
+            if step == ITERATIONS - 1:
+                break
+            rest = back - (back @ space.T) @ space
+            # Classical Gram–Schmidt, twice: orthogonal to float32 rounding.
+            rest -= (rest @ space.T) @ space
+            # The new directions: those left with more than rounding after the projection (none
+            # once the space is invariant under AᵀA, which makes its value exact), and no more
+            # than the rows have entries beyond the space's.
+            found = torch.linalg.svd(rest.T, full_matrices=False)
+            new = found.U[:, 1e-4 * float(back.norm()) < found.S][:, : n - space.shape[0]]
+            if new.shape[1] == 0:
+                break
+            basis = new.T.contiguous()
+            space = torch.cat([space, basis])
+    # Rayleigh–Ritz on the space: the largest eigenvalue of Q·AᵀA·Qᵀ (Q the space's orthonormal
+    # rows) is a lower bound of the largest of AᵀA, s², from the products already made.
+    ritz = space @ torch.cat(products).T
+    top = float(torch.linalg.eigvalsh((ritz + ritz.T) / 2)[-1])
+    return math.sqrt(max(top, 0.0))
 
 
 def _gram_part(basis: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """One chunk's share of (AᵀA)·basis, as rows: (basis·rowsᵀ)·rows."""
     return (basis @ rows.T) @ rows
-
-
-def _image_part(basis: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """One chunk's columns of A·basis, as rows: basis·rowsᵀ."""
-    return basis @ rows.T
 
 
 def edge_z(t: torch.Tensor, mean: float, var: float) -> float | None:

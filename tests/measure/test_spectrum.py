@@ -34,8 +34,8 @@ def _iid_stay_under(shape: tuple[int, ...], draw: str, seeds: int) -> None:
         assert z is not None
         zs.append(z)
     assert max(zs) < spectrum.EDGE_Z
-    # Johnstone's centre: TW1's mean is -1.21 (sd 1.27); the power-iteration lower bound sits
-    # at or below it.
+    # Johnstone's centre: TW1's mean is -1.21 (sd 1.27); the block Krylov lower bound sits at
+    # or just below it.
     assert -4.5 < sum(zs) / len(zs) < 1.0
 
 
@@ -186,10 +186,10 @@ def test_a_wide_matrix_holds_a_window_of_products_not_all_of_them(
         most = 0
         found.append(spectrum.top_singular(matrix, 0.0, workers=1))
         assert most == limit, products
-    # The same float either way; a lower bound, close (the bulk of so wide a matrix is narrow,
-    # so 8 steps leave it 0.1% under).
+    # The same float either way; exact to float32's rounding, as the Krylov space holds the
+    # 8 rows' span after two steps (and stops there).
     assert found[0] == found[1]
-    assert 0.99 * exact < found[0] <= exact
+    assert found[0] == pytest.approx(exact, rel=1e-5)
 
 
 def test_edge_z_is_johnstones_centring_and_scaling(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,7 +205,7 @@ def test_edge_z_is_johnstones_centring_and_scaling(monkeypatch: pytest.MonkeyPat
 def test_exact_top_singular_values_of_iid_draws_follow_tracy_widom(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With the exact top singular value in place of the power-iteration bound, z of i.i.d.
+    """With the exact top singular value in place of the block Krylov bound, z of i.i.d.
     normal 100 × 25 draws has Tracy–Widom's mean −1.21 and sd 1.27 (400 draws: standard errors
     0.06 and 0.05; the bounds allow the finite-size bias as well)."""
     monkeypatch.setattr(
