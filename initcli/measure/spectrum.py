@@ -37,9 +37,10 @@ TYPICAL_Z = 2.0
 # directions, and the largest Rayleigh–Ritz value of AᵀA on it, from those same products, is a
 # lower bound of s². Keeping every direction, not only the last block as power iteration does,
 # is what makes it converge at the bulk's edge: on i.i.d. 768², 3072×768 and 50257×768 matrices
-# the 8-step power iteration used before (9 reads too) stayed 7, 12 and 46 Tracy–Widom scales
-# under the edge and missed rank-one spikes 1.3× the BBP threshold (1.6× in the last), where
-# this value is within 0.5-4 scales of the exact one and finds them (2026-12-03, docs/loaded.md).
+# the 8-step power iteration used before (9 reads too) stayed 5-8, 12-16 and 46-53 Tracy–Widom
+# scales under the edge and missed rank-one spikes 1.3× the BBP threshold (1.6× in the last),
+# where this value is within 0.1-3 scales of the exact one (9-12 at 11008×4096) and finds them
+# (2026-12-03, docs/loaded.md).
 ITERATIONS = 9
 BLOCK = 4
 # The matrix is read in row chunks of about this many values, copied (and converted to float32)
