@@ -192,6 +192,46 @@ def test_a_wide_matrix_holds_a_window_of_products_not_all_of_them(
     assert found[0] == pytest.approx(exact, rel=1e-5)
 
 
+def test_each_krylov_step_reads_the_matrix_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ITERATIONS products with AᵀA, each one pass over every chunk, and no other pass: the
+    value comes from those products (Rayleigh–Ritz), not from one more read. 300 × 200 leaves
+    room for all 36 directions, so no step ends early."""
+    matrix = torch.randn(300, 200, generator=torch.Generator().manual_seed(2))
+    monkeypatch.setattr(spectrum, "CHUNK", 10_000)  # 50 rows a chunk, 6 chunks
+    calls, reads = 0, 0
+    real_gram, real_centred = spectrum._gram_part, spectrum.centred
+
+    def counting(basis: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        assert basis.shape == (spectrum.BLOCK, 200)
+        return real_gram(basis, rows)
+
+    def reading(
+        buffer: torch.Tensor, values: torch.Tensor, lo: int, hi: int, mean: float
+    ) -> torch.Tensor:
+        nonlocal reads
+        reads += 1
+        return real_centred(buffer, values, lo, hi, mean)
+
+    monkeypatch.setattr(spectrum, "_gram_part", counting)
+    monkeypatch.setattr(spectrum, "centred", reading)
+    found = spectrum.top_singular(matrix, 0.0, workers=1)
+    assert calls == reads == spectrum.ITERATIONS * 6
+    assert found <= float(torch.linalg.svdvals(matrix.double())[0]) * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (5, 7), (40, 6), (3, 9)])
+def test_a_space_that_fills_the_rows_gives_the_exact_value(shape: tuple[int, int]) -> None:
+    """Where the rows have few entries the space reaches all of them, the last block only as
+    wide as what is left (5 entries: 4, then 1): the value is then exact, and the iteration
+    stops once nothing new is left (a space invariant under AᵀA)."""
+    matrix = torch.randn(*shape, generator=torch.Generator().manual_seed(3)) + 0.5
+    mean = float(matrix.mean())
+    exact = float(torch.linalg.svdvals(matrix.double() - mean)[0])
+    assert spectrum.top_singular(matrix, mean) == pytest.approx(exact, rel=1e-5)
+
+
 def test_edge_z_is_johnstones_centring_and_scaling(monkeypatch: pytest.MonkeyPatch) -> None:
     """z = (s²/var − μ)/σ with Johnstone's (2001) μ = (√(M−1) + √N)², σ = (√(M−1) + √N)
     (1/√(M−1) + 1/√N)^⅓ for M ≥ N; for 100 × 25 (either way round) μ = 223.4987 and
