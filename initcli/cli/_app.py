@@ -152,7 +152,8 @@ app = typer.Typer(
     # markdown_it and renders through a console (0.28 s for `initcli --help` against 0.13 s;
     # issue 21 asks for 0.2 s). Tables and errors still go through rich (render/).
     rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # Up to 100 columns where the terminal has them (click's own default stops at 80).
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 
 

@@ -28,7 +28,7 @@ from initcli.files import check_not_input
 from initcli.render import OutputFormat
 
 
-@app.command()
+@app.command(short_help="Record per-module parameter counts as a baseline.")
 def snapshot(
     targets: Annotated[
         list[str],
@@ -92,7 +92,7 @@ def snapshot(
     write_text(baseline.dumps(recorded), output, force, f" ({n} target{'s' if n != 1 else ''})")
 
 
-@app.command()
+@app.command(short_help="Rebuild a baseline's targets; exit 1 on any change.")
 def check(
     baseline_file: Annotated[
         Path,

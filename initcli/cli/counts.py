@@ -31,7 +31,7 @@ from initcli.measure.expect import ExpectedCount, Tolerance
 from initcli.render import OutputFormat
 
 
-@app.command()
+@app.command(short_help="Exact parameter totals, initcli's beside torchinfo's.")
 def count(
     target: ModelOrWeightsArg,
     arg: ArgOpt = None,

@@ -18,7 +18,7 @@ from initcli.cli.options import (
 from initcli.render import OutputFormat
 
 
-@app.command()
+@app.command(short_help="Every init scheme: formula and expected variance.")
 def schemes(
     output_format: FormatOpt = OutputFormat.table,
     output: OutputOpt = None,
@@ -31,7 +31,7 @@ def schemes(
     emit(schemes_view(scheme_rows()), output_format, output, force)
 
 
-@app.command()
+@app.command(short_help="calculate_gain for every nonlinearity: formula, value.")
 def gain(
     slope: Annotated[float, typer.Option("--slope", help="leaky_relu's negative slope.")] = 0.01,
     output_format: FormatOpt = OutputFormat.table,
@@ -46,7 +46,7 @@ def gain(
     emit(gains_view(gains(slope)), output_format, output, force)
 
 
-@app.command()
+@app.command(short_help="The JSON Schema of the YAML MLP spec.")
 def schema(output: OutputOpt = None, force: ForceOpt = False) -> None:
     """The JSON Schema of the YAML MLP spec, for editor completion and validation."""
     import json

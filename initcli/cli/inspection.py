@@ -39,7 +39,7 @@ from initcli.render import OutputFormat, View
 _DEVICE = re.compile(r"(cpu|cuda|mps)(:\d+)?")
 
 
-@app.command()
+@app.command(short_help="Per parameter: shape, fans, mean and variance vs init.")
 def inspect(
     ctx: typer.Context,
     target: ModelOrWeightsArg,

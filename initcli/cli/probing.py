@@ -81,7 +81,9 @@ def _plot_last(report: Any, plot: Path | None, force: bool) -> None:
         sys.stderr.write(f"wrote {plot} ({width}×{height} px)\n")
 
 
-@app.command(epilog=verdict.HELP)
+@app.command(
+    short_help="What each init does to a forward pass, with a verdict.", epilog=verdict.HELP
+)
 def probe(
     target: TargetArg,
     init: InitsOpt = None,
@@ -174,7 +176,9 @@ def probe(
     _plot_last(report, plot, force)
 
 
-@app.command(epilog=verdict.HELP)
+@app.command(
+    short_help="Schemes side by side: output std, verdicts, training.", epilog=verdict.HELP
+)
 def compare(
     target: TargetArg,
     init: InitsOpt = None,

@@ -19,7 +19,7 @@ from initcli.cli.options import (
 from initcli.render import OutputFormat
 
 
-@app.command()
+@app.command(short_help="PyTorch's default init per module type, and misfits.")
 def defaults(
     target: TargetArg,
     arg: ArgOpt = None,
