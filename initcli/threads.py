@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from typing import TypeVar
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "in_item_order",
     "measuring_workers",
     "restore_environment",
+    "split",
     "wait_passively",
 ]
 
@@ -75,6 +77,19 @@ def measuring_workers(torch_threads: int) -> int:
 def in_item_order(shares: Sequence[Sequence[_T]]) -> list[_T]:
     """The results of work split among len(shares) threads, thread w taking items w, w + k,
     w + 2k, … (k threads), put back in item order: adding them in that order gives the same
-    digits whatever the number of threads (initcli.measure.stats, initcli.measure.spectrum)."""
+    digits whatever the number of threads (`split`)."""
     k = len(shares)
     return [shares[i % k][i // k] for i in range(sum(map(len, shares)))]
+
+
+def split(
+    work: Callable[[int, int], _T], count: int, workers: int, pool: Executor | None
+) -> list[_T]:
+    """`work(i, w)` for i = 0 … count − 1, in item order, thread w of `workers` (on `pool`)
+    taking items w, w + k, w + 2k, … and passed w so that it can reuse buffers of its own; on
+    the calling thread where there is one worker or no pool. Results added in this order give
+    the same digits whatever the number of threads (initcli.measure.stats, spectrum)."""
+    if workers == 1 or pool is None:
+        return [work(i, 0) for i in range(count)]
+    shares = pool.map(lambda w: [work(i, w) for i in range(w, count, workers)], range(workers))
+    return in_item_order(list(shares))

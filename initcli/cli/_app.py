@@ -93,7 +93,7 @@ class _Group(TyperGroup):
             raise typer.Abort from None
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if not args and not ctx.resilient_parsing:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
             # `initcli` alone: the help on stdout, then main's one error line (click would put
             # the whole help into the error message).
             sys.stdout.write(ctx.get_help() + "\n")

@@ -29,8 +29,8 @@ EDGE_Z = 5.0
 # each of 17×128, 128×128, 512×128, 1000×128 and 128×3×8×8 (block Krylov, 2026-12-03): the 0.99
 # quantiles of edge_z were 1.69, 1.65, 1.56, 1.49, 1.51 and the 0.999 quantiles 2.42, 2.97, 2.69,
 # 2.14, 2.32 (mean -1.2, TW1's own), 2-4 of each 600 over 2: a fresh matrix fails it in under 1%
-# of draws. A ViT position embedding that moved 30% in 100
-# noisy steps reached 2.7-3.3 (bench_loaded.py: 2 false flags in 5 seeds before this bound).
+# of draws. A ViT position embedding that moved 30% in 100 noisy steps reached 2.7-3.3
+# (bench_loaded.py: 2 false flags in 5 seeds before this bound).
 TYPICAL_Z = 2.0
 # Block Krylov iteration (Musco & Musco 2015): from a random BLOCK-wide start, ITERATIONS
 # products with AᵀA (one read of the matrix each) span a Krylov space of BLOCK·ITERATIONS
@@ -109,51 +109,48 @@ def top_singular(matrix: torch.Tensor, mean: float, workers: int | None = None) 
     # Chunks per window: PRODUCTS bytes of BLOCK × n float32 products, at least one a thread.
     per_window = max(workers, PRODUCTS // (4 * block * n))
 
-    def share(
-        first: int, product: Callable[[torch.Tensor], torch.Tensor], chunks: list[tuple[int, int]]
-    ) -> list[torch.Tensor]:
-        return [
-            product(centred(buffers[first], matrix, lo, hi, mean))
-            for lo, hi in chunks[first::workers]
-        ]
-
     with ThreadPoolExecutor(workers, thread_name_prefix="initcli-spectrum") as pool:
 
         def each(product: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[torch.Tensor]:
             """`product` of every centred chunk, in chunk order, a window of chunks at a time."""
             for start in range(0, len(spans), per_window):
                 window = spans[start : start + per_window]
-                if workers == 1:
-                    yield from share(0, product, window)
-                else:
-                    taking = partial(share, product=product, chunks=window)
-                    shares = pool.map(taking, range(workers))
-                    yield from threads.in_item_order(list(shares))
 
-        space = basis
-        products: list[torch.Tensor] = []  # (AᵀA)·(each block of `space`), as rows
+                def work(i: int, w: int, window: list[tuple[int, int]] = window) -> torch.Tensor:
+                    return product(centred(buffers[w], matrix, *window[i], mean))
+
+                yield from threads.split(work, len(window), workers, pool)
+
+        # The space's orthonormal rows, and AᵀA applied to each of them (as rows), filled in
+        # place: at most BLOCK·ITERATIONS of each.
+        space = torch.empty(block * ITERATIONS, n)
+        images = torch.empty(block * ITERATIONS, n)
+        size = block
+        space[:size] = basis
         for step in range(ITERATIONS):
-            back = torch.zeros(basis.shape[0], n)
+            done = size - basis.shape[0]
+            back = images[done:size].zero_()
             for part in each(partial(_gram_part, basis)):
                 back += part
-            products.append(back)
             if step == ITERATIONS - 1:
                 break
-            rest = back - (back @ space.T) @ space
+            known = space[:size]
+            rest = back - (back @ known.T) @ known
             # Classical Gram–Schmidt, twice: orthogonal to float32 rounding.
-            rest -= (rest @ space.T) @ space
+            rest -= (rest @ known.T) @ known
             # The new directions: those left with more than rounding after the projection (none
             # once the space is invariant under AᵀA, which makes its value exact), and no more
             # than the rows have entries beyond the space's.
             found = torch.linalg.svd(rest.T, full_matrices=False)
-            new = found.U[:, 1e-4 * float(back.norm()) < found.S][:, : n - space.shape[0]]
+            new = found.U[:, 1e-4 * float(back.norm()) < found.S][:, : n - size]
             if new.shape[1] == 0:
                 break
-            basis = new.T.contiguous()
-            space = torch.cat([space, basis])
+            basis = space[size : size + new.shape[1]]
+            basis.copy_(new.T)
+            size += new.shape[1]
     # Rayleigh–Ritz on the space: the largest eigenvalue of Q·AᵀA·Qᵀ (Q the space's orthonormal
     # rows) is a lower bound of the largest of AᵀA, s², from the products already made.
-    ritz = space @ torch.cat(products).T
+    ritz = space[:size] @ images[:size].T
     top = float(torch.linalg.eigvalsh((ritz + ritz.T) / 2)[-1])
     return math.sqrt(max(top, 0.0))
 

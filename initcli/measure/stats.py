@@ -273,21 +273,18 @@ def _blocked_stats(t: torch.Tensor, n: int, workers: int | None) -> TensorStats:
         workers = threads.measuring_workers(torch.get_num_threads())
     workers = max(1, min(workers, len(chunks)))
 
-    def measure_share(first: int) -> list[_Block]:
-        # Each thread owns its buffers (2 MiB of float32, 2 MiB of float64 only where a block
-        # needs the exact path) and takes every workers-th block from `first`.
-        buffers = _Buffers()
-        return [
-            _measure_block(chunks[i], starts[i], step, buffers)
-            for i in range(first, len(chunks), workers)
-        ]
+    # Each thread owns its buffers (2 MiB of float32, 2 MiB of float64 only where a block needs
+    # the exact path) and takes every workers-th block.
+    buffers = [_Buffers() for _ in range(workers)]
+
+    def measure(i: int, w: int) -> _Block:
+        return _measure_block(chunks[i], starts[i], step, buffers[w])
 
     if workers == 1:
-        blocks = measure_share(0)
+        blocks = threads.split(measure, len(chunks), 1, None)
     else:
         with ThreadPoolExecutor(workers, thread_name_prefix="initcli-block") as pool:
-            shares = list(pool.map(measure_share, range(workers)))
-        blocks = threads.in_item_order(shares)
+            blocks = threads.split(measure, len(chunks), workers, pool)
 
     count, mean, m2 = 0, 0.0, 0.0
     for b in blocks:
